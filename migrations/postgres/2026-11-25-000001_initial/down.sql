@@ -1,0 +1,4 @@
+DROP TABLE settings;
+DROP TABLE audit_events;
+DROP TABLE personal_access_tokens;
+DROP TABLE users;

@@ -1,0 +1,133 @@
+//! The append-only audit trail: who did what, to what, from where. Never a secret.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::audit_events;
+use crate::db::AnyConnection;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    SetupCompleted,
+    SignInSucceeded,
+    SignInFailed,
+    SignedOut,
+    UserCreated,
+    TokenCreated,
+    TokenRegenerated,
+    TokenRevoked,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::SetupCompleted => "setup.completed",
+            Action::SignInSucceeded => "sign_in.succeeded",
+            Action::SignInFailed => "sign_in.failed",
+            Action::SignedOut => "sign_out",
+            Action::UserCreated => "user.created",
+            Action::TokenCreated => "token.created",
+            Action::TokenRegenerated => "token.regenerated",
+            Action::TokenRevoked => "token.revoked",
+        }
+    }
+}
+
+/// One event about to be recorded; build it with the `with_*` methods.
+pub struct Event<'a> {
+    action: Action,
+    actor_id: Option<i64>,
+    target: Option<(&'static str, Option<i64>, &'a str)>,
+    client_ip: Option<&'a str>,
+    details: String,
+}
+
+impl<'a> Event<'a> {
+    pub fn new(action: Action, actor_id: Option<i64>) -> Self {
+        Self {
+            action,
+            actor_id,
+            target: None,
+            client_ip: None,
+            details: String::new(),
+        }
+    }
+
+    pub fn target(mut self, kind: &'static str, id: Option<i64>, label: &'a str) -> Self {
+        self.target = Some((kind, id, label));
+        self
+    }
+
+    pub fn client_ip(mut self, ip: &'a str) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    pub fn details(mut self, details: impl Into<String>) -> Self {
+        self.details = details.into();
+        self
+    }
+
+    pub fn record(self, conn: &mut AnyConnection) -> QueryResult<()> {
+        let (target_type, target_id, target_label) = match self.target {
+            Some((kind, id, label)) => (Some(kind), id, Some(label)),
+            None => (None, None, None),
+        };
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::created_at.eq(Utc::now().naive_utc()),
+                audit_events::actor_id.eq(self.actor_id),
+                audit_events::action.eq(self.action.as_str()),
+                audit_events::target_type.eq(target_type),
+                audit_events::target_id.eq(target_id),
+                audit_events::target_label.eq(target_label),
+                audit_events::client_ip.eq(self.client_ip),
+                audit_events::details.eq(self.details),
+            ))
+            .execute(conn)
+            .map(drop)
+    }
+}
+
+/// Times of failed sign-ins since `since` for this email or from this client address,
+/// oldest first: the sign-in throttle reads its window from the trail itself, so it holds
+/// across restarts and across instances sharing one database.
+pub fn sign_in_failures_since(
+    conn: &mut AnyConnection,
+    email: &str,
+    client_ip: &str,
+    since: NaiveDateTime,
+) -> QueryResult<Vec<NaiveDateTime>> {
+    audit_events::table
+        .filter(audit_events::action.eq(Action::SignInFailed.as_str()))
+        .filter(audit_events::created_at.gt(since))
+        .filter(
+            audit_events::target_label
+                .eq(email)
+                .or(audit_events::client_ip.eq(client_ip)),
+        )
+        .order(audit_events::created_at.asc())
+        .select(audit_events::created_at)
+        .load(conn)
+}
+
+#[derive(Debug, Queryable)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub created_at: NaiveDateTime,
+    pub actor_id: Option<i64>,
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<i64>,
+    pub target_label: Option<String>,
+    pub client_ip: Option<String>,
+    pub details: String,
+}
+
+/// The newest events first; the admin audit page pages through these.
+pub fn recent(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<StoredEvent>> {
+    audit_events::table
+        .order(audit_events::id.desc())
+        .limit(limit)
+        .load(conn)
+}

@@ -1,0 +1,67 @@
+//! Every setting, from flags or the environment, in one place.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseArgs {
+    /// Where the data lives: sqlite://FILE (created and migrated at start) or postgres://USER@HOST/DB.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tokendesk.db")]
+    pub database_url: String,
+
+    /// Most connections the pool keeps open.
+    #[arg(long, env = "TOKENDESK_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    /// Address and port to listen on.
+    #[arg(long, env = "TOKENDESK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Secret that encrypts session cookies (at least 32 characters). Give every instance the
+    /// same one; when unset, one is generated once and kept in a 0600 file beside the database.
+    #[arg(long, env = "TOKENDESK_SESSION_KEY", hide_env_values = true)]
+    pub session_key: Option<String>,
+
+    /// Where the generated session key is kept (default: tokendesk.session-key beside the SQLite
+    /// file, or in the working directory on PostgreSQL).
+    #[arg(long, env = "TOKENDESK_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
+
+    /// Set when users reach tokendesk over HTTPS: cookies get `Secure` and responses send HSTS.
+    #[arg(long, env = "TOKENDESK_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// Proxies (comma-separated IPs) whose X-Forwarded-For is believed for the client address.
+    #[arg(long, env = "TOKENDESK_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "TOKENDESK_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl ServeConfig {
+    /// Settings for a server on `database_url` with every other value at its default.
+    pub fn with_database(database_url: impl Into<String>) -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            database: DatabaseArgs {
+                database_url: database_url.into(),
+                db_pool_size: 16,
+            },
+            session_key: None,
+            session_key_file: None,
+            secure_cookies: false,
+            trusted_proxies: Vec::new(),
+            workers: None,
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Storage: one pooled connection type over SQLite and PostgreSQL, chosen by `DATABASE_URL`.
+
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self as r2d2, PoolError, R2D2Connection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, QueryResult};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Applied to every pooled SQLite connection: WAL lets readers run beside the one writer,
+/// busy_timeout makes a second writer wait instead of failing, and SQLite leaves
+/// foreign keys off unless asked.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Where the data lives, parsed once from `DATABASE_URL`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains("://") {
+            return Err(format!(
+                "unsupported DATABASE_URL {url:?}: use sqlite://FILE or postgres://..."
+            ));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The folder that holds the SQLite file; instance files (the session key) go beside it.
+    pub fn data_dir(&self) -> PathBuf {
+        match self {
+            Self::Sqlite(path) => path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            Self::Postgres(_) => PathBuf::from("."),
+        }
+    }
+
+    fn connect(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+        match self {
+            Self::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgresql),
+            Self::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        self.url
+            .connect()
+            .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[from] PoolError),
+    #[error("query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("the blocking pool is gone")]
+    Canceled,
+}
+
+/// The pool, shared by every worker. Queries run on actix's blocking threads so a slow
+/// database never stalls the async executor.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<ConnectionManager>,
+    url: DatabaseUrl,
+}
+
+impl Db {
+    pub fn connect(url: DatabaseUrl, max_connections: u32) -> Result<Self, DbError> {
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .build(ConnectionManager { url: url.clone() })?;
+        Ok(Self { pool, url })
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    pub fn migrate(&self) -> anyhow::Result<()> {
+        let mut conn = self.pool.get()?;
+        run_migrations(&mut conn)
+    }
+
+    /// Runs `f` on a pooled connection, off the async executor.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get()?;
+            Ok(f(&mut conn)?)
+        })
+        .await
+        .map_err(|_| DbError::Canceled)?
+    }
+
+    /// Like [`Db::run`], inside a write transaction (see [`write_transaction`]).
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
+    {
+        self.run(move |conn| write_transaction(conn, f)).await
+    }
+
+    /// For readiness checks: a cheap round trip that fails fast when the database is gone.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get_timeout(Duration::from_secs(2))?;
+            Ok(conn.ping()?)
+        })
+        .await
+        .map_err(|_| DbError::Canceled)?
+    }
+}
+
+pub fn run_migrations(conn: &mut AnyConnection) -> anyhow::Result<()> {
+    let applied = match conn {
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+    }
+    .map_err(|e| anyhow::anyhow!("migrations failed: {e}"))?;
+    for version in applied {
+        tracing::info!(%version, "applied migration");
+    }
+    Ok(())
+}
+
+/// A transaction for work that writes. On SQLite it starts with `BEGIN IMMEDIATE`, taking the
+/// write lock up front: a deferred transaction that reads and then writes can fail with
+/// "database is locked" without ever waiting on busy_timeout.
+pub fn write_transaction<T, F>(conn: &mut AnyConnection, f: F) -> QueryResult<T>
+where
+    F: FnOnce(&mut AnyConnection) -> QueryResult<T>,
+{
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+        }
+        AnyConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
+            Err(error)
+        }
+    }
+}
+
+pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
+    matches!(
+        error,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_database_urls() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://tokendesk.db").unwrap(),
+            DatabaseUrl::Sqlite("tokendesk.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/td/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/td/x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h/db").unwrap(),
+            DatabaseUrl::Postgres("postgres://u@h/db".into())
+        );
+        assert!(DatabaseUrl::parse("mysql://h/db").is_err());
+        assert!(DatabaseUrl::parse("").is_err());
+    }
+
+    #[test]
+    fn sqlite_data_dir_is_the_files_folder() {
+        let url = DatabaseUrl::parse("sqlite://tokendesk.db").unwrap();
+        assert_eq!(url.data_dir(), PathBuf::from("."));
+        let url = DatabaseUrl::parse("sqlite:///srv/td/t.db").unwrap();
+        assert_eq!(url.data_dir(), PathBuf::from("/srv/td"));
+    }
+}

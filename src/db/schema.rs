@@ -1,0 +1,63 @@
+// The tables as both backends see them; kept in step with migrations/{sqlite,postgres}.
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Nullable<Text>,
+        role -> Text,
+        is_active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_sign_in_at -> Nullable<Timestamp>,
+        deactivated_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    personal_access_tokens (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        name -> Text,
+        digest -> Text,
+        hint -> Text,
+        scopes -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        last_used_ip -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> BigInt,
+        created_at -> Timestamp,
+        actor_id -> Nullable<BigInt>,
+        action -> Text,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<BigInt>,
+        target_label -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        details -> Text,
+    }
+}
+
+diesel::table! {
+    settings (key) {
+        key -> Text,
+        value -> Text,
+    }
+}
+
+diesel::joinable!(audit_events -> users (actor_id));
+diesel::joinable!(personal_access_tokens -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    personal_access_tokens,
+    audit_events,
+    settings
+);

@@ -1,0 +1,11 @@
+//! tokendesk: a self-hosted portal for personal access tokens, and the service that checks them.
+
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod startup;
+pub mod telemetry;
+pub mod tokens;
+pub mod users;
+pub mod web;

@@ -1,0 +1,120 @@
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use tokendesk::config::{DatabaseArgs, ServeConfig};
+use tokendesk::db::{DatabaseUrl, Db};
+use tokendesk::domain::{hash_password, Email, PasswordRules, Role};
+use tokendesk::startup::Application;
+use tokendesk::users::{self, NewUser};
+
+/// A self-hosted portal where people manage their personal access tokens,
+/// and where other services check those tokens.
+#[derive(Parser)]
+#[command(name = "tokendesk", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the portal (creates and migrates the database first).
+    Serve(ServeConfig),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is asked for at a prompt, or read from the first line of
+    /// standard input when it is not a terminal; never from the command line.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// admin or user.
+        #[arg(long, default_value = "user")]
+        role: Role,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    tokendesk::telemetry::init();
+    match Cli::parse().command {
+        Command::Serve(config) => {
+            let app = Application::build(config).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate(database) => {
+            open(&database)?;
+            println!("migrations applied");
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    name,
+                    role,
+                    database,
+                },
+        } => {
+            let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
+            let name = tokendesk::web::validate_display_name(&name).map_err(anyhow::Error::msg)?;
+            let password = read_password()?;
+            PasswordRules::check(&password).map_err(anyhow::Error::msg)?;
+            let password_hash = hash_password(&password)?;
+            let db = open(&database)?;
+            let user = db
+                .run(move |conn| {
+                    Ok(users::create(
+                        conn,
+                        NewUser {
+                            email: &email,
+                            display_name: &name,
+                            password_hash: Some(&password_hash),
+                            role,
+                        },
+                    ))
+                })
+                .await??;
+            println!(
+                "created {} ({}) with id {}",
+                user.email,
+                user.role(),
+                user.id
+            );
+        }
+    }
+    Ok(())
+}
+
+fn open(database: &DatabaseArgs) -> anyhow::Result<Db> {
+    let url = DatabaseUrl::parse(&database.database_url).map_err(anyhow::Error::msg)?;
+    let db = Db::connect(url, 2).context("cannot open the database")?;
+    db.migrate()?;
+    Ok(db)
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let password = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Password again: ")?;
+        anyhow::ensure!(password == again, "the passwords do not match");
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}

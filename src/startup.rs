@@ -1,0 +1,151 @@
+//! Builds the running server: database, session key, middleware, routes.
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, TcpListener};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_session::config::PersistentSession;
+use actix_session::storage::CookieSessionStore;
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{time, Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::web::{Data, PayloadConfig};
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::config::ServeConfig;
+use crate::db::{DatabaseUrl, Db, DbError};
+use crate::users;
+use crate::web;
+
+/// Shared by every worker.
+pub struct AppState {
+    pub db: Db,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub secure_cookies: bool,
+    /// Once true it stays true; until then every page asks the database.
+    pub setup_done: AtomicBool,
+}
+
+impl AppState {
+    pub async fn setup_complete(&self) -> Result<bool, DbError> {
+        if self.setup_done.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let done = self.db.run(users::any_exist).await?;
+        if done {
+            self.setup_done.store(true, Ordering::Release);
+        }
+        Ok(done)
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
+        let url = DatabaseUrl::parse(&config.database.database_url).map_err(anyhow::Error::msg)?;
+        let db = Db::connect(url.clone(), config.database.db_pool_size)
+            .with_context(|| format!("cannot open the {} database", url.backend_name()))?;
+        db.migrate()?;
+        let session_key = session_key(&config, &url)?;
+        let listener = TcpListener::bind(&config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+
+        let state = Data::new(AppState {
+            db,
+            trusted_proxies: config.trusted_proxies.clone(),
+            secure_cookies: config.secure_cookies,
+            setup_done: AtomicBool::new(false),
+        });
+        let secure = config.secure_cookies;
+        let mut server = HttpServer::new(move || {
+            let sessions =
+                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                    .cookie_name("tokendesk_session".into())
+                    .cookie_secure(secure)
+                    .cookie_http_only(true)
+                    .cookie_same_site(SameSite::Lax)
+                    .session_lifecycle(
+                        PersistentSession::default()
+                            .session_ttl(time::Duration::hours(crate::web::session::SESSION_HOURS)),
+                    )
+                    .build();
+            App::new()
+                .app_data(state.clone())
+                .app_data(PayloadConfig::new(64 * 1024))
+                .wrap(from_fn(web::middleware::require_setup))
+                .wrap(sessions)
+                .wrap(from_fn(web::middleware::security_headers))
+                .wrap(from_fn(web::middleware::access_log))
+                .configure(web::routes)
+                .default_service(actix_web::web::to(web::error::not_found))
+        })
+        .listen(listener)?;
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        tracing::info!(port, backend = url.backend_name(), "tokendesk is listening");
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// The key that encrypts session cookies: from the configuration, or generated once and kept
+/// in a 0600 file so a restart does not sign everyone out.
+fn session_key(config: &ServeConfig, url: &DatabaseUrl) -> anyhow::Result<Key> {
+    if let Some(secret) = &config.session_key {
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "TOKENDESK_SESSION_KEY must be at least 32 characters"
+        );
+        return Ok(Key::derive_from(secret.as_bytes()));
+    }
+    let path = config
+        .session_key_file
+        .clone()
+        .unwrap_or_else(|| url.data_dir().join("tokendesk.session-key"));
+    let secret = match fs::read_to_string(&path) {
+        Ok(secret) => secret.trim().to_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key_file(&path)?,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    anyhow::ensure!(
+        secret.len() >= 32,
+        "{} holds too short a key",
+        path.display()
+    );
+    Ok(Key::derive_from(secret.as_bytes()))
+}
+
+fn create_key_file(path: &PathBuf) -> anyhow::Result<String> {
+    let secret = Alphanumeric.sample_string(&mut rand::rng(), 86);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the session key file {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new session key");
+    Ok(secret)
+}

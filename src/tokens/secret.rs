@@ -1,0 +1,169 @@
+//! The token format: `tdk_` + 32 base62 characters from the OS CSPRNG (190 bits) + a
+//! 6-character base62 CRC32 of everything before it. The checksum lets a typo or a random
+//! string be refused without touching the database, and lets secret scanners spot a leak.
+
+use std::fmt;
+
+use rand::rngs::OsRng;
+use rand::TryRngCore;
+use sha2::{Digest, Sha256};
+
+/// Changing this would silently invalidate every token ever issued.
+pub const TOKEN_PREFIX: &str = "tdk_";
+const RANDOM_CHARS: usize = 32;
+const CHECKSUM_CHARS: usize = 6;
+const TOKEN_LEN: usize = TOKEN_PREFIX.len() + RANDOM_CHARS + CHECKSUM_CHARS;
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A token in plaintext. It exists once, between generation and the reveal page, or for the
+/// length of one request that presents it; `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenSecret(String);
+
+/// The SHA-256 of a token, hex-encoded: the only form the database holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TokenDigest(pub String);
+
+impl TokenSecret {
+    pub fn generate() -> Self {
+        let mut token = String::with_capacity(TOKEN_LEN);
+        token.push_str(TOKEN_PREFIX);
+        let mut rng = OsRng;
+        while token.len() < TOKEN_PREFIX.len() + RANDOM_CHARS {
+            let mut byte = [0u8; 1];
+            rng.try_fill_bytes(&mut byte)
+                .expect("the OS random source failed");
+            // 62 * 4 = 248: rejecting 248..=255 keeps every character equally likely.
+            if byte[0] < 248 {
+                token.push(BASE62[(byte[0] % 62) as usize] as char);
+            }
+        }
+        token.push_str(&checksum(&token));
+        Self(token)
+    }
+
+    /// Accepts only a well-formed token with a valid checksum.
+    pub fn parse(candidate: &str) -> Option<Self> {
+        looks_like_token(candidate).then(|| Self(candidate.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn digest(&self) -> TokenDigest {
+        TokenDigest(hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+
+    /// What lists show: enough to recognise a token, far too little to use it.
+    pub fn hint(&self) -> String {
+        let body = &self.0[TOKEN_PREFIX.len()..];
+        format!("{TOKEN_PREFIX}{}…{}", &body[..4], &body[body.len() - 4..])
+    }
+}
+
+impl fmt::Debug for TokenSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSecret(sensitive)")
+    }
+}
+
+/// True when `candidate` has the prefix, the length, the alphabet and a matching checksum.
+pub fn looks_like_token(candidate: &str) -> bool {
+    if candidate.len() != TOKEN_LEN || !candidate.starts_with(TOKEN_PREFIX) {
+        return false;
+    }
+    if !candidate[TOKEN_PREFIX.len()..]
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric())
+    {
+        return false;
+    }
+    let (body, check) = candidate.split_at(TOKEN_LEN - CHECKSUM_CHARS);
+    checksum(body) == check
+}
+
+fn checksum(body: &str) -> String {
+    let mut value = crc32fast::hash(body.as_bytes()) as u64;
+    let mut out = [b'0'; CHECKSUM_CHARS];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_pinned() {
+        // Changing the prefix revokes every token in the wild: this test must fail first.
+        assert_eq!(TOKEN_PREFIX, "tdk_");
+        let token = TokenSecret::generate();
+        assert!(token.expose().starts_with("tdk_"));
+        assert_eq!(token.expose().len(), 42);
+    }
+
+    #[test]
+    fn generated_tokens_parse_and_differ() {
+        let a = TokenSecret::generate();
+        let b = TokenSecret::generate();
+        assert_ne!(a, b);
+        assert!(TokenSecret::parse(a.expose()).is_some());
+    }
+
+    #[test]
+    fn checksum_detects_every_single_character_change() {
+        for _ in 0..20 {
+            let token = TokenSecret::generate();
+            let original = token.expose().as_bytes().to_vec();
+            for position in TOKEN_PREFIX.len()..original.len() {
+                for &replacement in BASE62 {
+                    if replacement == original[position] {
+                        continue;
+                    }
+                    let mut changed = original.clone();
+                    changed[position] = replacement;
+                    let changed = String::from_utf8(changed).unwrap();
+                    assert!(
+                        !looks_like_token(&changed),
+                        "{position} -> {}",
+                        replacement as char
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_near_misses() {
+        let token = TokenSecret::generate();
+        let t = token.expose();
+        assert!(!looks_like_token(&t[..41]));
+        assert!(!looks_like_token(&format!("{t}x")));
+        assert!(!looks_like_token(&t.replacen("tdk_", "tdx_", 1)));
+        assert!(!looks_like_token(&format!("tdk_{}", "é".repeat(19))));
+        assert!(!looks_like_token(""));
+    }
+
+    #[test]
+    fn digest_is_sha256_hex_and_never_the_plaintext() {
+        let token = TokenSecret::generate();
+        let digest = token.digest();
+        assert_eq!(digest.0.len(), 64);
+        assert_ne!(digest.0, token.expose());
+        assert!(!digest.0.contains(&token.expose()[4..12]));
+        assert_eq!(digest, TokenSecret::parse(token.expose()).unwrap().digest());
+    }
+
+    #[test]
+    fn hint_and_debug_do_not_reveal_the_secret() {
+        let token = TokenSecret::generate();
+        let hint = token.hint();
+        assert!(hint.starts_with("tdk_") && hint.contains('…'));
+        assert_eq!(hint.chars().count(), 4 + 4 + 1 + 4);
+        assert_eq!(format!("{token:?}"), "TokenSecret(sensitive)");
+    }
+}

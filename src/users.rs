@@ -1,0 +1,136 @@
+//! People who sign in: the user model and the queries that load and change it.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::{settings, users};
+use crate::db::AnyConnection;
+use crate::domain::{Email, Role};
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    password_hash: Option<String>,
+    role: String,
+    pub is_active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub last_sign_in_at: Option<NaiveDateTime>,
+    pub deactivated_at: Option<NaiveDateTime>,
+}
+
+impl User {
+    pub fn role(&self) -> Role {
+        // The column has a CHECK constraint; anything else would be a corrupted row, and the
+        // least privilege is the safe reading of it.
+        self.role.parse().unwrap_or(Role::User)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role() == Role::Admin
+    }
+
+    pub fn password_hash(&self) -> Option<&str> {
+        self.password_hash.as_deref()
+    }
+
+    /// Two letters for the avatar in the top bar.
+    pub fn initials(&self) -> String {
+        let mut initials: String = self
+            .display_name
+            .split_whitespace()
+            .filter_map(|word| word.chars().next())
+            .take(2)
+            .collect();
+        if initials.is_empty() {
+            initials = self.email.chars().take(1).collect();
+        }
+        initials.to_uppercase()
+    }
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a Email,
+    pub display_name: &'a str,
+    pub password_hash: Option<&'a str>,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+pub fn create(conn: &mut AnyConnection, new: NewUser<'_>) -> Result<User, CreateUserError> {
+    let now = Utc::now().naive_utc();
+    let inserted = diesel::insert_into(users::table)
+        .values((
+            users::email.eq(new.email.as_str()),
+            users::display_name.eq(new.display_name),
+            users::password_hash.eq(new.password_hash),
+            users::role.eq(new.role.as_str()),
+            users::is_active.eq(true),
+            users::created_at.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        Err(e) if crate::db::is_unique_violation(&e) => return Err(CreateUserError::EmailTaken),
+        other => other?,
+    };
+    Ok(find_by_email(conn, new.email)?.ok_or(diesel::result::Error::NotFound)?)
+}
+
+pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_email(conn: &mut AnyConnection, email: &Email) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::email.eq(email.as_str()))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn any_exist(conn: &mut AnyConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(users::table.select(users::id))).get_result(conn)
+}
+
+pub fn record_sign_in(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::last_sign_in_at.eq(Utc::now().naive_utc()))
+        .execute(conn)
+        .map(drop)
+}
+
+const SETUP_COMPLETED: &str = "setup.completed";
+
+/// Claims first-run setup. The settings key is unique, so of two setups racing on a fresh
+/// database exactly one wins, on either backend; the loser gets `Ok(false)`.
+pub fn claim_setup(conn: &mut AnyConnection) -> QueryResult<bool> {
+    if any_exist(conn)? {
+        return Ok(false);
+    }
+    let claimed = diesel::insert_into(settings::table)
+        .values((
+            settings::key.eq(SETUP_COMPLETED),
+            settings::value.eq(Utc::now().naive_utc().to_string()),
+        ))
+        .execute(conn);
+    match claimed {
+        Ok(_) => Ok(true),
+        Err(e) if crate::db::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,149 @@
+//! Middleware every request passes: the access log (with secrets redacted), security
+//! headers, and the first-run redirect to /setup.
+
+use std::time::Instant;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, Error};
+
+use crate::startup::AppState;
+
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
+    base-uri 'none'; object-src 'none'";
+
+pub async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let uri = redact_uri(req.uri().path(), req.uri().query());
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let res = next.call(req).await?;
+    tracing::info!(
+        target: "tokendesk::access",
+        %method,
+        uri,
+        status = res.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        peer,
+    );
+    Ok(res)
+}
+
+/// The request line as it may be logged: any path segment that looks like a token, and the
+/// value of any `token` query parameter, are replaced. Headers are never logged.
+pub fn redact_uri(path: &str, query: Option<&str>) -> String {
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            if crate::tokens::looks_like_token(segment) {
+                "[redacted]"
+            } else {
+                segment
+            }
+        })
+        .collect();
+    let mut out = path.join("/");
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("token") => format!("{key}=[redacted]"),
+                _ if crate::tokens::looks_like_token(pair) => "[redacted]".to_owned(),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let hsts = req
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.secure_cookies);
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    let mut set_default = |name: header::HeaderName, value: &'static str| {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set_default(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    set_default(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set_default(header::X_FRAME_OPTIONS, "DENY");
+    set_default(header::REFERRER_POLICY, "no-referrer");
+    // Pages show personal data and, once, secrets: nothing dynamic is cached.
+    set_default(header::CACHE_CONTROL, "no-store");
+    if hsts {
+        set_default(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    Ok(res)
+}
+
+/// Paths that work before the first admin exists.
+fn open_before_setup(path: &str) -> bool {
+    path == "/setup"
+        || path.starts_with("/static/")
+        || path == "/healthz"
+        || path == "/readyz"
+        || path.starts_with("/api/")
+        || path.starts_with("/auth/")
+}
+
+pub async fn require_setup(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    if !open_before_setup(req.path()) {
+        if let Some(state) = req.app_data::<web::Data<AppState>>().cloned() {
+            let complete = state
+                .setup_complete()
+                .await
+                .map_err(crate::web::error::AppError::from)?;
+            if !complete {
+                let res = crate::web::see_other("/setup");
+                return Ok(req.into_response(res).map_into_right_body());
+            }
+        }
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_tokens_in_paths_and_queries() {
+        let token = crate::tokens::TokenSecret::generate();
+        let t = token.expose();
+        let logged = redact_uri(
+            &format!("/{t}/api/v0/x"),
+            Some(&format!("a=1&token={t}&{t}")),
+        );
+        assert!(!logged.contains(t), "{logged}");
+        assert_eq!(
+            logged,
+            "/[redacted]/api/v0/x?a=1&token=[redacted]&[redacted]"
+        );
+        assert_eq!(
+            redact_uri("/ext/bc/C/rpc", Some("TOKEN=abc")),
+            "/ext/bc/C/rpc?TOKEN=[redacted]"
+        );
+    }
+}

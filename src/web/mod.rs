@@ -1,0 +1,106 @@
+//! The portal's pages: routes, shared helpers, and one module per page.
+
+pub mod access_tokens;
+pub mod assets;
+pub mod client_ip;
+pub mod csrf;
+pub mod error;
+pub mod health;
+pub mod layout;
+pub mod middleware;
+pub mod session;
+pub mod setup;
+pub mod sign_in;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+
+/// Where a signed-in person lands.
+pub const HOME: &str = "/developer/access-tokens";
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/static/{name}", web::get().to(assets::serve))
+        .route("/", web::get().to(|| async { see_other(HOME) }))
+        .route("/setup", web::get().to(setup::show))
+        .route("/setup", web::post().to(setup::submit))
+        .route("/sign-in", web::get().to(sign_in::show))
+        .route("/sign-in", web::post().to(sign_in::submit))
+        .route("/sign-out", web::post().to(sign_in::sign_out))
+        .route(HOME, web::get().to(access_tokens::list));
+}
+
+/// 303: after a POST, the browser follows with a GET (post/redirect/get).
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// A `next=` target is followed only when it stays on this site: a path, not `//host` or
+/// `/\host`, which browsers treat as another origin.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let next = next.trim();
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\');
+    local.then_some(next)
+}
+
+pub fn url_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// A person's display name: trimmed, 1 to 100 characters, no control characters.
+pub fn validate_display_name(raw: &str) -> Result<String, &'static str> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("Enter a name.");
+    }
+    if name.chars().count() > 100 {
+        return Err("Use at most 100 characters.");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("Remove control characters from the name.");
+    }
+    Ok(name.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_only_allows_local_paths() {
+        assert_eq!(
+            safe_next("/developer/access-tokens?x=1"),
+            Some("/developer/access-tokens?x=1")
+        );
+        for bad in [
+            "",
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "evil",
+            "/a\\b",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad:?} was allowed");
+        }
+    }
+
+    #[test]
+    fn url_encode_keeps_paths_readable() {
+        assert_eq!(url_encode("/a b?x=1&y"), "/a%20b%3Fx%3D1%26y");
+    }
+}

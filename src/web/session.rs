@@ -1,0 +1,110 @@
+//! Who is signed in. The session cookie holds only the user id, the sign-in time and the
+//! CSRF token; the user row is reloaded on every request, so a role change or deactivation
+//! applies at once.
+
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use chrono::Utc;
+use futures_util::future::LocalBoxFuture;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::startup::AppState;
+use crate::users::{self, User};
+use crate::web::error::AppError;
+
+const USER_ID: &str = "user_id";
+const SIGNED_IN_AT: &str = "signed_in_at";
+const CSRF: &str = "csrf";
+
+/// How long a sign-in lasts. The cookie's own max-age says the same, but a copied cookie
+/// could be replayed past it, so the server checks too.
+pub const SESSION_HOURS: i64 = 12;
+
+pub struct CurrentUser {
+    pub user: User,
+    pub csrf: String,
+    pub session: Session,
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = req.get_session();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let next = (req.method() == actix_web::http::Method::GET).then(|| {
+            req.uri()
+                .path_and_query()
+                .map(|pq| pq.as_str().to_owned())
+                .unwrap_or_else(|| "/".to_owned())
+        });
+        Box::pin(async move {
+            let state = state.ok_or_else(|| anyhow::anyhow!("app state missing"))?;
+            let sign_in_required = AppError::SignInRequired { next };
+            let user_id = session.get::<i64>(USER_ID).ok().flatten();
+            let signed_in_at = session.get::<i64>(SIGNED_IN_AT).ok().flatten();
+            let (Some(user_id), Some(signed_in_at)) = (user_id, signed_in_at) else {
+                return Err(sign_in_required);
+            };
+            if Utc::now().timestamp() - signed_in_at > SESSION_HOURS * 3600 {
+                session.purge();
+                return Err(sign_in_required);
+            }
+            let user = state.db.run(move |conn| users::find(conn, user_id)).await?;
+            match user {
+                Some(user) if user.is_active => {
+                    let csrf = csrf_token(&session);
+                    Ok(CurrentUser {
+                        user,
+                        csrf,
+                        session,
+                    })
+                }
+                _ => {
+                    session.purge();
+                    Err(sign_in_required)
+                }
+            }
+        })
+    }
+}
+
+/// Starts a signed-in session for `user`: a renewed session (no fixation) with a fresh CSRF token.
+pub fn sign_in(session: &Session, user: &User) -> Result<(), AppError> {
+    session.renew();
+    session.clear();
+    let insert = |key: &str, value: i64| {
+        session
+            .insert(key, value)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("session write failed: {e}")))
+    };
+    insert(USER_ID, user.id)?;
+    insert(SIGNED_IN_AT, Utc::now().timestamp())?;
+    new_csrf_token(session);
+    Ok(())
+}
+
+/// The session's CSRF token, created on first use.
+pub fn csrf_token(session: &Session) -> String {
+    match session.get::<String>(CSRF).ok().flatten() {
+        Some(token) => token,
+        None => new_csrf_token(session),
+    }
+}
+
+fn new_csrf_token(session: &Session) -> String {
+    let token = Alphanumeric.sample_string(&mut rand::rng(), 43);
+    let _ = session.insert(CSRF, token.clone());
+    token
+}
+
+/// Compares in time that does not depend on where the strings first differ.
+pub fn csrf_matches(session: &Session, presented: &str) -> bool {
+    let Some(expected) = session.get::<String>(CSRF).ok().flatten() else {
+        return false;
+    };
+    let (a, b) = (expected.as_bytes(), presented.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,272 @@
+//! `TestApp`: a real tokendesk server on a random port with a fresh database, and `Browser`s
+//! that talk to it over HTTP the way a person's browser would (cookies, forms, CSRF tokens).
+
+use std::sync::Once;
+
+use diesel::{Connection, RunQueryDsl};
+use rand::distr::{Alphanumeric, SampleString};
+use reqwest::{Response, StatusCode};
+use tokendesk::config::ServeConfig;
+use tokendesk::db::{DatabaseUrl, Db};
+use tokendesk::domain::{hash_password, Email, Role};
+use tokendesk::startup::Application;
+use tokendesk::users::{self, NewUser, User};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates one test per backend for each listed `async fn(TestApp)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await).await
+                }
+            )*
+        }
+    };
+}
+
+pub const ADMIN_EMAIL: &str = "ada@example.com";
+pub const ADMIN_PASSWORD: &str = "analytical-engine-1843";
+
+/// The server under test; its database is removed when it is dropped.
+pub struct TestApp {
+    pub address: String,
+    pub db: Db,
+    pub database_url: String,
+    _dir: tempfile::TempDir,
+    postgres_database: Option<(String, String)>,
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("TOKENDESK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn random_suffix() -> String {
+    Alphanumeric
+        .sample_string(&mut rand::rng(), 12)
+        .to_lowercase()
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        static LOGS: Once = Once::new();
+        LOGS.call_once(|| {
+            if std::env::var("TEST_LOG").is_ok() {
+                tokendesk::telemetry::init();
+            }
+        });
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (database_url, postgres_database) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("tokendesk.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("tokendesk_test_{}", random_suffix());
+                let mut admin = diesel::PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL is required for the postgres tests and was not reachable at \
+                         {admin_url} ({e}); start it or set TOKENDESK_TEST_POSTGRES_URL"
+                    )
+                });
+                diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut admin)
+                    .expect("create test database");
+                let (base, _) = admin_url
+                    .rsplit_once('/')
+                    .expect("URL with a database name");
+                (format!("{base}/{name}"), Some((admin_url, name)))
+            }
+        };
+        let mut config = ServeConfig::with_database(database_url.clone());
+        config.listen = "127.0.0.1:0".into();
+        config.workers = Some(2);
+        config.database.db_pool_size = 6;
+        config.session_key = Some(Alphanumeric.sample_string(&mut rand::rng(), 64));
+        adjust(&mut config);
+        let app = Application::build(config).await.expect("server starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let db = Db::connect(DatabaseUrl::parse(&database_url).unwrap(), 2).expect("test pool");
+        TestApp {
+            address,
+            db,
+            database_url,
+            _dir: dir,
+            postgres_database,
+        }
+    }
+
+    /// A new browser with its own cookie jar.
+    pub fn browser(&self) -> Browser {
+        Browser {
+            address: self.address.clone(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// Creates an account directly in the database (arranging a test, not testing sign-up).
+    pub async fn create_user(&self, email: &str, password: &str, role: Role) -> User {
+        let email = Email::parse(email).unwrap();
+        let hash = hash_password(password).unwrap();
+        let name = email.as_str().split('@').next().unwrap().to_owned();
+        self.db
+            .run(move |conn| {
+                Ok(users::create(
+                    conn,
+                    NewUser {
+                        email: &email,
+                        display_name: &name,
+                        password_hash: Some(&hash),
+                        role,
+                    },
+                )
+                .expect("user created"))
+            })
+            .await
+            .unwrap()
+    }
+
+    /// First-run setup through the form; returns the admin's browser, signed in.
+    pub async fn setup_admin(&self) -> Browser {
+        let browser = self.browser();
+        let response = browser
+            .submit_form(
+                "/setup",
+                "/setup",
+                &[
+                    ("display_name", "Ada Lovelace"),
+                    ("email", ADMIN_EMAIL),
+                    ("password", ADMIN_PASSWORD),
+                    ("password_confirm", ADMIN_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "setup failed");
+        browser
+    }
+
+    pub async fn audit_actions(&self) -> Vec<String> {
+        self.db
+            .run(|conn| tokendesk::audit::recent(conn, 1000))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+
+    /// Drops the PostgreSQL database under the running server, as an outage would.
+    pub fn drop_postgres_database(&self) {
+        if let Some((admin_url, name)) = &self.postgres_database {
+            let mut admin = diesel::PgConnection::establish(admin_url).expect("admin connection");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut admin)
+                .expect("drop test database");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.drop_postgres_database();
+    }
+}
+
+pub struct Browser {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// GET that must answer 200; returns the HTML.
+    pub async fn page(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Opens `page`, takes its CSRF token, and posts `fields` to `action` as the form would.
+    pub async fn submit_form(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Response {
+        let html = self.page(page).await;
+        let csrf = csrf_token(&html);
+        let mut all = vec![("csrf_token", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(action, &all).await
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Response {
+        self.submit_form(
+            "/sign-in",
+            "/sign-in",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn sign_out(&self) -> Response {
+        self.submit_form("/developer/access-tokens", "/sign-out", &[])
+            .await
+    }
+}
+
+pub fn csrf_token(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("page has a CSRF field") + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+pub fn location(response: &Response) -> &str {
+    response
+        .headers()
+        .get("location")
+        .expect("a redirect")
+        .to_str()
+        .unwrap()
+}

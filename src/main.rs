@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
-            let name = tokendesk::web::validate_display_name(&name).map_err(anyhow::Error::msg)?;
+            let name = tokendesk::domain::clean_name(&name).map_err(anyhow::Error::msg)?;
             let password = read_password()?;
             PasswordRules::check(&password).map_err(anyhow::Error::msg)?;
             let password_hash = hash_password(&password)?;

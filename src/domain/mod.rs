@@ -1,9 +1,17 @@
 //! Values parsed once at the edge; past it, the type is the proof.
 
 mod email;
+mod field_errors;
 mod password;
 mod role;
+mod scope;
+mod token_request;
 
 pub use email::Email;
+pub use field_errors::{clean_name, FieldErrors};
 pub use password::{hash_password, verify_password, PasswordRules};
 pub use role::Role;
+pub use scope::{Scope, ScopeInfo, ScopeSet, CATALOGUE};
+pub use token_request::{
+    parse_expiry, Expiry, TokenRequest, TokenRequestInput, DEFAULT_EXPIRY, EXPIRY_CHOICES,
+};

@@ -1,11 +1,8 @@
 //! The page chrome every template shares, and form error plumbing.
 
-use std::collections::BTreeMap;
-
 use actix_web::http::header;
 use actix_web::HttpResponse;
 use askama::Template;
-use validator::ValidationErrors;
 
 use crate::web::error::AppError;
 use crate::web::session::CurrentUser;
@@ -82,40 +79,4 @@ pub fn render_with_status(
     Ok(HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .body(page.render()?))
-}
-
-/// One message per field, shown next to it; `form` holds errors about the whole form.
-#[derive(Default, Debug)]
-pub struct FormErrors(BTreeMap<String, String>);
-
-impl FormErrors {
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0
-            .entry(field.to_owned())
-            .or_insert_with(|| message.into());
-    }
-
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.0.get(field).map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter()
-    }
-}
-
-impl From<ValidationErrors> for FormErrors {
-    fn from(errors: ValidationErrors) -> Self {
-        let mut form = FormErrors::default();
-        for (field, field_errors) in errors.field_errors() {
-            if let Some(message) = field_errors.iter().find_map(|e| e.message.as_ref()) {
-                form.add(&field, message.to_string());
-            }
-        }
-        form
-    }
 }

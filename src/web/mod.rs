@@ -5,6 +5,7 @@ pub mod assets;
 pub mod client_ip;
 pub mod csrf;
 pub mod error;
+pub mod format;
 pub mod health;
 pub mod layout;
 pub mod middleware;
@@ -28,7 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::get().to(sign_in::show))
         .route("/sign-in", web::post().to(sign_in::submit))
         .route("/sign-out", web::post().to(sign_in::sign_out))
-        .route(HOME, web::get().to(access_tokens::list));
+        .configure(access_tokens::routes);
 }
 
 /// 303: after a POST, the browser follows with a GET (post/redirect/get).
@@ -60,21 +61,6 @@ pub fn url_encode(value: &str) -> String {
         }
     }
     out
-}
-
-/// A person's display name: trimmed, 1 to 100 characters, no control characters.
-pub fn validate_display_name(raw: &str) -> Result<String, &'static str> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err("Enter a name.");
-    }
-    if name.chars().count() > 100 {
-        return Err("Use at most 100 characters.");
-    }
-    if name.chars().any(char::is_control) {
-        return Err("Remove control characters from the name.");
-    }
-    Ok(name.to_owned())
 }
 
 #[cfg(test)]

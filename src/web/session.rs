@@ -8,14 +8,18 @@ use actix_web::{web, FromRequest, HttpRequest};
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
 use rand::distr::{Alphanumeric, SampleString};
+use serde::{Deserialize, Serialize};
 
 use crate::startup::AppState;
+use crate::tokens::CreatedToken;
 use crate::users::{self, User};
 use crate::web::error::AppError;
 
 const USER_ID: &str = "user_id";
 const SIGNED_IN_AT: &str = "signed_in_at";
 const CSRF: &str = "csrf";
+const FLASH: &str = "flash";
+const REVEAL: &str = "reveal";
 
 /// How long a sign-in lasts. The cookie's own max-age says the same, but a copied cookie
 /// could be replayed past it, so the server checks too.
@@ -107,4 +111,46 @@ pub fn csrf_matches(session: &Session, presented: &str) -> bool {
     };
     let (a, b) = (expected.as_bytes(), presented.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A one-line notice for the next page (post/redirect/get).
+pub fn set_flash(session: &Session, message: impl Into<String>) {
+    let _ = session.insert(FLASH, message.into());
+}
+
+pub fn take_flash(session: &Session) -> Option<String> {
+    session.remove_as::<String>(FLASH).and_then(Result::ok)
+}
+
+/// A new token waiting for its one showing. It rides in the encrypted session cookie for a
+/// single redirect and is removed the moment the reveal page renders, so reloading, going
+/// back or reopening the URL finds nothing.
+#[derive(Serialize, Deserialize)]
+pub struct PendingReveal {
+    pub token_id: i64,
+    pub name: String,
+    pub secret: String,
+    pub regenerated: bool,
+}
+
+pub fn stash_reveal(
+    session: &Session,
+    created: &CreatedToken,
+    regenerated: bool,
+) -> Result<(), AppError> {
+    let reveal = PendingReveal {
+        token_id: created.token.id,
+        name: created.token.name.clone(),
+        secret: created.secret.expose().to_owned(),
+        regenerated,
+    };
+    session
+        .insert(REVEAL, reveal)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("session write failed: {e}")))
+}
+
+pub fn take_reveal(session: &Session) -> Option<PendingReveal> {
+    session
+        .remove_as::<PendingReveal>(REVEAL)
+        .and_then(Result::ok)
 }

@@ -8,15 +8,15 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::audit::{Action, Event};
-use crate::domain::{hash_password, Email, PasswordRules, Role};
+use crate::domain::{clean_name, hash_password, Email, FieldErrors, PasswordRules, Role};
 use crate::startup::AppState;
 use crate::users::{self, NewUser};
 use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
-use crate::web::layout::{render, render_with_status, Chrome, FormErrors};
+use crate::web::layout::{render, render_with_status, Chrome};
 use crate::web::session::{csrf_token, sign_in};
-use crate::web::{see_other, validate_display_name, HOME};
+use crate::web::{see_other, HOME};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -33,7 +33,7 @@ struct SetupPage<'a> {
     chrome: Chrome,
     email: &'a str,
     display_name: &'a str,
-    errors: FormErrors,
+    errors: FieldErrors,
 }
 
 impl SetupPage<'_> {
@@ -44,7 +44,7 @@ impl SetupPage<'_> {
             chrome,
             email: "",
             display_name: "",
-            errors: FormErrors::default(),
+            errors: FieldErrors::default(),
         }
     }
 }
@@ -69,11 +69,11 @@ pub async fn submit(
     if !setup_is_open(&state).await? {
         return Err(AppError::NotFound);
     }
-    let mut errors = FormErrors::default();
+    let mut errors = FieldErrors::default();
     let email = Email::parse(&form.email)
         .map_err(|e| errors.add("email", e))
         .ok();
-    let display_name = validate_display_name(&form.display_name)
+    let display_name = clean_name(&form.display_name)
         .map_err(|e| errors.add("display_name", e))
         .ok();
     if let Err(e) = PasswordRules::check(&form.password) {

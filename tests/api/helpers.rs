@@ -270,3 +270,83 @@ pub fn location(response: &Response) -> &str {
         .to_str()
         .unwrap()
 }
+
+impl Browser {
+    /// Submits the New token form with these fields, as typed.
+    pub async fn submit_new_token(&self, fields: &[(&str, &str)]) -> Response {
+        self.submit_form(
+            "/developer/access-tokens/new",
+            "/developer/access-tokens",
+            fields,
+        )
+        .await
+    }
+
+    /// Fills in the New token form and returns the secret from the one-time reveal.
+    pub async fn create_token(&self, name: &str, expires_in: &str, scopes: &[&str]) -> String {
+        let mut fields = vec![("name", name), ("expires_in", expires_in)];
+        fields.extend(scopes.iter().map(|s| ("scopes", *s)));
+        let response = self.submit_new_token(&fields).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "token {name} not created"
+        );
+        assert_eq!(location(&response), "/developer/access-tokens/reveal");
+        let html = self.page("/developer/access-tokens/reveal").await;
+        revealed_secret(&html).expect("the reveal page shows the token")
+    }
+}
+
+/// The token shown on a reveal page, if any.
+pub fn revealed_secret(html: &str) -> Option<String> {
+    let start = html.find("value=\"tdk_")? + "value=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+pub async fn user_and_browser(app: &TestApp, email: &str, role: Role) -> (User, Browser) {
+    let password = "correct-horse-battery";
+    let user = app.create_user(email, password, role).await;
+    let browser = app.browser();
+    let response = browser.sign_in(email, password).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} signs in");
+    (user, browser)
+}
+
+/// The stored rows of a person's tokens, newest first.
+pub async fn stored_tokens(app: &TestApp, user_id: i64) -> Vec<StoredToken> {
+    use diesel::prelude::*;
+    use tokendesk::db::schema::personal_access_tokens as pat;
+    app.db
+        .run(move |conn| {
+            pat::table
+                .filter(pat::user_id.eq(user_id))
+                .order(pat::id.desc())
+                .select((
+                    pat::id,
+                    pat::name,
+                    pat::digest,
+                    pat::hint,
+                    pat::scopes,
+                    pat::expires_at,
+                    pat::revoked_at,
+                    pat::revoked_by,
+                ))
+                .load::<StoredToken>(conn)
+        })
+        .await
+        .unwrap()
+}
+
+#[derive(Debug, diesel::Queryable)]
+pub struct StoredToken {
+    pub id: i64,
+    pub name: String,
+    pub digest: String,
+    pub hint: String,
+    pub scopes: String,
+    pub expires_at: Option<chrono::NaiveDateTime>,
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+    pub revoked_by: Option<i64>,
+}

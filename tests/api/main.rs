@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod access_tokens;
 mod cli;
 mod foundation;
 mod sign_in;

@@ -1,0 +1,288 @@
+//! What someone asks for when creating or regenerating a token, and the rules it must meet.
+//! The New token form and the JSON API both parse through here.
+
+use std::borrow::Cow;
+
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use serde::Deserialize;
+use validator::{Validate, ValidationError};
+
+use crate::domain::field_errors::clean_name;
+use crate::domain::{FieldErrors, Role, Scope, ScopeSet};
+
+/// The expiry choices the form offers, in order: (value, label).
+pub const EXPIRY_CHOICES: &[(&str, &str)] = &[
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("60", "60 days"),
+    ("90", "90 days"),
+    ("365", "1 year"),
+    ("custom", "Custom date"),
+    ("never", "No expiration"),
+];
+pub const DEFAULT_EXPIRY: &str = "30";
+const MAX_CUSTOM_DAYS: i64 = 3650;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    Never,
+    At(NaiveDateTime),
+}
+
+impl Expiry {
+    pub fn at(self) -> Option<NaiveDateTime> {
+        match self {
+            Expiry::Never => None,
+            Expiry::At(at) => Some(at),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Validate)]
+#[serde(default)]
+pub struct TokenRequestInput {
+    #[validate(custom(function = "name_rule"))]
+    pub name: String,
+    /// One of the EXPIRY_CHOICES values.
+    #[validate(custom(function = "expiry_choice_rule"))]
+    pub expires_in: String,
+    /// YYYY-MM-DD, when `expires_in` is "custom".
+    pub expires_on: String,
+    #[validate(length(min = 1, message = "Choose at least one scope."))]
+    pub scopes: Vec<String>,
+}
+
+/// A request that met every rule but the ones that need the database (unique name).
+#[derive(Clone, Debug)]
+pub struct TokenRequest {
+    pub name: String,
+    pub expiry: Expiry,
+    pub scopes: ScopeSet,
+}
+
+fn rule_error(message: &'static str) -> ValidationError {
+    ValidationError::new("invalid").with_message(Cow::Borrowed(message))
+}
+
+fn name_rule(name: &str) -> Result<(), ValidationError> {
+    clean_name(name).map(drop).map_err(rule_error)
+}
+
+fn expiry_choice_rule(choice: &str) -> Result<(), ValidationError> {
+    if EXPIRY_CHOICES.iter().any(|(value, _)| *value == choice) {
+        Ok(())
+    } else {
+        Err(rule_error("Choose when the token expires."))
+    }
+}
+
+impl TokenRequestInput {
+    pub fn with_defaults() -> Self {
+        Self {
+            expires_in: DEFAULT_EXPIRY.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Every rule, every error at once, for someone of `role` at time `now`.
+    pub fn parse(&self, role: Role, now: NaiveDateTime) -> Result<TokenRequest, FieldErrors> {
+        let mut errors = match self.validate() {
+            Ok(()) => FieldErrors::default(),
+            Err(e) => FieldErrors::from(e),
+        };
+        let expiry = parse_expiry(&self.expires_in, &self.expires_on, now)
+            .map_err(|(field, message)| errors.add(field, message))
+            .ok();
+        let scopes = parse_scopes(&self.scopes, role)
+            .map_err(|message| errors.add("scopes", message))
+            .ok();
+        match (clean_name(&self.name), expiry, scopes) {
+            (Ok(name), Some(expiry), Some(scopes)) if errors.is_empty() => Ok(TokenRequest {
+                name,
+                expiry,
+                scopes,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// The expiry alone (regenerating keeps name and scopes).
+pub fn parse_expiry(
+    choice: &str,
+    custom_date: &str,
+    now: NaiveDateTime,
+) -> Result<Expiry, (&'static str, String)> {
+    let days = match choice {
+        "never" => return Ok(Expiry::Never),
+        "custom" => return parse_custom_date(custom_date, now).map_err(|m| ("expires_on", m)),
+        other => other
+            .parse::<i64>()
+            .ok()
+            .filter(|_| expiry_choice_rule(other).is_ok()),
+    };
+    match days {
+        Some(days) => Ok(Expiry::At(now + Duration::days(days))),
+        None => Err(("expires_in", "Choose when the token expires.".to_owned())),
+    }
+}
+
+fn parse_custom_date(raw: &str, now: NaiveDateTime) -> Result<Expiry, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("Choose the date the token expires.".into());
+    }
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| "Enter the date as YYYY-MM-DD.".to_owned())?;
+    let today = now.date();
+    if date <= today {
+        return Err("Choose a date in the future.".into());
+    }
+    if date > today + Duration::days(MAX_CUSTOM_DAYS) {
+        return Err("Choose a date within 10 years, or No expiration.".into());
+    }
+    // The token works through the whole of the chosen day (UTC).
+    Ok(Expiry::At(date.and_time(
+        NaiveTime::from_hms_opt(23, 59, 59).expect("valid time"),
+    )))
+}
+
+fn parse_scopes(names: &[String], role: Role) -> Result<ScopeSet, String> {
+    if names.is_empty() {
+        return Err("Choose at least one scope.".into());
+    }
+    let mut unknown = Vec::new();
+    let mut set = Vec::new();
+    for name in names {
+        match name.parse::<Scope>() {
+            Ok(scope) => set.push(scope),
+            Err(_) => unknown.push(name.chars().take(60).collect::<String>()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(format!("Unknown scope: {}.", unknown.join(", ")));
+    }
+    let requested: ScopeSet = set.into_iter().collect();
+    let forbidden = requested.difference(ScopeSet::allowed_for(role));
+    if !forbidden.is_empty() {
+        return Err(format!(
+            "Your role ({}) does not allow: {}.",
+            role,
+            forbidden
+                .iter()
+                .map(Scope::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(requested)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 11, 25)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+    }
+
+    fn input(name: &str, expires_in: &str, expires_on: &str, scopes: &[&str]) -> TokenRequestInput {
+        TokenRequestInput {
+            name: name.into(),
+            expires_in: expires_in.into(),
+            expires_on: expires_on.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn accepts_each_expiry_kind() {
+        let ok = |choice: &str, date: &str| {
+            input(" ci ", choice, date, &["license:read"])
+                .parse(Role::User, now())
+                .unwrap()
+        };
+        assert_eq!(ok("30", "").expiry, Expiry::At(now() + Duration::days(30)));
+        assert_eq!(
+            ok("365", "").expiry,
+            Expiry::At(now() + Duration::days(365))
+        );
+        assert_eq!(ok("never", "").expiry, Expiry::Never);
+        let custom = ok("custom", "2027-01-31").expiry.at().unwrap();
+        assert_eq!(custom.to_string(), "2027-01-31 23:59:59");
+        assert_eq!(ok("7", "").name, "ci");
+    }
+
+    #[test]
+    fn reports_every_error_at_once() {
+        let errors = input("  ", "42", "", &[])
+            .parse(Role::User, now())
+            .unwrap_err();
+        assert_eq!(errors.get("name"), Some("Enter a name."));
+        assert_eq!(
+            errors.get("expires_in"),
+            Some("Choose when the token expires.")
+        );
+        assert_eq!(errors.get("scopes"), Some("Choose at least one scope."));
+    }
+
+    #[test]
+    fn custom_dates_must_be_real_future_and_not_absurd() {
+        for (date, message) in [
+            ("", "Choose the date the token expires."),
+            ("31/01/2027", "Enter the date as YYYY-MM-DD."),
+            ("2027-02-30", "Enter the date as YYYY-MM-DD."),
+            ("2026-11-25", "Choose a date in the future."),
+            ("2001-01-01", "Choose a date in the future."),
+            (
+                "9999-12-31",
+                "Choose a date within 10 years, or No expiration.",
+            ),
+        ] {
+            let errors = input("ci", "custom", date, &["tag:read"])
+                .parse(Role::Admin, now())
+                .unwrap_err();
+            assert_eq!(errors.get("expires_on"), Some(message), "{date}");
+        }
+    }
+
+    #[test]
+    fn scopes_must_exist_and_fit_the_role() {
+        let errors = input("ci", "30", "", &["license:write"])
+            .parse(Role::User, now())
+            .unwrap_err();
+        assert_eq!(
+            errors.get("scopes"),
+            Some("Your role (user) does not allow: license:write.")
+        );
+        assert!(input("ci", "30", "", &["license:write"])
+            .parse(Role::Admin, now())
+            .is_ok());
+        let errors = input("ci", "30", "", &["root:write"])
+            .parse(Role::Admin, now())
+            .unwrap_err();
+        assert_eq!(errors.get("scopes"), Some("Unknown scope: root:write."));
+    }
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        let long = "x".repeat(101);
+        let errors = input(&long, "30", "", &["tag:read"])
+            .parse(Role::User, now())
+            .unwrap_err();
+        assert_eq!(errors.get("name"), Some("Use at most 100 characters."));
+        let errors = input("a\u{0}b", "30", "", &["tag:read"])
+            .parse(Role::User, now())
+            .unwrap_err();
+        assert_eq!(
+            errors.get("name"),
+            Some("Remove control characters from the name.")
+        );
+        assert!(input(&"x".repeat(100), "30", "", &["tag:read"])
+            .parse(Role::User, now())
+            .is_ok());
+    }
+}

@@ -1,0 +1,220 @@
+//! Personal access tokens in the database. Queries live here, beside the model they load.
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::personal_access_tokens as pat;
+use crate::db::{AnyConnection, MultiBackend};
+use crate::domain::{Expiry, ScopeSet, TokenRequest};
+use crate::tokens::TokenSecret;
+
+/// A stored token. It has no secret to leak: the digest is not even loaded.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = pat)]
+pub struct PersonalAccessToken {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub hint: String,
+    scopes: String,
+    pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<NaiveDateTime>,
+    pub revoked_by: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl PersonalAccessToken {
+    pub fn scopes(&self) -> ScopeSet {
+        ScopeSet::from_stored(&self.scopes)
+    }
+
+    pub fn status(&self, now: NaiveDateTime) -> TokenStatus {
+        if self.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            TokenStatus::Expired
+        } else {
+            TokenStatus::Active
+        }
+    }
+}
+
+/// The one value that carries a new token's plaintext, from creation to the reveal.
+pub struct CreatedToken {
+    pub token: PersonalAccessToken,
+    pub secret: TokenSecret,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenStoreError {
+    #[error("you already have an active token with this name")]
+    NameTaken,
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Which of a person's tokens a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    /// Not revoked (expired ones included, marked as such).
+    Current,
+    Revoked,
+}
+
+fn now() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// Active = neither revoked nor expired; names are unique among those.
+fn active_name_taken(conn: &mut AnyConnection, user_id: i64, name: &str) -> QueryResult<bool> {
+    let now = now();
+    diesel::select(diesel::dsl::exists(
+        pat::table
+            .filter(pat::user_id.eq(user_id))
+            .filter(pat::name.eq(name))
+            .filter(pat::revoked_at.is_null())
+            .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now))),
+    ))
+    .get_result(conn)
+}
+
+/// Creates a token for `user_id`. Run inside a write transaction.
+pub fn create(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    request: &TokenRequest,
+) -> Result<CreatedToken, TokenStoreError> {
+    if active_name_taken(conn, user_id, &request.name)? {
+        return Err(TokenStoreError::NameTaken);
+    }
+    let secret = TokenSecret::generate();
+    let digest = secret.digest();
+    diesel::insert_into(pat::table)
+        .values((
+            pat::user_id.eq(user_id),
+            pat::name.eq(&request.name),
+            pat::digest.eq(&digest.0),
+            pat::hint.eq(secret.hint()),
+            pat::scopes.eq(request.scopes.to_stored()),
+            pat::created_at.eq(now()),
+            pat::expires_at.eq(request.expiry.at()),
+        ))
+        .execute(conn)?;
+    let token = pat::table
+        .filter(pat::digest.eq(&digest.0))
+        .select(PersonalAccessToken::as_select())
+        .first(conn)?;
+    Ok(CreatedToken { token, secret })
+}
+
+/// One of `user_id`'s own tokens; someone else's id is simply not found.
+pub fn find_owned(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    token_id: i64,
+) -> QueryResult<Option<PersonalAccessToken>> {
+    pat::table
+        .filter(pat::id.eq(token_id))
+        .filter(pat::user_id.eq(user_id))
+        .select(PersonalAccessToken::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+pub fn list_owned(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    tab: Tab,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Page<PersonalAccessToken>> {
+    let filtered = || {
+        let query = pat::table
+            .filter(pat::user_id.eq(user_id))
+            .into_boxed::<MultiBackend>();
+        match tab {
+            Tab::Current => query.filter(pat::revoked_at.is_null()),
+            Tab::Revoked => query.filter(pat::revoked_at.is_not_null()),
+        }
+    };
+    let total = filtered().count().get_result(conn)?;
+    let items = filtered()
+        .order((pat::created_at.desc(), pat::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .select(PersonalAccessToken::as_select())
+        .load(conn)?;
+    Ok(Page { items, total })
+}
+
+/// Counts for the tabs: (not revoked, revoked).
+pub fn count_owned(conn: &mut AnyConnection, user_id: i64) -> QueryResult<(i64, i64)> {
+    let revoked: i64 = pat::table
+        .filter(pat::user_id.eq(user_id))
+        .filter(pat::revoked_at.is_not_null())
+        .count()
+        .get_result(conn)?;
+    let all: i64 = pat::table
+        .filter(pat::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    Ok((all - revoked, revoked))
+}
+
+/// Revokes a token that is not revoked yet; returns whether this call revoked it.
+pub fn revoke(conn: &mut AnyConnection, token_id: i64, by_user_id: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        pat::table
+            .filter(pat::id.eq(token_id))
+            .filter(pat::revoked_at.is_null()),
+    )
+    .set((pat::revoked_at.eq(now()), pat::revoked_by.eq(by_user_id)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// A new secret for the same token (name, scopes) with a new expiry. The old digest is
+/// replaced in the same statement, so the old secret stops working the moment this commits.
+pub fn regenerate(
+    conn: &mut AnyConnection,
+    token_id: i64,
+    expiry: Expiry,
+) -> Result<Option<CreatedToken>, TokenStoreError> {
+    let secret = TokenSecret::generate();
+    let changed = diesel::update(
+        pat::table
+            .filter(pat::id.eq(token_id))
+            .filter(pat::revoked_at.is_null()),
+    )
+    .set((
+        pat::digest.eq(secret.digest().0),
+        pat::hint.eq(secret.hint()),
+        pat::created_at.eq(now()),
+        pat::expires_at.eq(expiry.at()),
+        pat::last_used_at.eq(None::<NaiveDateTime>),
+        pat::last_used_ip.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    let token = pat::table
+        .find(token_id)
+        .select(PersonalAccessToken::as_select())
+        .first(conn)?;
+    Ok(Some(CreatedToken { token, secret }))
+}

@@ -1,0 +1,103 @@
+//! Developer → Access Tokens: a person's own tokens.
+
+mod list;
+mod new;
+mod regenerate;
+mod reveal;
+mod revoke;
+
+use actix_web::web;
+
+use crate::domain::{Role, Scope, ScopeSet};
+use crate::startup::AppState;
+use crate::tokens::{store, PersonalAccessToken};
+use crate::web::error::AppError;
+use crate::web::HOME;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(HOME, web::get().to(list::show))
+        .route(HOME, web::post().to(new::submit))
+        .route("/developer/access-tokens/new", web::get().to(new::show))
+        .route(
+            "/developer/access-tokens/reveal",
+            web::get().to(reveal::show),
+        )
+        .route(
+            "/developer/access-tokens/{id}/revoke",
+            web::get().to(revoke::show),
+        )
+        .route(
+            "/developer/access-tokens/{id}/revoke",
+            web::post().to(revoke::submit),
+        )
+        .route(
+            "/developer/access-tokens/{id}/regenerate",
+            web::get().to(regenerate::show),
+        )
+        .route(
+            "/developer/access-tokens/{id}/regenerate",
+            web::post().to(regenerate::submit),
+        );
+}
+
+/// Loads one of the signed-in person's own tokens; anyone else's id, or a malformed one, is
+/// a 404, so ids reveal nothing.
+async fn own_token(
+    state: &AppState,
+    user_id: i64,
+    raw_id: &str,
+) -> Result<PersonalAccessToken, AppError> {
+    let token_id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
+    state
+        .db
+        .run(move |conn| store::find_owned(conn, user_id, token_id))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// A checkbox of the scope picker.
+pub struct ScopeOption {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub id: String,
+    pub checked: bool,
+    pub allowed: bool,
+}
+
+/// One resource's row: its read and write scopes side by side.
+pub struct ScopeGroup {
+    pub resource: &'static str,
+    pub read: Option<ScopeOption>,
+    pub write: Option<ScopeOption>,
+}
+
+pub fn scope_groups(role: Role, checked: &[String]) -> Vec<ScopeGroup> {
+    let allowed = ScopeSet::allowed_for(role);
+    let mut groups: Vec<ScopeGroup> = Vec::new();
+    for scope in Scope::all() {
+        let option = ScopeOption {
+            name: scope.name(),
+            description: scope.description(),
+            id: format!("scope-{}", scope.name().replace(':', "-")),
+            checked: checked.iter().any(|c| c == scope.name()),
+            allowed: allowed.contains(scope),
+        };
+        let group = match groups.last_mut() {
+            Some(group) if group.resource == scope.resource() => group,
+            _ => {
+                groups.push(ScopeGroup {
+                    resource: scope.resource(),
+                    read: None,
+                    write: None,
+                });
+                groups.last_mut().expect("just pushed")
+            }
+        };
+        if scope.is_read() {
+            group.read = Some(option);
+        } else {
+            group.write = Some(option);
+        }
+    }
+    groups
+}

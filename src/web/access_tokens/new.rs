@@ -1,0 +1,110 @@
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use chrono::Utc;
+
+use crate::audit::{Action, Event};
+use crate::domain::{FieldErrors, TokenRequestInput, EXPIRY_CHOICES};
+use crate::startup::AppState;
+use crate::tokens::{store, TokenStoreError};
+use crate::web::access_tokens::{scope_groups, ScopeGroup};
+use crate::web::client_ip::ClientIp;
+use crate::web::csrf::CsrfForm;
+use crate::web::error::AppError;
+use crate::web::layout::{render_with_status, Chrome, Section};
+use crate::web::see_other;
+use crate::web::session::{stash_reveal, CurrentUser};
+
+#[derive(Template)]
+#[template(path = "access_tokens/new.html")]
+struct NewTokenPage {
+    chrome: Chrome,
+    input: TokenRequestInput,
+    errors: FieldErrors,
+    expiry_choices: &'static [(&'static str, &'static str)],
+    groups: Vec<ScopeGroup>,
+    role: &'static str,
+}
+
+fn page(current: &CurrentUser, input: TokenRequestInput, errors: FieldErrors) -> NewTokenPage {
+    NewTokenPage {
+        chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
+        groups: scope_groups(current.user.role(), &input.scopes),
+        input,
+        errors,
+        expiry_choices: EXPIRY_CHOICES,
+        role: current.user.role().label(),
+    }
+}
+
+pub async fn show(current: CurrentUser) -> Result<HttpResponse, AppError> {
+    let page = page(
+        &current,
+        TokenRequestInput::with_defaults(),
+        FieldErrors::default(),
+    );
+    render_with_status(StatusCode::OK, &page)
+}
+
+pub async fn submit(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    client_ip: ClientIp,
+    CsrfForm(input): CsrfForm<TokenRequestInput>,
+) -> Result<HttpResponse, AppError> {
+    let request = match input.parse(current.user.role(), Utc::now().naive_utc()) {
+        Ok(request) => request,
+        Err(errors) => {
+            return render_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page(&current, input, errors),
+            )
+        }
+    };
+    let user_id = current.user.id;
+    let owner_email = current.user.email.clone();
+    let created = state
+        .db
+        .write(move |conn| {
+            let created = match store::create(conn, user_id, &request) {
+                Ok(created) => created,
+                Err(TokenStoreError::NameTaken) => return Ok(Err(request.name)),
+                Err(TokenStoreError::Query(e)) => return Err(e),
+            };
+            Event::new(Action::TokenCreated, Some(user_id))
+                .target("token", Some(created.token.id), &created.token.name)
+                .client_ip(&client_ip.0)
+                .details(token_details(&created.token, &owner_email))
+                .record(conn)?;
+            Ok(Ok(created))
+        })
+        .await?;
+    match created {
+        Ok(created) => {
+            stash_reveal(&current.session, &created, false)?;
+            Ok(see_other("/developer/access-tokens/reveal"))
+        }
+        Err(name) => {
+            let mut errors = FieldErrors::default();
+            errors.add(
+                "name",
+                format!("You already have an active token named “{name}”. Choose another name."),
+            );
+            render_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page(&current, input, errors),
+            )
+        }
+    }
+}
+
+/// What the audit trail records about a token: never its secret.
+pub fn token_details(token: &crate::tokens::PersonalAccessToken, owner_email: &str) -> String {
+    let expires = token
+        .expires_at
+        .map_or_else(|| "never".to_owned(), crate::web::format::exact);
+    format!(
+        "owner={owner_email}; scopes={}; expires={expires}",
+        token.scopes().to_stored()
+    )
+}

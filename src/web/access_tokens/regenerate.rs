@@ -1,0 +1,143 @@
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::audit::{Action, Event};
+use crate::domain::{parse_expiry, FieldErrors, DEFAULT_EXPIRY, EXPIRY_CHOICES};
+use crate::startup::AppState;
+use crate::tokens::{store, PersonalAccessToken, TokenStoreError};
+use crate::web::access_tokens::new::token_details;
+use crate::web::access_tokens::own_token;
+use crate::web::client_ip::ClientIp;
+use crate::web::csrf::CsrfForm;
+use crate::web::error::AppError;
+use crate::web::layout::{render_with_status, Chrome, Section};
+use crate::web::session::{set_flash, stash_reveal, CurrentUser};
+use crate::web::{see_other, HOME};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RegenerateForm {
+    expires_in: String,
+    expires_on: String,
+}
+
+#[derive(Template)]
+#[template(path = "access_tokens/regenerate.html")]
+struct RegeneratePage {
+    chrome: Chrome,
+    token: PersonalAccessToken,
+    scopes: Vec<&'static str>,
+    input: RegenerateForm,
+    errors: FieldErrors,
+    expiry_choices: &'static [(&'static str, &'static str)],
+}
+
+fn page(
+    current: &CurrentUser,
+    token: PersonalAccessToken,
+    input: RegenerateForm,
+    errors: FieldErrors,
+) -> RegeneratePage {
+    RegeneratePage {
+        chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
+        scopes: token.scopes().iter().map(|s| s.name()).collect(),
+        token,
+        input,
+        errors,
+        expiry_choices: EXPIRY_CHOICES,
+    }
+}
+
+async fn regenerable(
+    state: &AppState,
+    current: &CurrentUser,
+    id: &str,
+) -> Result<Result<PersonalAccessToken, HttpResponse>, AppError> {
+    let token = own_token(state, current.user.id, id).await?;
+    if token.revoked_at.is_some() {
+        set_flash(
+            &current.session,
+            format!("“{}” is revoked and cannot be regenerated.", token.name),
+        );
+        return Ok(Err(see_other(HOME)));
+    }
+    Ok(Ok(token))
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let token = match regenerable(&state, &current, &id).await? {
+        Ok(token) => token,
+        Err(redirect) => return Ok(redirect),
+    };
+    let input = RegenerateForm {
+        expires_in: DEFAULT_EXPIRY.to_owned(),
+        expires_on: String::new(),
+    };
+    render_with_status(
+        StatusCode::OK,
+        &page(&current, token, input, FieldErrors::default()),
+    )
+}
+
+pub async fn submit(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    client_ip: ClientIp,
+    id: web::Path<String>,
+    CsrfForm(input): CsrfForm<RegenerateForm>,
+) -> Result<HttpResponse, AppError> {
+    let token = match regenerable(&state, &current, &id).await? {
+        Ok(token) => token,
+        Err(redirect) => return Ok(redirect),
+    };
+    let expiry = match parse_expiry(&input.expires_in, &input.expires_on, Utc::now().naive_utc()) {
+        Ok(expiry) => expiry,
+        Err((field, message)) => {
+            let mut errors = FieldErrors::default();
+            errors.add(field, message);
+            return render_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page(&current, token, input, errors),
+            );
+        }
+    };
+    let user_id = current.user.id;
+    let owner_email = current.user.email.clone();
+    let token_id = token.id;
+    let created = state
+        .db
+        .write(move |conn| {
+            let created = match store::regenerate(conn, token_id, expiry) {
+                Ok(Some(created)) => created,
+                Ok(None) => return Ok(None),
+                Err(TokenStoreError::Query(e)) => return Err(e),
+                Err(TokenStoreError::NameTaken) => return Ok(None),
+            };
+            Event::new(Action::TokenRegenerated, Some(user_id))
+                .target("token", Some(created.token.id), &created.token.name)
+                .client_ip(&client_ip.0)
+                .details(token_details(&created.token, &owner_email))
+                .record(conn)?;
+            Ok(Some(created))
+        })
+        .await?;
+    let Some(created) = created else {
+        set_flash(
+            &current.session,
+            format!(
+                "“{}” was revoked meanwhile; nothing was regenerated.",
+                token.name
+            ),
+        );
+        return Ok(see_other(HOME));
+    };
+    stash_reveal(&current.session, &created, true)?;
+    Ok(see_other("/developer/access-tokens/reveal"))
+}

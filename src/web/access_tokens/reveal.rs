@@ -1,0 +1,42 @@
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::web::error::AppError;
+use crate::web::layout::{render, Chrome, Section};
+use crate::web::session::{set_flash, take_reveal, CurrentUser};
+use crate::web::{see_other, HOME};
+
+#[derive(Template)]
+#[template(path = "access_tokens/reveal.html")]
+struct RevealPage {
+    chrome: Chrome,
+    name: String,
+    secret: String,
+    regenerated: bool,
+    base_url: String,
+}
+
+pub async fn show(req: HttpRequest, current: CurrentUser) -> Result<HttpResponse, AppError> {
+    let Some(reveal) = take_reveal(&current.session) else {
+        set_flash(
+            &current.session,
+            "A token is shown only once, right after it is created. If you lost it, regenerate it.",
+        );
+        return Ok(see_other(HOME));
+    };
+    let info = req.connection_info();
+    let base_url = format!("{}://{}", info.scheme(), info.host());
+    // Pages are no-store already (security headers); this one shows a secret, so say it here too.
+    let mut response = render(&RevealPage {
+        chrome: Chrome::for_user(&current, Section::ACCESS_TOKENS),
+        name: reveal.name,
+        secret: reveal.secret,
+        regenerated: reveal.regenerated,
+        base_url,
+    })?;
+    response.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,115 @@
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::audit::{Action, Event};
+use crate::startup::AppState;
+use crate::tokens::{store, PersonalAccessToken};
+use crate::web::access_tokens::new::token_details;
+use crate::web::access_tokens::own_token;
+use crate::web::client_ip::ClientIp;
+use crate::web::csrf::CsrfForm;
+use crate::web::error::AppError;
+use crate::web::format;
+use crate::web::layout::{render_with_status, Chrome, Section};
+use crate::web::session::{set_flash, CurrentUser};
+use crate::web::{see_other, HOME};
+
+/// Exactly this, case and all.
+const CONFIRMATION: &str = "DELETE";
+
+#[derive(Template)]
+#[template(path = "access_tokens/revoke.html")]
+struct RevokePage {
+    chrome: Chrome,
+    token: PersonalAccessToken,
+    last_used: String,
+    created: String,
+    error: Option<&'static str>,
+}
+
+fn page(
+    current: &CurrentUser,
+    token: PersonalAccessToken,
+    error: Option<&'static str>,
+) -> RevokePage {
+    let now = Utc::now().naive_utc();
+    RevokePage {
+        chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
+        last_used: token.last_used_at.map_or_else(
+            || "Never".to_owned(),
+            |at| format!("{} ({})", format::ago(at, now), format::exact(at)),
+        ),
+        created: format::date(token.created_at),
+        token,
+        error,
+    }
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let token = own_token(&state, current.user.id, &id).await?;
+    if token.revoked_at.is_some() {
+        set_flash(
+            &current.session,
+            format!("“{}” is already revoked.", token.name),
+        );
+        return Ok(see_other(HOME));
+    }
+    render_with_status(StatusCode::OK, &page(&current, token, None))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RevokeForm {
+    confirm: String,
+}
+
+pub async fn submit(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+    client_ip: ClientIp,
+    id: web::Path<String>,
+    CsrfForm(form): CsrfForm<RevokeForm>,
+) -> Result<HttpResponse, AppError> {
+    let token = own_token(&state, current.user.id, &id).await?;
+    if form.confirm != CONFIRMATION {
+        let error = Some("Type DELETE, in capital letters, to confirm. Nothing was revoked.");
+        return render_with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &page(&current, token, error),
+        );
+    }
+    let user_id = current.user.id;
+    let details = token_details(&token, &current.user.email);
+    let (token_id, name) = (token.id, token.name.clone());
+    let revoked = state
+        .db
+        .write(move |conn| {
+            let revoked = store::revoke(conn, token_id, user_id)?;
+            if revoked {
+                Event::new(Action::TokenRevoked, Some(user_id))
+                    .target("token", Some(token_id), &name)
+                    .client_ip(&client_ip.0)
+                    .details(details)
+                    .record(conn)?;
+            }
+            Ok(revoked)
+        })
+        .await?;
+    let message = if revoked {
+        format!(
+            "“{}” was revoked. Anything still using it is refused from now on.",
+            token.name
+        )
+    } else {
+        format!("“{}” is already revoked.", token.name)
+    };
+    set_flash(&current.session, message);
+    Ok(see_other(HOME))
+}

@@ -1,0 +1,159 @@
+//! How times and counts read on the pages. Stored times are UTC.
+
+use chrono::{Duration, NaiveDateTime};
+
+pub fn date(at: NaiveDateTime) -> String {
+    at.format("%b %-d, %Y").to_string()
+}
+
+/// For hover titles and exports: unambiguous, to the second.
+pub fn exact(at: NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// "just now", "3 minutes ago", "2 days ago", ...
+pub fn ago(at: NaiveDateTime, now: NaiveDateTime) -> String {
+    let elapsed = now - at;
+    if elapsed < Duration::minutes(1) {
+        return "just now".to_owned();
+    }
+    let (n, unit) = if elapsed < Duration::hours(1) {
+        (elapsed.num_minutes(), "minute")
+    } else if elapsed < Duration::days(1) {
+        (elapsed.num_hours(), "hour")
+    } else if elapsed < Duration::days(30) {
+        (elapsed.num_days(), "day")
+    } else if elapsed < Duration::days(365) {
+        (elapsed.num_days() / 30, "month")
+    } else {
+        (elapsed.num_days() / 365, "year")
+    };
+    format!("{} ago", plural(n, unit))
+}
+
+/// How an expiry reads in a list: the date, plus a badge when it is near or past.
+pub struct ExpiryView {
+    pub text: String,
+    pub badge: Option<(&'static str, String)>,
+}
+
+pub fn expiry(expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> ExpiryView {
+    let Some(at) = expires_at else {
+        return ExpiryView {
+            text: "Never".to_owned(),
+            badge: None,
+        };
+    };
+    let left = at - now;
+    let badge = if left <= Duration::zero() {
+        Some(("badge-danger", "Expired".to_owned()))
+    } else if left < Duration::days(1) {
+        Some(("badge-warning", "Expires today".to_owned()))
+    } else if left <= Duration::days(7) {
+        Some((
+            "badge-warning",
+            format!("Expires in {}", plural(left.num_days(), "day")),
+        ))
+    } else {
+        None
+    };
+    ExpiryView {
+        text: date(at),
+        badge,
+    }
+}
+
+/// Where a paged list is, and the links to its neighbours.
+pub struct Pager {
+    pub page: i64,
+    pub pages: i64,
+    pub total: i64,
+    pub first_item: i64,
+    pub last_item: i64,
+    pub prev_url: Option<String>,
+    pub next_url: Option<String>,
+}
+
+impl Pager {
+    /// `url(page)` builds the link to a page, keeping the list's other parameters.
+    pub fn new(requested: i64, per_page: i64, total: i64, url: impl Fn(i64) -> String) -> Self {
+        let pages = ((total + per_page - 1) / per_page).max(1);
+        let page = requested.clamp(1, pages);
+        let first_item = if total == 0 {
+            0
+        } else {
+            (page - 1) * per_page + 1
+        };
+        Pager {
+            page,
+            pages,
+            total,
+            first_item,
+            last_item: (page * per_page).min(total),
+            prev_url: (page > 1).then(|| url(page - 1)),
+            next_url: (page < pages).then(|| url(page + 1)),
+        }
+    }
+
+    pub fn offset(&self, per_page: i64) -> i64 {
+        (self.page - 1) * per_page
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn t(day: u32, h: u32, m: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 11, day)
+            .unwrap()
+            .and_hms_opt(h, m, 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn relative_times() {
+        let now = t(25, 12, 0);
+        assert_eq!(ago(t(25, 11, 59) + Duration::seconds(30), now), "just now");
+        assert_eq!(ago(t(25, 11, 57), now), "3 minutes ago");
+        assert_eq!(ago(t(25, 11, 0), now), "1 hour ago");
+        assert_eq!(ago(t(20, 12, 0), now), "5 days ago");
+        assert_eq!(ago(t(1, 12, 0) - Duration::days(60), now), "2 months ago");
+    }
+
+    #[test]
+    fn expiry_badges() {
+        let now = t(25, 12, 0);
+        assert_eq!(expiry(None, now).text, "Never");
+        assert_eq!(expiry(Some(t(24, 0, 0)), now).badge.unwrap().1, "Expired");
+        assert_eq!(
+            expiry(Some(t(28, 13, 0)), now).badge.unwrap().1,
+            "Expires in 3 days"
+        );
+        assert_eq!(
+            expiry(Some(t(25, 20, 0)), now).badge.unwrap().1,
+            "Expires today"
+        );
+        let far = expiry(Some(t(25, 12, 0) + Duration::days(30)), now);
+        assert!(far.badge.is_none());
+        assert_eq!(far.text, "Dec 25, 2026");
+    }
+
+    #[test]
+    fn pager_clamps_and_links() {
+        let p = Pager::new(9, 50, 120, |n| format!("?page={n}"));
+        assert_eq!(
+            (p.page, p.pages, p.first_item, p.last_item),
+            (3, 3, 101, 120)
+        );
+        assert_eq!(p.prev_url.as_deref(), Some("?page=2"));
+        assert!(p.next_url.is_none());
+        let empty = Pager::new(1, 50, 0, |n| n.to_string());
+        assert_eq!((empty.pages, empty.first_item, empty.last_item), (1, 0, 0));
+    }
+}

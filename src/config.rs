@@ -43,6 +43,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
 
+    /// How often Last-used times are written to the database, in seconds (they are kept in
+    /// memory in between and written on shutdown too).
+    #[arg(long, env = "TOKENDESK_LAST_USED_FLUSH_SECS", default_value_t = 5.0)]
+    pub last_used_flush_secs: f64,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TOKENDESK_WORKERS")]
     pub workers: Option<usize>,
@@ -61,6 +66,7 @@ impl ServeConfig {
             session_key_file: None,
             secure_cookies: false,
             trusted_proxies: Vec::new(),
+            last_used_flush_secs: 5.0,
             workers: None,
         }
     }

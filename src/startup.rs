@@ -6,6 +6,8 @@ use std::net::{IpAddr, TcpListener};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_session::config::PersistentSession;
 use actix_session::storage::CookieSessionStore;
@@ -20,6 +22,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::config::ServeConfig;
 use crate::db::{DatabaseUrl, Db, DbError};
+use crate::tokens::{LastUsedFlusher, LastUsedRecorder};
 use crate::users;
 use crate::web;
 
@@ -28,6 +31,7 @@ pub struct AppState {
     pub db: Db,
     pub trusted_proxies: Vec<IpAddr>,
     pub secure_cookies: bool,
+    pub last_used: Arc<LastUsedRecorder>,
     /// Once true it stays true; until then every page asks the database.
     pub setup_done: AtomicBool,
 }
@@ -48,6 +52,7 @@ impl AppState {
 pub struct Application {
     port: u16,
     server: Server,
+    last_used: LastUsedFlusher,
 }
 
 impl Application {
@@ -61,7 +66,12 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
 
+        let last_used = LastUsedRecorder::new(db.clone());
+        let flusher = last_used.start(Duration::from_secs_f64(
+            config.last_used_flush_secs.max(0.05),
+        ));
         let state = Data::new(AppState {
+            last_used,
             db,
             trusted_proxies: config.trusted_proxies.clone(),
             secure_cookies: config.secure_cookies,
@@ -98,6 +108,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            last_used: flusher,
         })
     }
 
@@ -105,8 +116,13 @@ impl Application {
         self.port
     }
 
+    /// Serves until stopped (SIGTERM or SIGINT drain in-flight requests first), then writes
+    /// the Last-used times still pending.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.last_used.stop();
+        tracing::info!("stopped");
+        served
     }
 }
 

@@ -159,6 +159,15 @@ impl Db {
         .map_err(|_| DbError::Canceled)?
     }
 
+    /// Runs `f` on a pooled connection on the calling thread (for threads of our own, not the executor).
+    pub fn run_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.pool.get()?;
+        Ok(f(&mut conn)?)
+    }
+
     /// Like [`Db::run`], inside a write transaction (see [`write_transaction`]).
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where

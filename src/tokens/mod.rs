@@ -1,7 +1,12 @@
-//! Personal access tokens: the secret's format and the store.
+//! Personal access tokens: the secret's format, the store, the authenticator, Last used.
 
+pub mod actions;
+pub mod authenticator;
+pub mod last_used;
 mod secret;
 pub mod store;
 
+pub use authenticator::{authenticate, extract, AuthFailure, Authenticated, TokenSources};
+pub use last_used::{LastUsedFlusher, LastUsedRecorder};
 pub use secret::{looks_like_token, TokenDigest, TokenSecret, TOKEN_PREFIX};
 pub use store::{CreatedToken, PersonalAccessToken, Tab, TokenStatus, TokenStoreError};

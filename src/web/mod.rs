@@ -29,7 +29,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::get().to(sign_in::show))
         .route("/sign-in", web::post().to(sign_in::submit))
         .route("/sign-out", web::post().to(sign_in::sign_out))
-        .configure(access_tokens::routes);
+        .configure(access_tokens::routes)
+        .configure(crate::api::routes);
 }
 
 /// 303: after a POST, the browser follows with a GET (post/redirect/get).

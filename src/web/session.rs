@@ -75,6 +75,20 @@ impl FromRequest for CurrentUser {
     }
 }
 
+impl CurrentUser {
+    /// The signed-in person as the actor of a change, for the audit trail.
+    pub fn actor(
+        &self,
+        client_ip: &crate::web::client_ip::ClientIp,
+    ) -> crate::tokens::actions::Actor {
+        crate::tokens::actions::Actor {
+            user_id: self.user.id,
+            email: self.user.email.clone(),
+            client_ip: client_ip.0.clone(),
+        }
+    }
+}
+
 /// Starts a signed-in session for `user`: a renewed session (no fixation) with a fresh CSRF token.
 pub fn sign_in(session: &Session, user: &User) -> Result<(), AppError> {
     session.renew();

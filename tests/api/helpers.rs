@@ -350,3 +350,108 @@ pub struct StoredToken {
     pub revoked_at: Option<chrono::NaiveDateTime>,
     pub revoked_by: Option<i64>,
 }
+
+/// Ways a client presents a token.
+#[derive(Clone, Copy, Debug)]
+pub enum Presented {
+    Bearer,
+    XAuthToken,
+    Query,
+    PathSegment,
+}
+
+pub const EVERY_WAY: [Presented; 4] = [
+    Presented::Bearer,
+    Presented::XAuthToken,
+    Presented::Query,
+    Presented::PathSegment,
+];
+
+impl TestApp {
+    /// Creates a token directly in the store (arranging a test); returns its id and secret.
+    pub async fn token_for(&self, user_id: i64, name: &str, scopes: &[&str]) -> (i64, String) {
+        let request = tokendesk::domain::TokenRequest {
+            name: name.to_owned(),
+            expiry: tokendesk::domain::Expiry::Never,
+            scopes: tokendesk::domain::ScopeSet::parse(scopes.iter().copied()).unwrap(),
+        };
+        let created = self
+            .db
+            .write(move |conn| {
+                Ok(tokendesk::tokens::store::create(conn, user_id, &request).unwrap())
+            })
+            .await
+            .unwrap();
+        (created.token.id, created.secret.expose().to_owned())
+    }
+
+    /// A plain HTTP client (no cookies), as another service would be.
+    pub fn api(&self) -> Api {
+        Api {
+            address: self.address.clone(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Runs SQL against the app's database (to arrange states such as an expired token).
+    pub async fn execute(&self, sql: &str) {
+        let sql = sql.to_owned();
+        self.db
+            .run(move |conn| diesel::sql_query(sql).execute(conn))
+            .await
+            .unwrap();
+    }
+}
+
+pub struct Api {
+    pub address: String,
+    pub client: reqwest::Client,
+}
+
+impl Api {
+    /// `GET /api/v1{path}` presenting `token` the given way.
+    pub fn get(&self, path: &str, token: &str, way: Presented) -> reqwest::RequestBuilder {
+        let url = match way {
+            Presented::Query => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                format!("{}/api/v1{path}{sep}token={token}", self.address)
+            }
+            Presented::PathSegment => format!("{}/{token}/api/v1{path}", self.address),
+            _ => format!("{}/api/v1{path}", self.address),
+        };
+        let request = self.client.get(url);
+        match way {
+            Presented::Bearer => request.bearer_auth(token),
+            Presented::XAuthToken => request.header("x-auth-token", token),
+            _ => request,
+        }
+    }
+
+    pub async fn me(&self, token: &str) -> Response {
+        self.get("/me", token, Presented::Bearer)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn verify(&self, query: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = self
+            .client
+            .get(format!("{}/auth/verify{query}", self.address));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+/// An error body's code and message.
+pub async fn api_error(response: Response) -> (StatusCode, String, String) {
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("a JSON error body");
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+        body["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}

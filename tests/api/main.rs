@@ -5,4 +5,8 @@ mod helpers;
 mod access_tokens;
 mod cli;
 mod foundation;
+mod gateway_nginx;
+mod last_used;
+mod process;
 mod sign_in;
+mod token_auth;

@@ -3,10 +3,9 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::Utc;
 
-use crate::audit::{Action, Event};
 use crate::domain::{FieldErrors, TokenRequestInput, EXPIRY_CHOICES};
 use crate::startup::AppState;
-use crate::tokens::{store, TokenStoreError};
+use crate::tokens::actions;
 use crate::web::access_tokens::{scope_groups, ScopeGroup};
 use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
@@ -61,24 +60,7 @@ pub async fn submit(
             )
         }
     };
-    let user_id = current.user.id;
-    let owner_email = current.user.email.clone();
-    let created = state
-        .db
-        .write(move |conn| {
-            let created = match store::create(conn, user_id, &request) {
-                Ok(created) => created,
-                Err(TokenStoreError::NameTaken) => return Ok(Err(request.name)),
-                Err(TokenStoreError::Query(e)) => return Err(e),
-            };
-            Event::new(Action::TokenCreated, Some(user_id))
-                .target("token", Some(created.token.id), &created.token.name)
-                .client_ip(&client_ip.0)
-                .details(token_details(&created.token, &owner_email))
-                .record(conn)?;
-            Ok(Ok(created))
-        })
-        .await?;
+    let created = actions::create(&state.db, current.actor(&client_ip), request).await?;
     match created {
         Ok(created) => {
             stash_reveal(&current.session, &created, false)?;
@@ -96,15 +78,4 @@ pub async fn submit(
             )
         }
     }
-}
-
-/// What the audit trail records about a token: never its secret.
-pub fn token_details(token: &crate::tokens::PersonalAccessToken, owner_email: &str) -> String {
-    let expires = token
-        .expires_at
-        .map_or_else(|| "never".to_owned(), crate::web::format::exact);
-    format!(
-        "owner={owner_email}; scopes={}; expires={expires}",
-        token.scopes().to_stored()
-    )
 }

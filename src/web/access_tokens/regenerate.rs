@@ -4,11 +4,9 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::audit::{Action, Event};
 use crate::domain::{parse_expiry, FieldErrors, DEFAULT_EXPIRY, EXPIRY_CHOICES};
 use crate::startup::AppState;
-use crate::tokens::{store, PersonalAccessToken, TokenStoreError};
-use crate::web::access_tokens::new::token_details;
+use crate::tokens::{actions, PersonalAccessToken};
 use crate::web::access_tokens::own_token;
 use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
@@ -108,26 +106,8 @@ pub async fn submit(
             );
         }
     };
-    let user_id = current.user.id;
-    let owner_email = current.user.email.clone();
-    let token_id = token.id;
-    let created = state
-        .db
-        .write(move |conn| {
-            let created = match store::regenerate(conn, token_id, expiry) {
-                Ok(Some(created)) => created,
-                Ok(None) => return Ok(None),
-                Err(TokenStoreError::Query(e)) => return Err(e),
-                Err(TokenStoreError::NameTaken) => return Ok(None),
-            };
-            Event::new(Action::TokenRegenerated, Some(user_id))
-                .target("token", Some(created.token.id), &created.token.name)
-                .client_ip(&client_ip.0)
-                .details(token_details(&created.token, &owner_email))
-                .record(conn)?;
-            Ok(Some(created))
-        })
-        .await?;
+    let created =
+        actions::regenerate(&state.db, current.actor(&client_ip), token.id, expiry).await?;
     let Some(created) = created else {
         set_flash(
             &current.session,

@@ -4,10 +4,8 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::audit::{Action, Event};
 use crate::startup::AppState;
-use crate::tokens::{store, PersonalAccessToken};
-use crate::web::access_tokens::new::token_details;
+use crate::tokens::{actions, PersonalAccessToken};
 use crate::web::access_tokens::own_token;
 use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
@@ -85,23 +83,13 @@ pub async fn submit(
             &page(&current, token, error),
         );
     }
-    let user_id = current.user.id;
-    let details = token_details(&token, &current.user.email);
-    let (token_id, name) = (token.id, token.name.clone());
-    let revoked = state
-        .db
-        .write(move |conn| {
-            let revoked = store::revoke(conn, token_id, user_id)?;
-            if revoked {
-                Event::new(Action::TokenRevoked, Some(user_id))
-                    .target("token", Some(token_id), &name)
-                    .client_ip(&client_ip.0)
-                    .details(details)
-                    .record(conn)?;
-            }
-            Ok(revoked)
-        })
-        .await?;
+    let revoked = actions::revoke(
+        &state.db,
+        current.actor(&client_ip),
+        &token,
+        &current.user.email,
+    )
+    .await?;
     let message = if revoked {
         format!(
             "“{}” was revoked. Anything still using it is refused from now on.",

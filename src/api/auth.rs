@@ -1,0 +1,43 @@
+//! `ApiAuth`: the extractor every token-authenticated route takes.
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+
+use crate::api::error::ApiError;
+use crate::startup::AppState;
+use crate::tokens::{authenticate, extract, Authenticated, TokenSources};
+use crate::web::client_ip::ClientIp;
+
+pub struct ApiAuth(pub Authenticated);
+
+/// Authenticates `req`, looking for the token in its headers, its own target, and the
+/// `extra_targets` (a gateway's original URI).
+pub async fn authenticate_request(
+    req: &HttpRequest,
+    extra_targets: &[&str],
+) -> Result<Authenticated, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(ApiError::Internal)?
+        .clone();
+    let own_target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let mut targets = vec![own_target];
+    targets.extend_from_slice(extra_targets);
+    let presented = extract(&TokenSources {
+        headers: req.headers(),
+        targets,
+    })?;
+    let client_ip = ClientIp::of(req, &state.trusted_proxies);
+    Ok(authenticate(&state.db, &state.last_used, presented, &client_ip.0).await?)
+}
+
+impl FromRequest for ApiAuth {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate_request(&req, &[]).await.map(ApiAuth) })
+    }
+}

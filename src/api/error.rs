@@ -1,0 +1,146 @@
+//! API errors: JSON `{"error": code, "message": text}`, with RFC 6750 challenges on 401/403.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::DbError;
+use crate::domain::FieldErrors;
+use crate::tokens::AuthFailure;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthFailure),
+    #[error("The request is not valid.")]
+    Validation(FieldErrors),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("No such resource.")]
+    NotFound,
+    #[error("The request body is larger than allowed.")]
+    PayloadTooLarge,
+    #[error("The token store is unavailable; try again shortly.")]
+    Unavailable,
+    #[error("An unexpected error occurred.")]
+    Internal,
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(_) => ApiError::Unavailable,
+            other => {
+                tracing::error!(error = %other, "API request failed");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: invalid_token, insufficient_scope, invalid_request, validation_failed,
+    /// not_found, payload_too_large, unavailable, internal.
+    pub error: &'static str,
+    pub message: String,
+    /// Per-field messages, on validation_failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Auth(AuthFailure::Conflicting) | ApiError::BadRequest(_) => "invalid_request",
+            ApiError::Auth(AuthFailure::InsufficientScope(_)) => "insufficient_scope",
+            ApiError::Auth(AuthFailure::Unavailable(_)) | ApiError::Unavailable => "unavailable",
+            ApiError::Auth(_) => "invalid_token",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::NotFound => "not_found",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Internal => "internal",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Auth(AuthFailure::Conflicting) | ApiError::BadRequest(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Auth(AuthFailure::InsufficientScope(_)) => StatusCode::FORBIDDEN,
+            ApiError::Auth(AuthFailure::Unavailable(_)) | ApiError::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        let message = self.to_string();
+        match self {
+            ApiError::Auth(AuthFailure::InsufficientScope(scope)) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
+                ));
+            }
+            ApiError::Auth(AuthFailure::Conflicting | AuthFailure::Unavailable(_)) => {}
+            ApiError::Auth(_) => {
+                // The message names the reason; it never echoes the token.
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer error=\"invalid_token\", error_description=\"{message}\""),
+                ));
+            }
+            _ => {}
+        }
+        let fields = match self {
+            ApiError::Validation(fields) => serde_json::to_value(fields).ok(),
+            _ => None,
+        };
+        let message = match self {
+            ApiError::Auth(failure) => failure.to_string(),
+            _ => message,
+        };
+        response.json(ErrorBody {
+            error: self.code(),
+            message,
+            fields,
+        })
+    }
+}
+
+/// Unknown paths under /api answer in JSON too.
+pub async fn not_found() -> HttpResponse {
+    ApiError::NotFound.error_response()
+}
+
+/// Bad JSON bodies become `invalid_request` (or 413) instead of actix's plain-text default.
+pub fn json_config() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|error, _| {
+            let api_error = match &error {
+                actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    ApiError::PayloadTooLarge
+                }
+                actix_web::error::JsonPayloadError::ContentType => {
+                    ApiError::BadRequest("Send the body as application/json.".into())
+                }
+                other => ApiError::BadRequest(format!("The JSON body could not be read: {other}")),
+            };
+            api_error.into()
+        })
+}

@@ -1,0 +1,43 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tokendesk API", description = "Personal access tokens: who a token speaks for, the owner's tokens, and the gateway check."),
+    paths(super::me::me, super::tokens::list, super::tokens::create, super::tokens::revoke, super::verify::verify),
+    modifiers(&TokenSchemes),
+)]
+struct ApiDoc;
+
+/// The three ways to present a token that OpenAPI can describe (the path segment it cannot).
+struct TokenSchemes;
+
+impl Modify for TokenSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tdk_ token")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "x_auth_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-auth-token"))),
+        );
+        components.add_security_scheme(
+            "query_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))),
+        );
+    }
+}
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,196 @@
+use actix_web::web::{self, Json};
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::auth::ApiAuth;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::domain::{FieldErrors, Scope, TokenRequestInput};
+use crate::startup::AppState;
+use crate::tokens::actions::{self, Actor};
+use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenStatus};
+use crate::web::client_ip::ClientIp;
+
+const PER_PAGE: i64 = 100;
+
+fn scope(name: &str) -> Scope {
+    name.parse().expect("a scope of the catalogue")
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenJson {
+    pub id: i64,
+    pub name: String,
+    /// Enough to recognise the token, never enough to use it.
+    pub hint: String,
+    pub scopes: Vec<&'static str>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+    /// active, expired or revoked
+    pub status: &'static str,
+}
+
+impl From<&PersonalAccessToken> for TokenJson {
+    fn from(token: &PersonalAccessToken) -> Self {
+        TokenJson {
+            id: token.id,
+            name: token.name.clone(),
+            hint: token.hint.clone(),
+            scopes: token.scopes().iter().map(|s| s.name()).collect(),
+            created_at: token.created_at.and_utc(),
+            expires_at: token.expires_at.map(|at| at.and_utc()),
+            last_used_at: token.last_used_at.map(|at| at.and_utc()),
+            last_used_ip: token.last_used_ip.clone(),
+            status: match token.status(Utc::now().naive_utc()) {
+                TokenStatus::Active => "active",
+                TokenStatus::Expired => "expired",
+                TokenStatus::Revoked => "revoked",
+            },
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenJson>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// 1-based page of 100.
+    page: Option<i64>,
+    /// true to list revoked tokens instead of current ones.
+    revoked: Option<bool>,
+}
+
+fn actor(req: &HttpRequest, state: &AppState, auth: &Authenticated) -> Actor {
+    Actor {
+        user_id: auth.user_id,
+        email: auth.email.clone(),
+        client_ip: ClientIp::of(req, &state.trusted_proxies).0,
+    }
+}
+
+/// The token owner's tokens, newest first.
+#[utoipa::path(get, path = "/api/v1/personal-access-tokens", tag = "tokens", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of tokens", body = TokenList),
+        (status = 403, description = "The token lacks personalAccessToken:read", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
+pub async fn list(
+    state: web::Data<AppState>,
+    ApiAuth(auth): ApiAuth,
+    query: web::Query<ListQuery>,
+) -> Result<Json<TokenList>, ApiError> {
+    auth.require(scope("personalAccessToken:read"))?;
+    let tab = if query.revoked.unwrap_or(false) {
+        Tab::Revoked
+    } else {
+        Tab::Current
+    };
+    let page = query.page.unwrap_or(1).max(1);
+    let user_id = auth.user_id;
+    let found = state
+        .db
+        .run(move |conn| store::list_owned(conn, user_id, tab, (page - 1) * PER_PAGE, PER_PAGE))
+        .await?;
+    Ok(Json(TokenList {
+        tokens: found.items.iter().map(TokenJson::from).collect(),
+        total: found.total,
+        page,
+        per_page: PER_PAGE,
+    }))
+}
+
+/// The new token, with its secret: the only time the secret is returned.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedTokenJson {
+    pub token: TokenJson,
+    pub secret: String,
+}
+
+/// The body of a create request; the same rules as the New token form.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct CreateTokenBody {
+    /// 1 to 100 characters, unique among the owner's active tokens.
+    name: String,
+    /// 7, 30, 60, 90, 365, custom or never.
+    expires_in: String,
+    /// YYYY-MM-DD, when expires_in is custom.
+    expires_on: Option<String>,
+    /// At least one; only what the owner's role allows.
+    scopes: Vec<String>,
+}
+
+/// Creates a token for the owner of the presented token.
+#[utoipa::path(post, path = "/api/v1/personal-access-tokens", tag = "tokens", request_body = CreateTokenBody,
+    responses(
+        (status = 201, description = "Created; the secret is in this response only", body = CreatedTokenJson),
+        (status = 403, description = "The token lacks personalAccessToken:write", body = ErrorBody),
+        (status = 422, description = "Field errors", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ApiAuth(auth): ApiAuth,
+    body: Json<TokenRequestInput>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(scope("personalAccessToken:write"))?;
+    let request = body
+        .into_inner()
+        .parse(auth.role, Utc::now().naive_utc())
+        .map_err(ApiError::Validation)?;
+    match actions::create(&state.db, actor(&req, &state, &auth), request).await? {
+        Ok(created) => Ok(HttpResponse::Created().json(CreatedTokenJson {
+            token: TokenJson::from(&created.token),
+            secret: created.secret.expose().to_owned(),
+        })),
+        Err(name) => {
+            let mut errors = FieldErrors::default();
+            errors.add(
+                "name",
+                format!("You already have an active token named “{name}”."),
+            );
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+/// Revokes one of the owner's tokens; anything else is not found.
+#[utoipa::path(delete, path = "/api/v1/personal-access-tokens/{id}", tag = "tokens",
+    params(("id" = i64, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked (or already revoked)"),
+        (status = 404, description = "Not one of the owner's tokens", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
+pub async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    ApiAuth(auth): ApiAuth,
+    path: web::Path<(String,)>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(scope("personalAccessToken:write"))?;
+    let token_id: i64 = path
+        .into_inner()
+        .0
+        .parse()
+        .map_err(|_| ApiError::NotFound)?;
+    let user_id = auth.user_id;
+    let token = state
+        .db
+        .run(move |conn| store::find_owned(conn, user_id, token_id))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    actions::revoke(&state.db, actor(&req, &state, &auth), &token, &auth.email).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,51 @@
+//! `/auth/verify`: nginx `auth_request` and Traefik ForwardAuth ask whether a request's token is good.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::api::auth::authenticate_request;
+use crate::api::error::{ApiError, ErrorBody};
+use crate::domain::Scope;
+
+#[derive(Deserialize, IntoParams)]
+pub struct VerifyQuery {
+    /// A scope that must be in effect, e.g. license:write.
+    scope: Option<String>,
+}
+
+/// 204 with the owner in `X-Auth-*` headers when the token is good (and has `scope`).
+/// The token may be in the headers, or in the original request's URI (`X-Original-URI` from
+/// nginx, `X-Forwarded-Uri` from Traefik), as a `token` query parameter or a path segment.
+#[utoipa::path(get, path = "/auth/verify", tag = "gateway", params(VerifyQuery),
+    responses(
+        (status = 204, description = "The token is good; X-Auth-User-Id, X-Auth-User-Email, X-Auth-Role and X-Auth-Scopes describe it"),
+        (status = 401, description = "Missing, malformed, unknown, revoked or expired token", body = ErrorBody),
+        (status = 403, description = "The token lacks the required scope", body = ErrorBody),
+    ))]
+pub async fn verify(
+    req: HttpRequest,
+    query: web::Query<VerifyQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let required = match &query.scope {
+        Some(name) => Some(name.parse::<Scope>().map_err(|_| {
+            ApiError::BadRequest(format!("Unknown scope {name:?} in the scope parameter."))
+        })?),
+        None => None,
+    };
+    let original: Vec<&str> = ["x-original-uri", "x-forwarded-uri"]
+        .iter()
+        .filter_map(|name| req.headers().get(*name)?.to_str().ok())
+        .collect();
+    let auth = authenticate_request(&req, &original).await?;
+    if let Some(scope) = required {
+        auth.require(scope)?;
+    }
+    let scopes: Vec<&str> = auth.scopes.iter().map(|s| s.name()).collect();
+    Ok(HttpResponse::NoContent()
+        .insert_header(("X-Auth-User-Id", auth.user_id.to_string()))
+        .insert_header(("X-Auth-User-Email", auth.email))
+        .insert_header(("X-Auth-Role", auth.role.as_str()))
+        .insert_header(("X-Auth-Scopes", scopes.join(" ")))
+        .finish())
+}

@@ -1,0 +1,290 @@
+//! The one place a presented token is found and checked: every API route and the gateway
+//! endpoint go through [`authenticate`].
+
+use actix_web::http::header::HeaderMap;
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::{personal_access_tokens as pat, users};
+use crate::db::{Db, DbError};
+use crate::domain::{Role, Scope, ScopeSet};
+use crate::tokens::last_used::LastUsedRecorder;
+use crate::tokens::{looks_like_token, TokenSecret};
+
+/// Who a valid token speaks for, and what it may do right now.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub user_id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    pub token_id: i64,
+    pub token_name: String,
+    pub expires_at: Option<NaiveDateTime>,
+    /// The token's scopes within what the owner's role allows at this moment.
+    pub scopes: ScopeSet,
+}
+
+impl Authenticated {
+    pub fn require(&self, scope: Scope) -> Result<(), AuthFailure> {
+        if self.scopes.contains(scope) {
+            Ok(())
+        } else {
+            Err(AuthFailure::InsufficientScope(scope))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("No token was presented. Send it as `Authorization: Bearer <token>`, an `x-auth-token` header, a `token` query parameter or a path segment.")]
+    Missing,
+    #[error("The request carries two different tokens; send exactly one.")]
+    Conflicting,
+    #[error("The token is malformed: its prefix, length or checksum is wrong.")]
+    Malformed,
+    #[error("The token is not known.")]
+    Unknown,
+    #[error("The token has been revoked.")]
+    Revoked,
+    #[error("The token has expired.")]
+    Expired,
+    #[error("The token's owner is deactivated.")]
+    OwnerDeactivated,
+    #[error("The token lacks the `{0}` scope (or its owner's role no longer allows it).")]
+    InsufficientScope(Scope),
+    #[error("The token store is unavailable.")]
+    Unavailable(#[from] DbError),
+}
+
+/// Where to look for a token: the request's headers, and the request targets (path and
+/// query) that may carry one: the request's own, and for a gateway check the original one.
+pub struct TokenSources<'a> {
+    pub headers: &'a HeaderMap,
+    pub targets: Vec<&'a str>,
+}
+
+/// Finds the presented token, first match winning in this order: `Authorization: Bearer`,
+/// `x-auth-token`, a `token` query parameter, a path segment with a valid checksum. The same
+/// token twice is fine; two different ones are refused.
+pub fn extract(sources: &TokenSources<'_>) -> Result<Option<String>, AuthFailure> {
+    let mut found: Vec<String> = Vec::new();
+    let bearer = sources
+        .headers
+        .get_all(actix_web::http::header::AUTHORIZATION)
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| rest.trim().to_owned())
+        });
+    found.extend(bearer);
+    found.extend(
+        sources
+            .headers
+            .get_all("x-auth-token")
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.trim().to_owned()),
+    );
+    for target in &sources.targets {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        found.extend(
+            query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .filter(|(key, _)| *key == "token")
+                .map(|(_, value)| value.to_owned()),
+        );
+        found.extend(
+            path.split('/')
+                .filter(|segment| looks_like_token(segment))
+                .map(str::to_owned),
+        );
+    }
+    let Some(first) = found.first() else {
+        return Ok(None);
+    };
+    if found.iter().any(|other| other != first) {
+        return Err(AuthFailure::Conflicting);
+    }
+    Ok(Some(first.clone()))
+}
+
+type TokenRow = (
+    i64,
+    String,
+    String,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    i64,
+    String,
+    String,
+    String,
+    bool,
+);
+
+/// Checks a presented token against the store. A malformed one is refused before any
+/// database work; a valid one's use is recorded for Last used.
+pub async fn authenticate(
+    db: &Db,
+    last_used: &LastUsedRecorder,
+    presented: Option<String>,
+    client_ip: &str,
+) -> Result<Authenticated, AuthFailure> {
+    let presented = presented.ok_or(AuthFailure::Missing)?;
+    let secret = TokenSecret::parse(&presented).ok_or(AuthFailure::Malformed)?;
+    let digest = secret.digest();
+    let row: Option<TokenRow> = db
+        .run(move |conn| {
+            pat::table
+                .inner_join(users::table)
+                .filter(pat::digest.eq(&digest.0))
+                .select((
+                    pat::id,
+                    pat::name,
+                    pat::scopes,
+                    pat::expires_at,
+                    pat::revoked_at,
+                    users::id,
+                    users::email,
+                    users::display_name,
+                    users::role,
+                    users::is_active,
+                ))
+                .first(conn)
+                .optional()
+        })
+        .await?;
+    let (
+        token_id,
+        token_name,
+        scopes,
+        expires_at,
+        revoked_at,
+        user_id,
+        email,
+        display_name,
+        role,
+        active,
+    ) = row.ok_or(AuthFailure::Unknown)?;
+    let now = Utc::now().naive_utc();
+    if revoked_at.is_some() {
+        return Err(AuthFailure::Revoked);
+    }
+    if expires_at.is_some_and(|at| at <= now) {
+        return Err(AuthFailure::Expired);
+    }
+    if !active {
+        return Err(AuthFailure::OwnerDeactivated);
+    }
+    let role: Role = role.parse().unwrap_or(Role::User);
+    last_used.record(token_id, now, client_ip);
+    Ok(Authenticated {
+        user_id,
+        email,
+        display_name,
+        role,
+        token_id,
+        token_name,
+        expires_at,
+        scopes: ScopeSet::from_stored(&scopes).intersection(ScopeSet::allowed_for(role)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn find(
+        pairs: &[(&'static str, &str)],
+        targets: &[&str],
+    ) -> Result<Option<String>, AuthFailure> {
+        let headers = headers(pairs);
+        extract(&TokenSources {
+            headers: &headers,
+            targets: targets.to_vec(),
+        })
+    }
+
+    #[test]
+    fn finds_the_token_in_each_place() {
+        let t = TokenSecret::generate();
+        let t = t.expose();
+        let bearer = format!("Bearer {t}");
+        assert_eq!(
+            find(&[("authorization", &bearer)], &["/x"])
+                .unwrap()
+                .as_deref(),
+            Some(t)
+        );
+        assert_eq!(
+            find(&[("x-auth-token", t)], &["/x"]).unwrap().as_deref(),
+            Some(t)
+        );
+        assert_eq!(
+            find(&[], &[&format!("/x?a=1&token={t}")])
+                .unwrap()
+                .as_deref(),
+            Some(t)
+        );
+        assert_eq!(
+            find(&[], &[&format!("/{t}/api/v0/add")])
+                .unwrap()
+                .as_deref(),
+            Some(t)
+        );
+        assert_eq!(
+            find(&[], &[&format!("/ext/bc/C/rpc/{t}")])
+                .unwrap()
+                .as_deref(),
+            Some(t)
+        );
+        assert_eq!(find(&[], &["/api/v1/me"]).unwrap(), None);
+        assert_eq!(
+            find(&[("authorization", "Basic dXNlcjpwdw==")], &["/"]).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn the_same_token_twice_is_fine_two_different_ones_are_not() {
+        let a = TokenSecret::generate();
+        let b = TokenSecret::generate();
+        let bearer = format!("Bearer {}", a.expose());
+        let same = find(
+            &[("authorization", &bearer), ("x-auth-token", a.expose())],
+            &["/"],
+        );
+        assert_eq!(same.unwrap().as_deref(), Some(a.expose()));
+        let both = find(
+            &[("authorization", &bearer)],
+            &[&format!("/?token={}", b.expose())],
+        );
+        assert!(matches!(both, Err(AuthFailure::Conflicting)));
+    }
+
+    #[test]
+    fn a_malformed_header_token_is_still_found_so_it_can_be_refused() {
+        // A path segment must be a valid token to count; a header is taken as given.
+        assert_eq!(
+            find(&[("x-auth-token", "tdk_nope")], &["/"])
+                .unwrap()
+                .as_deref(),
+            Some("tdk_nope")
+        );
+        assert_eq!(find(&[], &["/tdk_nope/api"]).unwrap(), None);
+    }
+}

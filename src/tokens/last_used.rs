@@ -1,0 +1,125 @@
+//! Last used, without a database write per request: the newest use of each token is kept in
+//! memory and written in one batch every few seconds, and once more on shutdown.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::personal_access_tokens as pat;
+use crate::db::{write_transaction, Db, DbError};
+
+pub struct LastUsedRecorder {
+    db: Db,
+    pending: Mutex<HashMap<i64, (NaiveDateTime, String)>>,
+}
+
+impl LastUsedRecorder {
+    pub fn new(db: Db) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            pending: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn record(&self, token_id: i64, at: NaiveDateTime, ip: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        merge(&mut pending, token_id, at, ip);
+    }
+
+    /// Writes what is pending; returns how many tokens were written. On failure the uses
+    /// stay pending for the next try.
+    pub fn flush(&self) -> Result<usize, DbError> {
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let count = batch.len();
+        let written = self.db.run_blocking(|conn| {
+            write_transaction(conn, |conn| {
+                for (id, (at, ip)) in &batch {
+                    // Never backwards: another instance may have written a later use already.
+                    diesel::update(
+                        pat::table
+                            .filter(pat::id.eq(id))
+                            .filter(pat::last_used_at.is_null().or(pat::last_used_at.lt(at))),
+                    )
+                    .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))
+                    .execute(conn)?;
+                }
+                Ok(())
+            })
+        });
+        if let Err(e) = written {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, (at, ip)) in batch {
+                merge(&mut pending, id, at, &ip);
+            }
+            return Err(e);
+        }
+        Ok(count)
+    }
+
+    /// Starts the background writer; stopping it writes what is still pending.
+    pub fn start(self: &Arc<Self>, interval: Duration) -> LastUsedFlusher {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let recorder = Arc::clone(self);
+        let thread = std::thread::Builder::new()
+            .name("last-used-flusher".into())
+            .spawn(move || loop {
+                let finished = match stopped.recv_timeout(interval) {
+                    Err(RecvTimeoutError::Timeout) => false,
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
+                };
+                match recorder.flush() {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(tokens = n, "wrote last-used times"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "writing last-used times failed; will retry")
+                    }
+                }
+                if finished {
+                    break;
+                }
+            })
+            .expect("spawn the last-used flusher");
+        LastUsedFlusher {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+fn merge(
+    pending: &mut HashMap<i64, (NaiveDateTime, String)>,
+    id: i64,
+    at: NaiveDateTime,
+    ip: &str,
+) {
+    match pending.get_mut(&id) {
+        Some((seen, _)) if *seen >= at => {}
+        Some(entry) => *entry = (at, ip.to_owned()),
+        None => {
+            pending.insert(id, (at, ip.to_owned()));
+        }
+    }
+}
+
+pub struct LastUsedFlusher {
+    stop: mpsc::Sender<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LastUsedFlusher {
+    /// Writes the pending uses and stops.
+    pub fn stop(mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,94 @@
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use diesel::prelude::*;
+use reqwest::StatusCode;
+use tokendesk::db::schema::personal_access_tokens as pat;
+use tokendesk::domain::Role;
+use tokendesk::tokens::LastUsedRecorder;
+
+use crate::backend_tests;
+use crate::helpers::{user_and_browser, Backend, TestApp};
+
+backend_tests!(
+    last_used_appears_after_the_flush_interval,
+    last_used_never_moves_backwards,
+);
+
+async fn last_used_of(
+    app: &TestApp,
+    token_id: i64,
+) -> (Option<chrono::NaiveDateTime>, Option<String>) {
+    app.db
+        .run(move |conn| {
+            pat::table
+                .find(token_id)
+                .select((pat::last_used_at, pat::last_used_ip))
+                .first(conn)
+        })
+        .await
+        .unwrap()
+}
+
+async fn last_used_appears_after_the_flush_interval(app: TestApp) {
+    let backend = if app.database_url.starts_with("postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    drop(app);
+    let app = TestApp::spawn_with(backend, |config| config.last_used_flush_secs = 0.3).await;
+    let (user, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let (id, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
+    assert!(browser
+        .page("/developer/access-tokens")
+        .await
+        .contains(">Never<"));
+
+    let used_at = Utc::now().naive_utc();
+    assert_eq!(app.api().me(&token).await.status(), StatusCode::OK);
+    // Not written per request, but within a few flush intervals.
+    let started = Instant::now();
+    let (at, ip) = loop {
+        let (at, ip) = last_used_of(&app, id).await;
+        if at.is_some() || started.elapsed() > Duration::from_secs(5) {
+            break (at, ip);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let at = at.expect("Last used was written");
+    assert!((at - used_at).num_seconds().abs() < 5);
+    assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    let html = browser.page("/developer/access-tokens").await;
+    assert!(!html.contains(">Never<"), "the list no longer says Never");
+    assert!(html.contains("just now") && html.contains("from 127.0.0.1"));
+}
+
+async fn last_used_never_moves_backwards(app: TestApp) {
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (id, _) = app.token_for(user.id, "ci", &["tag:read"]).await;
+    // Two instances' recorders writing to one database, the later use first.
+    let later = Utc::now().naive_utc();
+    let earlier = later - chrono::Duration::minutes(10);
+    let first = LastUsedRecorder::new(app.db.clone());
+    let second = LastUsedRecorder::new(app.db.clone());
+    first.record(id, later, "10.0.0.2");
+    second.record(id, earlier, "10.0.0.1");
+    // Within one recorder an older use does not replace a newer one either.
+    first.record(id, earlier, "10.0.0.9");
+    let (db1, db2) = (first.clone(), second.clone());
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(db1.flush().unwrap(), 1);
+        assert_eq!(db2.flush().unwrap(), 1);
+    })
+    .await
+    .unwrap();
+    let (at, ip) = last_used_of(&app, id).await;
+    assert_eq!(
+        at.unwrap().and_utc().timestamp_micros(),
+        later.and_utc().timestamp_micros()
+    );
+    assert_eq!(ip.as_deref(), Some("10.0.0.2"));
+}

@@ -1,0 +1,500 @@
+use reqwest::StatusCode;
+use tokendesk::domain::Role;
+
+use crate::backend_tests;
+use crate::helpers::{
+    api_error, stored_tokens, user_and_browser, Backend, Presented, TestApp, EVERY_WAY,
+};
+
+backend_tests!(
+    a_token_works_in_each_of_the_four_ways,
+    each_rejection_says_why_without_echoing_the_token,
+    two_different_tokens_in_one_request_is_a_bad_request,
+    scopes_are_limited_by_the_owners_role_at_this_moment,
+    the_api_lists_creates_and_revokes_tokens,
+    api_bodies_are_validated_like_the_form,
+    the_gateway_check_reads_the_original_uri,
+    the_openapi_document_describes_the_api,
+);
+
+async fn a_token_works_in_each_of_the_four_ways(app: TestApp) {
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (_, token) = app
+        .token_for(user.id, "ci", &["license:read", "tag:read"])
+        .await;
+    let api = app.api();
+    for way in EVERY_WAY {
+        let response = api.get("/me", &token, way).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{way:?}");
+        let me: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(me["user"]["email"], "grace@example.com", "{way:?}");
+        assert_eq!(me["user"]["role"], "user");
+        assert_eq!(me["token"]["name"], "ci");
+        assert_eq!(
+            me["token"]["scopes"],
+            serde_json::json!(["license:read", "tag:read"])
+        );
+        assert!(me["token"]["expires_at"].is_null());
+    }
+}
+
+async fn each_rejection_says_why_without_echoing_the_token(app: TestApp) {
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let api = app.api();
+    let check = |response: reqwest::Response, reason: &'static str, token: String| async move {
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let (status, code, message) = api_error(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{reason}");
+        assert_eq!(code, "invalid_token", "{reason}");
+        assert!(
+            challenge.starts_with("Bearer error=\"invalid_token\""),
+            "{reason}: {challenge}"
+        );
+        assert!(message.contains(reason), "{reason}: {message}");
+        assert!(
+            token.len() < 10 || !message.contains(&token[4..]),
+            "the token was echoed"
+        );
+    };
+
+    let missing = app
+        .api()
+        .client
+        .get(format!("{}/api/v1/me", app.address))
+        .send()
+        .await
+        .unwrap();
+    check(missing, "No token was presented", String::new()).await;
+
+    let (id, good) = app.token_for(user.id, "ci", &["tag:read"]).await;
+    let mut typo = good.clone().into_bytes();
+    typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    check(api.me(&typo).await, "malformed", typo).await;
+    check(api.me("tdk_short").await, "malformed", "tdk_short".into()).await;
+
+    let unknown = tokendesk::tokens::TokenSecret::generate()
+        .expose()
+        .to_owned();
+    check(api.me(&unknown).await, "not known", unknown).await;
+
+    app.execute(&format!(
+        "UPDATE personal_access_tokens SET expires_at = '2020-01-01 00:00:00' WHERE id = {id}"
+    ))
+    .await;
+    check(api.me(&good).await, "expired", good.clone()).await;
+
+    let (_, second) = app.token_for(user.id, "second", &["tag:read"]).await;
+    assert_eq!(api.me(&second).await.status(), StatusCode::OK);
+    app.execute(&format!(
+        "UPDATE users SET is_active = {} WHERE id = {}",
+        sql_bool(&app, false),
+        user.id
+    ))
+    .await;
+    check(api.me(&second).await, "deactivated", second.clone()).await;
+    app.execute(&format!(
+        "UPDATE users SET is_active = {} WHERE id = {}",
+        sql_bool(&app, true),
+        user.id
+    ))
+    .await;
+    assert_eq!(
+        api.me(&second).await.status(),
+        StatusCode::OK,
+        "reactivated"
+    );
+
+    let (third_id, third) = app.token_for(user.id, "third", &["tag:read"]).await;
+    app.execute(&format!("UPDATE personal_access_tokens SET revoked_at = '2026-01-01 00:00:00' WHERE id = {third_id}")).await;
+    check(api.me(&third).await, "revoked", third).await;
+}
+
+fn sql_bool(app: &TestApp, value: bool) -> &'static str {
+    match (app.database_url.starts_with("postgres"), value) {
+        (true, true) => "TRUE",
+        (true, false) => "FALSE",
+        (false, true) => "1",
+        (false, false) => "0",
+    }
+}
+
+async fn two_different_tokens_in_one_request_is_a_bad_request(app: TestApp) {
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (_, a) = app.token_for(user.id, "a", &["tag:read"]).await;
+    let (_, b) = app.token_for(user.id, "b", &["tag:read"]).await;
+    let api = app.api();
+    let response = api
+        .get("/me", &a, Presented::Query)
+        .bearer_auth(&b)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = api_error(response).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    // The same token twice is one token.
+    let response = api
+        .get("/me", &a, Presented::Query)
+        .bearer_auth(&a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn scopes_are_limited_by_the_owners_role_at_this_moment(app: TestApp) {
+    let admin = app
+        .create_user("root@example.com", "root-password-1", Role::Admin)
+        .await;
+    let (_, token) = app
+        .token_for(admin.id, "ops", &["license:read", "license:write"])
+        .await;
+    let api = app.api();
+    let bearer = format!("Bearer {token}");
+    let verify = |scope: &'static str| {
+        let api = &api;
+        let bearer = bearer.clone();
+        async move {
+            api.verify(&format!("?scope={scope}"), &[("authorization", &bearer)])
+                .await
+        }
+    };
+    assert_eq!(
+        verify("license:write").await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // Demotion applies to the very next request.
+    app.execute(&format!(
+        "UPDATE users SET role = 'user' WHERE id = {}",
+        admin.id
+    ))
+    .await;
+    let response = verify("license:write").await;
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("insufficient_scope") && challenge.contains("license:write"));
+    let (status, code, message) = api_error(response).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    assert!(message.contains("license:write"));
+    assert_eq!(
+        verify("license:read").await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let me: serde_json::Value = api.me(&token).await.json().await.unwrap();
+    assert_eq!(me["token"]["scopes"], serde_json::json!(["license:read"]));
+    assert_eq!(me["user"]["role"], "user");
+
+    app.execute(&format!(
+        "UPDATE users SET role = 'admin' WHERE id = {}",
+        admin.id
+    ))
+    .await;
+    assert_eq!(
+        verify("license:write").await.status(),
+        StatusCode::NO_CONTENT,
+        "promotion too"
+    );
+    let response = api
+        .verify("?scope=nope:read", &[("authorization", &bearer)])
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn the_api_lists_creates_and_revokes_tokens(app: TestApp) {
+    let (user, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let (_, reader) = app.token_for(user.id, "reader", &["license:read"]).await;
+    let (_, manager) = app
+        .token_for(
+            user.id,
+            "manager",
+            &["personalAccessToken:read", "personalAccessToken:write"],
+        )
+        .await;
+    let api = app.api();
+    let url = format!("{}/api/v1/personal-access-tokens", app.address);
+
+    let (status, code, message) = api_error(
+        api.get("/personal-access-tokens", &reader, Presented::Bearer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    assert!(message.contains("personalAccessToken:read"));
+
+    let list: serde_json::Value = api
+        .get("/personal-access-tokens", &manager, Presented::Bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 2);
+    let names: Vec<&str> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["manager", "reader"]);
+    assert!(
+        !list.to_string().contains(&reader[4..]),
+        "no secrets in the list"
+    );
+    assert!(list["tokens"][0]["hint"]
+        .as_str()
+        .unwrap()
+        .starts_with("tdk_"));
+
+    let response = api
+        .client
+        .post(&url)
+        .bearer_auth(&manager)
+        .json(&serde_json::json!({"name": "from-api", "expires_in": "7", "scopes": ["tag:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: serde_json::Value = response.json().await.unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["token"]["name"], "from-api");
+    assert!(created["token"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    let me: serde_json::Value = api.me(&secret).await.json().await.unwrap();
+    assert_eq!(me["token"]["name"], "from-api");
+    assert!(
+        browser
+            .page("/developer/access-tokens")
+            .await
+            .contains("from-api"),
+        "the page lists it"
+    );
+
+    // Revoke through the API: refused on the next request.
+    let id = created["token"]["id"].as_i64().unwrap();
+    let response = api
+        .client
+        .delete(format!("{url}/{id}"))
+        .bearer_auth(&manager)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, _, message) = api_error(api.me(&secret).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(message.contains("revoked"));
+    let actions = app.audit_actions().await;
+    assert!(
+        actions.contains(&"token.created".to_owned())
+            && actions.contains(&"token.revoked".to_owned())
+    );
+
+    // Someone else's token, or no token at all, is not found.
+    let other = app
+        .create_user("mallory@example.com", "mallory-password", Role::Admin)
+        .await;
+    let (other_id, _) = app.token_for(other.id, "theirs", &["tag:read"]).await;
+    for target in [other_id.to_string(), "999999".into(), "abc".into()] {
+        let response = api
+            .client
+            .delete(format!("{url}/{target}"))
+            .bearer_auth(&manager)
+            .send()
+            .await
+            .unwrap();
+        let (status, code, _) = api_error(response).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{target}"
+        );
+    }
+    assert!(stored_tokens(&app, other.id).await[0].revoked_at.is_none());
+    let response = api
+        .client
+        .get(format!("{}/api/v1/nope", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_error(response).await.1, "not_found");
+}
+
+async fn api_bodies_are_validated_like_the_form(app: TestApp) {
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (_, manager) = app
+        .token_for(user.id, "manager", &["personalAccessToken:write"])
+        .await;
+    let api = app.api();
+    let url = format!("{}/api/v1/personal-access-tokens", app.address);
+    let post = |body: serde_json::Value| {
+        api.client
+            .post(&url)
+            .bearer_auth(&manager)
+            .json(&body)
+            .send()
+    };
+
+    let response = post(serde_json::json!({})).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "validation_failed");
+    assert_eq!(body["fields"]["name"], "Enter a name.");
+    assert_eq!(body["fields"]["scopes"], "Choose at least one scope.");
+
+    let body: serde_json::Value =
+        post(serde_json::json!({"name": "x", "expires_in": "30", "scopes": ["license:write"]}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        body["fields"]["scopes"],
+        "Your role (user) does not allow: license:write."
+    );
+
+    let body: serde_json::Value =
+        post(serde_json::json!({"name": "manager", "expires_in": "30", "scopes": ["tag:read"]}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(body["fields"]["name"]
+        .as_str()
+        .unwrap()
+        .contains("already have an active token"));
+
+    let response = api
+        .client
+        .post(&url)
+        .bearer_auth(&manager)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_error(response).await.1, "invalid_request");
+    let response = api
+        .client
+        .post(&url)
+        .bearer_auth(&manager)
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\": \"{}\"}}", "x".repeat(100_000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        stored_tokens(&app, user.id).await.len(),
+        1,
+        "nothing stored"
+    );
+}
+
+async fn the_gateway_check_reads_the_original_uri(app: TestApp) {
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (_, token) = app.token_for(user.id, "ci", &["license:read"]).await;
+    let api = app.api();
+    for (header, uri) in [
+        ("x-original-uri", format!("/ipfs/{token}/api/v0/add")),
+        ("x-original-uri", format!("/ext/bc/C/rpc/{token}")),
+        ("x-forwarded-uri", format!("/anything?x=1&token={token}")),
+    ] {
+        let response = api.verify("", &[(header, &uri)]).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{header}: {uri}");
+        let h = response.headers();
+        assert_eq!(h["x-auth-user-id"], user.id.to_string().as_str());
+        assert_eq!(h["x-auth-user-email"], "grace@example.com");
+        assert_eq!(h["x-auth-role"], "user");
+        assert_eq!(h["x-auth-scopes"], "license:read");
+    }
+    assert_eq!(
+        api.verify("", &[("x-original-uri", "/no/token/here")])
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let response = api
+        .verify("?scope=tag:read", &[("x-auth-token", &token)])
+        .await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+async fn the_openapi_document_describes_the_api(app: TestApp) {
+    let doc: serde_json::Value = app
+        .api()
+        .client
+        .get(format!("{}/api/v1/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/me",
+        "/api/v1/personal-access-tokens",
+        "/api/v1/personal-access-tokens/{id}",
+        "/auth/verify",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+    assert!(doc["paths"]["/api/v1/personal-access-tokens"]["post"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["MeResponse"].is_object());
+}
+
+/// PostgreSQL only (a database can be taken away under the server): a malformed token is
+/// refused from its checksum alone, while a well-formed one needs the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_checksum_never_reaches_the_database() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let api = app.api();
+    let good = tokendesk::tokens::TokenSecret::generate()
+        .expose()
+        .to_owned();
+    let bad = format!("{}x", &good[..good.len() - 1]);
+    app.drop_postgres_database();
+    let (status, code, _) = api_error(api.me(&bad).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_token")
+    );
+    let (status, code, _) = api_error(api.me(&good).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+}

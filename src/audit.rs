@@ -12,10 +12,16 @@ pub enum Action {
     SignInSucceeded,
     SignInFailed,
     SignedOut,
-    UserCreated,
     TokenCreated,
     TokenRegenerated,
     TokenRevoked,
+    MemberCreated,
+    RoleChanged,
+    MemberDeactivated,
+    MemberReactivated,
+    PasswordLinkCreated,
+    PasswordSet,
+    PolicyChanged,
 }
 
 impl Action {
@@ -25,12 +31,35 @@ impl Action {
             Action::SignInSucceeded => "sign_in.succeeded",
             Action::SignInFailed => "sign_in.failed",
             Action::SignedOut => "sign_out",
-            Action::UserCreated => "user.created",
             Action::TokenCreated => "token.created",
             Action::TokenRegenerated => "token.regenerated",
             Action::TokenRevoked => "token.revoked",
+            Action::MemberCreated => "member.created",
+            Action::RoleChanged => "member.role_changed",
+            Action::MemberDeactivated => "member.deactivated",
+            Action::MemberReactivated => "member.reactivated",
+            Action::PasswordLinkCreated => "password_link.created",
+            Action::PasswordSet => "password.set",
+            Action::PolicyChanged => "policy.changed",
         }
     }
+
+    pub const ALL: &'static [Action] = &[
+        Action::SetupCompleted,
+        Action::SignInSucceeded,
+        Action::SignInFailed,
+        Action::SignedOut,
+        Action::MemberCreated,
+        Action::RoleChanged,
+        Action::MemberDeactivated,
+        Action::MemberReactivated,
+        Action::PasswordLinkCreated,
+        Action::PasswordSet,
+        Action::PolicyChanged,
+        Action::TokenCreated,
+        Action::TokenRegenerated,
+        Action::TokenRevoked,
+    ];
 }
 
 /// One event about to be recorded; build it with the `with_*` methods.
@@ -130,4 +159,83 @@ pub fn recent(conn: &mut AnyConnection, limit: i64) -> QueryResult<Vec<StoredEve
         .order(audit_events::id.desc())
         .limit(limit)
         .load(conn)
+}
+
+/// What the audit page can be narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Part of the actor's email.
+    pub actor: String,
+    pub action: Option<Action>,
+    pub from: Option<NaiveDateTime>,
+    /// Exclusive.
+    pub until: Option<NaiveDateTime>,
+}
+
+pub struct AuditRow {
+    pub event: StoredEvent,
+    pub actor_email: Option<String>,
+}
+
+type WithActor = diesel::dsl::LeftJoin<audit_events::table, crate::db::schema::users::table>;
+
+fn filtered(f: &AuditFilter) -> diesel::dsl::IntoBoxed<'_, WithActor, crate::db::MultiBackend> {
+    use crate::db::schema::users;
+    let mut query = audit_events::table
+        .left_join(users::table)
+        .into_boxed::<crate::db::MultiBackend>();
+    if !f.actor.trim().is_empty() {
+        let pattern = format!(
+            "%{}%",
+            crate::users::escape_like(&f.actor.trim().to_lowercase())
+        );
+        query = query.filter(users::email.like(pattern).escape('\\'));
+    }
+    if let Some(action) = f.action {
+        query = query.filter(audit_events::action.eq(action.as_str()));
+    }
+    if let Some(from) = f.from {
+        query = query.filter(audit_events::created_at.ge(from));
+    }
+    if let Some(until) = f.until {
+        query = query.filter(audit_events::created_at.lt(until));
+    }
+    query
+}
+
+pub fn count(conn: &mut AnyConnection, f: &AuditFilter) -> QueryResult<i64> {
+    filtered(f).count().get_result(conn)
+}
+
+/// Newest first.
+pub fn list(
+    conn: &mut AnyConnection,
+    f: &AuditFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<AuditRow>> {
+    use crate::db::schema::users;
+    let rows: Vec<(StoredEvent, Option<String>)> = filtered(f)
+        .order(audit_events::id.desc())
+        .offset(offset)
+        .limit(limit)
+        .select((
+            (
+                audit_events::id,
+                audit_events::created_at,
+                audit_events::actor_id,
+                audit_events::action,
+                audit_events::target_type,
+                audit_events::target_id,
+                audit_events::target_label,
+                audit_events::client_ip,
+                audit_events::details,
+            ),
+            users::email.nullable(),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(event, actor_email)| AuditRow { event, actor_email })
+        .collect())
 }

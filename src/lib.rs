@@ -5,6 +5,7 @@ pub mod audit;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod policy;
 pub mod startup;
 pub mod telemetry;
 pub mod tokens;

@@ -47,6 +47,10 @@ impl AppState {
         }
         Ok(done)
     }
+
+    pub async fn policy(&self) -> Result<crate::policy::Policy, DbError> {
+        self.db.run(crate::policy::Policy::load).await
+    }
 }
 
 pub struct Application {

@@ -134,3 +134,215 @@ pub fn claim_setup(conn: &mut AnyConnection) -> QueryResult<bool> {
         Err(e) => Err(e),
     }
 }
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// What the members list can be narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct MemberFilter {
+    /// Part of a name or email, any case.
+    pub search: String,
+    pub role: Option<Role>,
+    /// Some(true): active only; Some(false): deactivated only.
+    pub active: Option<bool>,
+}
+
+pub struct Member {
+    pub user: User,
+    pub active_tokens: i64,
+    pub last_token_use: Option<NaiveDateTime>,
+}
+
+pub fn list_members(
+    conn: &mut AnyConnection,
+    filter: &MemberFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<Member>, i64)> {
+    use crate::db::schema::personal_access_tokens as pat;
+    let filtered = || {
+        let mut query = users::table.into_boxed::<crate::db::MultiBackend>();
+        let search = filter.search.trim().to_lowercase();
+        if !search.is_empty() {
+            let pattern = format!("%{}%", escape_like(&search));
+            query = query.filter(
+                lower(users::display_name)
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(users::email.like(pattern).escape('\\')),
+            );
+        }
+        if let Some(role) = filter.role {
+            query = query.filter(users::role.eq(role.as_str()));
+        }
+        if let Some(active) = filter.active {
+            query = query.filter(users::is_active.eq(active));
+        }
+        query
+    };
+    let total = filtered().count().get_result(conn)?;
+    let people: Vec<User> = filtered()
+        .order((users::display_name.asc(), users::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .select(User::as_select())
+        .load(conn)?;
+    let ids: Vec<i64> = people.iter().map(|u| u.id).collect();
+    let now = Utc::now().naive_utc();
+    let active_counts: Vec<(i64, i64)> = pat::table
+        .filter(pat::user_id.eq_any(&ids))
+        .filter(pat::revoked_at.is_null())
+        .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now)))
+        .group_by(pat::user_id)
+        .select((pat::user_id, diesel::dsl::count_star()))
+        .load(conn)?;
+    let last_uses: Vec<(i64, Option<NaiveDateTime>)> = pat::table
+        .filter(pat::user_id.eq_any(&ids))
+        .group_by(pat::user_id)
+        .select((pat::user_id, diesel::dsl::max(pat::last_used_at)))
+        .load(conn)?;
+    let members = people
+        .into_iter()
+        .map(|user| Member {
+            active_tokens: active_counts
+                .iter()
+                .find(|(id, _)| *id == user.id)
+                .map_or(0, |(_, n)| *n),
+            last_token_use: last_uses
+                .iter()
+                .find(|(id, _)| *id == user.id)
+                .and_then(|(_, at)| *at),
+            user,
+        })
+        .collect();
+    Ok((members, total))
+}
+
+/// `%` and `_` typed by a person are literal characters, not wildcards.
+pub fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+pub fn count_active_admins(conn: &mut AnyConnection) -> QueryResult<i64> {
+    users::table
+        .filter(users::role.eq(Role::Admin.as_str()))
+        .filter(users::is_active.eq(true))
+        .count()
+        .get_result(conn)
+}
+
+/// Why a change to a member was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberChangeError {
+    #[error("{0} is the last active admin. Make someone else an admin first.")]
+    LastAdmin(String),
+    #[error("You cannot deactivate your own account.")]
+    Yourself,
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Would this change leave the organisation without an active admin? Run inside the write
+/// transaction that makes the change.
+pub fn guard_last_admin(conn: &mut AnyConnection, target: &User) -> Result<(), MemberChangeError> {
+    if target.is_admin() && target.is_active && count_active_admins(conn)? <= 1 {
+        return Err(MemberChangeError::LastAdmin(target.display_name.clone()));
+    }
+    Ok(())
+}
+
+pub fn set_role(conn: &mut AnyConnection, id: i64, role: Role) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::role.eq(role.as_str()),
+            users::updated_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> QueryResult<()> {
+    let now = Utc::now().naive_utc();
+    diesel::update(users::table.find(id))
+        .set((
+            users::is_active.eq(active),
+            users::deactivated_at.eq((!active).then_some(now)),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn set_password(conn: &mut AnyConnection, id: i64, password_hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::updated_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// How long a set-password link works.
+pub const PASSWORD_LINK_HOURS: i64 = 24;
+
+/// Creates a one-time set-password link for `user_id`; returns the secret for the URL. Only
+/// its digest is stored.
+pub fn create_password_link(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    created_by: i64,
+) -> QueryResult<String> {
+    use crate::db::schema::password_links as links;
+    let secret = crate::tokens::TokenSecret::generate();
+    let now = Utc::now().naive_utc();
+    diesel::insert_into(links::table)
+        .values((
+            links::user_id.eq(user_id),
+            links::digest.eq(secret.digest().0),
+            links::created_by.eq(created_by),
+            links::created_at.eq(now),
+            links::expires_at.eq(now + chrono::Duration::hours(PASSWORD_LINK_HOURS)),
+        ))
+        .execute(conn)?;
+    // The URL carries the random part only; it is not an access token and must not look like one.
+    Ok(secret.expose()[crate::tokens::TOKEN_PREFIX.len()..].to_owned())
+}
+
+fn link_digest(link_secret: &str) -> String {
+    crate::tokens::TokenSecret::parse(&format!("{}{link_secret}", crate::tokens::TOKEN_PREFIX))
+        .map(|s| s.digest().0)
+        .unwrap_or_default()
+}
+
+/// The member a link is for, while it is unused and unexpired.
+pub fn find_password_link(
+    conn: &mut AnyConnection,
+    link_secret: &str,
+) -> QueryResult<Option<(i64, User)>> {
+    use crate::db::schema::password_links as links;
+    let digest = link_digest(link_secret);
+    if digest.is_empty() {
+        return Ok(None);
+    }
+    links::table
+        .inner_join(users::table.on(users::id.eq(links::user_id)))
+        .filter(links::digest.eq(digest))
+        .filter(links::used_at.is_null())
+        .filter(links::expires_at.gt(Utc::now().naive_utc()))
+        .filter(users::is_active.eq(true))
+        .select((links::id, User::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// Marks a link used; false when someone used it first.
+pub fn consume_password_link(conn: &mut AnyConnection, link_id: i64) -> QueryResult<bool> {
+    use crate::db::schema::password_links as links;
+    let changed = diesel::update(links::table.find(link_id).filter(links::used_at.is_null()))
+        .set(links::used_at.eq(Utc::now().naive_utc()))
+        .execute(conn)?;
+    Ok(changed == 1)
+}

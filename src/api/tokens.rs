@@ -145,9 +145,10 @@ pub async fn create(
     body: Json<TokenRequestInput>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(scope("personalAccessToken:write"))?;
+    let policy = state.policy().await?;
     let request = body
         .into_inner()
-        .parse(auth.role, Utc::now().naive_utc())
+        .parse(auth.role, Utc::now().naive_utc(), &policy)
         .map_err(ApiError::Validation)?;
     match actions::create(&state.db, actor(&req, &state, &auth), request).await? {
         Ok(created) => Ok(HttpResponse::Created().json(CreatedTokenJson {

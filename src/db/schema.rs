@@ -47,6 +47,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    password_links (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        digest -> Text,
+        created_by -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     settings (key) {
         key -> Text,
         value -> Text,
@@ -59,5 +71,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     personal_access_tokens,
     audit_events,
+    password_links,
     settings
 );

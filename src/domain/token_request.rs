@@ -9,6 +9,7 @@ use validator::{Validate, ValidationError};
 
 use crate::domain::field_errors::clean_name;
 use crate::domain::{FieldErrors, Role, Scope, ScopeSet};
+use crate::policy::Policy;
 
 /// The expiry choices the form offers, in order: (value, label).
 pub const EXPIRY_CHOICES: &[(&str, &str)] = &[
@@ -77,20 +78,26 @@ fn expiry_choice_rule(choice: &str) -> Result<(), ValidationError> {
 }
 
 impl TokenRequestInput {
-    pub fn with_defaults() -> Self {
+    /// An empty form, its expiry preselected by the policy.
+    pub fn with_defaults(policy: &Policy) -> Self {
         Self {
-            expires_in: DEFAULT_EXPIRY.to_owned(),
+            expires_in: policy.default_expiry.clone(),
             ..Self::default()
         }
     }
 
-    /// Every rule, every error at once, for someone of `role` at time `now`.
-    pub fn parse(&self, role: Role, now: NaiveDateTime) -> Result<TokenRequest, FieldErrors> {
+    /// Every rule, every error at once, for someone of `role` at time `now` under `policy`.
+    pub fn parse(
+        &self,
+        role: Role,
+        now: NaiveDateTime,
+        policy: &Policy,
+    ) -> Result<TokenRequest, FieldErrors> {
         let mut errors = match self.validate() {
             Ok(()) => FieldErrors::default(),
             Err(e) => FieldErrors::from(e),
         };
-        let expiry = parse_expiry(&self.expires_in, &self.expires_on, now)
+        let expiry = parse_expiry(&self.expires_in, &self.expires_on, now, policy)
             .map_err(|(field, message)| errors.add(field, message))
             .ok();
         let scopes = parse_scopes(&self.scopes, role)
@@ -112,10 +119,30 @@ pub fn parse_expiry(
     choice: &str,
     custom_date: &str,
     now: NaiveDateTime,
+    policy: &Policy,
 ) -> Result<Expiry, (&'static str, String)> {
+    if let (Some(max), false) = (policy.max_lifetime_days, policy.allows_choice(choice)) {
+        if expiry_choice_rule(choice).is_ok() {
+            return Err((
+                "expires_in",
+                format!("Your organisation requires tokens to expire within {max} days."),
+            ));
+        }
+    }
     let days = match choice {
         "never" => return Ok(Expiry::Never),
-        "custom" => return parse_custom_date(custom_date, now).map_err(|m| ("expires_on", m)),
+        "custom" => {
+            let expiry = parse_custom_date(custom_date, now).map_err(|m| ("expires_on", m))?;
+            if let (Some(max), Expiry::At(at)) = (policy.max_lifetime_days, expiry) {
+                if at.date() > (now + Duration::days(max)).date() {
+                    return Err((
+                        "expires_on",
+                        format!("Choose a date within {max} days, the longest your organisation allows."),
+                    ));
+                }
+            }
+            return Ok(expiry);
+        }
         other => other
             .parse::<i64>()
             .ok()
@@ -202,7 +229,7 @@ mod tests {
     fn accepts_each_expiry_kind() {
         let ok = |choice: &str, date: &str| {
             input(" ci ", choice, date, &["license:read"])
-                .parse(Role::User, now())
+                .parse(Role::User, now(), &Policy::default())
                 .unwrap()
         };
         assert_eq!(ok("30", "").expiry, Expiry::At(now() + Duration::days(30)));
@@ -219,7 +246,7 @@ mod tests {
     #[test]
     fn reports_every_error_at_once() {
         let errors = input("  ", "42", "", &[])
-            .parse(Role::User, now())
+            .parse(Role::User, now(), &Policy::default())
             .unwrap_err();
         assert_eq!(errors.get("name"), Some("Enter a name."));
         assert_eq!(
@@ -243,7 +270,7 @@ mod tests {
             ),
         ] {
             let errors = input("ci", "custom", date, &["tag:read"])
-                .parse(Role::Admin, now())
+                .parse(Role::Admin, now(), &Policy::default())
                 .unwrap_err();
             assert_eq!(errors.get("expires_on"), Some(message), "{date}");
         }
@@ -252,37 +279,64 @@ mod tests {
     #[test]
     fn scopes_must_exist_and_fit_the_role() {
         let errors = input("ci", "30", "", &["license:write"])
-            .parse(Role::User, now())
+            .parse(Role::User, now(), &Policy::default())
             .unwrap_err();
         assert_eq!(
             errors.get("scopes"),
             Some("Your role (user) does not allow: license:write.")
         );
         assert!(input("ci", "30", "", &["license:write"])
-            .parse(Role::Admin, now())
+            .parse(Role::Admin, now(), &Policy::default())
             .is_ok());
         let errors = input("ci", "30", "", &["root:write"])
-            .parse(Role::Admin, now())
+            .parse(Role::Admin, now(), &Policy::default())
             .unwrap_err();
         assert_eq!(errors.get("scopes"), Some("Unknown scope: root:write."));
+    }
+
+    #[test]
+    fn a_maximum_lifetime_refuses_longer_expiries() {
+        let policy = Policy {
+            max_lifetime_days: Some(60),
+            default_expiry: "30".into(),
+        };
+        let parse = |choice: &str, date: &str| {
+            input("ci", choice, date, &["tag:read"]).parse(Role::User, now(), &policy)
+        };
+        assert!(parse("60", "").is_ok());
+        assert!(parse("custom", "2027-01-20").is_ok());
+        let message = "Your organisation requires tokens to expire within 60 days.";
+        assert_eq!(
+            parse("90", "").unwrap_err().get("expires_in"),
+            Some(message)
+        );
+        assert_eq!(
+            parse("never", "").unwrap_err().get("expires_in"),
+            Some(message)
+        );
+        let errors = parse("custom", "2027-06-01").unwrap_err();
+        assert_eq!(
+            errors.get("expires_on"),
+            Some("Choose a date within 60 days, the longest your organisation allows.")
+        );
     }
 
     #[test]
     fn names_are_trimmed_and_bounded() {
         let long = "x".repeat(101);
         let errors = input(&long, "30", "", &["tag:read"])
-            .parse(Role::User, now())
+            .parse(Role::User, now(), &Policy::default())
             .unwrap_err();
         assert_eq!(errors.get("name"), Some("Use at most 100 characters."));
         let errors = input("a\u{0}b", "30", "", &["tag:read"])
-            .parse(Role::User, now())
+            .parse(Role::User, now(), &Policy::default())
             .unwrap_err();
         assert_eq!(
             errors.get("name"),
             Some("Remove control characters from the name.")
         );
         assert!(input(&"x".repeat(100), "30", "", &["tag:read"])
-            .parse(Role::User, now())
+            .parse(Role::User, now(), &Policy::default())
             .is_ok());
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod authenticator;
+pub mod inventory;
 pub mod last_used;
 mod secret;
 pub mod store;

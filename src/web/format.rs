@@ -102,6 +102,13 @@ impl Pager {
     pub fn offset(&self, per_page: i64) -> i64 {
         (self.page - 1) * per_page
     }
+
+    /// The offset of `requested`, clamped to the pages `total` rows make (for loading a page
+    /// before the Pager exists).
+    pub fn clamped_offset(requested: i64, per_page: i64, total: i64) -> i64 {
+        let pages = ((total + per_page - 1) / per_page).max(1);
+        (requested.clamp(1, pages) - 1) * per_page
+    }
 }
 
 #[cfg(test)]

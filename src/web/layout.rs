@@ -17,6 +17,10 @@ pub struct Section(pub &'static str);
 impl Section {
     pub const NONE: Section = Section("");
     pub const ACCESS_TOKENS: Section = Section("access-tokens");
+    pub const MEMBERS: Section = Section("members");
+    pub const INVENTORY: Section = Section("inventory");
+    pub const AUDIT: Section = Section("audit");
+    pub const SETTINGS: Section = Section("settings");
 }
 
 pub struct ChromeUser {

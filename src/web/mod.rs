@@ -1,15 +1,18 @@
 //! The portal's pages: routes, shared helpers, and one module per page.
 
 pub mod access_tokens;
+pub mod admin;
 pub mod assets;
 pub mod client_ip;
 pub mod csrf;
+pub mod csv;
 pub mod error;
 pub mod format;
 pub mod health;
 pub mod layout;
 pub mod middleware;
 pub mod session;
+pub mod set_password;
 pub mod setup;
 pub mod sign_in;
 
@@ -29,7 +32,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sign-in", web::get().to(sign_in::show))
         .route("/sign-in", web::post().to(sign_in::submit))
         .route("/sign-out", web::post().to(sign_in::sign_out))
+        .route("/set-password/{secret}", web::get().to(set_password::show))
+        .route(
+            "/set-password/{secret}",
+            web::post().to(set_password::submit),
+        )
         .configure(access_tokens::routes)
+        .configure(admin::routes)
         .configure(crate::api::routes);
 }
 
@@ -49,6 +58,16 @@ pub fn safe_next(next: &str) -> Option<&str> {
         && !next.starts_with("/\\")
         && !next.chars().any(|c| c.is_control() || c == '\\');
     local.then_some(next)
+}
+
+/// A form's fields as a query string for links, without the empty ones.
+pub fn non_empty_query(form: &impl serde::Serialize) -> String {
+    serde_html_form::to_string(form)
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 pub fn url_encode(value: &str) -> String {

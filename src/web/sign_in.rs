@@ -46,6 +46,7 @@ struct SignInPage<'a> {
     email: &'a str,
     next: &'a str,
     error: Option<String>,
+    notice: Option<String>,
 }
 
 fn page<'a>(
@@ -61,6 +62,7 @@ fn page<'a>(
         email,
         next,
         error,
+        notice: None,
     }
 }
 
@@ -69,7 +71,9 @@ pub async fn show(
     query: web::Query<SignInQuery>,
 ) -> Result<HttpResponse, AppError> {
     let next = safe_next(&query.next).unwrap_or_default();
-    render(&page(&session, "", next, None))
+    let mut page = page(&session, "", next, None);
+    page.notice = crate::web::session::take_flash(&session);
+    render(&page)
 }
 
 pub async fn submit(

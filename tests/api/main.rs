@@ -3,6 +3,7 @@
 mod helpers;
 
 mod access_tokens;
+mod admin;
 mod cli;
 mod foundation;
 mod gateway_nginx;

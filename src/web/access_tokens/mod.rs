@@ -4,7 +4,7 @@ mod list;
 mod new;
 mod regenerate;
 mod reveal;
-mod revoke;
+pub mod revoke;
 
 use actix_web::web;
 

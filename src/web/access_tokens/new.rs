@@ -3,7 +3,8 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::Utc;
 
-use crate::domain::{FieldErrors, TokenRequestInput, EXPIRY_CHOICES};
+use crate::domain::{FieldErrors, TokenRequestInput};
+use crate::policy::Policy;
 use crate::startup::AppState;
 use crate::tokens::actions;
 use crate::web::access_tokens::{scope_groups, ScopeGroup};
@@ -20,28 +21,36 @@ struct NewTokenPage {
     chrome: Chrome,
     input: TokenRequestInput,
     errors: FieldErrors,
-    expiry_choices: &'static [(&'static str, &'static str)],
+    expiry_choices: Vec<(&'static str, &'static str)>,
+    max_lifetime_days: Option<i64>,
     groups: Vec<ScopeGroup>,
     role: &'static str,
 }
 
-fn page(current: &CurrentUser, input: TokenRequestInput, errors: FieldErrors) -> NewTokenPage {
+fn page(
+    current: &CurrentUser,
+    policy: &Policy,
+    input: TokenRequestInput,
+    errors: FieldErrors,
+) -> NewTokenPage {
     NewTokenPage {
         chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
         groups: scope_groups(current.user.role(), &input.scopes),
         input,
         errors,
-        expiry_choices: EXPIRY_CHOICES,
+        expiry_choices: policy.expiry_choices(),
+        max_lifetime_days: policy.max_lifetime_days,
         role: current.user.role().label(),
     }
 }
 
-pub async fn show(current: CurrentUser) -> Result<HttpResponse, AppError> {
-    let page = page(
-        &current,
-        TokenRequestInput::with_defaults(),
-        FieldErrors::default(),
-    );
+pub async fn show(
+    state: web::Data<AppState>,
+    current: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let policy = state.policy().await?;
+    let input = TokenRequestInput::with_defaults(&policy);
+    let page = page(&current, &policy, input, FieldErrors::default());
     render_with_status(StatusCode::OK, &page)
 }
 
@@ -51,12 +60,13 @@ pub async fn submit(
     client_ip: ClientIp,
     CsrfForm(input): CsrfForm<TokenRequestInput>,
 ) -> Result<HttpResponse, AppError> {
-    let request = match input.parse(current.user.role(), Utc::now().naive_utc()) {
+    let policy = state.policy().await?;
+    let request = match input.parse(current.user.role(), Utc::now().naive_utc(), &policy) {
         Ok(request) => request,
         Err(errors) => {
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&current, input, errors),
+                &page(&current, &policy, input, errors),
             )
         }
     };
@@ -74,7 +84,7 @@ pub async fn submit(
             );
             render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&current, input, errors),
+                &page(&current, &policy, input, errors),
             )
         }
     }

@@ -4,7 +4,8 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::domain::{parse_expiry, FieldErrors, DEFAULT_EXPIRY, EXPIRY_CHOICES};
+use crate::domain::{parse_expiry, FieldErrors};
+use crate::policy::Policy;
 use crate::startup::AppState;
 use crate::tokens::{actions, PersonalAccessToken};
 use crate::web::access_tokens::own_token;
@@ -30,11 +31,13 @@ struct RegeneratePage {
     scopes: Vec<&'static str>,
     input: RegenerateForm,
     errors: FieldErrors,
-    expiry_choices: &'static [(&'static str, &'static str)],
+    expiry_choices: Vec<(&'static str, &'static str)>,
+    max_lifetime_days: Option<i64>,
 }
 
 fn page(
     current: &CurrentUser,
+    policy: &Policy,
     token: PersonalAccessToken,
     input: RegenerateForm,
     errors: FieldErrors,
@@ -45,7 +48,8 @@ fn page(
         token,
         input,
         errors,
-        expiry_choices: EXPIRY_CHOICES,
+        expiry_choices: policy.expiry_choices(),
+        max_lifetime_days: policy.max_lifetime_days,
     }
 }
 
@@ -74,13 +78,14 @@ pub async fn show(
         Ok(token) => token,
         Err(redirect) => return Ok(redirect),
     };
+    let policy = state.policy().await?;
     let input = RegenerateForm {
-        expires_in: DEFAULT_EXPIRY.to_owned(),
+        expires_in: policy.default_expiry.clone(),
         expires_on: String::new(),
     };
     render_with_status(
         StatusCode::OK,
-        &page(&current, token, input, FieldErrors::default()),
+        &page(&current, &policy, token, input, FieldErrors::default()),
     )
 }
 
@@ -95,14 +100,20 @@ pub async fn submit(
         Ok(token) => token,
         Err(redirect) => return Ok(redirect),
     };
-    let expiry = match parse_expiry(&input.expires_in, &input.expires_on, Utc::now().naive_utc()) {
+    let policy = state.policy().await?;
+    let expiry = match parse_expiry(
+        &input.expires_in,
+        &input.expires_on,
+        Utc::now().naive_utc(),
+        &policy,
+    ) {
         Ok(expiry) => expiry,
         Err((field, message)) => {
             let mut errors = FieldErrors::default();
             errors.add(field, message);
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&current, token, input, errors),
+                &page(&current, &policy, token, input, errors),
             );
         }
     };

@@ -16,19 +16,25 @@ use crate::web::session::{set_flash, CurrentUser};
 use crate::web::{see_other, HOME};
 
 /// Exactly this, case and all.
-const CONFIRMATION: &str = "DELETE";
+pub const CONFIRMATION: &str = "DELETE";
+pub const CONFIRMATION_ERROR: &str =
+    "Type DELETE, in capital letters, to confirm. Nothing was revoked.";
 
 #[derive(Template)]
 #[template(path = "access_tokens/revoke.html")]
-struct RevokePage {
-    chrome: Chrome,
-    token: PersonalAccessToken,
-    last_used: String,
-    created: String,
-    error: Option<&'static str>,
+pub struct RevokePage {
+    pub chrome: Chrome,
+    pub token: PersonalAccessToken,
+    /// Whose token, when it is not the viewer's own.
+    pub owner: Option<String>,
+    pub action: String,
+    pub cancel: &'static str,
+    pub last_used: String,
+    pub created: String,
+    pub error: Option<&'static str>,
 }
 
-fn page(
+pub fn page(
     current: &CurrentUser,
     token: PersonalAccessToken,
     error: Option<&'static str>,
@@ -36,6 +42,9 @@ fn page(
     let now = Utc::now().naive_utc();
     RevokePage {
         chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
+        owner: None,
+        action: format!("/developer/access-tokens/{}/revoke", token.id),
+        cancel: HOME,
         last_used: token.last_used_at.map_or_else(
             || "Never".to_owned(),
             |at| format!("{} ({})", format::ago(at, now), format::exact(at)),
@@ -65,7 +74,7 @@ pub async fn show(
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct RevokeForm {
-    confirm: String,
+    pub confirm: String,
 }
 
 pub async fn submit(
@@ -77,7 +86,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, AppError> {
     let token = own_token(&state, current.user.id, &id).await?;
     if form.confirm != CONFIRMATION {
-        let error = Some("Type DELETE, in capital letters, to confirm. Nothing was revoked.");
+        let error = Some(CONFIRMATION_ERROR);
         return render_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &page(&current, token, error),

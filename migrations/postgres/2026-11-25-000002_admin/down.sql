@@ -1,0 +1,2 @@
+DROP INDEX audit_events_actor_created;
+DROP TABLE password_links;

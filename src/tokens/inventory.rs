@@ -1,0 +1,236 @@
+//! Every token of the organisation, for admins: filters, sorts and pages done by the database.
+
+use chrono::{Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::{personal_access_tokens as pat, users};
+use crate::db::{AnyConnection, MultiBackend};
+use crate::domain::Scope;
+use crate::tokens::{looks_like_token, PersonalAccessToken, TokenSecret};
+use crate::users::escape_like;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    #[default]
+    Any,
+    Active,
+    Expired,
+    Revoked,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SortBy {
+    /// Never-used first, then the longest unused: the stale ones on top.
+    #[default]
+    LastUsed,
+    /// Newest first.
+    Created,
+    /// Soonest first; no expiry last.
+    Expires,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct InventoryFilter {
+    pub status: StatusFilter,
+    /// Not used for this many days (never-used tokens older than that count too).
+    pub unused_days: Option<i64>,
+    pub never_used: bool,
+    /// Part of the owner's email.
+    pub owner: String,
+    pub scope: Option<Scope>,
+    /// Part of the token's name.
+    pub name: String,
+    /// A leaked fragment: the hint, part of it, the start or end of a token, or a whole token.
+    pub leaked: String,
+    pub sort: SortBy,
+}
+
+type Joined = diesel::dsl::InnerJoin<pat::table, users::table>;
+type JoinedSource = diesel::dsl::InnerJoinQuerySource<pat::table, users::table>;
+
+fn filtered<'a>(
+    f: &'a InventoryFilter,
+    now: NaiveDateTime,
+) -> diesel::dsl::IntoBoxed<'a, Joined, MultiBackend> {
+    let mut query = pat::table
+        .inner_join(users::table)
+        .into_boxed::<MultiBackend>();
+    query = match f.status {
+        StatusFilter::Any => query,
+        StatusFilter::Active => query
+            .filter(pat::revoked_at.is_null())
+            .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now))),
+        StatusFilter::Expired => query
+            .filter(pat::revoked_at.is_null())
+            .filter(pat::expires_at.le(now)),
+        StatusFilter::Revoked => query.filter(pat::revoked_at.is_not_null()),
+    };
+    if let Some(days) = f.unused_days {
+        let cutoff = now - Duration::days(days);
+        query = query.filter(
+            pat::last_used_at
+                .lt(cutoff)
+                .or(pat::last_used_at.is_null().and(pat::created_at.lt(cutoff))),
+        );
+    }
+    if f.never_used {
+        query = query.filter(pat::last_used_at.is_null());
+    }
+    if !f.owner.trim().is_empty() {
+        let pattern = format!("%{}%", escape_like(&f.owner.trim().to_lowercase()));
+        query = query.filter(users::email.like(pattern).escape('\\'));
+    }
+    if let Some(scope) = f.scope {
+        let name = scope.name();
+        query = query.filter(
+            pat::scopes
+                .eq(name)
+                .or(pat::scopes.like(format!("{name} %")))
+                .or(pat::scopes.like(format!("% {name}")))
+                .or(pat::scopes.like(format!("% {name} %"))),
+        );
+    }
+    if !f.name.trim().is_empty() {
+        query = query.filter(
+            pat::name
+                .like(format!("%{}%", escape_like(f.name.trim())))
+                .escape('\\'),
+        );
+    }
+    let leaked = f.leaked.trim();
+    if !leaked.is_empty() {
+        query = if looks_like_token(leaked) {
+            // A whole token: find it exactly, by its digest.
+            let digest = TokenSecret::parse(leaked)
+                .map(|s| s.digest().0)
+                .unwrap_or_default();
+            query.filter(pat::digest.eq(digest))
+        } else {
+            let mut condition = Box::new(
+                pat::hint
+                    .like(format!("%{}%", escape_like(leaked)))
+                    .escape('\\'),
+            )
+                as Box<
+                    dyn BoxableExpression<
+                        JoinedSource,
+                        MultiBackend,
+                        SqlType = diesel::sql_types::Bool,
+                    >,
+                >;
+            // The start of a token (prefix + 4) or its last 4 characters, as the hint shows them.
+            if leaked.starts_with(super::TOKEN_PREFIX)
+                && leaked.len() >= 8
+                && leaked.is_char_boundary(8)
+            {
+                condition = Box::new(
+                    condition.or(pat::hint
+                        .like(format!("{}…%", escape_like(&leaked[..8])))
+                        .escape('\\')),
+                );
+            }
+            if leaked.len() >= 8 && leaked.is_char_boundary(leaked.len() - 4) {
+                let tail = &leaked[leaked.len() - 4..];
+                condition = Box::new(
+                    condition.or(pat::hint
+                        .like(format!("%…{}", escape_like(tail)))
+                        .escape('\\')),
+                );
+            }
+            query.filter(condition)
+        };
+    }
+    query
+}
+
+pub struct InventoryRow {
+    pub token: PersonalAccessToken,
+    pub owner_email: String,
+    pub owner_name: String,
+}
+
+pub fn count(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<i64> {
+    filtered(f, Utc::now().naive_utc()).count().get_result(conn)
+}
+
+pub fn list(
+    conn: &mut AnyConnection,
+    f: &InventoryFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<Vec<InventoryRow>> {
+    let query = filtered(f, Utc::now().naive_utc());
+    let query = match f.sort {
+        SortBy::LastUsed => query.order((
+            pat::last_used_at.is_not_null().asc(),
+            pat::last_used_at.asc(),
+            pat::id.asc(),
+        )),
+        SortBy::Created => query.order((pat::created_at.desc(), pat::id.desc())),
+        SortBy::Expires => query.order((
+            pat::expires_at.is_null().asc(),
+            pat::expires_at.asc(),
+            pat::id.asc(),
+        )),
+    };
+    let rows: Vec<(PersonalAccessToken, String, String)> = query
+        .offset(offset)
+        .limit(limit)
+        .select((
+            PersonalAccessToken::as_select(),
+            users::email,
+            users::display_name,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(token, owner_email, owner_name)| InventoryRow {
+            token,
+            owner_email,
+            owner_name,
+        })
+        .collect())
+}
+
+/// Ids of the matching tokens that are not revoked yet (what a bulk revoke would revoke).
+pub fn revocable_ids(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<Vec<i64>> {
+    filtered(f, Utc::now().naive_utc())
+        .filter(pat::revoked_at.is_null())
+        .select(pat::id)
+        .load(conn)
+}
+
+/// One token with its owner, for an admin acting on it.
+pub fn find(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Option<InventoryRow>> {
+    let row: Option<(PersonalAccessToken, String, String)> = pat::table
+        .inner_join(users::table)
+        .filter(pat::id.eq(token_id))
+        .select((
+            PersonalAccessToken::as_select(),
+            users::email,
+            users::display_name,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(token, owner_email, owner_name)| InventoryRow {
+        token,
+        owner_email,
+        owner_name,
+    }))
+}
+
+/// Revokes these tokens in one statement per chunk; returns how many this call revoked.
+pub fn revoke_many(conn: &mut AnyConnection, ids: &[i64], by_user_id: i64) -> QueryResult<usize> {
+    let now = Utc::now().naive_utc();
+    let mut revoked = 0;
+    for chunk in ids.chunks(500) {
+        revoked += diesel::update(
+            pat::table
+                .filter(pat::id.eq_any(chunk))
+                .filter(pat::revoked_at.is_null()),
+        )
+        .set((pat::revoked_at.eq(now), pat::revoked_by.eq(by_user_id)))
+        .execute(conn)?;
+    }
+    Ok(revoked)
+}

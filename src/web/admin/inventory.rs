@@ -1,0 +1,399 @@
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{Action, Event};
+use crate::domain::Scope;
+use crate::startup::AppState;
+use crate::tokens::actions::{self, Actor};
+use crate::tokens::inventory::{self, InventoryFilter, InventoryRow, SortBy, StatusFilter};
+use crate::tokens::TokenStatus;
+use crate::web::access_tokens::revoke::{
+    self as own_revoke, RevokeForm, CONFIRMATION, CONFIRMATION_ERROR,
+};
+use crate::web::admin::AdminUser;
+use crate::web::client_ip::ClientIp;
+use crate::web::csrf::CsrfForm;
+use crate::web::error::AppError;
+use crate::web::format::{self, Pager};
+use crate::web::layout::{render, render_with_status, Chrome, Section};
+use crate::web::session::{set_flash, take_flash, CurrentUser};
+use crate::web::{csv, see_other};
+
+const PER_PAGE: i64 = 50;
+/// The most rows one CSV export holds.
+const EXPORT_LIMIT: i64 = 200_000;
+
+/// The inventory's filters as they travel in URLs and forms.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Params {
+    pub status: String,
+    pub unused: String,
+    pub never_used: String,
+    pub owner: String,
+    pub scope: String,
+    pub name: String,
+    pub leaked: String,
+    pub sort: String,
+}
+
+impl Params {
+    fn filter(&self) -> InventoryFilter {
+        InventoryFilter {
+            status: match self.status.as_str() {
+                "active" => StatusFilter::Active,
+                "expired" => StatusFilter::Expired,
+                "revoked" => StatusFilter::Revoked,
+                _ => StatusFilter::Any,
+            },
+            unused_days: self
+                .unused
+                .parse()
+                .ok()
+                .filter(|d| [30, 90, 180].contains(d)),
+            never_used: self.never_used == "1",
+            owner: self.owner.clone(),
+            scope: self.scope.parse::<Scope>().ok(),
+            name: self.name.clone(),
+            leaked: self.leaked.clone(),
+            sort: match self.sort.as_str() {
+                "created" => SortBy::Created,
+                "expires" => SortBy::Expires,
+                _ => SortBy::LastUsed,
+            },
+        }
+    }
+
+    /// The filters as a query string (no page), leaving out the empty ones.
+    pub fn query_string(&self) -> String {
+        crate::web::non_empty_query(self)
+    }
+
+    fn is_filtered(&self) -> bool {
+        let f = self.filter();
+        f.status != StatusFilter::Any
+            || f.unused_days.is_some()
+            || f.never_used
+            || f.scope.is_some()
+            || [&self.owner, &self.name, &self.leaked]
+                .iter()
+                .any(|v| !v.trim().is_empty())
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PageParam {
+    page: Option<i64>,
+}
+
+pub struct Row {
+    pub id: i64,
+    pub owner: String,
+    pub owner_email: String,
+    pub name: String,
+    pub hint: String,
+    pub scopes: Vec<&'static str>,
+    pub created: String,
+    pub expires: format::ExpiryView,
+    pub last_used: String,
+    pub last_used_exact: String,
+    pub last_used_ip: String,
+    pub status: &'static str,
+}
+
+fn status_label(row: &InventoryRow) -> &'static str {
+    match row.token.status(Utc::now().naive_utc()) {
+        TokenStatus::Active => "Active",
+        TokenStatus::Expired => "Expired",
+        TokenStatus::Revoked => "Revoked",
+    }
+}
+
+impl Row {
+    fn new(row: InventoryRow) -> Self {
+        let now = Utc::now().naive_utc();
+        let token = &row.token;
+        Row {
+            id: token.id,
+            status: status_label(&row),
+            name: token.name.clone(),
+            hint: token.hint.clone(),
+            scopes: token.scopes().iter().map(|s| s.name()).collect(),
+            created: format::date(token.created_at),
+            expires: format::expiry(token.expires_at, now),
+            last_used: token
+                .last_used_at
+                .map_or_else(|| "Never used".into(), |at| format::ago(at, now)),
+            last_used_exact: token.last_used_at.map(format::exact).unwrap_or_default(),
+            last_used_ip: token.last_used_ip.clone().unwrap_or_default(),
+            owner: row.owner_name,
+            owner_email: row.owner_email,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/tokens.html")]
+struct InventoryPage {
+    chrome: Chrome,
+    params: Params,
+    query: String,
+    rows: Vec<Row>,
+    pager: Pager,
+    scopes: Vec<&'static str>,
+    flash: Option<String>,
+    filtered: bool,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    params: web::Query<Params>,
+    page: web::Query<PageParam>,
+) -> Result<HttpResponse, AppError> {
+    let params = params.into_inner();
+    let filter = params.filter();
+    let requested = page.page.unwrap_or(1).max(1);
+    let (rows, total) = state
+        .db
+        .run(move |conn| {
+            let total = inventory::count(conn, &filter)?;
+            let offset = Pager::clamped_offset(requested, PER_PAGE, total);
+            Ok((inventory::list(conn, &filter, offset, PER_PAGE)?, total))
+        })
+        .await?;
+    let query = params.query_string();
+    let pager = Pager::new(requested, PER_PAGE, total, |page| {
+        format!("/admin/access-tokens?{query}&page={page}")
+    });
+    render(&InventoryPage {
+        chrome: Chrome::for_user(&admin, Section::INVENTORY),
+        filtered: params.is_filtered(),
+        params,
+        query,
+        rows: rows.into_iter().map(Row::new).collect(),
+        pager,
+        scopes: Scope::all().map(|s| s.name()).collect(),
+        flash: take_flash(&admin.session),
+    })
+}
+
+pub async fn export(
+    state: web::Data<AppState>,
+    AdminUser(_): AdminUser,
+    params: web::Query<Params>,
+) -> Result<HttpResponse, AppError> {
+    let filter = params.filter();
+    let rows = state
+        .db
+        .run(move |conn| inventory::list(conn, &filter, 0, EXPORT_LIMIT))
+        .await?;
+    let header = [
+        "id",
+        "owner_email",
+        "owner_name",
+        "name",
+        "hint",
+        "scopes",
+        "status",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "last_used_ip",
+        "revoked_at",
+    ];
+    let lines = rows.into_iter().map(|row| {
+        let status = status_label(&row).to_lowercase();
+        let t = row.token;
+        let time = |at: Option<chrono::NaiveDateTime>| at.map(format::exact).unwrap_or_default();
+        vec![
+            t.id.to_string(),
+            row.owner_email,
+            row.owner_name,
+            t.name.clone(),
+            t.hint.clone(),
+            t.scopes().to_stored(),
+            status,
+            format::exact(t.created_at),
+            time(t.expires_at),
+            time(t.last_used_at),
+            t.last_used_ip.clone().unwrap_or_default(),
+            time(t.revoked_at),
+        ]
+    });
+    Ok(csv::response("access-tokens.csv", &header, lines))
+}
+
+async fn inventory_row(state: &AppState, raw_id: &str) -> Result<InventoryRow, AppError> {
+    let id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
+    state
+        .db
+        .run(move |conn| inventory::find(conn, id))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+fn revoke_page(
+    admin: &CurrentUser,
+    row: InventoryRow,
+    error: Option<&'static str>,
+) -> own_revoke::RevokePage {
+    let mut page = own_revoke::page(admin, row.token, error);
+    page.chrome.section = Section::INVENTORY;
+    page.owner = Some(format!("{} ({})", row.owner_name, row.owner_email));
+    page.action = format!("/admin/access-tokens/{}/revoke", page.token.id);
+    page.cancel = "/admin/access-tokens";
+    page
+}
+
+pub async fn confirm_revoke(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let row = inventory_row(&state, &id).await?;
+    if row.token.revoked_at.is_some() {
+        set_flash(
+            &admin.session,
+            format!("“{}” is already revoked.", row.token.name),
+        );
+        return Ok(see_other("/admin/access-tokens"));
+    }
+    render(&revoke_page(&admin, row, None))
+}
+
+pub async fn revoke(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    client_ip: ClientIp,
+    id: web::Path<String>,
+    CsrfForm(form): CsrfForm<RevokeForm>,
+) -> Result<HttpResponse, AppError> {
+    let row = inventory_row(&state, &id).await?;
+    if form.confirm != CONFIRMATION {
+        return render_with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &revoke_page(&admin, row, Some(CONFIRMATION_ERROR)),
+        );
+    }
+    let revoked = actions::revoke(
+        &state.db,
+        admin.actor(&client_ip),
+        &row.token,
+        &row.owner_email,
+    )
+    .await?;
+    let message = if revoked {
+        format!("Revoked “{}” of {}.", row.token.name, row.owner_email)
+    } else {
+        format!("“{}” was already revoked.", row.token.name)
+    };
+    set_flash(&admin.session, message);
+    Ok(see_other("/admin/access-tokens"))
+}
+
+#[derive(Template)]
+#[template(path = "admin/bulk_revoke.html")]
+struct BulkRevokePage {
+    chrome: Chrome,
+    count: usize,
+    query: String,
+    error: Option<&'static str>,
+}
+
+pub async fn confirm_bulk_revoke(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    params: web::Query<Params>,
+) -> Result<HttpResponse, AppError> {
+    let filter = params.filter();
+    let count = state
+        .db
+        .run(move |conn| inventory::revocable_ids(conn, &filter))
+        .await?
+        .len();
+    render(&BulkRevokePage {
+        chrome: Chrome::for_user(&admin, Section::INVENTORY),
+        count,
+        query: params.query_string(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct BulkRevokeForm {
+    /// The filters, as the query string of the confirmation page.
+    filters: String,
+    confirm: String,
+    /// How many the admin confirmed; if the selection grew since, nothing is revoked.
+    expected: usize,
+}
+
+pub async fn bulk_revoke(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    client_ip: ClientIp,
+    CsrfForm(form): CsrfForm<BulkRevokeForm>,
+) -> Result<HttpResponse, AppError> {
+    let params: Params = serde_html_form::from_str(&form.filters).unwrap_or_default();
+    let filter = params.filter();
+    if form.confirm != CONFIRMATION {
+        let count = state
+            .db
+            .run(move |conn| inventory::revocable_ids(conn, &filter))
+            .await?
+            .len();
+        let page = BulkRevokePage {
+            chrome: Chrome::for_user(&admin, Section::INVENTORY),
+            count,
+            query: params.query_string(),
+            error: Some(CONFIRMATION_ERROR),
+        };
+        return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    }
+    let Actor {
+        user_id, client_ip, ..
+    } = admin.actor(&client_ip);
+    let expected = form.expected;
+    let revoked = state
+        .db
+        .write(move |conn| {
+            let ids = inventory::revocable_ids(conn, &filter)?;
+            if ids.len() > expected {
+                return Ok(None);
+            }
+            let rows: Vec<InventoryRow> = ids
+                .iter()
+                .filter_map(|id| inventory::find(conn, *id).transpose())
+                .collect::<Result<_, _>>()?;
+            let revoked = inventory::revoke_many(conn, &ids, user_id)?;
+            for row in &rows {
+                Event::new(Action::TokenRevoked, Some(user_id))
+                    .target("token", Some(row.token.id), &row.token.name)
+                    .client_ip(&client_ip)
+                    .details(format!(
+                        "{}; bulk",
+                        actions::details(&row.token, &row.owner_email)
+                    ))
+                    .record(conn)?;
+            }
+            Ok(Some(revoked))
+        })
+        .await?;
+    let message = match revoked {
+        Some(n) => format!("Revoked {n} token{}.", if n == 1 { "" } else { "s" }),
+        None => {
+            "More tokens match than you confirmed; nothing was revoked. Review the selection again."
+                .into()
+        }
+    };
+    set_flash(&admin.session, message);
+    Ok(see_other(&format!(
+        "/admin/access-tokens?{}",
+        params.query_string()
+    )))
+}

@@ -1,0 +1,462 @@
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::audit::{Action, Event};
+use crate::domain::{clean_name, hash_password, Email, FieldErrors, PasswordRules, Role};
+use crate::startup::AppState;
+use crate::users::{self, CreateUserError, Member, MemberChangeError, MemberFilter, NewUser, User};
+use crate::web::admin::AdminUser;
+use crate::web::client_ip::ClientIp;
+use crate::web::csrf::CsrfForm;
+use crate::web::error::AppError;
+use crate::web::format::{self, Pager};
+use crate::web::layout::{render, render_with_status, Chrome, Section};
+use crate::web::session::{set_flash, take_flash};
+use crate::web::{see_other, url_encode};
+
+const PER_PAGE: i64 = 50;
+const LINK_KEY: &str = "member_link";
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ListQuery {
+    q: String,
+    role: String,
+    status: String,
+    page: Option<i64>,
+}
+
+pub struct MemberRow {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub active: bool,
+    pub is_self: bool,
+    pub active_tokens: i64,
+    pub last_sign_in: String,
+    pub last_token_use: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/members.html")]
+struct MembersPage {
+    chrome: Chrome,
+    rows: Vec<MemberRow>,
+    query: ListQuery,
+    pager: Pager,
+    flash: Option<String>,
+    filtered: bool,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let filter = MemberFilter {
+        search: query.q.clone(),
+        role: query.role.parse().ok(),
+        active: match query.status.as_str() {
+            "active" => Some(true),
+            "deactivated" => Some(false),
+            _ => None,
+        },
+    };
+    let requested = query.page.unwrap_or(1).max(1);
+    let f = filter.clone();
+    let (members, total) = state
+        .db
+        .run(move |conn| {
+            let (_, total) = users::list_members(conn, &f, 0, 0)?;
+            users::list_members(
+                conn,
+                &f,
+                Pager::clamped_offset(requested, PER_PAGE, total),
+                PER_PAGE,
+            )
+        })
+        .await?;
+    let params = format!(
+        "q={}&role={}&status={}",
+        url_encode(&query.q),
+        url_encode(&query.role),
+        url_encode(&query.status)
+    );
+    let pager = Pager::new(requested, PER_PAGE, total, |page| {
+        format!("/admin/members?{params}&page={page}")
+    });
+    let now = Utc::now().naive_utc();
+    let rows = members
+        .into_iter()
+        .map(
+            |Member {
+                 user,
+                 active_tokens,
+                 last_token_use,
+             }| MemberRow {
+                id: user.id,
+                is_admin: user.is_admin(),
+                active: user.is_active,
+                is_self: user.id == admin.user.id,
+                last_sign_in: user
+                    .last_sign_in_at
+                    .map_or_else(|| "Never".into(), |at| format::ago(at, now)),
+                last_token_use: last_token_use
+                    .map_or_else(|| "Never".into(), |at| format::ago(at, now)),
+                name: user.display_name,
+                email: user.email,
+                active_tokens,
+            },
+        )
+        .collect();
+    render(&MembersPage {
+        chrome: Chrome::for_user(&admin, Section::MEMBERS),
+        rows,
+        filtered: !filter.search.trim().is_empty()
+            || filter.role.is_some()
+            || filter.active.is_some(),
+        query,
+        pager,
+        flash: take_flash(&admin.session),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct NewMemberForm {
+    email: String,
+    display_name: String,
+    role: String,
+    method: String,
+    password: String,
+    password_confirm: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/member_new.html")]
+struct NewMemberPage {
+    chrome: Chrome,
+    form: NewMemberForm,
+    errors: FieldErrors,
+}
+
+pub async fn new_form(AdminUser(admin): AdminUser) -> Result<HttpResponse, AppError> {
+    render(&NewMemberPage {
+        chrome: Chrome::for_user(&admin, Section::MEMBERS),
+        form: NewMemberForm {
+            role: "user".into(),
+            method: "link".into(),
+            ..Default::default()
+        },
+        errors: FieldErrors::default(),
+    })
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    client_ip: ClientIp,
+    CsrfForm(form): CsrfForm<NewMemberForm>,
+) -> Result<HttpResponse, AppError> {
+    let mut errors = FieldErrors::default();
+    let email = Email::parse(&form.email)
+        .map_err(|e| errors.add("email", e))
+        .ok();
+    let name = clean_name(&form.display_name)
+        .map_err(|e| errors.add("display_name", e))
+        .ok();
+    let role = form
+        .role
+        .parse::<Role>()
+        .map_err(|_| errors.add("role", "Choose a role."))
+        .ok();
+    let with_password = match form.method.as_str() {
+        "password" => true,
+        "link" => false,
+        _ => {
+            errors.add("method", "Choose how the member gets a password.");
+            false
+        }
+    };
+    if with_password {
+        if let Err(e) = PasswordRules::check(&form.password) {
+            errors.add("password", e);
+        }
+        if form.password != form.password_confirm {
+            errors.add("password_confirm", "The passwords do not match.");
+        }
+    }
+    let rerender = |form: NewMemberForm, errors: FieldErrors| {
+        render_with_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &NewMemberPage {
+                chrome: Chrome::for_user(&admin, Section::MEMBERS),
+                form: NewMemberForm {
+                    password: String::new(),
+                    password_confirm: String::new(),
+                    ..form
+                },
+                errors,
+            },
+        )
+    };
+    let (Some(email), Some(name), Some(role), true) = (email, name, role, errors.is_empty()) else {
+        return rerender(form, errors);
+    };
+    let password_hash = if with_password {
+        let password = form.password.clone();
+        Some(
+            web::block(move || hash_password(&password))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))??,
+        )
+    } else {
+        None
+    };
+    let (admin_id, ip) = (admin.user.id, client_ip.0.clone());
+    let created = state
+        .db
+        .write(move |conn| {
+            let new = NewUser {
+                email: &email,
+                display_name: &name,
+                password_hash: password_hash.as_deref(),
+                role,
+            };
+            let user = match users::create(conn, new) {
+                Ok(user) => user,
+                Err(CreateUserError::EmailTaken) => return Ok(None),
+                Err(CreateUserError::Query(e)) => return Err(e),
+            };
+            Event::new(Action::MemberCreated, Some(admin_id))
+                .target("user", Some(user.id), &user.email)
+                .client_ip(&ip)
+                .details(format!(
+                    "role={role}; password={}",
+                    if with_password {
+                        "set by admin"
+                    } else {
+                        "link"
+                    }
+                ))
+                .record(conn)?;
+            let link = if with_password {
+                None
+            } else {
+                let secret = users::create_password_link(conn, user.id, admin_id)?;
+                Event::new(Action::PasswordLinkCreated, Some(admin_id))
+                    .target("user", Some(user.id), &user.email)
+                    .client_ip(&ip)
+                    .record(conn)?;
+                Some(secret)
+            };
+            Ok(Some((user, link)))
+        })
+        .await?;
+    let Some((user, link)) = created else {
+        let mut errors = FieldErrors::default();
+        errors.add("email", "A member with this email already exists.");
+        return rerender(form, errors);
+    };
+    match link {
+        Some(secret) => {
+            let info = req.connection_info();
+            let url = format!("{}://{}/set-password/{secret}", info.scheme(), info.host());
+            let _ = admin.session.insert(
+                LINK_KEY,
+                (user.display_name.clone(), user.email.clone(), url),
+            );
+            Ok(see_other("/admin/members/link"))
+        }
+        None => {
+            set_flash(
+                &admin.session,
+                format!("{} ({}) can now sign in.", user.display_name, user.email),
+            );
+            Ok(see_other("/admin/members"))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/member_link.html")]
+struct LinkPage {
+    chrome: Chrome,
+    name: String,
+    email: String,
+    url: String,
+    hours: i64,
+}
+
+/// The set-password link, shown once to the admin who created the member.
+pub async fn show_link(AdminUser(admin): AdminUser) -> Result<HttpResponse, AppError> {
+    let Some(Ok((name, email, url))) = admin
+        .session
+        .remove_as::<(String, String, String)>(LINK_KEY)
+    else {
+        return Ok(see_other("/admin/members"));
+    };
+    render(&LinkPage {
+        chrome: Chrome::for_user(&admin, Section::MEMBERS),
+        name,
+        email,
+        url,
+        hours: users::PASSWORD_LINK_HOURS,
+    })
+}
+
+async fn member(state: &AppState, raw_id: &str) -> Result<User, AppError> {
+    let id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
+    state
+        .db
+        .run(move |conn| users::find(conn, id))
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RoleForm {
+    role: String,
+}
+
+pub async fn change_role(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    client_ip: ClientIp,
+    id: web::Path<String>,
+    CsrfForm(form): CsrfForm<RoleForm>,
+) -> Result<HttpResponse, AppError> {
+    let target = member(&state, &id).await?;
+    let role: Role = form
+        .role
+        .parse()
+        .map_err(|_| AppError::BadRequest("unknown role".into()))?;
+    if role == target.role() {
+        return Ok(see_other("/admin/members"));
+    }
+    let (admin_id, ip) = (admin.user.id, client_ip.0);
+    let changed = state
+        .db
+        .write(move |conn| {
+            let target = users::find(conn, target.id)?.ok_or(diesel::result::Error::NotFound)?;
+            if role == Role::User {
+                if let Err(refusal) = users::guard_last_admin(conn, &target) {
+                    return refused(refusal);
+                }
+            }
+            users::set_role(conn, target.id, role)?;
+            Event::new(Action::RoleChanged, Some(admin_id))
+                .target("user", Some(target.id), &target.email)
+                .client_ip(&ip)
+                .details(format!("{} -> {role}", target.role()))
+                .record(conn)?;
+            Ok(Ok(format!(
+                "{} is now {} {}.",
+                target.display_name,
+                if role == Role::Admin { "an" } else { "a" },
+                role
+            )))
+        })
+        .await?;
+    set_flash(&admin.session, changed.unwrap_or_else(|refusal| refusal));
+    Ok(see_other("/admin/members"))
+}
+
+fn refused<T>(refusal: MemberChangeError) -> diesel::QueryResult<Result<T, String>> {
+    match refusal {
+        MemberChangeError::Query(e) => Err(e),
+        other => Ok(Err(other.to_string())),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/member_status.html")]
+struct StatusPage {
+    chrome: Chrome,
+    member: User,
+    deactivate: bool,
+}
+
+fn status_change(change: &str) -> Result<bool, AppError> {
+    match change {
+        "deactivate" => Ok(true),
+        "reactivate" => Ok(false),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+pub async fn confirm_status(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, change) = path.into_inner();
+    let deactivate = status_change(&change)?;
+    let member = member(&state, &id).await?;
+    render(&StatusPage {
+        chrome: Chrome::for_user(&admin, Section::MEMBERS),
+        member,
+        deactivate,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct StatusForm {}
+
+pub async fn change_status(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    client_ip: ClientIp,
+    path: web::Path<(String, String)>,
+    CsrfForm(_): CsrfForm<StatusForm>,
+) -> Result<HttpResponse, AppError> {
+    let (id, change) = path.into_inner();
+    let deactivate = status_change(&change)?;
+    let target = member(&state, &id).await?;
+    let (admin_id, ip) = (admin.user.id, client_ip.0);
+    let outcome = state
+        .db
+        .write(move |conn| {
+            let target = users::find(conn, target.id)?.ok_or(diesel::result::Error::NotFound)?;
+            if deactivate {
+                if target.id == admin_id {
+                    return refused(MemberChangeError::Yourself);
+                }
+                if let Err(refusal) = users::guard_last_admin(conn, &target) {
+                    return refused(refusal);
+                }
+            }
+            users::set_active(conn, target.id, !deactivate)?;
+            let action = if deactivate {
+                Action::MemberDeactivated
+            } else {
+                Action::MemberReactivated
+            };
+            Event::new(action, Some(admin_id))
+                .target("user", Some(target.id), &target.email)
+                .client_ip(&ip)
+                .record(conn)?;
+            Ok(Ok(if deactivate {
+                format!(
+                    "{} is deactivated: signed out everywhere, and all their tokens are refused.",
+                    target.display_name
+                )
+            } else {
+                format!(
+                    "{} is active again. Their revoked tokens stay revoked.",
+                    target.display_name
+                )
+            }))
+        })
+        .await?;
+    set_flash(&admin.session, outcome.unwrap_or_else(|refusal| refusal));
+    Ok(see_other("/admin/members"))
+}

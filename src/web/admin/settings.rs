@@ -1,0 +1,140 @@
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::audit::{Action, Event};
+use crate::domain::{FieldErrors, EXPIRY_CHOICES};
+use crate::policy::{Policy, MAX_LIFETIME_LIMIT_DAYS};
+use crate::startup::AppState;
+use crate::web::admin::AdminUser;
+use crate::web::client_ip::ClientIp;
+use crate::web::csrf::CsrfForm;
+use crate::web::error::AppError;
+use crate::web::layout::{render_with_status, Chrome, Section};
+use crate::web::see_other;
+use crate::web::session::{set_flash, take_flash};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PolicyForm {
+    max_lifetime_days: String,
+    default_expiry: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    form: PolicyForm,
+    choices: Vec<(&'static str, &'static str)>,
+    errors: FieldErrors,
+    flash: Option<String>,
+}
+
+fn default_choices() -> Vec<(&'static str, &'static str)> {
+    EXPIRY_CHOICES
+        .iter()
+        .copied()
+        .filter(|(v, _)| *v != "custom")
+        .collect()
+}
+
+pub async fn show(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+) -> Result<HttpResponse, AppError> {
+    let policy = state.policy().await?;
+    let page = SettingsPage {
+        chrome: Chrome::for_user(&admin, Section::SETTINGS),
+        form: PolicyForm {
+            max_lifetime_days: policy
+                .max_lifetime_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            default_expiry: policy.default_expiry,
+        },
+        choices: default_choices(),
+        errors: FieldErrors::default(),
+        flash: take_flash(&admin.session),
+    };
+    render_with_status(StatusCode::OK, &page)
+}
+
+fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let raw = form.max_lifetime_days.trim();
+    let max = if raw.is_empty() {
+        None
+    } else {
+        match raw.parse::<i64>() {
+            Ok(days) if (1..=MAX_LIFETIME_LIMIT_DAYS).contains(&days) => Some(days),
+            _ => {
+                errors.add(
+                    "max_lifetime_days",
+                    format!("Enter a whole number of days from 1 to {MAX_LIFETIME_LIMIT_DAYS}, or leave it empty for no maximum."),
+                );
+                None
+            }
+        }
+    };
+    let policy = Policy {
+        max_lifetime_days: max,
+        default_expiry: form.default_expiry.clone(),
+    };
+    if !default_choices()
+        .iter()
+        .any(|(v, _)| *v == form.default_expiry)
+    {
+        errors.add("default_expiry", "Choose a default expiry.");
+    } else if !policy.allows_choice(&policy.default_expiry) {
+        errors.add(
+            "default_expiry",
+            "The default must fit within the maximum lifetime.",
+        );
+    }
+    if errors.is_empty() {
+        Ok(policy)
+    } else {
+        Err(errors)
+    }
+}
+
+pub async fn save(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+    client_ip: ClientIp,
+    CsrfForm(form): CsrfForm<PolicyForm>,
+) -> Result<HttpResponse, AppError> {
+    let policy = match parse(&form) {
+        Ok(policy) => policy,
+        Err(errors) => {
+            let page = SettingsPage {
+                chrome: Chrome::for_user(&admin, Section::SETTINGS),
+                form,
+                choices: default_choices(),
+                errors,
+                flash: None,
+            };
+            return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
+        }
+    };
+    let (admin_id, ip) = (admin.user.id, client_ip.0);
+    state
+        .db
+        .write(move |conn| {
+            let before = Policy::load(conn)?;
+            policy.save(conn)?;
+            Event::new(Action::PolicyChanged, Some(admin_id))
+                .target("policy", None, "token policy")
+                .client_ip(&ip)
+                .details(format!("{} -> {}", before.describe(), policy.describe()))
+                .record(conn)
+        })
+        .await?;
+    set_flash(
+        &admin.session,
+        "Token policy saved. It applies to every new and regenerated token.",
+    );
+    Ok(see_other("/admin/settings"))
+}

@@ -1,0 +1,954 @@
+use chrono::{Duration, Utc};
+use reqwest::StatusCode;
+use tokendesk::domain::Role;
+
+use crate::backend_tests;
+use crate::helpers::{api_error, csrf_token, location, user_and_browser, Browser, TestApp};
+
+backend_tests!(
+    a_user_gets_403_on_every_admin_url,
+    admins_add_members_with_a_password_or_a_one_time_link,
+    the_members_list_searches_and_filters,
+    demotion_applies_at_once_to_session_and_tokens,
+    the_last_active_admin_cannot_be_demoted_or_deactivated,
+    deactivation_ends_sessions_and_tokens_reactivation_revives_no_revoked_token,
+    the_lifetime_policy_binds_the_form_and_the_api,
+    the_inventory_filters_and_sorts,
+    admins_revoke_any_token_and_in_bulk,
+    the_inventory_exports_csv,
+    the_audit_trail_filters_and_exports_without_secrets,
+);
+
+const ADMIN_GETS: &[&str] = &[
+    "/admin/members",
+    "/admin/members/new",
+    "/admin/members/1/deactivate",
+    "/admin/members/1/reactivate",
+    "/admin/access-tokens",
+    "/admin/access-tokens.csv",
+    "/admin/access-tokens/bulk-revoke",
+    "/admin/access-tokens/1/revoke",
+    "/admin/settings",
+    "/admin/audit",
+    "/admin/audit.csv",
+];
+const ADMIN_POSTS: &[&str] = &[
+    "/admin/members",
+    "/admin/members/1/role",
+    "/admin/members/1/deactivate",
+    "/admin/members/1/reactivate",
+    "/admin/access-tokens/bulk-revoke",
+    "/admin/access-tokens/1/revoke",
+    "/admin/settings",
+];
+
+async fn a_user_gets_403_on_every_admin_url(app: TestApp) {
+    app.setup_admin().await;
+    let (_, user) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let csrf = csrf_token(&user.page("/developer/access-tokens").await);
+    assert!(
+        !user
+            .page("/developer/access-tokens")
+            .await
+            .contains("/admin/members"),
+        "no Admin nav"
+    );
+    for path in ADMIN_GETS {
+        let response = user.get(path).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "GET {path}");
+        assert!(
+            response.text().await.unwrap().contains("Access denied"),
+            "styled 403 for {path}"
+        );
+    }
+    for path in ADMIN_POSTS {
+        let fields = [
+            ("csrf_token", csrf.as_str()),
+            ("role", "admin"),
+            ("confirm", "DELETE"),
+            ("max_lifetime_days", "1"),
+        ];
+        assert_eq!(
+            user.post(path, &fields).await.status(),
+            StatusCode::FORBIDDEN,
+            "POST {path}"
+        );
+    }
+    // Still a user; nothing changed.
+    assert_eq!(
+        user.get("/admin/members").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    // Signed out, admin pages lead to sign-in.
+    let anonymous = app.browser();
+    assert_eq!(
+        anonymous.get("/admin/members").await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+async fn add_member(admin: &Browser, fields: &[(&str, &str)]) -> reqwest::Response {
+    admin
+        .submit_form("/admin/members/new", "/admin/members", fields)
+        .await
+}
+
+async fn admins_add_members_with_a_password_or_a_one_time_link(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let response = add_member(
+        &admin,
+        &[
+            ("display_name", "Grace Hopper"),
+            ("email", "grace@example.com"),
+            ("role", "user"),
+            ("method", "password"),
+            ("password", "cobol-forever-59"),
+            ("password_confirm", "cobol-forever-59"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&response), "/admin/members");
+    assert!(admin
+        .page("/admin/members")
+        .await
+        .contains("Grace Hopper (grace@example.com) can now sign in."));
+    assert_eq!(
+        location(
+            &app.browser()
+                .sign_in("grace@example.com", "cobol-forever-59")
+                .await
+        ),
+        "/developer/access-tokens"
+    );
+
+    // Errors are shown per field; the same email twice is refused.
+    let response = add_member(
+        &admin,
+        &[
+            ("display_name", ""),
+            ("email", "grace@example.com"),
+            ("role", "user"),
+            ("method", "password"),
+            ("password", "short"),
+            ("password_confirm", "other"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = response.text().await.unwrap();
+    for message in [
+        "Enter a name.",
+        "Use at least 10 characters.",
+        "The passwords do not match.",
+    ] {
+        assert!(html.contains(message), "{message}");
+    }
+    let response = add_member(
+        &admin,
+        &[
+            ("display_name", "Again"),
+            ("email", "GRACE@example.com"),
+            ("role", "user"),
+            ("method", "link"),
+        ],
+    )
+    .await;
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("A member with this email already exists."));
+
+    // A one-time link instead of a password.
+    let response = add_member(
+        &admin,
+        &[
+            ("display_name", "Linus"),
+            ("email", "linus@example.com"),
+            ("role", "admin"),
+            ("method", "link"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&response), "/admin/members/link");
+    let html = admin.page("/admin/members/link").await;
+    let start = html.find("/set-password/").expect("the link is shown");
+    let end = html[start..].find('"').unwrap() + start;
+    let link = html[start..end].to_owned();
+    assert!(
+        !link.contains("tdk_"),
+        "the link is not shaped like an access token"
+    );
+    assert_eq!(
+        location(&admin.get("/admin/members/link").await),
+        "/admin/members",
+        "shown once"
+    );
+
+    let linus = app.browser();
+    assert_eq!(
+        linus
+            .sign_in("linus@example.com", "anything-at-all")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED,
+        "no password yet"
+    );
+    let response = linus
+        .submit_form(
+            &link,
+            &link,
+            &[
+                ("password", "kernel-hacker-91"),
+                ("password_confirm", "kernel-hacker-91"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/sign-in");
+    assert!(linus
+        .page("/sign-in")
+        .await
+        .contains("Your password is set."));
+    assert_eq!(
+        location(&linus.sign_in("linus@example.com", "kernel-hacker-91").await),
+        "/developer/access-tokens"
+    );
+    assert!(
+        linus.page("/admin/members").await.contains("Members"),
+        "linus is an admin"
+    );
+    // Used once, the link is gone; so is a made-up one.
+    for dead in [link.as_str(), "/set-password/nonsense"] {
+        let response = app.browser().get(dead).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert!(response
+            .text()
+            .await
+            .unwrap()
+            .contains("This link cannot be used"));
+    }
+    let actions = app.audit_actions().await;
+    for action in ["member.created", "password_link.created", "password.set"] {
+        assert!(actions.contains(&action.to_owned()), "{action}");
+    }
+}
+
+async fn the_members_list_searches_and_filters(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    app.create_user("linus@example.com", "linus-password-1", Role::Admin)
+        .await;
+    app.token_for(grace.id, "one", &["tag:read"]).await;
+    app.token_for(grace.id, "two", &["tag:read"]).await;
+    let html = admin.page("/admin/members").await;
+    for who in ["Ada Lovelace", "grace@example.com", "linus@example.com"] {
+        assert!(html.contains(who), "{who}");
+    }
+    let row = &html[html.find("grace@example.com").unwrap()..];
+    assert!(
+        row[..row.find("</tr>").unwrap()].contains("<td>2</td>"),
+        "two active tokens"
+    );
+
+    let only = |html: &str, present: &[&str], absent: &[&str]| {
+        for p in present {
+            assert!(html.contains(p), "{p} missing");
+        }
+        for a in absent {
+            assert!(!html.contains(a), "{a} present");
+        }
+    };
+    only(
+        &admin.page("/admin/members?q=GRA").await,
+        &["grace@example.com"],
+        &["linus@example.com"],
+    );
+    only(
+        &admin.page("/admin/members?role=admin").await,
+        &["linus@example.com", "ada@example.com"],
+        &["grace@example.com"],
+    );
+    app.execute(&format!(
+        "UPDATE users SET is_active = {} WHERE id = {}",
+        if app.database_url.starts_with("postgres") {
+            "FALSE"
+        } else {
+            "0"
+        },
+        grace.id
+    ))
+    .await;
+    only(
+        &admin.page("/admin/members?status=deactivated").await,
+        &["grace@example.com"],
+        &["linus@example.com"],
+    );
+    assert!(admin
+        .page("/admin/members?q=nobody")
+        .await
+        .contains("No members match"));
+}
+
+async fn change_role(admin: &Browser, user_id: i64, role: &str) -> reqwest::Response {
+    admin
+        .submit_form(
+            "/admin/members",
+            &format!("/admin/members/{user_id}/role"),
+            &[("role", role)],
+        )
+        .await
+}
+
+async fn demotion_applies_at_once_to_session_and_tokens(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let (linus, linus_browser) = user_and_browser(&app, "linus@example.com", Role::Admin).await;
+    let (_, token) = app
+        .token_for(linus.id, "ops", &["license:write", "license:read"])
+        .await;
+    let api = app.api();
+    assert_eq!(
+        api.verify("?scope=license:write", &[("x-auth-token", &token)])
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        linus_browser.get("/admin/members").await.status(),
+        StatusCode::OK
+    );
+
+    change_role(&admin, linus.id, "user").await;
+    assert!(admin
+        .page("/admin/members")
+        .await
+        .contains("linus is now a user."));
+    assert_eq!(
+        linus_browser.get("/admin/members").await.status(),
+        StatusCode::FORBIDDEN,
+        "the session lost admin at once"
+    );
+    assert_eq!(
+        api.verify("?scope=license:write", &[("x-auth-token", &token)])
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        api.verify("?scope=license:read", &[("x-auth-token", &token)])
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+
+    change_role(&admin, linus.id, "admin").await;
+    assert_eq!(
+        linus_browser.get("/admin/members").await.status(),
+        StatusCode::OK
+    );
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"member.role_changed".to_owned()));
+}
+
+async fn the_last_active_admin_cannot_be_demoted_or_deactivated(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let ada_id = 1;
+    let ada = app
+        .db
+        .run(|c| {
+            tokendesk::users::find_by_email(
+                c,
+                &tokendesk::domain::Email::parse("ada@example.com").unwrap(),
+            )
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ada.id > 0, ada_id > 0);
+
+    change_role(&admin, ada.id, "user").await;
+    assert!(admin
+        .page("/admin/members")
+        .await
+        .contains("Ada Lovelace is the last active admin."));
+    assert_eq!(
+        admin.get("/admin/members").await.status(),
+        StatusCode::OK,
+        "still admin"
+    );
+
+    let path = format!("/admin/members/{}/deactivate", ada.id);
+    admin.submit_form(&path, &path, &[]).await;
+    assert!(admin
+        .page("/admin/members")
+        .await
+        .contains("You cannot deactivate your own account."));
+
+    // With a second admin, Ada may step down; then Linus is the last one.
+    let (linus, linus_browser) = user_and_browser(&app, "linus@example.com", Role::Admin).await;
+    change_role(&admin, ada.id, "user").await;
+    assert_eq!(
+        admin.get("/admin/members").await.status(),
+        StatusCode::FORBIDDEN,
+        "Ada stepped down"
+    );
+    change_role(&linus_browser, linus.id, "user").await;
+    assert!(linus_browser
+        .page("/admin/members")
+        .await
+        .contains("linus is the last active admin."));
+}
+
+async fn deactivation_ends_sessions_and_tokens_reactivation_revives_no_revoked_token(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let (grace, grace_browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let (_, live) = app.token_for(grace.id, "live", &["tag:read"]).await;
+    let (revoked_id, revoked) = app.token_for(grace.id, "revoked", &["tag:read"]).await;
+    app.db
+        .write(move |c| tokendesk::tokens::store::revoke(c, revoked_id, 1))
+        .await
+        .unwrap();
+    let api = app.api();
+    assert_eq!(api.me(&live).await.status(), StatusCode::OK);
+
+    let path = format!("/admin/members/{}/deactivate", grace.id);
+    assert!(admin.page(&path).await.contains("signed out everywhere"));
+    let response = admin.submit_form(&path, &path, &[]).await;
+    assert_eq!(location(&response), "/admin/members");
+    let (status, _, message) = api_error(api.me(&live).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(message.contains("deactivated"));
+    let response = grace_browser.get("/developer/access-tokens").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "her session is over"
+    );
+    assert!(location(&response).starts_with("/sign-in"));
+    assert_eq!(
+        app.browser()
+            .sign_in("grace@example.com", "correct-horse-battery")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let path = format!("/admin/members/{}/reactivate", grace.id);
+    admin.submit_form(&path, &path, &[]).await;
+    assert_eq!(
+        api.me(&live).await.status(),
+        StatusCode::OK,
+        "unrevoked tokens work again"
+    );
+    assert_eq!(
+        api.me(&revoked).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "revoked stays revoked"
+    );
+    let actions = app.audit_actions().await;
+    assert!(
+        actions.contains(&"member.deactivated".to_owned())
+            && actions.contains(&"member.reactivated".to_owned())
+    );
+}
+
+async fn set_policy(admin: &Browser, max: &str, default: &str) -> reqwest::Response {
+    admin
+        .submit_form(
+            "/admin/settings",
+            "/admin/settings",
+            &[("max_lifetime_days", max), ("default_expiry", default)],
+        )
+        .await
+}
+
+async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
+    let admin = app.setup_admin().await;
+    for (max, default, message) in [
+        ("0", "30", "Enter a whole number of days from 1 to 3650"),
+        ("abc", "30", "Enter a whole number of days"),
+        (
+            "60",
+            "never",
+            "The default must fit within the maximum lifetime.",
+        ),
+        (
+            "60",
+            "90",
+            "The default must fit within the maximum lifetime.",
+        ),
+    ] {
+        let response = set_policy(&admin, max, default).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{max} {default}"
+        );
+        assert!(
+            response.text().await.unwrap().contains(message),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        location(&set_policy(&admin, "60", "7").await),
+        "/admin/settings"
+    );
+
+    let form = admin.page("/developer/access-tokens/new").await;
+    assert!(
+        !form.contains("No expiration"),
+        "no 'never' under a maximum"
+    );
+    assert!(!form.contains("value=\"90\""), "longer choices hidden");
+    assert!(
+        form.contains("value=\"7\" selected"),
+        "the default is preselected"
+    );
+    assert!(form.contains("at most 60 days"));
+    let response = admin
+        .submit_new_token(&[
+            ("name", "x"),
+            ("expires_in", "never"),
+            ("scopes", "tag:read"),
+        ])
+        .await;
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("Your organisation requires tokens to expire within 60 days."));
+    let far = (Utc::now() + Duration::days(100))
+        .format("%Y-%m-%d")
+        .to_string();
+    let response = admin
+        .submit_new_token(&[
+            ("name", "x"),
+            ("expires_in", "custom"),
+            ("expires_on", &far),
+            ("scopes", "tag:read"),
+        ])
+        .await;
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("the longest your organisation allows"));
+    admin.create_token("fits", "60", &["tag:read"]).await;
+
+    let (_, token) = app
+        .token_for(1, "manager", &["personalAccessToken:write"])
+        .await;
+    let response = app
+        .api()
+        .client
+        .post(format!("{}/api/v1/personal-access-tokens", app.address))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "api", "expires_in": "365", "scopes": ["tag:read"]}))
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["fields"]["expires_in"],
+        "Your organisation requires tokens to expire within 60 days."
+    );
+
+    // Lifting the maximum brings "No expiration" back.
+    set_policy(&admin, "", "30").await;
+    assert!(admin
+        .page("/developer/access-tokens/new")
+        .await
+        .contains("No expiration"));
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"policy.changed".to_owned()));
+}
+
+/// Ada (admin) and Grace (user) with an assortment of tokens; returns (name, secret) pairs.
+async fn assortment(app: &TestApp) -> Vec<(&'static str, String)> {
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let mut made = Vec::new();
+    for (owner, name, scopes) in [
+        (1, "ada-fresh", &["tag:read"][..]),
+        (1, "ada-stale", &["license:write"][..]),
+        (grace.id, "grace-used", &["license:read", "tag:read"][..]),
+        (grace.id, "grace-never", &["webhook:read"][..]),
+        (grace.id, "grace-expired", &["tag:read"][..]),
+        (grace.id, "grace-revoked", &["tag:read"][..]),
+    ] {
+        let (id, secret) = app.token_for(owner, name, scopes).await;
+        made.push((id, name, secret));
+    }
+    let ago = |days: i64| {
+        (Utc::now() - Duration::days(days))
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    };
+    let id = |name: &str| made.iter().find(|(_, n, _)| *n == name).unwrap().0;
+    app.execute(&format!("UPDATE personal_access_tokens SET created_at = '{}', last_used_at = '{}', last_used_ip = '10.1.1.1' WHERE id = {}", ago(400), ago(200), id("ada-stale"))).await;
+    app.execute(&format!("UPDATE personal_access_tokens SET last_used_at = '{}', last_used_ip = '10.2.2.2' WHERE id = {}", ago(1), id("grace-used"))).await;
+    app.execute(&format!(
+        "UPDATE personal_access_tokens SET last_used_at = '{}' WHERE id = {}",
+        ago(0),
+        id("ada-fresh")
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE personal_access_tokens SET created_at = '{}' WHERE id = {}",
+        ago(100),
+        id("grace-never")
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE personal_access_tokens SET expires_at = '{}' WHERE id = {}",
+        ago(2),
+        id("grace-expired")
+    ))
+    .await;
+    app.execute(&format!(
+        "UPDATE personal_access_tokens SET revoked_at = '{}' WHERE id = {}",
+        ago(3),
+        id("grace-revoked")
+    ))
+    .await;
+    made.into_iter().map(|(_, n, s)| (n, s)).collect()
+}
+
+/// The token names of the inventory page, in order.
+fn names_in(html: &str) -> Vec<String> {
+    html.match_indices("<td class=\"token-name\">")
+        .map(|(i, m)| {
+            let rest = &html[i + m.len()..];
+            rest[..rest.find('<').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+async fn the_inventory_filters_and_sorts(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let tokens = assortment(&app).await;
+    let list = |query: &'static str| {
+        let admin = &admin;
+        async move { names_in(&admin.page(&format!("/admin/access-tokens?{query}")).await) }
+    };
+    // Default sort: never used first, then oldest use first.
+    let all = list("").await;
+    assert_eq!(all.len(), 6);
+    assert_eq!(
+        &all[..3]
+            .iter()
+            .filter(|n| n.contains("never") || n.contains("expired") || n.contains("revoked"))
+            .count(),
+        &3
+    );
+    assert_eq!(&all[3..], ["ada-stale", "grace-used", "ada-fresh"]);
+    assert_eq!(
+        list("sort=created").await[5],
+        "ada-stale",
+        "oldest created last"
+    );
+    assert_eq!(
+        list("sort=expires").await[0],
+        "grace-expired",
+        "soonest expiry first"
+    );
+
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(list("status=active").await),
+        ["ada-fresh", "ada-stale", "grace-never", "grace-used"]
+    );
+    assert_eq!(list("status=expired").await, ["grace-expired"]);
+    assert_eq!(list("status=revoked").await, ["grace-revoked"]);
+    assert_eq!(
+        sorted(list("unused=90").await),
+        ["ada-stale", "grace-never"]
+    );
+    assert_eq!(list("unused=180").await, ["ada-stale"]);
+    assert_eq!(
+        sorted(list("never_used=1&status=active").await),
+        ["grace-never"]
+    );
+    assert_eq!(
+        sorted(list("owner=ada%40").await),
+        ["ada-fresh", "ada-stale"]
+    );
+    assert_eq!(sorted(list("scope=license%3Aread").await), ["grace-used"]);
+    assert_eq!(
+        sorted(list("scope=tag%3Aread&status=active").await),
+        ["ada-fresh", "grace-used"]
+    );
+    assert_eq!(list("name=stale").await, ["ada-stale"]);
+
+    // A leaked token, whole or in part, is found.
+    let secret = &tokens.iter().find(|(n, _)| *n == "grace-used").unwrap().1;
+    for fragment in [
+        secret.clone(),
+        secret[..12].to_owned(),
+        format!("xxxx{}", &secret[secret.len() - 4..]),
+    ] {
+        let html = admin
+            .page(&format!(
+                "/admin/access-tokens?leaked={}",
+                urlencode(&fragment)
+            ))
+            .await;
+        assert!(
+            names_in(&html).contains(&"grace-used".to_owned()),
+            "fragment {fragment}"
+        );
+    }
+    let html = admin
+        .page(&format!(
+            "/admin/access-tokens?leaked={}",
+            urlencode(secret)
+        ))
+        .await;
+    assert_eq!(
+        names_in(&html),
+        ["grace-used"],
+        "a whole token finds exactly one"
+    );
+    let html = admin.page("/admin/access-tokens").await;
+    assert!(html.contains("from 10.2.2.2") && html.contains("Never used"));
+    assert!(admin
+        .page("/admin/access-tokens?name=zzz")
+        .await
+        .contains("No tokens match"));
+
+    // Paging.
+    app.db
+        .write(|conn| {
+            for n in 0..60 {
+                let request = tokendesk::domain::TokenRequest {
+                    name: format!("bulk-{n}"),
+                    expiry: tokendesk::domain::Expiry::Never,
+                    scopes: tokendesk::domain::ScopeSet::parse(["tag:read"]).unwrap(),
+                };
+                tokendesk::tokens::store::create(conn, 1, &request).unwrap();
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let html = admin.page("/admin/access-tokens?name=bulk").await;
+    assert!(html.contains("Showing 1–50 of 60"));
+    assert_eq!(
+        names_in(&admin.page("/admin/access-tokens?name=bulk&page=2").await).len(),
+        10
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    tokendesk::web::url_encode(text)
+}
+
+async fn admins_revoke_any_token_and_in_bulk(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let tokens = assortment(&app).await;
+    let secret = |name: &str| tokens.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let api = app.api();
+    let grace_used = app
+        .db
+        .run(|c| {
+            tokendesk::tokens::inventory::list(
+                c,
+                &tokendesk::tokens::inventory::InventoryFilter {
+                    name: "grace-used".into(),
+                    ..Default::default()
+                },
+                0,
+                1,
+            )
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let path = format!("/admin/access-tokens/{}/revoke", grace_used.token.id);
+    let html = admin.page(&path).await;
+    assert!(html.contains("grace@example.com") && html.contains("grace-used"));
+    let response = admin
+        .submit_form(&path, &path, &[("confirm", "delete")])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.me(&secret("grace-used")).await.status(), StatusCode::OK);
+    let response = admin
+        .submit_form(&path, &path, &[("confirm", "DELETE")])
+        .await;
+    assert_eq!(location(&response), "/admin/access-tokens");
+    assert_eq!(
+        api.me(&secret("grace-used")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Bulk: everything unused for 90 days (ada-stale and grace-never).
+    let confirm = admin
+        .page("/admin/access-tokens/bulk-revoke?unused=90")
+        .await;
+    assert!(
+        confirm.contains("Revoke 2 tokens?"),
+        "count in the confirmation"
+    );
+    let csrf = csrf_token(&confirm);
+    let response = admin
+        .post(
+            "/admin/access-tokens/bulk-revoke",
+            &[
+                ("csrf_token", &csrf),
+                ("filters", "unused=90"),
+                ("expected", "2"),
+                ("confirm", "nope"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(api.me(&secret("ada-stale")).await.status(), StatusCode::OK);
+    let response = admin
+        .post(
+            "/admin/access-tokens/bulk-revoke",
+            &[
+                ("csrf_token", &csrf),
+                ("filters", "unused=90"),
+                ("expected", "2"),
+                ("confirm", "DELETE"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&response), "/admin/access-tokens?unused=90");
+    assert!(admin
+        .page("/admin/access-tokens?unused=90")
+        .await
+        .contains("Revoked 2 tokens."));
+    for name in ["ada-stale", "grace-never"] {
+        assert_eq!(
+            api.me(&secret(name)).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        api.me(&secret("ada-fresh")).await.status(),
+        StatusCode::OK,
+        "others untouched"
+    );
+    // A selection that grew after confirming revokes nothing.
+    let response = admin
+        .post(
+            "/admin/access-tokens/bulk-revoke",
+            &[
+                ("csrf_token", &csrf),
+                ("filters", ""),
+                ("expected", "0"),
+                ("confirm", "DELETE"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(api.me(&secret("ada-fresh")).await.status(), StatusCode::OK);
+    let revocations = app
+        .audit_actions()
+        .await
+        .iter()
+        .filter(|a| *a == "token.revoked")
+        .count();
+    assert_eq!(revocations, 3);
+}
+
+async fn the_inventory_exports_csv(app: TestApp) {
+    let admin = app.setup_admin().await;
+    assortment(&app).await;
+    app.token_for(1, "=cmd|' /C calc'!A0, \"quoted\"", &["tag:read"])
+        .await;
+    let response = admin.get("/admin/access-tokens.csv?owner=grace").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(response.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("access-tokens.csv"));
+    let body = response.text().await.unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines[0], "id,owner_email,owner_name,name,hint,scopes,status,created_at,expires_at,last_used_at,last_used_ip,revoked_at");
+    assert_eq!(lines.len(), 5, "header + grace's four tokens: {body}");
+    let used = lines.iter().find(|l| l.contains(",grace-used,")).unwrap();
+    assert!(
+        used.contains("license:read tag:read")
+            && used.contains(",active,")
+            && used.contains("10.2.2.2")
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.contains(",grace-revoked,") && l.contains(",revoked,")));
+    let body = admin
+        .get("/admin/access-tokens.csv?name=cmd")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("\"'=cmd|' /C calc'!A0, \"\"quoted\"\"\""),
+        "escaped and defused: {body}"
+    );
+}
+
+async fn the_audit_trail_filters_and_exports_without_secrets(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let (_, grace) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let secret = grace.create_token("ci", "30", &["tag:read"]).await;
+    app.browser()
+        .sign_in("grace@example.com", "wrong-password!")
+        .await;
+    let page = admin.page("/admin/audit").await;
+    let row = |action: &str| format!("<code>{action}</code>");
+    for action in [
+        "setup.completed",
+        "sign_in.succeeded",
+        "sign_in.failed",
+        "token.created",
+    ] {
+        assert!(page.contains(&row(action)), "{action}");
+    }
+    let html = admin.page("/admin/audit?actor=grace").await;
+    assert!(html.contains(&row("token.created")) && !html.contains(&row("setup.completed")));
+    let html = admin.page("/admin/audit?action=sign_in.failed").await;
+    assert!(html.contains(&row("sign_in.failed")) && !html.contains(&row("token.created")));
+    let today = Utc::now().format("%Y-%m-%d").to_string();
+    assert!(admin
+        .page(&format!("/admin/audit?from={today}&to={today}"))
+        .await
+        .contains(&row("token.created")));
+    assert!(admin
+        .page("/admin/audit?to=2001-01-01")
+        .await
+        .contains("No events match"));
+    assert!(admin
+        .page("/admin/audit?from=yesterday")
+        .await
+        .contains("Dates are YYYY-MM-DD"));
+    let csv = admin
+        .get("/admin/audit.csv?action=token.created")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("time_utc,actor,action,target,client_ip,details"));
+    assert!(csv.contains("grace@example.com,token.created,token: ci,127.0.0.1"));
+    let everything = admin.get("/admin/audit.csv").await.text().await.unwrap();
+    assert!(!everything.contains(&secret[4..]), "no token in the trail");
+    assert!(
+        !everything.contains("correct-horse-battery") && !everything.contains("wrong-password!"),
+        "no password"
+    );
+}

@@ -104,6 +104,7 @@ impl TestApp {
         config.listen = "127.0.0.1:0".into();
         config.workers = Some(2);
         config.database.db_pool_size = 6;
+        config.last_used_flush_secs = 0.3;
         config.session_key = Some(Alphanumeric.sample_string(&mut rand::rng(), 64));
         adjust(&mut config);
         let app = Application::build(config).await.expect("server starts");

@@ -1,0 +1,283 @@
+//! What a person does, click by click.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokendesk::domain::Role;
+
+use crate::backend_tests;
+use crate::harness::{run, Browser};
+use crate::helpers::TestApp;
+
+backend_tests!(
+    first_run_to_a_used_and_revoked_token,
+    the_form_shows_errors_then_succeeds,
+    the_token_is_revealed_once,
+    an_admin_finds_revokes_and_deactivates,
+    the_new_token_form_works_from_the_keyboard,
+);
+
+const PASSWORD: &str = "correct-horse-battery";
+
+async fn sign_in(browser: &Browser, email: &str) {
+    browser.visit("/sign-in").await;
+    browser.fill("#email", email).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.submit("form[action='/sign-in'] button").await;
+    assert_eq!(browser.path().await, "/developer/access-tokens");
+}
+
+async fn api_status(base: &str, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn create_token(browser: &Browser, name: &str, scopes: &[&str]) -> String {
+    browser.visit("/developer/access-tokens/new").await;
+    browser.fill("#name", name).await;
+    for scope in scopes {
+        browser
+            .click(&format!("#scope-{}", scope.replace(':', "-")))
+            .await;
+    }
+    browser.submit("#create-token").await;
+    assert_eq!(browser.path().await, "/developer/access-tokens/reveal");
+    browser.value("#token-value").await
+}
+
+async fn first_run_to_a_used_and_revoked_token(app: TestApp) {
+    let base = app.address.clone();
+    run("first-run", &app.address, move |journey| async move {
+        let b = journey.browser().await;
+        b.visit("/").await;
+        assert_eq!(b.path().await, "/setup");
+        b.fill("#display_name", "Ada Lovelace").await;
+        b.fill("#email", "ada@example.com").await;
+        b.fill("#password", PASSWORD).await;
+        b.fill("#password_confirm", PASSWORD).await;
+        b.submit("form[action='/setup'] button").await;
+        assert_eq!(b.path().await, "/developer/access-tokens");
+
+        // Sign out from the avatar menu, and back in.
+        b.click(".account-menu summary").await;
+        b.submit(".menu-button").await;
+        assert_eq!(b.path().await, "/sign-in");
+        sign_in(&b, "ada@example.com").await;
+        assert!(b.text("main").await.contains("No access tokens yet"));
+
+        b.click(".empty-state a.button-primary").await;
+        b.axe().await;
+        assert_eq!(b.path().await, "/developer/access-tokens/new");
+        assert_eq!(b.value("#expires_in").await, "30", "30 days by default");
+        b.fill("#name", "CI deploys").await;
+        b.click("#scope-license-read").await;
+        b.click("#scope-tag-read").await;
+        b.submit("#create-token").await;
+        assert_eq!(b.path().await, "/developer/access-tokens/reveal");
+        assert!(b.text("main").await.contains("It will not be shown again"));
+        let token = b.value("#token-value").await;
+        assert!(token.starts_with("tdk_") && token.len() == 42);
+
+        // Copy: the token ends up on the clipboard, or at least selected for Ctrl+C.
+        b.click("[data-copy-target]").await;
+        let status = b.text("#copy-status").await;
+        assert!(status == "Copied to the clipboard." || status == "Press Ctrl+C to copy.", "{status}");
+        let selected = b.script("const f = document.getElementById('token-value'); return document.activeElement === f && f.selectionStart === 0 && f.selectionEnd === f.value.length").await;
+        assert_eq!(selected, serde_json::json!(true), "the token is selected");
+
+        assert_eq!(api_status(&base, &token).await, StatusCode::OK);
+        let started = Instant::now();
+        loop {
+            b.visit("/developer/access-tokens").await;
+            let last_used = b.text("td.last-used").await;
+            if !last_used.contains("Never") {
+                assert!(last_used.contains("just now"), "{last_used}");
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "Last used still says Never");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+
+        b.click("a[aria-label='Revoke CI deploys']").await;
+        b.axe().await;
+        b.fill("#confirm", "delete").await;
+        b.submit(".button-danger").await;
+        assert!(b.text("main").await.contains("Type DELETE, in capital letters"));
+        assert_eq!(api_status(&base, &token).await, StatusCode::OK, "not revoked yet");
+        b.fill("#confirm", "DELETE").await;
+        b.submit(".button-danger").await;
+        assert_eq!(b.path().await, "/developer/access-tokens");
+        assert!(b.text("main").await.contains("was revoked"));
+        assert_eq!(api_status(&base, &token).await, StatusCode::UNAUTHORIZED);
+        b.visit("/developer/access-tokens?tab=revoked").await;
+        assert!(b.text("main").await.contains("CI deploys"));
+    })
+    .await;
+}
+
+async fn the_form_shows_errors_then_succeeds(app: TestApp) {
+    app.create_user("grace@example.com", PASSWORD, Role::User)
+        .await;
+    run("validation", &app.address, move |journey| async move {
+        let b = journey.browser().await;
+        sign_in(&b, "grace@example.com").await;
+        b.visit("/developer/access-tokens/new").await;
+        b.submit("#create-token").await;
+        let main = b.text("main").await;
+        assert!(main.contains("Enter a name."), "{main}");
+        assert!(main.contains("Choose at least one scope."));
+        assert!(b.html().await.contains("aria-invalid=\"true\""));
+        // The admin-only scopes are there, but cannot be ticked.
+        let disabled = b
+            .script("return document.getElementById('scope-license-write').disabled")
+            .await;
+        assert_eq!(disabled, serde_json::json!(true));
+        b.fill("#name", "reports").await;
+        b.click("#scope-analytics-read").await;
+        b.submit("#create-token").await;
+        assert_eq!(b.path().await, "/developer/access-tokens/reveal");
+    })
+    .await;
+}
+
+async fn the_token_is_revealed_once(app: TestApp) {
+    app.create_user("grace@example.com", PASSWORD, Role::User)
+        .await;
+    run("reveal-once", &app.address, move |journey| async move {
+        let b = journey.browser().await;
+        sign_in(&b, "grace@example.com").await;
+        let token = create_token(&b, "once", &["tag:read"]).await;
+        b.client.refresh().await.unwrap();
+        assert_eq!(
+            b.path().await,
+            "/developer/access-tokens",
+            "a reload shows no token"
+        );
+        assert!(b.text("main").await.contains("A token is shown only once"));
+        assert!(!b.html().await.contains(&token));
+        b.client.back().await.unwrap();
+        assert!(
+            !b.html().await.contains(&token),
+            "going back shows no token"
+        );
+        b.visit("/developer/access-tokens/reveal").await;
+        assert!(
+            !b.html().await.contains(&token),
+            "nor does reopening the URL"
+        );
+    })
+    .await;
+}
+
+async fn an_admin_finds_revokes_and_deactivates(app: TestApp) {
+    app.create_user("ada@example.com", PASSWORD, Role::Admin)
+        .await;
+    let base = app.address.clone();
+    run("admin", &app.address, move |journey| async move {
+        let admin = journey.browser().await;
+        sign_in(&admin, "ada@example.com").await;
+        admin.visit("/admin/members/new").await;
+        admin.fill("#display_name", "Grace Hopper").await;
+        admin.fill("#email", "grace@example.com").await;
+        admin.click("input[name=method][value=password]").await;
+        admin.fill("#password", PASSWORD).await;
+        admin.fill("#password_confirm", PASSWORD).await;
+        admin.submit(".form-actions button").await;
+        assert!(admin
+            .text("main")
+            .await
+            .contains("Grace Hopper (grace@example.com) can now sign in."));
+
+        let grace = journey.browser().await;
+        sign_in(&grace, "grace@example.com").await;
+        let token = create_token(&grace, "laptop", &["license:read"]).await;
+        assert_eq!(api_status(&base, &token).await, StatusCode::OK);
+
+        admin.visit("/admin/access-tokens?sort=last_used").await;
+        assert!(admin.text("main").await.contains("laptop"));
+        admin
+            .click("a[aria-label='Revoke laptop of grace@example.com']")
+            .await;
+        admin.axe().await;
+        admin.fill("#confirm", "DELETE").await;
+        admin.submit(".button-danger").await;
+        assert!(admin
+            .text("main")
+            .await
+            .contains("Revoked “laptop” of grace@example.com."));
+        assert_eq!(api_status(&base, &token).await, StatusCode::UNAUTHORIZED);
+
+        for page in ["/admin/audit", "/admin/settings"] {
+            admin.visit(page).await;
+        }
+        admin.visit("/admin/members").await;
+        admin.click("a[aria-label='Deactivate Grace Hopper']").await;
+        admin.axe().await;
+        admin.submit(".button-danger").await;
+        assert!(admin
+            .text("main")
+            .await
+            .contains("Grace Hopper is deactivated"));
+        grace.visit("/developer/access-tokens").await;
+        assert!(
+            grace.path().await.starts_with("/sign-in"),
+            "her session ended"
+        );
+    })
+    .await;
+}
+
+async fn the_new_token_form_works_from_the_keyboard(app: TestApp) {
+    app.create_user("grace@example.com", PASSWORD, Role::User)
+        .await;
+    run("keyboard", &app.address, move |journey| async move {
+        let b = journey.browser().await;
+        sign_in(&b, "grace@example.com").await;
+        b.visit("/developer/access-tokens/new").await;
+        const TAB: &str = "\u{E004}";
+        const ENTER: &str = "\u{E007}";
+        let tab_to = |id: &'static str| {
+            let b = &b;
+            async move {
+                for _ in 0..80 {
+                    if b.focused_id().await == id {
+                        return;
+                    }
+                    b.keys(TAB).await;
+                }
+                panic!("Tab never reached #{id}");
+            }
+        };
+        b.script("document.activeElement && document.activeElement.blur(); window.focus();")
+            .await;
+        b.client
+            .find(fantoccini::Locator::Css("body"))
+            .await
+            .unwrap()
+            .send_keys(TAB)
+            .await
+            .unwrap();
+        tab_to("name").await;
+        b.keys("keyboard only").await;
+        tab_to("scope-account-read").await;
+        b.keys(" ").await;
+        tab_to("create-token").await;
+        b.keys(ENTER).await;
+        let started = Instant::now();
+        while b.path().await != "/developer/access-tokens/reveal" {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "Enter did not submit"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        b.axe().await;
+        assert!(b.text("main").await.contains("keyboard only"));
+    })
+    .await;
+}

@@ -1,0 +1,10 @@
+//! End-to-end journeys in real headless Chromium (Debian's chromium + chromium-driver),
+//! against the real server, with axe-core run on every page.
+
+// Shared with tests/api; this binary uses only part of it.
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+mod harness;
+mod journeys;

@@ -48,6 +48,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_LAST_USED_FLUSH_SECS", default_value_t = 5.0)]
     pub last_used_flush_secs: f64,
 
+    /// How long a verified token may be served from memory, in milliseconds (0: never). Changes
+    /// made on this instance apply to the next request regardless; this bounds how long a
+    /// change made by another instance takes to apply.
+    #[arg(long, env = "TOKENDESK_AUTH_CACHE_MS", default_value_t = 1000)]
+    pub auth_cache_ms: u64,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TOKENDESK_WORKERS")]
     pub workers: Option<usize>,
@@ -67,6 +73,7 @@ impl ServeConfig {
             secure_cookies: false,
             trusted_proxies: Vec::new(),
             last_used_flush_secs: 5.0,
+            auth_cache_ms: 1000,
             workers: None,
         }
     }

@@ -22,7 +22,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::config::ServeConfig;
 use crate::db::{DatabaseUrl, Db, DbError};
-use crate::tokens::{LastUsedFlusher, LastUsedRecorder};
+use crate::tokens::{AuthCache, LastUsedFlusher, LastUsedRecorder};
 use crate::users;
 use crate::web;
 
@@ -32,6 +32,7 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpAddr>,
     pub secure_cookies: bool,
     pub last_used: Arc<LastUsedRecorder>,
+    pub auth_cache: AuthCache,
     /// Once true it stays true; until then every page asks the database.
     pub setup_done: AtomicBool,
 }
@@ -76,6 +77,7 @@ impl Application {
         ));
         let state = Data::new(AppState {
             last_used,
+            auth_cache: AuthCache::new(Duration::from_millis(config.auth_cache_ms)),
             db,
             trusted_proxies: config.trusted_proxies.clone(),
             secure_cookies: config.secure_cookies,

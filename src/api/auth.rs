@@ -29,7 +29,14 @@ pub async fn authenticate_request(
         targets,
     })?;
     let client_ip = ClientIp::of(req, &state.trusted_proxies);
-    Ok(authenticate(&state.db, &state.last_used, presented, &client_ip.0).await?)
+    Ok(authenticate(
+        &state.db,
+        &state.auth_cache,
+        &state.last_used,
+        presented,
+        &client_ip.0,
+    )
+    .await?)
 }
 
 impl FromRequest for ApiAuth {

@@ -123,6 +123,9 @@ pub enum DbError {
 pub struct Db {
     pool: r2d2::Pool<ConnectionManager>,
     url: DatabaseUrl,
+    /// Counts committed write transactions; caches of database state compare it to know
+    /// they may be stale.
+    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Db {
@@ -131,8 +134,15 @@ impl Db {
             .max_size(max_connections)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
+            // A health query on every checkout doubles the round trips; broken connections are
+            // caught by has_broken on return, and /readyz pings on its own.
+            .test_on_check_out(false)
             .build(ConnectionManager { url: url.clone() })?;
-        Ok(Self { pool, url })
+        Ok(Self {
+            pool,
+            url,
+            writes: Default::default(),
+        })
     }
 
     pub fn url(&self) -> &DatabaseUrl {
@@ -168,13 +178,23 @@ impl Db {
         Ok(f(&mut conn)?)
     }
 
-    /// Like [`Db::run`], inside a write transaction (see [`write_transaction`]).
+    /// Like [`Db::run`], inside a write transaction (see [`write_transaction`]). Every state
+    /// change of the product goes through here, so [`Db::write_generation`] moves after each.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
     {
-        self.run(move |conn| write_transaction(conn, f)).await
+        let written = self.run(move |conn| write_transaction(conn, f)).await;
+        // After the commit: a reader that saw the old generation re-reads.
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        written
+    }
+
+    /// Read before a lookup whose result is cached; a later write makes the entry stale.
+    pub fn write_generation(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// For readiness checks: a cheap round trip that fails fast when the database is gone.

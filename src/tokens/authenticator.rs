@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use crate::db::schema::{personal_access_tokens as pat, users};
 use crate::db::{Db, DbError};
 use crate::domain::{Role, Scope, ScopeSet};
+use crate::tokens::cache::AuthCache;
 use crate::tokens::last_used::LastUsedRecorder;
 use crate::tokens::{looks_like_token, TokenSecret};
 
@@ -128,6 +129,7 @@ type TokenRow = (
 /// database work; a valid one's use is recorded for Last used.
 pub async fn authenticate(
     db: &Db,
+    cache: &AuthCache,
     last_used: &LastUsedRecorder,
     presented: Option<String>,
     client_ip: &str,
@@ -135,6 +137,16 @@ pub async fn authenticate(
     let presented = presented.ok_or(AuthFailure::Missing)?;
     let secret = TokenSecret::parse(&presented).ok_or(AuthFailure::Malformed)?;
     let digest = secret.digest();
+    let now = Utc::now().naive_utc();
+    let generation = db.write_generation();
+    if let Some(auth) = cache.get(&digest.0, generation) {
+        if auth.expires_at.is_some_and(|at| at <= now) {
+            return Err(AuthFailure::Expired);
+        }
+        last_used.record(auth.token_id, now, client_ip);
+        return Ok(auth);
+    }
+    let cache_key = digest.0.clone();
     let row: Option<TokenRow> = db
         .run(move |conn| {
             pat::table
@@ -168,7 +180,6 @@ pub async fn authenticate(
         role,
         active,
     ) = row.ok_or(AuthFailure::Unknown)?;
-    let now = Utc::now().naive_utc();
     if revoked_at.is_some() {
         return Err(AuthFailure::Revoked);
     }
@@ -180,7 +191,7 @@ pub async fn authenticate(
     }
     let role: Role = role.parse().unwrap_or(Role::User);
     last_used.record(token_id, now, client_ip);
-    Ok(Authenticated {
+    let auth = Authenticated {
         user_id,
         email,
         display_name,
@@ -189,7 +200,9 @@ pub async fn authenticate(
         token_name,
         expires_at,
         scopes: ScopeSet::from_stored(&scopes).intersection(ScopeSet::allowed_for(role)),
-    })
+    };
+    cache.put(cache_key, auth.clone(), generation);
+    Ok(auth)
 }
 
 #[cfg(test)]

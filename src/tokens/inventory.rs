@@ -45,16 +45,9 @@ pub struct InventoryFilter {
     pub sort: SortBy,
 }
 
-type Joined = diesel::dsl::InnerJoin<pat::table, users::table>;
-type JoinedSource = diesel::dsl::InnerJoinQuerySource<pat::table, users::table>;
-
-fn filtered<'a>(
-    f: &'a InventoryFilter,
-    now: NaiveDateTime,
-) -> diesel::dsl::IntoBoxed<'a, Joined, MultiBackend> {
-    let mut query = pat::table
-        .inner_join(users::table)
-        .into_boxed::<MultiBackend>();
+/// The filtered tokens, on the token table alone: counting and paging never join.
+fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'a, MultiBackend> {
+    let mut query = pat::table.into_boxed::<MultiBackend>();
     query = match f.status {
         StatusFilter::Any => query,
         StatusFilter::Active => query
@@ -78,7 +71,10 @@ fn filtered<'a>(
     }
     if !f.owner.trim().is_empty() {
         let pattern = format!("%{}%", escape_like(&f.owner.trim().to_lowercase()));
-        query = query.filter(users::email.like(pattern).escape('\\'));
+        let owners = users::table
+            .filter(users::email.like(pattern).escape('\\'))
+            .select(users::id);
+        query = query.filter(pat::user_id.eq_any(owners));
     }
     if let Some(scope) = f.scope {
         let name = scope.name();
@@ -113,7 +109,7 @@ fn filtered<'a>(
             )
                 as Box<
                     dyn BoxableExpression<
-                        JoinedSource,
+                        pat::table,
                         MultiBackend,
                         SqlType = diesel::sql_types::Bool,
                     >,
@@ -159,35 +155,37 @@ pub fn list(
     offset: i64,
     limit: i64,
 ) -> QueryResult<Vec<InventoryRow>> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::BigInt;
     let query = filtered(f, Utc::now().naive_utc());
+    // NULLS FIRST is spelled out so both backends order alike, and match the index.
     let query = match f.sort {
-        SortBy::LastUsed => query.order((
-            pat::last_used_at.is_not_null().asc(),
-            pat::last_used_at.asc(),
-            pat::id.asc(),
-        )),
+        SortBy::LastUsed => query.order(sql::<BigInt>("last_used_at ASC NULLS FIRST, id ASC")),
         SortBy::Created => query.order((pat::created_at.desc(), pat::id.desc())),
-        SortBy::Expires => query.order((
-            pat::expires_at.is_null().asc(),
-            pat::expires_at.asc(),
-            pat::id.asc(),
-        )),
+        SortBy::Expires => query.order(sql::<BigInt>("expires_at ASC NULLS LAST, id ASC")),
     };
-    let rows: Vec<(PersonalAccessToken, String, String)> = query
+    let tokens: Vec<PersonalAccessToken> = query
         .offset(offset)
         .limit(limit)
-        .select((
-            PersonalAccessToken::as_select(),
-            users::email,
-            users::display_name,
-        ))
+        .select(PersonalAccessToken::as_select())
         .load(conn)?;
-    Ok(rows
+    let owner_ids: Vec<i64> = tokens.iter().map(|t| t.user_id).collect();
+    let owners: std::collections::HashMap<i64, (String, String)> = users::table
+        .filter(users::id.eq_any(&owner_ids))
+        .select((users::id, users::email, users::display_name))
+        .load::<(i64, String, String)>(conn)?
         .into_iter()
-        .map(|(token, owner_email, owner_name)| InventoryRow {
-            token,
-            owner_email,
-            owner_name,
+        .map(|(id, email, name)| (id, (email, name)))
+        .collect();
+    Ok(tokens
+        .into_iter()
+        .map(|token| {
+            let (owner_email, owner_name) = owners.get(&token.user_id).cloned().unwrap_or_default();
+            InventoryRow {
+                token,
+                owner_email,
+                owner_name,
+            }
         })
         .collect())
 }

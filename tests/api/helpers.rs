@@ -105,6 +105,9 @@ impl TestApp {
         config.workers = Some(2);
         config.database.db_pool_size = 6;
         config.last_used_flush_secs = 0.3;
+        // Tests change the database behind the server's back, as another instance would;
+        // the cache has tests of its own (auth_cache.rs).
+        config.auth_cache_ms = 0;
         config.session_key = Some(Alphanumeric.sample_string(&mut rand::rng(), 64));
         adjust(&mut config);
         let app = Application::build(config).await.expect("server starts");

@@ -4,6 +4,7 @@ mod helpers;
 
 mod access_tokens;
 mod admin;
+mod auth_cache;
 mod cli;
 mod foundation;
 mod gateway_nginx;

@@ -83,27 +83,33 @@ pub async fn show(
         Tab::Current
     };
     let user_id = current.user.id;
-    let (current_count, revoked_count) = state
+    let requested = query.page.unwrap_or(1);
+    // One trip to the database for the tab counts and the page.
+    let (current_count, revoked_count, page) = state
         .db
-        .run(move |conn| store::count_owned(conn, user_id))
+        .run(move |conn| {
+            let (current, revoked) = store::count_owned(conn, user_id)?;
+            let total = if tab == Tab::Revoked {
+                revoked
+            } else {
+                current
+            };
+            let offset = Pager::clamped_offset(requested, PER_PAGE, total);
+            Ok((
+                current,
+                revoked,
+                store::list_owned(conn, user_id, tab, offset, PER_PAGE)?,
+            ))
+        })
         .await?;
-    let total = match tab {
-        Tab::Current => current_count,
-        Tab::Revoked => revoked_count,
-    };
     let tab_param = if tab == Tab::Revoked {
         "tab=revoked&"
     } else {
         ""
     };
-    let pager = Pager::new(query.page.unwrap_or(1), PER_PAGE, total, |page| {
+    let pager = Pager::new(requested, PER_PAGE, page.total, |page| {
         format!("{}?{tab_param}page={page}", crate::web::HOME)
     });
-    let offset = pager.offset(PER_PAGE);
-    let page = state
-        .db
-        .run(move |conn| store::list_owned(conn, user_id, tab, offset, PER_PAGE))
-        .await?;
     render(&ListPage {
         chrome: Chrome::for_user(&current, Section::ACCESS_TOKENS),
         revoked_tab: tab == Tab::Revoked,

@@ -1,0 +1,2 @@
+DROP INDEX personal_access_tokens_last_used;
+CREATE INDEX personal_access_tokens_last_used ON personal_access_tokens (last_used_at);

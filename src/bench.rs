@@ -1,0 +1,173 @@
+//! Support for `bench/run`: seeding many users and tokens fast, and reading back what the
+//! benchmark needs to check. Not part of the product's surface (`tokendesk bench` is hidden).
+
+use std::io::Write;
+
+use chrono::{Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::schema::{personal_access_tokens as pat, users};
+use crate::db::{AnyConnection, Db};
+use crate::domain::{hash_password, ScopeSet};
+use crate::tokens::TokenSecret;
+
+pub const BENCH_PASSWORD: &str = "bench-password-1";
+const BATCH: usize = 1_000;
+
+#[derive(Insertable)]
+#[diesel(table_name = pat)]
+struct TokenRow {
+    user_id: i64,
+    name: String,
+    digest: String,
+    hint: String,
+    scopes: String,
+    created_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    email: String,
+    display_name: String,
+    password_hash: Option<String>,
+    role: String,
+    is_active: bool,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+fn insert_tokens(conn: &mut AnyConnection, rows: &[TokenRow]) -> QueryResult<usize> {
+    // Multi-row INSERTs go through the concrete connections, which support them natively.
+    match conn {
+        AnyConnection::Sqlite(c) => diesel::insert_into(pat::table).values(rows).execute(c),
+        AnyConnection::Postgresql(c) => diesel::insert_into(pat::table).values(rows).execute(c),
+    }
+}
+
+fn insert_users(conn: &mut AnyConnection, rows: &[UserRow]) -> QueryResult<usize> {
+    match conn {
+        AnyConnection::Sqlite(c) => diesel::insert_into(users::table).values(rows).execute(c),
+        AnyConnection::Postgresql(c) => diesel::insert_into(users::table).values(rows).execute(c),
+    }
+}
+
+/// What to seed: `users` users (the first an admin; every password is BENCH_PASSWORD) and
+/// `tokens` active tokens spread over them, the first user getting `first_user_tokens` (for
+/// the list-page case); `revoked` more tokens are created revoked.
+#[derive(Clone, Copy)]
+pub struct SeedPlan {
+    pub users: usize,
+    pub tokens: usize,
+    pub first_user_tokens: usize,
+    /// How many active tokens' plaintexts to write out, one a line.
+    pub sample: usize,
+    pub revoked: usize,
+}
+
+/// Seeds the plan, writing sample active tokens to `out` and every revoked one to `revoked_out`.
+pub fn seed(
+    db: &Db,
+    plan: &SeedPlan,
+    out: &mut impl Write,
+    revoked_out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let SeedPlan {
+        users: users_count,
+        tokens,
+        first_user_tokens,
+        sample,
+        revoked,
+    } = *plan;
+    let hash = hash_password(BENCH_PASSWORD)?;
+    let now = Utc::now().naive_utc();
+    let user_rows: Vec<UserRow> = (0..users_count)
+        .map(|i| UserRow {
+            email: format!("bench-{i}@example.com"),
+            display_name: format!("Bench User {i}"),
+            password_hash: Some(hash.clone()),
+            role: if i == 0 { "admin" } else { "user" }.to_owned(),
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .collect();
+    db.run_blocking(|conn| {
+        crate::db::write_transaction(conn, |conn| {
+            for chunk in user_rows.chunks(BATCH) {
+                insert_users(conn, chunk)?;
+            }
+            Ok(())
+        })
+    })?;
+    let ids: Vec<i64> = db.run_blocking(|conn| {
+        users::table
+            .order(users::id.asc())
+            .select(users::id)
+            .load(conn)
+    })?;
+    let scopes = ScopeSet::parse(["license:read", "personalAccessToken:read", "tag:read"])
+        .expect("catalogue")
+        .to_stored();
+    let total = tokens + revoked;
+    let mut written = 0;
+    let mut revoked_secrets = Vec::new();
+    let mut n = 0;
+    while n < total {
+        let end = (n + 50 * BATCH).min(total);
+        let mut rows = Vec::with_capacity(end - n);
+        for i in n..end {
+            let secret = TokenSecret::generate();
+            let owner = if i < first_user_tokens {
+                ids[0]
+            } else {
+                ids[1 + i % (ids.len() - 1).max(1)]
+            };
+            if i >= tokens {
+                revoked_secrets.push(secret.clone());
+            } else if written < sample {
+                writeln!(out, "{}", secret.expose())?;
+                written += 1;
+            }
+            rows.push(TokenRow {
+                user_id: owner,
+                name: format!("bench-{i}"),
+                digest: secret.digest().0,
+                hint: secret.hint(),
+                scopes: scopes.clone(),
+                // Spread creation over a year, so sorting has work to do.
+                created_at: now - Duration::minutes((i % 525_600) as i64),
+            });
+        }
+        db.run_blocking(|conn| {
+            crate::db::write_transaction(conn, |conn| {
+                for chunk in rows.chunks(BATCH) {
+                    insert_tokens(conn, chunk)?;
+                }
+                Ok(())
+            })
+        })?;
+        n = end;
+    }
+    let digests: Vec<String> = revoked_secrets.iter().map(|s| s.digest().0).collect();
+    db.run_blocking(|conn| {
+        diesel::update(pat::table.filter(pat::digest.eq_any(&digests)))
+            .set(pat::revoked_at.eq(now))
+            .execute(conn)
+    })?;
+    for secret in &revoked_secrets {
+        writeln!(revoked_out, "{}", secret.expose())?;
+    }
+    Ok(())
+}
+
+/// Tokens whose Last used is within the last `seconds`.
+pub fn recently_used(db: &Db, seconds: i64) -> anyhow::Result<i64> {
+    let since = Utc::now().naive_utc() - Duration::seconds(seconds);
+    Ok(db.run_blocking(|conn| {
+        pat::table
+            .filter(pat::last_used_at.gt(since))
+            .count()
+            .get_result(conn)
+    })?)
+}

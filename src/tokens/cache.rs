@@ -1,0 +1,69 @@
+//! A short-lived cache of verified tokens, so the hot path of a token check touches no database.
+//! Correctness rules (tested in tests/api/auth_cache.rs):
+//! - a change made on this instance (revoke, regenerate, role change, deactivation) goes through
+//!   `Db::write`, which moves the write generation: every entry cached before it is stale at once;
+//! - a change made by another instance is seen within `ttl` (1 s by default);
+//! - expiry is checked on every hit against the cached expiry time.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use crate::tokens::Authenticated;
+
+/// Beyond this many entries, stale ones are dropped before adding (and all, if none are stale).
+const MAX_ENTRIES: usize = 200_000;
+
+pub struct AuthCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, Entry>>,
+}
+
+struct Entry {
+    auth: Authenticated,
+    generation: u64,
+    cached_at: Instant,
+}
+
+impl AuthCache {
+    /// A zero `ttl` turns caching off.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, digest: &str, generation: u64) -> Option<Authenticated> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(digest)?;
+        (entry.generation == generation && entry.cached_at.elapsed() < self.ttl)
+            .then(|| entry.auth.clone())
+    }
+
+    /// `generation` must have been read before the lookup that produced `auth`.
+    pub fn put(&self, digest: String, auth: Authenticated, generation: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            let ttl = self.ttl;
+            entries.retain(|_, e| e.generation == generation && e.cached_at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            digest,
+            Entry {
+                auth,
+                generation,
+                cached_at: Instant::now(),
+            },
+        );
+    }
+}

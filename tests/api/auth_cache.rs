@@ -1,0 +1,145 @@
+//! The verified-token cache (on by default, 1 s) never delays a change made on this instance,
+//! and delays one made by another instance by at most its lifetime.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use tokendesk::domain::Role;
+
+use crate::backend_tests;
+use crate::helpers::{user_and_browser, Backend, TestApp};
+
+backend_tests!(
+    changes_here_apply_to_the_next_request,
+    changes_elsewhere_apply_within_a_second,
+);
+
+async fn cached_app(app: TestApp) -> TestApp {
+    let backend = if app.database_url.starts_with("postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    drop(app);
+    TestApp::spawn_with(backend, |config| config.auth_cache_ms = 1000).await
+}
+
+async fn changes_here_apply_to_the_next_request(app: TestApp) {
+    let app = cached_app(app).await;
+    let admin = app.setup_admin().await;
+    let (grace, grace_browser) = user_and_browser(&app, "grace@example.com", Role::Admin).await;
+    let api = app.api();
+    let (_, manager) = app
+        .token_for(
+            grace.id,
+            "manager",
+            &["personalAccessToken:write", "license:write"],
+        )
+        .await;
+    let (doomed_id, doomed) = app.token_for(grace.id, "doomed", &["tag:read"]).await;
+
+    // Revoked through the API: refused on the very next request, though it was just cached.
+    assert_eq!(api.me(&doomed).await.status(), StatusCode::OK);
+    let url = format!("{}/api/v1/personal-access-tokens/{doomed_id}", app.address);
+    assert_eq!(
+        api.client
+            .delete(url)
+            .bearer_auth(&manager)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.me(&doomed).await.status(), StatusCode::UNAUTHORIZED);
+
+    // Regenerated on the page: the old secret is refused at once.
+    let old = grace_browser
+        .create_token("rotating", "30", &["tag:read"])
+        .await;
+    assert_eq!(api.me(&old).await.status(), StatusCode::OK);
+    let id = crate::helpers::stored_tokens(&app, grace.id).await[0].id;
+    let path = format!("/developer/access-tokens/{id}/regenerate");
+    grace_browser
+        .submit_form(&path, &path, &[("expires_in", "30")])
+        .await;
+    assert_eq!(api.me(&old).await.status(), StatusCode::UNAUTHORIZED);
+
+    // Demoted by an admin: the write scope goes at once.
+    let verify = |token: String| {
+        let api = &api;
+        async move {
+            api.verify("?scope=license:write", &[("x-auth-token", &token)])
+                .await
+                .status()
+        }
+    };
+    assert_eq!(verify(manager.clone()).await, StatusCode::NO_CONTENT);
+    admin
+        .submit_form(
+            "/admin/members",
+            &format!("/admin/members/{}/role", grace.id),
+            &[("role", "user")],
+        )
+        .await;
+    assert_eq!(verify(manager.clone()).await, StatusCode::FORBIDDEN);
+
+    // Deactivated: every token refused at once.
+    assert_eq!(api.me(&manager).await.status(), StatusCode::OK);
+    let path = format!("/admin/members/{}/deactivate", grace.id);
+    admin.submit_form(&path, &path, &[]).await;
+    assert_eq!(api.me(&manager).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn changes_elsewhere_apply_within_a_second(app: TestApp) {
+    let app = cached_app(app).await;
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (id, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
+    let api = app.api();
+    assert_eq!(api.me(&token).await.status(), StatusCode::OK);
+    // Another instance revokes it (straight in the shared database).
+    app.db
+        .write(move |c| tokendesk::tokens::store::revoke(c, id, user.id))
+        .await
+        .unwrap();
+    let revoked_at = Instant::now();
+    while api.me(&token).await.status() == StatusCode::OK {
+        assert!(
+            revoked_at.elapsed() < Duration::from_millis(1300),
+            "still accepted after a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "refused {:?} after another instance revoked it",
+        revoked_at.elapsed()
+    );
+
+    // Expiry needs no change at all: a cached token stops working the moment it expires.
+    let (id, token) = app.token_for(user.id, "short", &["tag:read"]).await;
+    let expires = chrono::Utc::now().naive_utc() + chrono::Duration::milliseconds(1500);
+    let at = expires.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    app.execute(&format!(
+        "UPDATE personal_access_tokens SET expires_at = '{at}' WHERE id = {id}"
+    ))
+    .await;
+    loop {
+        let status = api.me(&token).await.status();
+        let now = chrono::Utc::now().naive_utc();
+        if status == StatusCode::UNAUTHORIZED {
+            assert!(now >= expires, "refused before it expired");
+            assert!(
+                now - expires < chrono::Duration::milliseconds(300),
+                "accepted after expiry"
+            );
+            break;
+        }
+        assert!(
+            now < expires + chrono::Duration::milliseconds(300),
+            "accepted after expiry"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -105,17 +105,19 @@ async fn changes_elsewhere_apply_within_a_second(app: TestApp) {
         .await
         .unwrap();
     let revoked_at = Instant::now();
-    while api.me(&token).await.status() == StatusCode::OK {
+    loop {
+        // Judged by when each request was sent, so a slow response cannot fail the test.
+        let sent = revoked_at.elapsed();
+        if api.me(&token).await.status() != StatusCode::OK {
+            println!("refused {sent:?} after another instance revoked it");
+            break;
+        }
         assert!(
-            revoked_at.elapsed() < Duration::from_millis(1300),
-            "still accepted after a second"
+            sent < Duration::from_millis(1100),
+            "still accepted {sent:?} after the revocation"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!(
-        "refused {:?} after another instance revoked it",
-        revoked_at.elapsed()
-    );
 
     // Expiry needs no change at all: a cached token stops working the moment it expires.
     let (id, token) = app.token_for(user.id, "short", &["tag:read"]).await;
@@ -126,19 +128,16 @@ async fn changes_elsewhere_apply_within_a_second(app: TestApp) {
     ))
     .await;
     loop {
+        let sent = chrono::Utc::now().naive_utc();
         let status = api.me(&token).await.status();
-        let now = chrono::Utc::now().naive_utc();
         if status == StatusCode::UNAUTHORIZED {
-            assert!(now >= expires, "refused before it expired");
-            assert!(
-                now - expires < chrono::Duration::milliseconds(300),
-                "accepted after expiry"
-            );
+            let answered = chrono::Utc::now().naive_utc();
+            assert!(answered >= expires, "refused before it expired");
             break;
         }
         assert!(
-            now < expires + chrono::Duration::milliseconds(300),
-            "accepted after expiry"
+            sent < expires + chrono::Duration::milliseconds(50),
+            "accepted a request sent after expiry"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -153,35 +153,41 @@ pub struct Member {
     pub last_token_use: Option<NaiveDateTime>,
 }
 
+/// The members matching `filter`, as a query to count or page.
+fn filtered_members(filter: &MemberFilter) -> users::BoxedQuery<'static, crate::db::MultiBackend> {
+    let mut query = users::table.into_boxed::<crate::db::MultiBackend>();
+    let search = filter.search.trim().to_lowercase();
+    if !search.is_empty() {
+        let pattern = format!("%{}%", escape_like(&search));
+        query = query.filter(
+            lower(users::display_name)
+                .like(pattern.clone())
+                .escape('\\')
+                .or(users::email.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(role) = filter.role {
+        query = query.filter(users::role.eq(role.as_str()));
+    }
+    if let Some(active) = filter.active {
+        query = query.filter(users::is_active.eq(active));
+    }
+    query
+}
+
+pub fn count_members(conn: &mut AnyConnection, filter: &MemberFilter) -> QueryResult<i64> {
+    filtered_members(filter).count().get_result(conn)
+}
+
+/// One page of members, with their active-token counts and last token use.
 pub fn list_members(
     conn: &mut AnyConnection,
     filter: &MemberFilter,
     offset: i64,
     limit: i64,
-) -> QueryResult<(Vec<Member>, i64)> {
+) -> QueryResult<Vec<Member>> {
     use crate::db::schema::personal_access_tokens as pat;
-    let filtered = || {
-        let mut query = users::table.into_boxed::<crate::db::MultiBackend>();
-        let search = filter.search.trim().to_lowercase();
-        if !search.is_empty() {
-            let pattern = format!("%{}%", escape_like(&search));
-            query = query.filter(
-                lower(users::display_name)
-                    .like(pattern.clone())
-                    .escape('\\')
-                    .or(users::email.like(pattern).escape('\\')),
-            );
-        }
-        if let Some(role) = filter.role {
-            query = query.filter(users::role.eq(role.as_str()));
-        }
-        if let Some(active) = filter.active {
-            query = query.filter(users::is_active.eq(active));
-        }
-        query
-    };
-    let total = filtered().count().get_result(conn)?;
-    let people: Vec<User> = filtered()
+    let people: Vec<User> = filtered_members(filter)
         .order((users::display_name.asc(), users::id.asc()))
         .offset(offset)
         .limit(limit)
@@ -215,7 +221,7 @@ pub fn list_members(
             user,
         })
         .collect();
-    Ok((members, total))
+    Ok(members)
 }
 
 /// `%` and `_` typed by a person are literal characters, not wildcards.

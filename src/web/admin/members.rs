@@ -72,13 +72,9 @@ pub async fn list(
     let (members, total) = state
         .db
         .run(move |conn| {
-            let (_, total) = users::list_members(conn, &f, 0, 0)?;
-            users::list_members(
-                conn,
-                &f,
-                Pager::clamped_offset(requested, PER_PAGE, total),
-                PER_PAGE,
-            )
+            let total = users::count_members(conn, &f)?;
+            let offset = Pager::clamped_offset(requested, PER_PAGE, total);
+            Ok((users::list_members(conn, &f, offset, PER_PAGE)?, total))
         })
         .await?;
     let params = format!(

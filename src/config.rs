@@ -54,6 +54,19 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_AUTH_CACHE_MS", default_value_t = 1000)]
     pub auth_cache_ms: u64,
 
+    /// Bad tokens one client address may present within the window before its token checks
+    /// are answered 429 for a window (0: no limit). Counted per instance.
+    #[arg(long, env = "TOKENDESK_TOKEN_FAILURE_LIMIT", default_value_t = 20)]
+    pub token_failure_limit: u32,
+
+    /// The window of the bad-token limit, in seconds; also how long a blocked address waits.
+    #[arg(
+        long,
+        env = "TOKENDESK_TOKEN_FAILURE_WINDOW_SECS",
+        default_value_t = 60
+    )]
+    pub token_failure_window_secs: u64,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TOKENDESK_WORKERS")]
     pub workers: Option<usize>,
@@ -74,6 +87,8 @@ impl ServeConfig {
             trusted_proxies: Vec::new(),
             last_used_flush_secs: 5.0,
             auth_cache_ms: 1000,
+            token_failure_limit: 20,
+            token_failure_window_secs: 60,
             workers: None,
         }
     }

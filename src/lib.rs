@@ -7,6 +7,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod policy;
+pub mod sessions;
 pub mod startup;
 pub mod telemetry;
 pub mod tokens;

@@ -22,7 +22,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::config::ServeConfig;
 use crate::db::{DatabaseUrl, Db, DbError};
-use crate::tokens::{AuthCache, LastUsedFlusher, LastUsedRecorder};
+use crate::tokens::{AuthCache, FailureThrottle, LastUsedFlusher, LastUsedRecorder};
 use crate::users;
 use crate::web;
 
@@ -33,6 +33,7 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub last_used: Arc<LastUsedRecorder>,
     pub auth_cache: AuthCache,
+    pub token_failures: FailureThrottle,
     /// Once true it stays true; until then every page asks the database.
     pub setup_done: AtomicBool,
 }
@@ -78,6 +79,10 @@ impl Application {
         let state = Data::new(AppState {
             last_used,
             auth_cache: AuthCache::new(Duration::from_millis(config.auth_cache_ms)),
+            token_failures: FailureThrottle::new(
+                config.token_failure_limit,
+                Duration::from_secs(config.token_failure_window_secs.max(1)),
+            ),
             db,
             trusted_proxies: config.trusted_proxies.clone(),
             secure_cookies: config.secure_cookies,
@@ -93,7 +98,7 @@ impl Application {
                     .cookie_same_site(SameSite::Lax)
                     .session_lifecycle(
                         PersistentSession::default()
-                            .session_ttl(time::Duration::hours(crate::web::session::SESSION_HOURS)),
+                            .session_ttl(time::Duration::hours(crate::sessions::SESSION_HOURS)),
                     )
                     .build();
             App::new()

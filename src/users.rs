@@ -269,6 +269,7 @@ pub fn set_role(conn: &mut AnyConnection, id: i64, role: Role) -> QueryResult<()
         .map(drop)
 }
 
+/// Deactivation also ends the member's sessions.
 pub fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> QueryResult<()> {
     let now = Utc::now().naive_utc();
     diesel::update(users::table.find(id))
@@ -277,18 +278,22 @@ pub fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> QueryResul
             users::deactivated_at.eq((!active).then_some(now)),
             users::updated_at.eq(now),
         ))
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    if !active {
+        crate::sessions::end_all_for(conn, id)?;
+    }
+    Ok(())
 }
 
+/// A new password ends every session signed in with the old one.
 pub fn set_password(conn: &mut AnyConnection, id: i64, password_hash: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id))
         .set((
             users::password_hash.eq(password_hash),
             users::updated_at.eq(Utc::now().naive_utc()),
         ))
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    crate::sessions::end_all_for(conn, id).map(drop)
 }
 
 /// How long a set-password link works.

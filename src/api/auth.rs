@@ -1,5 +1,8 @@
 //! `ApiAuth`: the extractor every token-authenticated route takes.
 
+use std::net::IpAddr;
+use std::time::Instant;
+
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
@@ -27,16 +30,35 @@ pub async fn authenticate_request(
     let presented = extract(&TokenSources {
         headers: req.headers(),
         targets,
-    })?;
+    });
     let client_ip = ClientIp::of(req, &state.trusted_proxies);
-    Ok(authenticate(
-        &state.db,
-        &state.auth_cache,
-        &state.last_used,
-        presented,
-        &client_ip.0,
-    )
-    .await?)
+    let client_addr = client_ip.0.parse::<IpAddr>().ok();
+    if let Some(wait) =
+        client_addr.and_then(|ip| state.token_failures.blocked_for(ip, Instant::now()))
+    {
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: wait.as_secs() + 1,
+        });
+    }
+    let outcome = match presented {
+        Ok(presented) => {
+            authenticate(
+                &state.db,
+                &state.auth_cache,
+                &state.last_used,
+                presented,
+                &client_ip.0,
+            )
+            .await
+        }
+        Err(conflicting) => Err(conflicting),
+    };
+    if let (Err(failure), Some(ip)) = (&outcome, client_addr) {
+        if failure.is_bad_token() {
+            state.token_failures.record_failure(ip, Instant::now());
+        }
+    }
+    Ok(outcome?)
 }
 
 impl FromRequest for ApiAuth {

@@ -23,6 +23,10 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("The token store is unavailable; try again shortly.")]
     Unavailable,
+    #[error(
+        "Too many bad tokens came from this address; try again in {retry_after_secs} seconds."
+    )]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("An unexpected error occurred.")]
     Internal,
 }
@@ -43,7 +47,7 @@ impl From<DbError> for ApiError {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable code: invalid_token, insufficient_scope, invalid_request, validation_failed,
-    /// not_found, payload_too_large, unavailable, internal.
+    /// not_found, payload_too_large, too_many_requests, unavailable, internal.
     pub error: &'static str,
     pub message: String,
     /// Per-field messages, on validation_failed.
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::NotFound => "not_found",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Internal => "internal",
         }
     }
@@ -81,6 +86,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +102,9 @@ impl ResponseError for ApiError {
                 ));
             }
             ApiError::Auth(AuthFailure::Conflicting | AuthFailure::Unavailable(_)) => {}
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
             ApiError::Auth(_) => {
                 // The message names the reason; it never echoes the token.
                 response.insert_header((

@@ -65,10 +65,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sessions (digest) {
+        digest -> Text,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(audit_events -> users (actor_id));
+diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
+    sessions,
     personal_access_tokens,
     audit_events,
     password_links,

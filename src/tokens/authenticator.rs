@@ -58,6 +58,22 @@ pub enum AuthFailure {
     Unavailable(#[from] DbError),
 }
 
+impl AuthFailure {
+    /// A token was presented and it is not good: what a guesser sees. A missing token, a
+    /// missing scope or an outage is not a guess.
+    pub fn is_bad_token(&self) -> bool {
+        matches!(
+            self,
+            AuthFailure::Conflicting
+                | AuthFailure::Malformed
+                | AuthFailure::Unknown
+                | AuthFailure::Revoked
+                | AuthFailure::Expired
+                | AuthFailure::OwnerDeactivated
+        )
+    }
+}
+
 /// Where to look for a token: the request's headers, and the request targets (path and
 /// query) that may carry one: the request's own, and for a gateway check the original one.
 pub struct TokenSources<'a> {

@@ -1,6 +1,7 @@
-//! Who is signed in. The session cookie holds only the user id, the sign-in time and the
-//! CSRF token; the user row is reloaded on every request, so a role change or deactivation
-//! applies at once.
+//! Who is signed in. The session cookie holds a random session secret (the server keeps its
+//! digest, see [`crate::sessions`]), the CSRF token and one-shot notices. The session row and
+//! the user are loaded together on every request, so signing out, a role change or a
+//! deactivation applies at once, whatever copies of the cookie exist.
 
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
@@ -12,18 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::startup::AppState;
 use crate::tokens::CreatedToken;
-use crate::users::{self, User};
+use crate::users::User;
 use crate::web::error::AppError;
 
-const USER_ID: &str = "user_id";
-const SIGNED_IN_AT: &str = "signed_in_at";
+const SESSION_SECRET: &str = "sid";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
 const REVEAL: &str = "reveal";
-
-/// How long a sign-in lasts. The cookie's own max-age says the same, but a copied cookie
-/// could be replayed past it, so the server checks too.
-pub const SESSION_HOURS: i64 = 12;
 
 pub struct CurrentUser {
     pub user: User,
@@ -47,18 +43,16 @@ impl FromRequest for CurrentUser {
         Box::pin(async move {
             let state = state.ok_or_else(|| anyhow::anyhow!("app state missing"))?;
             let sign_in_required = AppError::SignInRequired { next };
-            let user_id = session.get::<i64>(USER_ID).ok().flatten();
-            let signed_in_at = session.get::<i64>(SIGNED_IN_AT).ok().flatten();
-            let (Some(user_id), Some(signed_in_at)) = (user_id, signed_in_at) else {
+            let Some(secret) = session_secret(&session) else {
                 return Err(sign_in_required);
             };
-            if Utc::now().timestamp() - signed_in_at > SESSION_HOURS * 3600 {
-                session.purge();
-                return Err(sign_in_required);
-            }
-            let user = state.db.run(move |conn| users::find(conn, user_id)).await?;
+            let now = Utc::now().naive_utc();
+            let user = state
+                .db
+                .run(move |conn| crate::sessions::user_for(conn, &secret, now))
+                .await?;
             match user {
-                Some(user) if user.is_active => {
+                Some(user) => {
                     let csrf = csrf_token(&session);
                     Ok(CurrentUser {
                         user,
@@ -66,13 +60,18 @@ impl FromRequest for CurrentUser {
                         session,
                     })
                 }
-                _ => {
+                None => {
                     session.purge();
                     Err(sign_in_required)
                 }
             }
         })
     }
+}
+
+/// The secret of the session this cookie claims to belong to, if any.
+pub fn session_secret(session: &Session) -> Option<String> {
+    session.get::<String>(SESSION_SECRET).ok().flatten()
 }
 
 impl CurrentUser {
@@ -89,17 +88,14 @@ impl CurrentUser {
     }
 }
 
-/// Starts a signed-in session for `user`: a renewed session (no fixation) with a fresh CSRF token.
-pub fn sign_in(session: &Session, user: &User) -> Result<(), AppError> {
+/// Puts a new server-side session (from [`crate::sessions::start`]) in a renewed cookie, so a
+/// session id planted before sign-in is worthless after it, with a fresh CSRF token.
+pub fn sign_in(session: &Session, session_secret: String) -> Result<(), AppError> {
     session.renew();
     session.clear();
-    let insert = |key: &str, value: i64| {
-        session
-            .insert(key, value)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("session write failed: {e}")))
-    };
-    insert(USER_ID, user.id)?;
-    insert(SIGNED_IN_AT, Utc::now().timestamp())?;
+    session
+        .insert(SESSION_SECRET, session_secret)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("session write failed: {e}")))?;
     new_csrf_token(session);
     Ok(())
 }

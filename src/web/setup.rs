@@ -119,14 +119,15 @@ pub async fn submit(
                 .client_ip(&ip)
                 .record(conn)?;
             users::record_sign_in(conn, admin.id)?;
-            Ok(Some(admin))
+            let session_secret = crate::sessions::start(conn, admin.id)?;
+            Ok(Some((admin, session_secret)))
         })
         .await?;
-    let Some(admin) = admin else {
+    let Some((admin, session_secret)) = admin else {
         return Err(AppError::NotFound);
     };
     state.setup_done.store(true, Ordering::Release);
     tracing::info!(user_id = admin.id, "first admin created");
-    sign_in(&session, &admin)?;
+    sign_in(&session, session_secret)?;
     Ok(see_other(HOME))
 }

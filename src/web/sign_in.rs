@@ -15,7 +15,7 @@ use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render, render_with_status, Chrome};
-use crate::web::session::{csrf_token, sign_in, CurrentUser};
+use crate::web::session::{csrf_token, session_secret, sign_in, CurrentUser};
 use crate::web::{safe_next, see_other};
 
 /// Failed sign-ins allowed per account, and per client address, within the window.
@@ -127,17 +127,18 @@ pub async fn submit(
     match user {
         Some(user) if password_ok && user.is_active => {
             let user_id = user.id;
-            state
+            let session_secret = state
                 .db
                 .write(move |conn| {
                     users::record_sign_in(conn, user_id)?;
                     Event::new(Action::SignInSucceeded, Some(user_id))
                         .target("user", Some(user_id), &typed_email)
                         .client_ip(&ip)
-                        .record(conn)
+                        .record(conn)?;
+                    crate::sessions::start(conn, user_id)
                 })
                 .await?;
-            sign_in(&session, &user)?;
+            sign_in(&session, session_secret)?;
             Ok(see_other(if next.is_empty() {
                 crate::web::HOME
             } else {
@@ -194,9 +195,11 @@ pub async fn sign_out(
 ) -> Result<HttpResponse, AppError> {
     let user_id = current.user.id;
     let email = current.user.email.clone();
+    let session_secret = session_secret(&current.session).unwrap_or_default();
     state
         .db
         .write(move |conn| {
+            crate::sessions::end(conn, &session_secret)?;
             Event::new(Action::SignedOut, Some(user_id))
                 .target("user", Some(user_id), &email)
                 .client_ip(&client_ip.0)

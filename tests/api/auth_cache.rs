@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{user_and_browser, Backend, TestApp};
+use crate::helpers::{user_and_browser, TestApp};
 
 backend_tests!(
     changes_here_apply_to_the_next_request,
@@ -15,11 +15,7 @@ backend_tests!(
 );
 
 async fn cached_app(app: TestApp) -> TestApp {
-    let backend = if app.database_url.starts_with("postgres") {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let backend = app.backend();
     drop(app);
     TestApp::spawn_with(backend, |config| config.auth_cache_ms = 1000).await
 }

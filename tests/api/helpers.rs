@@ -108,6 +108,8 @@ impl TestApp {
         // Tests change the database behind the server's back, as another instance would;
         // the cache has tests of its own (auth_cache.rs).
         config.auth_cache_ms = 0;
+        // Tests send bad tokens by the dozen from one address; the limit has its own test.
+        config.token_failure_limit = 0;
         config.session_key = Some(Alphanumeric.sample_string(&mut rand::rng(), 64));
         adjust(&mut config);
         let app = Application::build(config).await.expect("server starts");
@@ -123,15 +125,25 @@ impl TestApp {
         }
     }
 
+    pub fn backend(&self) -> Backend {
+        if self.database_url.starts_with("postgres") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+
     /// A new browser with its own cookie jar.
     pub fn browser(&self) -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             address: self.address.clone(),
             client: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            jar,
         }
     }
 
@@ -206,11 +218,22 @@ impl Drop for TestApp {
 pub struct Browser {
     pub address: String,
     pub client: reqwest::Client,
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 impl Browser {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// The `Cookie` header this browser sends, as someone copying it would take it.
+    pub fn cookie_header(&self) -> String {
+        use reqwest::cookie::CookieStore;
+        let url = self.address.parse().unwrap();
+        self.jar
+            .cookies(&url)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
     }
 
     pub async fn get(&self, path: &str) -> Response {

@@ -10,5 +10,6 @@ mod foundation;
 mod gateway_nginx;
 mod last_used;
 mod process;
+mod route_walk;
 mod sign_in;
 mod token_auth;

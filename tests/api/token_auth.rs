@@ -15,6 +15,7 @@ backend_tests!(
     api_bodies_are_validated_like_the_form,
     the_gateway_check_reads_the_original_uri,
     the_openapi_document_describes_the_api,
+    bad_tokens_from_one_address_get_429_for_a_while,
 );
 
 async fn a_token_works_in_each_of_the_four_ways(app: TestApp) {
@@ -449,6 +450,74 @@ async fn the_gateway_check_reads_the_original_uri(app: TestApp) {
         .verify("?scope=tag:read", &[("x-auth-token", &token)])
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+async fn bad_tokens_from_one_address_get_429_for_a_while(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let app = TestApp::spawn_with(backend, |config| {
+        config.token_failure_limit = 5;
+        config.token_failure_window_secs = 2;
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (_, good) = app.token_for(user.id, "ci", &["license:read"]).await;
+    let guesser = "203.0.113.7";
+    let bystander = "203.0.113.8";
+    let api = app.api();
+    let me_from = |ip: &'static str, token: String| {
+        let request = api
+            .get("/me", &token, Presented::Bearer)
+            .header("x-forwarded-for", ip);
+        async move { request.send().await.unwrap() }
+    };
+    let mut guess = good.clone();
+    guess.replace_range(6..7, if &good[6..7] == "A" { "B" } else { "A" });
+
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(me_from(guesser, guess.clone()).await.status().as_u16());
+    }
+    println!("429 throttle: 7 bad tokens from one address answered {statuses:?}");
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429]);
+
+    let blocked = me_from(guesser, good.clone()).await;
+    assert_eq!(
+        blocked.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "while blocked even a good token is refused, so a lucky guess teaches nothing"
+    );
+    let retry_after: u64 = blocked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry_after), "Retry-After {retry_after}");
+    let (_, code, _) = api_error(blocked).await;
+    assert_eq!(code, "too_many_requests");
+    let verify = api
+        .verify("", &[("x-auth-token", &good), ("x-forwarded-for", guesser)])
+        .await;
+    assert_eq!(
+        verify.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the gateway check too"
+    );
+
+    assert_eq!(
+        me_from(bystander, good.clone()).await.status(),
+        StatusCode::OK,
+        "another client is unaffected"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        me_from(guesser, good.clone()).await.status(),
+        StatusCode::OK,
+        "the block lifts after the window"
+    );
 }
 
 async fn the_openapi_document_describes_the_api(app: TestApp) {

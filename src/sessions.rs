@@ -1,0 +1,80 @@
+//! Signed-in sessions, kept server-side so that signing out, deactivation and a password
+//! change end them even where a cookie was copied. The cookie holds a random secret; the
+//! table holds only its SHA-256.
+
+use chrono::{Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use rand::rngs::OsRng;
+use rand::TryRngCore;
+use sha2::{Digest, Sha256};
+
+use crate::db::schema::{sessions, users};
+use crate::db::AnyConnection;
+use crate::users::User;
+
+/// How long a sign-in lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Starts a session for `user_id` and returns its secret for the cookie. Expired sessions
+/// are swept out on the way, so the table stays the size of the signed-in population.
+pub fn start(conn: &mut AnyConnection, user_id: i64) -> QueryResult<String> {
+    let mut bytes = [0u8; 32];
+    OsRng
+        .try_fill_bytes(&mut bytes)
+        .expect("the OS random source failed");
+    let secret = hex::encode(bytes);
+    let now = Utc::now().naive_utc();
+    diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)?;
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::digest.eq(digest(&secret)),
+            sessions::user_id.eq(user_id),
+            sessions::created_at.eq(now),
+            sessions::expires_at.eq(now + Duration::hours(SESSION_HOURS)),
+        ))
+        .execute(conn)?;
+    Ok(secret)
+}
+
+/// The active member a live session belongs to.
+pub fn user_for(
+    conn: &mut AnyConnection,
+    secret: &str,
+    now: NaiveDateTime,
+) -> QueryResult<Option<User>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::digest.eq(digest(secret)))
+        .filter(sessions::expires_at.gt(now))
+        .filter(users::is_active.eq(true))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn end(conn: &mut AnyConnection, secret: &str) -> QueryResult<()> {
+    diesel::delete(sessions::table.find(digest(secret)))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Ends every session of a member: on deactivation and when their password changes.
+pub fn end_all_for(conn: &mut AnyConnection, user_id: i64) -> QueryResult<usize> {
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_never_holds_the_cookie_secret() {
+        let secret = "a".repeat(64);
+        assert_eq!(digest(&secret).len(), 64);
+        assert_ne!(digest(&secret), secret);
+    }
+}

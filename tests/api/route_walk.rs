@@ -1,0 +1,445 @@
+//! Walks every route tokendesk serves: as a signed-out visitor, as a user, as an admin and with
+//! another person's object ids (access control), and every state-changing one without its
+//! form's CSRF token. The route table is checked against the routes in the source, so a new
+//! route cannot be added without being walked.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use tokendesk::domain::Role;
+
+use crate::backend_tests;
+use crate::helpers::{csrf_token, location, user_and_browser, Browser, TestApp};
+
+backend_tests!(
+    every_route_admits_only_what_its_guard_allows,
+    every_state_changing_route_demands_its_forms_csrf_token,
+);
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Guard {
+    /// Anyone (health, assets, sign-in, setup, set-password links).
+    Open,
+    /// A signed-in person, on their own objects only.
+    Person,
+    /// A signed-in admin.
+    Admin,
+    /// A personal access token (the API and the gateway check).
+    Token,
+}
+use Guard::*;
+
+/// Every route, as (method, path template, guard). `ANY` is a route for every method.
+const ROUTES: &[(&str, &str, Guard)] = &[
+    ("GET", "/healthz", Open),
+    ("GET", "/readyz", Open),
+    ("GET", "/static/{name}", Open),
+    ("GET", "/", Open),
+    ("GET", "/setup", Open),
+    ("POST", "/setup", Open),
+    ("GET", "/sign-in", Open),
+    ("POST", "/sign-in", Open),
+    ("POST", "/sign-out", Person),
+    ("GET", "/set-password/{secret}", Open),
+    ("POST", "/set-password/{secret}", Open),
+    ("GET", "/developer/access-tokens", Person),
+    ("POST", "/developer/access-tokens", Person),
+    ("GET", "/developer/access-tokens/new", Person),
+    ("GET", "/developer/access-tokens/reveal", Person),
+    ("GET", "/developer/access-tokens/{id}/revoke", Person),
+    ("POST", "/developer/access-tokens/{id}/revoke", Person),
+    ("GET", "/developer/access-tokens/{id}/regenerate", Person),
+    ("POST", "/developer/access-tokens/{id}/regenerate", Person),
+    ("GET", "/admin", Admin),
+    ("GET", "/admin/members", Admin),
+    ("POST", "/admin/members", Admin),
+    ("GET", "/admin/members/new", Admin),
+    ("GET", "/admin/members/link", Admin),
+    ("POST", "/admin/members/{id}/role", Admin),
+    ("GET", "/admin/members/{id}/{change}", Admin),
+    ("POST", "/admin/members/{id}/{change}", Admin),
+    ("GET", "/admin/access-tokens", Admin),
+    ("GET", "/admin/access-tokens.csv", Admin),
+    ("GET", "/admin/access-tokens/bulk-revoke", Admin),
+    ("POST", "/admin/access-tokens/bulk-revoke", Admin),
+    ("GET", "/admin/access-tokens/{id}/revoke", Admin),
+    ("POST", "/admin/access-tokens/{id}/revoke", Admin),
+    ("GET", "/admin/settings", Admin),
+    ("POST", "/admin/settings", Admin),
+    ("GET", "/admin/audit", Admin),
+    ("GET", "/admin/audit.csv", Admin),
+    ("ANY", "/auth/verify", Token),
+    ("GET", "/api/v1/me", Token),
+    ("GET", "/api/v1/openapi.json", Open),
+    ("GET", "/api/v1/personal-access-tokens", Token),
+    ("POST", "/api/v1/personal-access-tokens", Token),
+    ("DELETE", "/api/v1/personal-access-tokens/{id}", Token),
+];
+
+/// Every field any form takes, filled in plausibly: a refused request is refused for who
+/// sent it or how, never for a missing field.
+const EVERY_FIELD: &[(&str, &str)] = &[
+    ("name", "walked"),
+    ("expires_in", "30"),
+    ("scopes", "tag:read"),
+    ("confirm", "DELETE"),
+    ("role", "admin"),
+    ("email", "walker@example.com"),
+    ("display_name", "Walker"),
+    ("method", "password"),
+    ("password", "walker-password-1"),
+    ("password_confirm", "walker-password-1"),
+    ("max_lifetime_days", "1"),
+    ("default_expiry", "7"),
+    ("filters", ""),
+    ("expected", "1"),
+];
+
+/// The routes as the source declares them: every `.route("…", web::method()…)` under src/,
+/// with the API's routes under their /api/v1 scope.
+fn routes_in_source() -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    let mut files = vec![std::path::PathBuf::from("src")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        let in_api_scope = path.ends_with("src/api/mod.rs");
+        for call in source.split(".route(").skip(1) {
+            let call = call.trim_start();
+            let template = if let Some(rest) = call.strip_prefix('"') {
+                rest[..rest.find('"').unwrap()].to_owned()
+            } else if call.starts_with("HOME") {
+                "/developer/access-tokens".to_owned()
+            } else {
+                continue;
+            };
+            let after = &call[call.find("web::").unwrap() + "web::".len()..];
+            let method = match &after[..after.find('(').unwrap()] {
+                "route" => "ANY".to_owned(),
+                other => other.to_uppercase(),
+            };
+            let template = if in_api_scope && template != "/auth/verify" {
+                format!("/api/v1{template}")
+            } else {
+                template
+            };
+            found.insert((method, template));
+        }
+    }
+    found
+}
+
+#[test]
+fn routes_in_the_source_are_all_walked() {
+    let walked: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, t, _)| ((*m).to_owned(), (*t).to_owned()))
+        .collect();
+    let declared = routes_in_source();
+    assert!(declared.len() > 30, "the source scan found {declared:?}");
+    assert_eq!(
+        declared.difference(&walked).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "routes in the source missing from ROUTES"
+    );
+    assert_eq!(
+        walked.difference(&declared).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "routes in ROUTES no longer in the source"
+    );
+}
+
+/// The objects the walk points at.
+struct Ids {
+    /// A token of the person walking (or, for the admin, of someone else).
+    token: i64,
+    member: i64,
+}
+
+fn fill(template: &str, ids: &Ids) -> String {
+    let id = if template.starts_with("/admin/members/") {
+        ids.member
+    } else {
+        ids.token
+    };
+    template
+        .replace("{id}", &id.to_string())
+        .replace("{change}", "deactivate")
+        .replace("{secret}", "0000000000000000000000000000000000")
+        .replace("{name}", "app.css")
+}
+
+fn page_routes(guard: Guard) -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES
+        .iter()
+        .filter(move |(_, _, g)| *g == guard)
+        .map(|(m, t, _)| (*m, *t))
+}
+
+/// Routes that hold something: `/admin` only points at `/admin/members` (walked itself), so
+/// it answers everyone with the same redirect.
+fn guarded_routes(guard: Guard) -> impl Iterator<Item = (&'static str, &'static str)> {
+    page_routes(guard).filter(|(_, t)| *t != "/admin")
+}
+
+async fn send(
+    browser: &Browser,
+    method: &str,
+    path: &str,
+    csrf: Option<&str>,
+) -> reqwest::Response {
+    match method {
+        "GET" => browser.get(path).await,
+        _ => {
+            let mut fields = EVERY_FIELD.to_vec();
+            if let Some(csrf) = csrf {
+                fields.push(("csrf_token", csrf));
+            }
+            browser.post(path, &fields).await
+        }
+    }
+}
+
+fn assert_sent_to_sign_in(response: &reqwest::Response, what: &str) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
+    assert!(location(response).starts_with("/sign-in"), "{what}");
+}
+
+async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let (grace, grace_browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let linus = app
+        .create_user("linus@example.com", "linus-password-1", Role::User)
+        .await;
+    let scopes = ["personalAccessToken:read", "personalAccessToken:write"];
+    let (grace_token_id, grace_token) = app.token_for(grace.id, "grace-ci", &scopes).await;
+    let (linus_token_id, _) = app.token_for(linus.id, "linus-ci", &scopes).await;
+    let mut checked = 0;
+
+    // Signed out: every page sends to sign-in, every form is refused, the API wants a token.
+    let visitor = app.browser();
+    let visitor_csrf = csrf_token(&visitor.page("/sign-in").await);
+    let ids = Ids {
+        token: grace_token_id,
+        member: grace.id,
+    };
+    for guard in [Person, Admin] {
+        for (method, template) in guarded_routes(guard) {
+            let path = fill(template, &ids);
+            let response = send(&visitor, method, &path, Some(&visitor_csrf)).await;
+            assert_sent_to_sign_in(&response, &format!("signed out: {method} {path}"));
+            checked += 1;
+        }
+    }
+    let api = app.api();
+    for (method, template) in page_routes(Token) {
+        let method = if method == "ANY" { "GET" } else { method };
+        let url = format!("{}{}", app.address, fill(template, &ids));
+        let response = api
+            .client
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), &url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {url}"
+        );
+        checked += 1;
+    }
+    for (method, template) in page_routes(Open) {
+        let path = fill(template, &ids);
+        let status = send(&visitor, method, &path, Some(&visitor_csrf))
+            .await
+            .status();
+        assert!(
+            !status.is_server_error() && status != StatusCode::FORBIDDEN,
+            "open route {method} {path}: {status}"
+        );
+        checked += 1;
+    }
+
+    // A user: no admin route, and another person's objects do not exist.
+    let grace_csrf = csrf_token(&grace_browser.page("/developer/access-tokens").await);
+    let others = Ids {
+        token: linus_token_id,
+        member: linus.id,
+    };
+    for (method, template) in guarded_routes(Admin) {
+        let path = fill(template, &others);
+        let response = send(&grace_browser, method, &path, Some(&grace_csrf)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "user: {method} {path}"
+        );
+        checked += 1;
+    }
+    for (method, template) in page_routes(Person).filter(|(_, t)| t.contains("{id}")) {
+        let path = fill(template, &others);
+        let response = send(&grace_browser, method, &path, Some(&grace_csrf)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "another's: {method} {path}"
+        );
+        let own = fill(template, &ids);
+        if method == "GET" {
+            assert_eq!(
+                grace_browser.get(&own).await.status(),
+                StatusCode::OK,
+                "own: {own}"
+            );
+        }
+        checked += 2;
+    }
+    let tokens_url = format!("{}/api/v1/personal-access-tokens", app.address);
+    let response = api
+        .client
+        .delete(format!("{tokens_url}/{linus_token_id}"))
+        .bearer_auth(&grace_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::NOT_FOUND,
+        "API: another's token"
+    );
+    let listed = api
+        .client
+        .get(&tokens_url)
+        .bearer_auth(&grace_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains("grace-ci") && !listed.contains("linus-ci"),
+        "{listed}"
+    );
+    checked += 2;
+
+    // An admin: every admin page opens, with the security headers; the developer pages stay
+    // personal even for an admin.
+    for (_, template) in page_routes(Admin).filter(|(m, _)| *m == "GET") {
+        let path = fill(template, &others);
+        let response = admin.get(&path).await;
+        let status = response.status();
+        let expected_redirect = path == "/admin" || path == "/admin/members/link";
+        assert!(
+            status == StatusCode::OK || (expected_redirect && status == StatusCode::SEE_OTHER),
+            "admin: GET {path}: {status}"
+        );
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"));
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        checked += 1;
+    }
+    for (method, template) in page_routes(Person).filter(|(m, t)| *m == "GET" && t.contains("{id}"))
+    {
+        let path = fill(template, &others);
+        assert_eq!(
+            admin.get(&path).await.status(),
+            StatusCode::NOT_FOUND,
+            "admin: {method} {path}"
+        );
+        checked += 1;
+    }
+
+    // Nothing the walk was refused changed anything.
+    for (user_id, name) in [(grace.id, "grace-ci"), (linus.id, "linus-ci")] {
+        let tokens = crate::helpers::stored_tokens(&app, user_id).await;
+        assert_eq!(
+            tokens.len(),
+            1,
+            "{name}: no token was created or regenerated"
+        );
+        assert!(tokens[0].revoked_at.is_none(), "{name} is not revoked");
+    }
+    let actions = app.audit_actions().await;
+    assert!(
+        !actions.iter().any(|a| a.starts_with("member.")
+            || a.starts_with("token.")
+            || a.starts_with("policy.")),
+        "{actions:?}"
+    );
+    println!(
+        "route walk: {checked} refusals and admissions checked over {} routes",
+        ROUTES.len()
+    );
+}
+
+async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (admins_token_id, _) = app.token_for(1, "admins-own", &["tag:read"]).await;
+    let (graces_token_id, _) = app.token_for(grace.id, "grace-ci", &["tag:read"]).await;
+    let elsewhere = app.browser();
+    let foreign_csrf = csrf_token(&elsewhere.page("/sign-in").await);
+    let audit_before = app.audit_actions().await.len();
+    let mut refused = 0;
+
+    for (method, template, guard) in ROUTES {
+        if *method != "POST" || *guard == Token {
+            continue;
+        }
+        let ids = Ids {
+            token: if template.starts_with("/developer/") {
+                admins_token_id
+            } else {
+                graces_token_id
+            },
+            member: grace.id,
+        };
+        let path = fill(template, &ids);
+        for (how, csrf) in [
+            ("without a token", None),
+            ("with another session's token", Some(foreign_csrf.as_str())),
+            ("with an empty token", Some("")),
+        ] {
+            let status = send(&admin, method, &path, csrf).await.status();
+            assert_eq!(status, StatusCode::FORBIDDEN, "POST {path} {how}");
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        app.audit_actions().await.len(),
+        audit_before,
+        "no refused form changed anything"
+    );
+    for user_id in [1, grace.id] {
+        let tokens = crate::helpers::stored_tokens(&app, user_id).await;
+        assert!(tokens.iter().all(|t| t.revoked_at.is_none()));
+        assert_eq!(tokens.len(), 1);
+    }
+    assert!(
+        admin
+            .page("/developer/access-tokens")
+            .await
+            .contains("Ada Lovelace"),
+        "still signed in"
+    );
+
+    // The same form with its own token goes through: the refusals above were the CSRF check.
+    let path = format!("/admin/access-tokens/{graces_token_id}/revoke");
+    let response = admin
+        .submit_form(&path, &path, &[("confirm", "DELETE")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(crate::helpers::stored_tokens(&app, grace.id).await[0]
+        .revoked_at
+        .is_some());
+    println!("CSRF walk: {refused} forged posts refused");
+}

@@ -7,6 +7,8 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod policy;
+#[cfg(test)]
+mod properties;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;

@@ -47,10 +47,15 @@ pub struct TokenRequestInput {
     /// One of the EXPIRY_CHOICES values.
     #[validate(custom(function = "expiry_choice_rule"))]
     pub expires_in: String,
-    /// YYYY-MM-DD, when `expires_in` is "custom".
+    /// YYYY-MM-DD, when `expires_in` is "custom". JSON clients may send null for "none".
+    #[serde(deserialize_with = "null_as_empty")]
     pub expires_on: String,
     #[validate(length(min = 1, message = "Choose at least one scope."))]
     pub scopes: Vec<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 /// A request that met every rule but the ones that need the database (unique name).

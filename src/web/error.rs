@@ -110,7 +110,15 @@ impl ResponseError for AppError {
             tracing::error!(error = %self, "request failed");
         }
         let (title, message) = self.title_and_message();
-        error_page(status, title, message)
+        match self {
+            // Say what could not be understood; the details are our own words, escaped.
+            AppError::BadRequest(detail) => {
+                let message =
+                    format!("The request could not be understood: {detail}. Nothing was changed.");
+                error_page(status, title, &message)
+            }
+            _ => error_page(status, title, message),
+        }
     }
 }
 

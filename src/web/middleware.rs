@@ -97,6 +97,28 @@ pub async fn security_headers(
     Ok(res)
 }
 
+/// A query string that decodes to NUL is refused here, once, for every route: no page has a
+/// use for it and PostgreSQL cannot store or compare it.
+pub async fn refuse_nul_in_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let nul = req
+        .query_string()
+        .as_bytes()
+        .windows(3)
+        .any(|w| w == b"%00");
+    if nul {
+        let error =
+            crate::web::error::AppError::BadRequest("the address holds a NUL character".into());
+        let res = actix_web::ResponseError::error_response(&error);
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
 /// Paths that work before the first admin exists.
 fn open_before_setup(path: &str) -> bool {
     path == "/setup"

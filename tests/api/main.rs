@@ -8,6 +8,7 @@ mod auth_cache;
 mod cli;
 mod foundation;
 mod gateway_nginx;
+mod hostile_input;
 mod last_used;
 mod process;
 mod route_walk;

@@ -17,7 +17,7 @@ backend_tests!(
 );
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Guard {
+pub enum Guard {
     /// Anyone (health, assets, sign-in, setup, set-password links).
     Open,
     /// A signed-in person, on their own objects only.
@@ -30,7 +30,7 @@ enum Guard {
 use Guard::*;
 
 /// Every route, as (method, path template, guard). `ANY` is a route for every method.
-const ROUTES: &[(&str, &str, Guard)] = &[
+pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/healthz", Open),
     ("GET", "/readyz", Open),
     ("GET", "/static/{name}", Open),

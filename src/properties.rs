@@ -1,0 +1,198 @@
+//! Property tests of everything that parses outside input: the token format and extractor,
+//! and the forms. Each runs thousands of generated inputs (seeded, so a failure reproduces) and
+//! prints how many; the HTTP-level sweep is `tests/api/hostile_input.rs`.
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use chrono::Utc;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use crate::domain::{Email, Role, TokenRequestInput};
+use crate::policy::Policy;
+use crate::tokens::{extract, TokenSecret, TokenSources};
+
+const CASES: u32 = 5_000;
+
+/// Runs `test` on `CASES` inputs from `strategy` and reports the count.
+fn check<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
+    S::Value: std::fmt::Debug,
+{
+    let config = Config {
+        cases: CASES,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    if let Err(failure) = runner.run(&strategy, test) {
+        panic!("{name}: {failure}");
+    }
+    println!("property {name}: {CASES} generated inputs passed");
+}
+
+/// A real token with one to three characters replaced by anything.
+fn edits_of(real: String) -> impl Strategy<Value = String> {
+    proptest::collection::vec((0usize..42, any::<char>()), 1..4).prop_map(move |edits| {
+        let mut chars: Vec<char> = real.chars().collect();
+        for (at, c) in edits {
+            chars[at] = c;
+        }
+        chars.into_iter().collect()
+    })
+}
+
+#[test]
+fn the_format_check_never_panics_and_passes_only_well_formed_tokens() {
+    let candidates = prop_oneof![any::<String>(), "tdk_[0-9A-Za-z]{38}", "[ -~]{0,60}"];
+    check("token format", candidates, |candidate| {
+        if let Some(parsed) = TokenSecret::parse(&candidate) {
+            prop_assert_eq!(parsed.expose().len(), 42);
+            prop_assert!(parsed.expose().starts_with("tdk_"));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn no_edit_of_a_real_token_passes_the_checksum() {
+    let real = TokenSecret::generate().expose().to_owned();
+    check("token edits", edits_of(real.clone()), |candidate| {
+        prop_assert!(
+            candidate == real || TokenSecret::parse(&candidate).is_none(),
+            "{candidate} passed"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn the_extractor_never_panics_and_only_returns_what_was_sent() {
+    let header = prop_oneof![Just("authorization"), Just("x-auth-token"), Just("x-other"),];
+    let value = prop_oneof![
+        "[ -~]{0,80}",
+        "(Bearer|bearer|Basic|) {0,2}[ -~]{0,60}",
+        "tdk_[0-9A-Za-z]{38}",
+    ];
+    let target = prop_oneof![
+        "[ -~]{0,120}",
+        "/[a-z]{0,5}/(tdk_[0-9A-Za-z]{38})?/api/v0/x(\\?token=[ -~]{0,50})?",
+    ];
+    let inputs = (
+        proptest::collection::vec((header, value), 0..4),
+        proptest::collection::vec(target, 0..3),
+    );
+    check("token extractor", inputs, |(headers, targets)| {
+        let mut map = HeaderMap::new();
+        for (name, value) in &headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                map.append(HeaderName::from_static(name), value);
+            }
+        }
+        let sources = TokenSources {
+            headers: &map,
+            targets: targets.iter().map(String::as_str).collect(),
+        };
+        if let Ok(Some(found)) = extract(&sources) {
+            let sent = headers.iter().any(|(_, v)| v.contains(found.as_str()))
+                || targets.iter().any(|t| t.contains(found.as_str()));
+            prop_assert!(sent, "extracted {found:?} from nowhere");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn the_token_form_accepts_only_what_its_rules_allow() {
+    let text = prop_oneof![any::<String>(), "[ -~]{0,120}", Just(String::new())];
+    let choice = prop_oneof![
+        Just("7".to_owned()),
+        Just("90".to_owned()),
+        Just("never".to_owned()),
+        Just("custom".to_owned()),
+        "[ -~]{0,12}",
+    ];
+    let date = prop_oneof!["[0-9]{4}-[0-9]{2}-[0-9]{2}", "[ -~]{0,12}"];
+    let scopes = proptest::collection::vec(
+        prop_oneof![
+            Just("tag:read".to_owned()),
+            Just("license:write".to_owned()),
+            "[a-zA-Z:]{0,20}",
+        ],
+        0..5,
+    );
+    let now = Utc::now().naive_utc();
+    let policy = Policy {
+        max_lifetime_days: Some(90),
+        default_expiry: "30".into(),
+    };
+    check(
+        "token form",
+        (text, choice, date, scopes),
+        |(name, expires_in, expires_on, scopes)| {
+            let input = TokenRequestInput {
+                name,
+                expires_in,
+                expires_on,
+                scopes,
+            };
+            if let Ok(request) = input.parse(Role::User, now, &policy) {
+                prop_assert_eq!(request.name.trim(), request.name.as_str());
+                prop_assert!((1..=100).contains(&request.name.chars().count()));
+                prop_assert!(!request.name.chars().any(char::is_control));
+                let expires = request.expiry.at().expect("the policy forbids never");
+                prop_assert!(expires > now && expires <= now + chrono::Duration::days(91));
+                prop_assert!(!request.scopes.is_empty());
+                prop_assert!(request.scopes.iter().all(|s| s.allowed_for(Role::User)));
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn form_bodies_are_refused_exactly_when_they_are_not_plain_text() {
+    let body = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..200),
+        "([a-z_]{1,10}=([ -~]|%[0-9A-F]{2}){0,20}&){0,6}".prop_map(String::into_bytes),
+    ];
+    check("form body", body, |body| {
+        let accepted = crate::web::csrf::decodes_to_text(&body);
+        let _ = serde_html_form::from_bytes::<TokenRequestInput>(&body);
+        let pairs: Vec<(String, String)> = serde_html_form::from_bytes(&body).unwrap_or_default();
+        let mangled = pairs
+            .iter()
+            .any(|(k, v)| k.contains('\u{FFFD}') || v.contains('\u{FFFD}'));
+        let has_nul = pairs
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'));
+        // U+FFFD can also arrive honestly, as its own UTF-8 bytes (EF BF BD).
+        let lower = body.to_ascii_lowercase();
+        let may_send_fffd = body.contains(&0xEF) || lower.windows(3).any(|w| w == b"%ef");
+        if !accepted {
+            prop_assert!(mangled || has_nul, "refused a body of plain text");
+        } else if !may_send_fffd {
+            prop_assert!(
+                !mangled && !has_nul,
+                "accepted a body that is not plain text"
+            );
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn email_addresses_are_normalised_or_refused() {
+    check(
+        "email",
+        prop_oneof![any::<String>(), "[ -~]{0,40}@[a-z.]{0,20}"],
+        |raw| {
+            if let Ok(email) = Email::parse(&raw) {
+                let text = email.as_str();
+                prop_assert!(text.contains('@') && text.len() <= 254);
+                prop_assert_eq!(text, text.trim().to_lowercase());
+            }
+            Ok(())
+        },
+    );
+}

@@ -1,0 +1,640 @@
+//! Hostile input through the real server: oversize, empty, control characters, invalid UTF-8,
+//! markup, SQL metacharacters, unknown scopes, duplicate fields, impossible dates, and token
+//! guesses. Every answer is a clear 4xx or a success, never a 5xx, and nothing is stored
+//! half-way: what is refused leaves no trace, what is accepted is stored as typed and shown
+//! escaped.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use tokendesk::domain::Role;
+
+use crate::backend_tests;
+use crate::helpers::{
+    api_error, csrf_token, stored_tokens, user_and_browser, Presented, TestApp, EVERY_WAY,
+};
+
+backend_tests!(
+    the_token_form_refuses_hostile_fields_and_escapes_what_it_keeps,
+    the_api_refuses_hostile_bodies_with_json_errors,
+    admin_forms_filters_and_ids_refuse_hostile_input,
+    every_form_route_limits_its_body,
+    over_http_only_the_real_token_authenticates,
+);
+
+const MEGABYTE: usize = 1024 * 1024;
+
+/// Values no name may have, with the reason.
+fn refused_names() -> Vec<(&'static str, String)> {
+    vec![
+        ("empty", String::new()),
+        ("whitespace only", " \t  ".into()),
+        ("bell", "ring\u{7}".into()),
+        ("newline", "two\nlines".into()),
+        ("101 characters", "x".repeat(101)),
+    ]
+}
+
+/// Values a name may have, however they look.
+const KEPT_NAMES: &[&str] = &[
+    "<script>alert(1)</script>",
+    "x'); DROP TABLE users; --",
+    "\" OR 1=1 -- & <b>bold</b>",
+    "日本語のトークン ✓",
+    "%00%27 ${jndi:ldap://x}",
+];
+
+async fn the_token_form_refuses_hostile_fields_and_escapes_what_it_keeps(app: TestApp) {
+    let (grace, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let count = || async { stored_tokens(&app, grace.id).await.len() };
+    let mut tried = 0;
+
+    for (what, name) in refused_names() {
+        let response = browser
+            .submit_new_token(&[
+                ("name", &name),
+                ("expires_in", "30"),
+                ("scopes", "tag:read"),
+            ])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name {what}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("field-error"),
+            "name {what}: the field says why"
+        );
+        tried += 1;
+    }
+    let mut refused_other = vec![
+        (
+            "unknown scope",
+            vec![("name", "a"), ("expires_in", "30"), ("scopes", "nope:read")],
+        ),
+        ("no scope", vec![("name", "a"), ("expires_in", "30")]),
+        (
+            "admin-only scope",
+            vec![
+                ("name", "a"),
+                ("expires_in", "30"),
+                ("scopes", "license:write"),
+            ],
+        ),
+        (
+            "unknown expiry",
+            vec![("name", "a"), ("expires_in", "45"), ("scopes", "tag:read")],
+        ),
+    ];
+    for (what, date) in [
+        ("past date", "2000-01-01"),
+        ("today", &chrono::Utc::now().date_naive().to_string()[..]),
+        ("far future", "9999-12-31"),
+        ("impossible date", "2026-13-45"),
+        ("not a date", "next tuesday"),
+        ("huge year", "+275760-09-13"),
+    ] {
+        let date: &'static str = Box::leak(date.to_owned().into_boxed_str());
+        refused_other.push((
+            what,
+            vec![
+                ("name", "a"),
+                ("expires_in", "custom"),
+                ("expires_on", date),
+                ("scopes", "tag:read"),
+            ],
+        ));
+    }
+    for (what, fields) in &refused_other {
+        let response = browser.submit_new_token(fields).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}"
+        );
+        assert!(
+            response.text().await.unwrap().contains("field-error"),
+            "{what}"
+        );
+        tried += 1;
+    }
+    // Two values for a one-value field: refused as a whole, not half-read.
+    let response = browser
+        .submit_new_token(&[
+            ("name", "first"),
+            ("name", "second"),
+            ("expires_in", "30"),
+            ("scopes", "tag:read"),
+        ])
+        .await;
+    assert!(
+        response.status().is_client_error(),
+        "duplicate name: {}",
+        response.status()
+    );
+    // Bytes that are not UTF-8 are refused, not stored as replacement characters.
+    let csrf = csrf_token(&browser.page("/developer/access-tokens/new").await);
+    let response = browser
+        .client
+        .post(browser.url("/developer/access-tokens"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf_token={csrf}&name=%FF%FEbad&expires_in=30&scopes=tag%3Aread"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "invalid UTF-8");
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("not text (invalid UTF-8, or NUL)"));
+    // NUL is not text either (and PostgreSQL could not store it).
+    let response = browser
+        .submit_new_token(&[
+            ("name", "a\u{0}b"),
+            ("expires_in", "30"),
+            ("scopes", "tag:read"),
+        ])
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "NUL");
+    // A megabyte name never reaches the handler.
+    let big = "x".repeat(MEGABYTE);
+    let response = browser
+        .submit_new_token(&[("name", &big), ("expires_in", "30"), ("scopes", "tag:read")])
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "1 MB name"
+    );
+    tried += 4;
+    assert_eq!(count().await, 0, "nothing refused was stored");
+
+    // Accepted: stored exactly as typed (trimmed), shown escaped.
+    for name in KEPT_NAMES {
+        let response = browser
+            .submit_new_token(&[
+                ("name", name),
+                ("expires_in", "30"),
+                ("scopes", "tag:read"),
+                ("scopes", "tag:read"),
+            ])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
+        browser.page("/developer/access-tokens/reveal").await;
+        tried += 1;
+    }
+    let stored = stored_tokens(&app, grace.id).await;
+    assert_eq!(stored.len(), KEPT_NAMES.len());
+    for name in KEPT_NAMES {
+        let token = stored
+            .iter()
+            .find(|t| t.name == *name)
+            .expect("stored as typed");
+        assert_eq!(token.scopes, "tag:read", "a repeated scope counts once");
+    }
+    let html = browser.page("/developer/access-tokens").await;
+    assert!(!html.contains("<script>alert(1)"), "markup is escaped");
+    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(!html.contains("<b>bold</b>"));
+    assert!(html.contains("日本語のトークン ✓"));
+    println!(
+        "hostile input (token form): {tried} hostile submissions, none a 5xx, nothing half-stored"
+    );
+}
+
+async fn the_api_refuses_hostile_bodies_with_json_errors(app: TestApp) {
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (_, token) = app
+        .token_for(grace.id, "manager", &["personalAccessToken:write"])
+        .await;
+    let url = format!("{}/api/v1/personal-access-tokens", app.address);
+    let client = reqwest::Client::new();
+    let post_raw = |body: Vec<u8>, content_type: &'static str| {
+        client
+            .post(&url)
+            .bearer_auth(&token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let json = |name: &str, expires_in: &str, expires_on: Option<&str>, scopes: &[&str]| {
+        serde_json::to_vec(&serde_json::json!({
+            "name": name, "expires_in": expires_in, "expires_on": expires_on, "scopes": scopes,
+        }))
+        .unwrap()
+    };
+    let mut cases: Vec<(String, Vec<u8>, &'static str, StatusCode, &'static str)> = Vec::new();
+    for (what, name) in refused_names() {
+        cases.push((
+            format!("name {what}"),
+            json(&name, "30", None, &["tag:read"]),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ));
+    }
+    let validation = [
+        ("unknown scope", json("a", "30", None, &["nope:read"])),
+        ("no scope", json("a", "30", None, &[])),
+        (
+            "past date",
+            json("a", "custom", Some("2000-01-01"), &["tag:read"]),
+        ),
+        (
+            "far future",
+            json("a", "custom", Some("9999-12-31"), &["tag:read"]),
+        ),
+        (
+            "malformed date",
+            json("a", "custom", Some("31/12/2027"), &["tag:read"]),
+        ),
+        ("unknown expiry", json("a", "forever", None, &["tag:read"])),
+    ];
+    for (what, body) in validation {
+        cases.push((
+            what.into(),
+            body,
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        ));
+    }
+    let unreadable: [(&str, Vec<u8>); 7] = [
+        ("truncated JSON", b"{\"name\": \"a\"".to_vec()),
+        (
+            "a number for the name",
+            br#"{"name": 1, "expires_in": "30", "scopes": ["tag:read"]}"#.to_vec(),
+        ),
+        (
+            "a string for the scopes",
+            br#"{"name": "a", "expires_in": "30", "scopes": "tag:read"}"#.to_vec(),
+        ),
+        (
+            "duplicate keys",
+            br#"{"name": "a", "name": "b", "expires_in": "30", "scopes": ["tag:read"]}"#.to_vec(),
+        ),
+        (
+            "invalid UTF-8",
+            [&b"{\"name\": \"\xff\xfe\", \"expires_in\": \"30\", \"scopes\": [\"tag:read\"]}"[..]]
+                .concat(),
+        ),
+        ("empty body", Vec::new()),
+        ("a bare string", b"\"name\"".to_vec()),
+    ];
+    for (what, body) in unreadable {
+        cases.push((
+            what.into(),
+            body,
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ));
+    }
+    cases.push((
+        "form-encoded body".into(),
+        b"name=a&expires_in=30&scopes=tag:read".to_vec(),
+        "application/x-www-form-urlencoded",
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    ));
+    let mut big = json("a", "30", None, &["tag:read"]);
+    big.splice(10..10, vec![b' '; MEGABYTE]);
+    cases.push((
+        "1 MB body".into(),
+        big,
+        "application/json",
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    ));
+    for (what, body, content_type, status, code) in &cases {
+        let response = post_raw(body.clone(), content_type).await.unwrap();
+        let (got_status, got_code, message) = api_error(response).await;
+        assert_eq!(
+            (got_status, got_code.as_str()),
+            (*status, *code),
+            "{what}: {message}"
+        );
+        assert!(!message.is_empty());
+    }
+    assert_eq!(
+        stored_tokens(&app, grace.id).await.len(),
+        1,
+        "only the manager token exists"
+    );
+
+    for name in KEPT_NAMES {
+        let response = post_raw(json(name, "30", None, &["tag:read"]), "application/json")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{name}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["token"]["name"], *name);
+    }
+    assert_eq!(
+        stored_tokens(&app, grace.id).await.len(),
+        1 + KEPT_NAMES.len()
+    );
+    println!(
+        "hostile input (API): {} hostile bodies answered with the right JSON error, {} odd but valid names kept",
+        cases.len(),
+        KEPT_NAMES.len()
+    );
+}
+
+async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    app.token_for(grace.id, "ci", &["tag:read"]).await;
+    let mut tried = 0;
+
+    // New member: bad emails, names and roles are field errors; markup in a name is kept, escaped.
+    let add_member = |email: &'static str, name: &'static str, role: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .submit_form(
+                    "/admin/members/new",
+                    "/admin/members",
+                    &[
+                        ("email", email),
+                        ("display_name", name),
+                        ("role", role),
+                        ("method", "password"),
+                        ("password", "member-password-1"),
+                        ("password_confirm", "member-password-1"),
+                    ],
+                )
+                .await
+                .status()
+        }
+    };
+    for (what, email, name, role) in [
+        ("no at sign", "grace.example.com", "G", "user"),
+        ("empty email", "", "G", "user"),
+        ("SQL in the email", "x' OR '1'='1@example.com", "G", "user"),
+        ("control in the name", "n1@example.com", "a\u{7}b", "user"),
+        ("empty name", "n2@example.com", "  ", "user"),
+        ("taken email", "grace@example.com", "G", "user"),
+        (
+            "unknown role",
+            "mallory@example.com",
+            "<img src=x onerror=alert(1)>",
+            "superuser",
+        ),
+    ] {
+        let status = add_member(email, name, role).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}");
+        tried += 1;
+    }
+    let status = add_member(
+        "mallory@example.com",
+        "<img src=x onerror=alert(1)>",
+        "user",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "markup in a name is allowed");
+    let html = admin.page("/admin/members").await;
+    assert!(!html.contains("<img src=x"), "and shown escaped");
+    assert!(html.contains("&#60;img src=x onerror=alert(1)&#62;"));
+    tried += 1;
+
+    // Role changes to something that is not a role change nothing.
+    let path = format!("/admin/members/{}/role", grace.id);
+    for role in ["superuser", "", "ADMIN'--"] {
+        let response = admin
+            .submit_form("/admin/members", &path, &[("role", role)])
+            .await;
+        assert!(response.status().is_client_error() || response.status() == StatusCode::SEE_OTHER);
+        tried += 1;
+    }
+    let grace_now = app
+        .db
+        .run(move |c| tokendesk::users::find(c, grace.id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grace_now.role(), Role::User);
+
+    // The lifetime policy takes whole days only.
+    for days in [
+        "-1",
+        "0",
+        "abc",
+        "1e3",
+        "99999999999999999999",
+        "<script>",
+        "3650000",
+    ] {
+        let response = admin
+            .submit_form(
+                "/admin/settings",
+                "/admin/settings",
+                &[("max_lifetime_days", days), ("default_expiry", "30")],
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "max {days}"
+        );
+        tried += 1;
+    }
+    let policy = app.db.run(tokendesk::policy::Policy::load).await.unwrap();
+    assert_eq!(policy.max_lifetime_days, None, "the policy is unchanged");
+
+    // Filters and paging: any value is a page (perhaps empty) or a 400, never a 5xx, and
+    // nothing typed comes back unescaped.
+    let hostile = [
+        "-1",
+        "99999999999999999999",
+        "'; DROP TABLE personal_access_tokens; --",
+        "<script>alert(1)</script>",
+        "%00",
+        "%FF%FE",
+        "%",
+        "_",
+        "\\",
+    ];
+    for page in [
+        "/admin/access-tokens",
+        "/admin/members",
+        "/admin/audit",
+        "/developer/access-tokens",
+    ] {
+        for key in [
+            "page", "sort", "status", "q", "owner", "scope", "unused", "role", "action", "actor",
+            "tab",
+        ] {
+            for value in hostile {
+                let path = format!(
+                    "{page}?{key}={}",
+                    value.replace(' ', "+").replace(';', "%3B")
+                );
+                let response = admin.get(&path).await;
+                let status = response.status();
+                assert!(
+                    status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+                    "GET {path}: {status}"
+                );
+                let html = response.text().await.unwrap();
+                assert!(
+                    !html.contains("<script>alert(1)"),
+                    "GET {path} reflects markup"
+                );
+                tried += 1;
+            }
+        }
+    }
+    // Ids that are not ids are pages that do not exist.
+    for id in [
+        "abc",
+        "-1",
+        "0",
+        "99999999999999999999999",
+        "1.5",
+        "%00",
+        "1%20OR%201=1",
+    ] {
+        for path in [
+            format!("/developer/access-tokens/{id}/revoke"),
+            format!("/developer/access-tokens/{id}/regenerate"),
+            format!("/admin/access-tokens/{id}/revoke"),
+            format!("/admin/members/{id}/deactivate"),
+        ] {
+            assert_eq!(
+                admin.get(&path).await.status(),
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
+            tried += 1;
+        }
+    }
+    assert!(stored_tokens(&app, grace.id).await[0].revoked_at.is_none());
+    println!("hostile input (admin): {tried} hostile requests, none a 5xx");
+}
+
+async fn every_form_route_limits_its_body(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let csrf = csrf_token(&admin.page("/developer/access-tokens").await);
+    let big = "x".repeat(MEGABYTE);
+    let (_, token) = app.token_for(1, "t", &["personalAccessToken:write"]).await;
+    let mut checked = 0;
+    for (method, template, _) in crate::route_walk::ROUTES {
+        if *method != "POST" {
+            continue;
+        }
+        let path = template
+            .replace("{id}", "1")
+            .replace("{change}", "deactivate")
+            .replace("{secret}", "0000");
+        let response = if path.starts_with("/api/") {
+            reqwest::Client::new()
+                .post(format!("{}{path}", app.address))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(format!("{{\"name\": \"{big}\"}}"))
+                .send()
+                .await
+                .unwrap()
+        } else {
+            admin
+                .post(&path, &[("csrf_token", &csrf), ("name", &big)])
+                .await
+        };
+        assert_eq!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "POST {path}"
+        );
+        checked += 1;
+    }
+    // Long query strings are served or refused, never a 5xx; a megabyte header is refused.
+    // (60 KB: the HTTP client itself will not build a longer URI.)
+    let long_query = format!("/admin/access-tokens?q={}", "x".repeat(60_000));
+    let status = admin.get(&long_query).await.status();
+    assert!(!status.is_server_error(), "60 KB query: {status}");
+    let status = app
+        .api()
+        .client
+        .get(format!("{}/auth/verify", app.address))
+        .header("x-auth-token", &big)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    assert!(
+        status == 0 || (400..500).contains(&status),
+        "1 MB header: {status}"
+    );
+    println!("body limits: {checked} POST routes answered 413 to a 1 MB body");
+}
+
+async fn over_http_only_the_real_token_authenticates(app: TestApp) {
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (_, real) = app.token_for(grace.id, "real", &["tag:read"]).await;
+    let api = app.api();
+    let mut rng = StdRng::seed_from_u64(9);
+    const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut candidates: Vec<String> = vec![
+        real.to_uppercase(),
+        real[..41].to_owned(),
+        format!("{real}0"),
+        real.replacen("tdk_", "tdk-", 1),
+        real.replacen("tdk_", "", 1),
+        format!("tdk_{}", &real[4..].chars().rev().collect::<String>()),
+    ];
+    while candidates.len() < 400 {
+        let mut bytes = real.clone().into_bytes();
+        for _ in 0..rng.random_range(1..4) {
+            let at = rng.random_range(4..42);
+            let replacement = BASE62[rng.random_range(0..62)];
+            bytes[at] = replacement;
+        }
+        let candidate = String::from_utf8(bytes).unwrap();
+        if candidate != real {
+            candidates.push(candidate);
+        }
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for (i, candidate) in candidates.iter().enumerate() {
+        let way = EVERY_WAY[i % EVERY_WAY.len()];
+        // A path segment only counts when it looks like a token; send the rest in a header.
+        let way = if matches!(way, Presented::PathSegment) && candidate.contains('/') {
+            Presented::Bearer
+        } else {
+            way
+        };
+        let status = api
+            .get("/me", candidate, way)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_ne!(
+            status,
+            StatusCode::OK,
+            "{candidate} authenticated ({way:?})"
+        );
+        *statuses.entry(status.as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        api.me(&real).await.status(),
+        StatusCode::OK,
+        "the real one does"
+    );
+    println!(
+        "token guessing over HTTP: {} near-misses of a real token sent, 0 authenticated; statuses {statuses:?}",
+        candidates.len()
+    );
+}

@@ -3,6 +3,8 @@
 pub mod schema;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -88,33 +90,76 @@ pub struct ConnectionManager {
     url: DatabaseUrl,
 }
 
+/// A pooled connection, marked when a query finds the server gone so the pool drops it
+/// instead of handing it out again (diesel's `is_broken` only looks at transaction state).
+pub struct PooledConn {
+    conn: AnyConnection,
+    lost: bool,
+}
+
 impl r2d2::ManageConnection for ConnectionManager {
-    type Connection = AnyConnection;
+    type Connection = PooledConn;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<AnyConnection, Self::Error> {
-        self.url
+    fn connect(&self) -> Result<PooledConn, Self::Error> {
+        let conn = self
+            .url
             .connect()
-            .map_err(diesel::r2d2::Error::ConnectionError)
+            .map_err(diesel::r2d2::Error::ConnectionError)?;
+        Ok(PooledConn { conn, lost: false })
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, pooled: &mut PooledConn) -> Result<(), Self::Error> {
+        pooled.conn.ping().map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        conn.is_broken()
+    fn has_broken(&self, pooled: &mut PooledConn) -> bool {
+        pooled.lost || pooled.conn.is_broken()
+    }
+}
+
+/// Whether the last attempt to open a connection failed. While it did, a request that finds no
+/// idle connection fails at once instead of queueing for the pool's timeout; the pool keeps
+/// retrying in the background and the first connection it opens clears the mark.
+#[derive(Clone, Debug, Default)]
+struct ConnectHealth(Arc<AtomicBool>);
+
+impl ConnectHealth {
+    fn is_down(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl r2d2::HandleError<diesel::r2d2::Error> for ConnectHealth {
+    fn handle_error(&self, error: diesel::r2d2::Error) {
+        if !self.0.swap(true, Ordering::Relaxed) {
+            tracing::warn!(%error, "cannot connect to the database; failing fast until it is back");
+        }
+    }
+}
+
+impl r2d2::HandleEvent for ConnectHealth {
+    fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
+        if self.0.swap(false, Ordering::Relaxed) {
+            tracing::info!("connected to the database again");
+        }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("the database is unavailable: {0}")]
-    Unavailable(#[from] PoolError),
+    Unavailable(String),
     #[error("query failed: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("the blocking pool is gone")]
     Canceled,
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        DbError::Unavailable(e.to_string())
+    }
 }
 
 /// The pool, shared by every worker. Queries run on actix's blocking threads so a slow
@@ -125,11 +170,13 @@ pub struct Db {
     url: DatabaseUrl,
     /// Counts committed write transactions; caches of database state compare it to know
     /// they may be stale.
-    writes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    writes: Arc<AtomicU64>,
+    health: ConnectHealth,
 }
 
 impl Db {
     pub fn connect(url: DatabaseUrl, max_connections: u32) -> Result<Self, DbError> {
+        let health = ConnectHealth::default();
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
             .min_idle(Some(1))
@@ -137,11 +184,14 @@ impl Db {
             // A health query on every checkout doubles the round trips; broken connections are
             // caught by has_broken on return, and /readyz pings on its own.
             .test_on_check_out(false)
+            .error_handler(Box::new(health.clone()))
+            .event_handler(Box::new(health.clone()))
             .build(ConnectionManager { url: url.clone() })?;
         Ok(Self {
             pool,
             url,
             writes: Default::default(),
+            health,
         })
     }
 
@@ -150,8 +200,37 @@ impl Db {
     }
 
     pub fn migrate(&self) -> anyhow::Result<()> {
-        let mut conn = self.pool.get()?;
-        run_migrations(&mut conn)
+        let mut pooled = self.pool.get()?;
+        run_migrations(&mut pooled.conn)
+    }
+
+    /// Runs `f` on a pooled connection on the calling thread. A connection that turns out to
+    /// be lost is dropped from the pool, and the failure reported as unavailability.
+    fn with_connection<T>(
+        pool: &r2d2::Pool<ConnectionManager>,
+        health: &ConnectHealth,
+        f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
+    ) -> Result<T, DbError> {
+        let mut pooled = if health.is_down() {
+            pool.try_get().ok_or_else(|| {
+                DbError::Unavailable("the database cannot be reached; not waiting".into())
+            })?
+        } else {
+            pool.get()?
+        };
+        match f(&mut pooled.conn) {
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                info,
+            )) => {
+                pooled.lost = true;
+                Err(DbError::Unavailable(format!(
+                    "the connection was lost: {}",
+                    info.message()
+                )))
+            }
+            result => Ok(result?),
+        }
     }
 
     /// Runs `f` on a pooled connection, off the async executor.
@@ -160,13 +239,10 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get()?;
-            Ok(f(&mut conn)?)
-        })
-        .await
-        .map_err(|_| DbError::Canceled)?
+        let (pool, health) = (self.pool.clone(), self.health.clone());
+        actix_web::web::block(move || Self::with_connection(&pool, &health, f))
+            .await
+            .map_err(|_| DbError::Canceled)?
     }
 
     /// Runs `f` on a pooled connection on the calling thread (for threads of our own, not the executor).
@@ -174,8 +250,7 @@ impl Db {
         &self,
         f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
     ) -> Result<T, DbError> {
-        let mut conn = self.pool.get()?;
-        Ok(f(&mut conn)?)
+        Self::with_connection(&self.pool, &self.health, f)
     }
 
     /// Like [`Db::run`], inside a write transaction (see [`write_transaction`]). Every state
@@ -187,25 +262,18 @@ impl Db {
     {
         let written = self.run(move |conn| write_transaction(conn, f)).await;
         // After the commit: a reader that saw the old generation re-reads.
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.writes.fetch_add(1, Ordering::AcqRel);
         written
     }
 
     /// Read before a lookup whose result is cached; a later write makes the entry stale.
     pub fn write_generation(&self) -> u64 {
-        self.writes.load(std::sync::atomic::Ordering::Acquire)
+        self.writes.load(Ordering::Acquire)
     }
 
     /// For readiness checks: a cheap round trip that fails fast when the database is gone.
     pub async fn ping(&self) -> Result<(), DbError> {
-        let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn = pool.get_timeout(Duration::from_secs(2))?;
-            Ok(conn.ping()?)
-        })
-        .await
-        .map_err(|_| DbError::Canceled)?
+        self.run(|conn| conn.ping().map(|_| ())).await
     }
 }
 

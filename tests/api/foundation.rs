@@ -217,3 +217,23 @@ async fn readiness_fails_when_postgres_is_gone() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "not_ready");
 }
+
+/// Behind a TLS-terminating proxy (`--secure-cookies`): HSTS on every response, and the session
+/// cookie marked Secure so a browser never sends it over plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_over_https_pages_carry_hsts_and_secure_cookies() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| config.secure_cookies = true).await;
+    let browser = app.browser();
+    for path in ["/setup", "/sign-in", "/healthz", "/no/such/page"] {
+        let response = browser.get(path).await;
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{path}"
+        );
+    }
+    let response = app.browser().get("/setup").await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}

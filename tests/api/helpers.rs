@@ -420,6 +420,21 @@ impl TestApp {
         }
     }
 
+    /// A token's stored Last used time.
+    pub async fn last_used_at(&self, token_id: i64) -> Option<chrono::NaiveDateTime> {
+        use diesel::prelude::*;
+        use tokendesk::db::schema::personal_access_tokens as pat;
+        self.db
+            .run(move |conn| {
+                pat::table
+                    .find(token_id)
+                    .select(pat::last_used_at)
+                    .first(conn)
+            })
+            .await
+            .unwrap()
+    }
+
     /// Runs SQL against the app's database (to arrange states such as an expired token).
     pub async fn execute(&self, sql: &str) {
         let sql = sql.to_owned();

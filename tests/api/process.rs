@@ -1,132 +1,84 @@
 //! The real `tokendesk` binary as a process: graceful shutdown, and what it writes to its log.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use diesel::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use reqwest::StatusCode;
-use tokendesk::db::schema::personal_access_tokens as pat;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
 use crate::helpers::{Presented, TestApp, EVERY_WAY};
+use crate::server::ServerProcess;
 
 backend_tests!(
     sigterm_drains_and_writes_pending_last_used,
     no_log_line_contains_a_token,
 );
 
-struct ServerProcess {
-    child: Child,
-    address: String,
-    log: std::path::PathBuf,
-}
-
-impl ServerProcess {
-    async fn start(app: &TestApp, rust_log: &str, flush_secs: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = std::env::temp_dir().join(format!("tokendesk-{port}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_tokendesk"))
-            .arg("serve")
-            .env("DATABASE_URL", &app.database_url)
-            .env("TOKENDESK_LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "TOKENDESK_SESSION_KEY",
-                "a-session-key-for-this-test-only-0123456789",
-            )
-            .env("TOKENDESK_LAST_USED_FLUSH_SECS", flush_secs)
-            .env("TOKENDESK_WORKERS", "2")
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start tokendesk");
-        let address = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while reqwest::get(format!("{address}/healthz")).await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "tokendesk did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self {
-            child,
-            address,
-            log,
-        }
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
-
 async fn sigterm_drains_and_writes_pending_last_used(app: TestApp) {
     let user = app
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
-    let (id, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
+    let (id, token) = app
+        .token_for(user.id, "ci", &["personalAccessToken:write"])
+        .await;
     // An hour between flushes: only the shutdown can write it.
-    let mut server = ServerProcess::start(&app, "info", "3600").await;
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/me", server.address))
-        .bearer_auth(&token)
-        .send()
+    let server = ServerProcess::start(
+        &app.database_url,
+        &[
+            ("RUST_LOG", "info"),
+            ("TOKENDESK_LAST_USED_FLUSH_SECS", "3600"),
+        ],
+    )
+    .await;
+
+    // A request in flight when the signal comes: its body is only half sent.
+    let body = r#"{"name":"sent across the shutdown","expires_in":"30","scopes":["tag:read"]}"#;
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let mut in_flight = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let last_used = |app: &TestApp| {
-        let db = app.db.clone();
-        async move {
-            db.run(move |c| {
-                pat::table
-                    .find(id)
-                    .select(pat::last_used_at)
-                    .first::<Option<chrono::NaiveDateTime>>(c)
-            })
-            .await
-            .unwrap()
-        }
-    };
-    assert!(last_used(&app).await.is_none(), "not written per request");
-    let status = tokio::task::spawn_blocking(move || {
-        let status = server.terminate();
-        drop(server);
-        status
-    })
-    .await
-    .unwrap();
+    let head = format!(
+        "POST /api/v1/personal-access-tokens HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{first_half}",
+        body.len()
+    );
+    in_flight.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        app.last_used_at(id).await.is_none(),
+        "not written per request"
+    );
+
+    server.signal_terminate();
+    // Once the signal is handled, new connections are refused.
+    let refused_after = std::time::Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .is_ok()
+    {
+        assert!(
+            refused_after.elapsed() < Duration::from_secs(5),
+            "still accepting 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    in_flight.write_all(second_half.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    in_flight.read_to_string(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "the in-flight request was finished: {answer}"
+    );
+
+    let (status, _server) = server.wait_for_exit().await;
     assert!(status.success(), "clean exit: {status:?}");
-    assert!(last_used(&app).await.is_some(), "written on shutdown");
+    assert!(app.last_used_at(id).await.is_some(), "written on shutdown");
+    let created = crate::helpers::stored_tokens(&app, user.id).await;
+    assert!(created.iter().any(|t| t.name == "sent across the shutdown"));
+    println!("graceful shutdown: 1 request in flight at SIGTERM answered 201, new connections refused, Last used written on exit");
 }
 
 async fn no_log_line_contains_a_token(app: TestApp) {
@@ -134,7 +86,14 @@ async fn no_log_line_contains_a_token(app: TestApp) {
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let (_, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
-    let mut server = ServerProcess::start(&app, "debug", "0.2").await;
+    let server = ServerProcess::start(
+        &app.database_url,
+        &[
+            ("RUST_LOG", "debug"),
+            ("TOKENDESK_LAST_USED_FLUSH_SECS", "0.2"),
+        ],
+    )
+    .await;
     let api = crate::helpers::Api {
         address: server.address.clone(),
         client: reqwest::Client::new(),
@@ -157,12 +116,7 @@ async fn no_log_line_contains_a_token(app: TestApp) {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let server = tokio::task::spawn_blocking(move || {
-        server.terminate();
-        server
-    })
-    .await
-    .unwrap();
+    let (_, server) = server.terminate().await;
 
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(log.contains("/api/v1/me"), "requests are logged: {log}");

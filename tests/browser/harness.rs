@@ -168,6 +168,18 @@ impl Browser {
             .unwrap()
     }
 
+    /// The text of `css` once a script has filled it in (it starts empty).
+    pub async fn text_once_set(&self, css: &str) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let text = self.text(css).await;
+            if !text.is_empty() || started.elapsed() > std::time::Duration::from_secs(5) {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn html(&self) -> String {
         self.client.source().await.unwrap()
     }

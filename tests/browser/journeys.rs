@@ -85,7 +85,8 @@ async fn first_run_to_a_used_and_revoked_token(app: TestApp) {
 
         // Copy: the token ends up on the clipboard, or at least selected for Ctrl+C.
         b.click("[data-copy-target]").await;
-        let status = b.text("#copy-status").await;
+        // The clipboard answers asynchronously.
+        let status = b.text_once_set("#copy-status").await;
         assert!(status == "Copied to the clipboard." || status == "Press Ctrl+C to copy.", "{status}");
         let selected = b.script("const f = document.getElementById('token-value'); return document.activeElement === f && f.selectionStart === 0 && f.selectionEnd === f.value.length").await;
         assert_eq!(selected, serde_json::json!(true), "the token is selected");

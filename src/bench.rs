@@ -158,6 +158,14 @@ pub fn seed(
     for secret in &revoked_secrets {
         writeln!(revoked_out, "{}", secret.expose())?;
     }
+    // The state a database reaches soon after a bulk load: autovacuum (PostgreSQL) gathers
+    // planner statistics and marks pages all-visible for index-only scans; SQLite's
+    // `PRAGMA optimize` gathers statistics. Without them the planners guess the tables are tiny.
+    let settle = match db.url() {
+        crate::db::DatabaseUrl::Postgres(_) => "VACUUM ANALYZE",
+        crate::db::DatabaseUrl::Sqlite(_) => "ANALYZE",
+    };
+    db.run_blocking(|conn| diesel::sql_query(settle).execute(conn))?;
     Ok(())
 }
 

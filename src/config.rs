@@ -48,9 +48,9 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_LAST_USED_FLUSH_SECS", default_value_t = 5.0)]
     pub last_used_flush_secs: f64,
 
-    /// How long a verified token may be served from memory, in milliseconds (0: never). Changes
-    /// made on this instance apply to the next request regardless; this bounds how long a
-    /// change made by another instance takes to apply.
+    /// How long a verified token (and an admin inventory total) may be served from memory, in
+    /// milliseconds (0: never). Changes made on this instance apply to the next request
+    /// regardless; this bounds how long a change made by another instance takes to apply.
     #[arg(long, env = "TOKENDESK_AUTH_CACHE_MS", default_value_t = 1000)]
     pub auth_cache_ms: u64,
 

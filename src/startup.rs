@@ -22,7 +22,7 @@ use rand::distr::{Alphanumeric, SampleString};
 
 use crate::config::ServeConfig;
 use crate::db::{DatabaseUrl, Db, DbError};
-use crate::tokens::{AuthCache, FailureThrottle, LastUsedFlusher, LastUsedRecorder};
+use crate::tokens::{AuthCache, FailureThrottle, FreshCache, LastUsedFlusher, LastUsedRecorder};
 use crate::users;
 use crate::web;
 
@@ -33,6 +33,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     pub last_used: Arc<LastUsedRecorder>,
     pub auth_cache: AuthCache,
+    /// Admin inventory totals by filter, kept as long as verified tokens.
+    pub inventory_totals: FreshCache<i64>,
     pub token_failures: FailureThrottle,
     /// Once true it stays true; until then every page asks the database.
     pub setup_done: AtomicBool,
@@ -79,6 +81,7 @@ impl Application {
         let state = Data::new(AppState {
             last_used,
             auth_cache: AuthCache::new(Duration::from_millis(config.auth_cache_ms)),
+            inventory_totals: FreshCache::new(Duration::from_millis(config.auth_cache_ms)),
             token_failures: FailureThrottle::new(
                 config.token_failure_limit,
                 Duration::from_secs(config.token_failure_window_secs.max(1)),

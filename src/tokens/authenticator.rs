@@ -164,7 +164,7 @@ pub async fn authenticate(
     }
     let cache_key = digest.0.clone();
     let row: Option<TokenRow> = db
-        .run(move |conn| {
+        .read(move |conn| {
             pat::table
                 .inner_join(users::table)
                 .filter(pat::digest.eq(&digest.0))

@@ -1,5 +1,7 @@
-//! A short-lived cache of verified tokens, so the hot path of a token check touches no database.
-//! Correctness rules (tested in tests/api/auth_cache.rs):
+//! Short-lived caches of what the database said. The one of verified tokens keeps the hot path
+//! of a token check off the database; the one of admin inventory totals spares a count over
+//! every token of the organisation on each page view. Correctness rules (tested in
+//! tests/api/auth_cache.rs):
 //! - a change made on this instance (revoke, regenerate, role change, deactivation) goes through
 //!   `Db::write`, which moves the write generation: every entry cached before it is stale at once;
 //! - a change made by another instance is seen within `ttl` (1 s by default);
@@ -14,18 +16,22 @@ use crate::tokens::Authenticated;
 /// Beyond this many entries, stale ones are dropped before adding (and all, if none are stale).
 const MAX_ENTRIES: usize = 200_000;
 
-pub struct AuthCache {
+/// Verified tokens by digest.
+pub type AuthCache = FreshCache<Authenticated>;
+
+/// Values by key, each good until `ttl` has passed or the database's write generation moved.
+pub struct FreshCache<V> {
     ttl: Duration,
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: RwLock<HashMap<String, Entry<V>>>,
 }
 
-struct Entry {
-    auth: Authenticated,
+struct Entry<V> {
+    value: V,
     generation: u64,
     cached_at: Instant,
 }
 
-impl AuthCache {
+impl<V: Clone> FreshCache<V> {
     /// A zero `ttl` turns caching off.
     pub fn new(ttl: Duration) -> Self {
         Self {
@@ -34,18 +40,18 @@ impl AuthCache {
         }
     }
 
-    pub fn get(&self, digest: &str, generation: u64) -> Option<Authenticated> {
+    pub fn get(&self, key: &str, generation: u64) -> Option<V> {
         if self.ttl.is_zero() {
             return None;
         }
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let entry = entries.get(digest)?;
+        let entry = entries.get(key)?;
         (entry.generation == generation && entry.cached_at.elapsed() < self.ttl)
-            .then(|| entry.auth.clone())
+            .then(|| entry.value.clone())
     }
 
-    /// `generation` must have been read before the lookup that produced `auth`.
-    pub fn put(&self, digest: String, auth: Authenticated, generation: u64) {
+    /// `generation` must have been read before the lookup that produced `value`.
+    pub fn put(&self, key: String, value: V, generation: u64) {
         if self.ttl.is_zero() {
             return;
         }
@@ -58,9 +64,9 @@ impl AuthCache {
             }
         }
         entries.insert(
-            digest,
+            key,
             Entry {
-                auth,
+                value,
                 generation,
                 cached_at: Instant::now(),
             },

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 
 use crate::db::schema::personal_access_tokens as pat;
-use crate::db::{write_transaction, Db, DbError};
+use crate::db::{write_transaction, AnyConnection, Db, DbError};
 
 pub struct LastUsedRecorder {
     db: Db,
@@ -39,21 +40,9 @@ impl LastUsedRecorder {
             return Ok(0);
         }
         let count = batch.len();
-        let written = self.db.run_blocking(|conn| {
-            write_transaction(conn, |conn| {
-                for (id, (at, ip)) in &batch {
-                    // Never backwards: another instance may have written a later use already.
-                    diesel::update(
-                        pat::table
-                            .filter(pat::id.eq(id))
-                            .filter(pat::last_used_at.is_null().or(pat::last_used_at.lt(at))),
-                    )
-                    .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))
-                    .execute(conn)?;
-                }
-                Ok(())
-            })
-        });
+        let written = self
+            .db
+            .run_blocking(|conn| write_transaction(conn, |conn| write_batch(conn, &batch)));
         if let Err(e) = written {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             for (id, (at, ip)) in batch {
@@ -92,6 +81,49 @@ impl LastUsedRecorder {
             thread: Some(thread),
         }
     }
+}
+
+/// Writes a batch, never moving a time backwards: another instance may have written a later use.
+fn write_batch(
+    conn: &mut AnyConnection,
+    batch: &HashMap<i64, (NaiveDateTime, String)>,
+) -> QueryResult<()> {
+    match conn {
+        // One statement for the whole batch: with thousands of tokens in use, a round trip per
+        // token made each flush a burst that competed with the token checks. Sorted by id, so
+        // two instances flushing at once lock rows in the same order.
+        AnyConnection::Postgresql(pg) => {
+            let mut rows: Vec<_> = batch.iter().collect();
+            rows.sort_unstable_by_key(|(id, _)| **id);
+            let (ids, (ats, ips)): (Vec<i64>, (Vec<NaiveDateTime>, Vec<&str>)) = rows
+                .into_iter()
+                .map(|(id, (at, ip))| (*id, (*at, ip.as_str())))
+                .unzip();
+            diesel::sql_query(
+                "UPDATE personal_access_tokens AS t \
+                 SET last_used_at = u.at, last_used_ip = u.ip \
+                 FROM unnest($1, $2, $3) AS u(id, at, ip) \
+                 WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
+            )
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Array<Timestamp>, _>(ats)
+            .bind::<Array<Text>, _>(ips)
+            .execute(pg)?;
+        }
+        // A local file: one statement per token costs no round trip.
+        AnyConnection::Sqlite(_) => {
+            for (id, (at, ip)) in batch {
+                diesel::update(
+                    pat::table
+                        .filter(pat::id.eq(id))
+                        .filter(pat::last_used_at.is_null().or(pat::last_used_at.lt(at))),
+                )
+                .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))
+                .execute(conn)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn merge(

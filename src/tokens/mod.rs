@@ -10,7 +10,7 @@ pub mod store;
 pub mod throttle;
 
 pub use authenticator::{authenticate, extract, AuthFailure, Authenticated, TokenSources};
-pub use cache::AuthCache;
+pub use cache::{AuthCache, FreshCache};
 pub use last_used::{LastUsedFlusher, LastUsedRecorder};
 pub use secret::{looks_like_token, TokenDigest, TokenSecret, TOKEN_PREFIX};
 pub use store::{CreatedToken, PersonalAccessToken, Tab, TokenStatus, TokenStoreError};

@@ -49,7 +49,7 @@ impl FromRequest for CurrentUser {
             let now = Utc::now().naive_utc();
             let user = state
                 .db
-                .run(move |conn| crate::sessions::user_for(conn, &secret, now))
+                .read(move |conn| crate::sessions::user_for(conn, &secret, now))
                 .await?;
             match user {
                 Some(user) => {

@@ -12,6 +12,7 @@ use crate::helpers::{user_and_browser, TestApp};
 backend_tests!(
     changes_here_apply_to_the_next_request,
     changes_elsewhere_apply_within_a_second,
+    the_inventory_total_follows_changes_here_at_once_and_elsewhere_within_a_second,
 );
 
 async fn cached_app(app: TestApp) -> TestApp {
@@ -136,5 +137,43 @@ async fn changes_elsewhere_apply_within_a_second(app: TestApp) {
             "accepted a request sent after expiry"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The admin inventory keeps its total as long as a verified token: refreshed by any change on
+/// this instance, and within the cache's lifetime after a change made elsewhere.
+async fn the_inventory_total_follows_changes_here_at_once_and_elsewhere_within_a_second(
+    app: TestApp,
+) {
+    let app = cached_app(app).await;
+    let admin = app.setup_admin().await;
+    let (grace, grace_browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let total = |html: String| {
+        let marker = "<p class=\"result-bar\"><span class=\"muted\">";
+        let start = html.find(marker).expect("the result bar") + marker.len();
+        let end = start + html[start..].find(' ').unwrap();
+        html[start..end].to_owned()
+    };
+    let inventory = "/admin/access-tokens";
+    admin.page(inventory).await;
+
+    // Made through this instance: counted on the next view.
+    grace_browser.create_token("ci", "30", &["tag:read"]).await;
+    assert_eq!(total(admin.page(inventory).await), "1");
+
+    // Made behind this instance's back, as another instance would: counted within a second.
+    let changed_at = Instant::now();
+    app.token_for(grace.id, "elsewhere", &["tag:read"]).await;
+    loop {
+        let seen = total(admin.page(inventory).await);
+        if seen == "2" {
+            break;
+        }
+        assert_eq!(seen, "1");
+        assert!(
+            changed_at.elapsed() < Duration::from_millis(1500),
+            "the total is still {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -87,7 +87,7 @@ pub async fn show(
     // One trip to the database for the tab counts and the page.
     let (current_count, revoked_count, page) = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let (current, revoked) = store::count_owned(conn, user_id)?;
             let total = if tab == Tab::Revoked {
                 revoked
@@ -95,11 +95,8 @@ pub async fn show(
                 current
             };
             let offset = Pager::clamped_offset(requested, PER_PAGE, total);
-            Ok((
-                current,
-                revoked,
-                store::list_owned(conn, user_id, tab, offset, PER_PAGE)?,
-            ))
+            let items = store::owned_rows(conn, user_id, tab, offset, PER_PAGE)?;
+            Ok((current, revoked, store::Page { items, total }))
         })
         .await?;
     let tab_param = if tab == Tab::Revoked {

@@ -157,15 +157,25 @@ pub async fn list(
     let params = params.into_inner();
     let filter = params.filter();
     let requested = page.page.unwrap_or(1).max(1);
+    let query = params.query_string();
+    // Counting every token of the organisation is most of a page view's cost; the total may
+    // be a second old, and any change made here refreshes it.
+    let generation = state.db.write_generation();
+    let known_total = state.inventory_totals.get(&query, generation);
     let (rows, total) = state
         .db
         .run(move |conn| {
-            let total = inventory::count(conn, &filter)?;
+            let total = match known_total {
+                Some(total) => total,
+                None => inventory::count(conn, &filter)?,
+            };
             let offset = Pager::clamped_offset(requested, PER_PAGE, total);
             Ok((inventory::list(conn, &filter, offset, PER_PAGE)?, total))
         })
         .await?;
-    let query = params.query_string();
+    if known_total.is_none() {
+        (state.inventory_totals).put(query.clone(), total, generation);
+    }
     let pager = Pager::new(requested, PER_PAGE, total, |page| {
         format!("/admin/access-tokens?{query}&page={page}")
     });

@@ -116,9 +116,17 @@ impl Application {
                 .default_service(actix_web::web::to(web::error::not_found))
         })
         .listen(listener)?;
-        if let Some(workers) = config.workers {
-            server = server.workers(workers);
-        }
+        let workers = config
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        // Database calls run on each worker's blocking threads. More threads than pooled
+        // connections only queue on the pool: actix's default (hundreds a worker) let a burst
+        // of page views start a hundred threads, each holding memory, and the pool's wait queue
+        // grew a long latency tail.
+        let blocking_threads = (config.database.db_pool_size as usize).div_ceil(workers) + 1;
+        server = server
+            .workers(workers)
+            .worker_max_blocking_threads(blocking_threads);
         tracing::info!(port, backend = url.backend_name(), "tokendesk is listening");
         Ok(Self {
             port,

@@ -108,7 +108,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(PayloadConfig::new(64 * 1024))
                 .wrap(from_fn(web::middleware::require_setup))
-                .wrap(from_fn(web::middleware::refuse_nul_in_query))
+                .wrap(from_fn(web::middleware::refuse_non_text_query))
                 .wrap(sessions)
                 .wrap(from_fn(web::middleware::security_headers))
                 .wrap(from_fn(web::middleware::access_log))

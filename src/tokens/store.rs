@@ -142,14 +142,10 @@ pub fn list_owned(
     offset: i64,
     limit: i64,
 ) -> QueryResult<Page<PersonalAccessToken>> {
-    let (current, revoked) = count_owned(conn, user_id)?;
+    let counts = count_owned(conn, user_id)?;
     Ok(Page {
         items: owned_rows(conn, user_id, tab, offset, limit)?,
-        total: if tab == Tab::Revoked {
-            revoked
-        } else {
-            current
-        },
+        total: counts.of(tab),
     })
 }
 
@@ -183,8 +179,24 @@ pub fn owned_rows(
     }
 }
 
-/// Counts for the tabs, in one query: (not revoked, revoked).
-pub fn count_owned(conn: &mut AnyConnection, user_id: i64) -> QueryResult<(i64, i64)> {
+/// How many of a person's tokens each tab holds.
+#[derive(Clone, Copy, Debug)]
+pub struct TabCounts {
+    pub current: i64,
+    pub revoked: i64,
+}
+
+impl TabCounts {
+    pub fn of(self, tab: Tab) -> i64 {
+        match tab {
+            Tab::Current => self.current,
+            Tab::Revoked => self.revoked,
+        }
+    }
+}
+
+/// Counts for the tabs, in one query.
+pub fn count_owned(conn: &mut AnyConnection, user_id: i64) -> QueryResult<TabCounts> {
     let (all, revoked): (i64, i64) = pat::table
         .filter(pat::user_id.eq(user_id))
         .select((
@@ -192,7 +204,10 @@ pub fn count_owned(conn: &mut AnyConnection, user_id: i64) -> QueryResult<(i64, 
             diesel::dsl::count(pat::revoked_at),
         ))
         .first(conn)?;
-    Ok((all - revoked, revoked))
+    Ok(TabCounts {
+        current: all - revoked,
+        revoked,
+    })
 }
 
 /// Revokes a token that is not revoked yet; returns whether this call revoked it.

@@ -7,7 +7,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, Error};
+use actix_web::{web, Error, ResponseError};
 
 use crate::startup::AppState;
 
@@ -97,26 +97,30 @@ pub async fn security_headers(
     Ok(res)
 }
 
-/// A query string that decodes to NUL is refused here, once, for every route: no page has a
-/// use for it and PostgreSQL cannot store or compare it.
-pub async fn refuse_nul_in_query(
+/// A query string that is not text once decoded (invalid UTF-8, or NUL) is refused here, once,
+/// for every route, by the same rule as form bodies: no page has a use for it, the query parser
+/// would turn it into U+FFFD, and PostgreSQL cannot store or compare NUL. The API answers in JSON.
+pub async fn refuse_non_text_query(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let nul = req
-        .query_string()
-        .as_bytes()
-        .windows(3)
-        .any(|w| w == b"%00");
-    if nul {
-        let error =
-            crate::web::error::AppError::BadRequest("the address holds a NUL character".into());
-        let res = actix_web::ResponseError::error_response(&error);
+    if !crate::web::decodes_to_text(req.query_string().as_bytes()) {
+        const DETAIL: &str = "the address holds bytes that are not text (invalid UTF-8, or NUL)";
+        let res = if is_api(req.path()) {
+            crate::api::error::ApiError::BadRequest(format!("{DETAIL}.")).error_response()
+        } else {
+            crate::web::error::AppError::BadRequest(DETAIL.into()).error_response()
+        };
         return Ok(req.into_response(res).map_into_right_body());
     }
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+/// The JSON API and the gateway check: /api/v1/..., /{token}/api/v1/..., /auth/verify.
+fn is_api(path: &str) -> bool {
+    path.starts_with("/auth/") || path.split('/').take(3).any(|segment| segment == "api")
 }
 
 /// Paths that work before the first admin exists.

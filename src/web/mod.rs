@@ -83,6 +83,32 @@ pub fn url_encode(value: &str) -> String {
     out
 }
 
+/// Whether every name and value of a urlencoded form body or query string is text once
+/// decoded: UTF-8 without NUL. The form parsers would quietly turn other bytes into U+FFFD, and
+/// PostgreSQL refuses NUL in text; refusing up front is clearer than either.
+pub(crate) fn decodes_to_text(urlencoded: &[u8]) -> bool {
+    urlencoded.split(|&b| b == b'&' || b == b'=').all(|part| {
+        let mut decoded = Vec::with_capacity(part.len());
+        let mut i = 0;
+        while i < part.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            match part[i] {
+                b'%' if i + 2 < part.len() => match (hex(part[i + 1]), hex(part[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        decoded.push((hi * 16 + lo) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => decoded.push(b'%'),
+                },
+                byte => decoded.push(byte),
+            }
+            i += 1;
+        }
+        !decoded.contains(&0) && std::str::from_utf8(&decoded).is_ok()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +134,15 @@ mod tests {
     #[test]
     fn url_encode_keeps_paths_readable() {
         assert_eq!(url_encode("/a b?x=1&y"), "/a%20b%3Fx%3D1%26y");
+    }
+
+    #[test]
+    fn refuses_bodies_that_decode_to_invalid_utf8_or_nul() {
+        assert!(decodes_to_text(b"name=caf%C3%A9&scopes=tag%3Aread&x=100%"));
+        assert!(decodes_to_text(b"a=%zz&b=%4"));
+        assert!(!decodes_to_text(b"name=%FF%FE"));
+        assert!(!decodes_to_text(b"name=%C3"));
+        assert!(!decodes_to_text(&[b'n', b'=', 0xff]));
+        assert!(!decodes_to_text(b"name=a%00b"));
     }
 }

@@ -341,6 +341,25 @@ async fn the_api_refuses_hostile_bodies_with_json_errors(app: TestApp) {
         stored_tokens(&app, grace.id).await.len(),
         1 + KEPT_NAMES.len()
     );
+
+    // A query that is not text: the API's JSON error, on every form of API address.
+    for path in [
+        "/api/v1/personal-access-tokens?page=%00".to_owned(),
+        "/api/v1/me?x=%FF%FE".to_owned(),
+        format!("/{token}/api/v1/me?x=%00"),
+        "/auth/verify?x=%C3".to_owned(),
+    ] {
+        let response = client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let (status, code, message) = api_error(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(code, "invalid_request", "{path}");
+        assert!(message.contains("not text"), "{path}: {message}");
+    }
     println!(
         "hostile input (API): {} hostile bodies answered with the right JSON error, {} odd but valid names kept",
         cases.len(),
@@ -493,6 +512,14 @@ async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
                 tried += 1;
             }
         }
+    }
+    // A query that is not text is refused before any page reads it, with the page's 400.
+    for path in ["/admin/access-tokens?owner=%00", "/admin/members?q=%FF%FE"] {
+        let response = admin.get(path).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("not text (invalid UTF-8, or NUL)"), "{path}");
+        tried += 1;
     }
     // Ids that are not ids are pages that do not exist.
     for id in [

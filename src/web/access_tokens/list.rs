@@ -85,18 +85,15 @@ pub async fn show(
     let user_id = current.user.id;
     let requested = query.page.unwrap_or(1);
     // One trip to the database for the tab counts and the page.
-    let (current_count, revoked_count, page) = state
+    let (counts, items) = state
         .db
         .read(move |conn| {
-            let (current, revoked) = store::count_owned(conn, user_id)?;
-            let total = if tab == Tab::Revoked {
-                revoked
-            } else {
-                current
-            };
-            let offset = Pager::clamped_offset(requested, PER_PAGE, total);
-            let items = store::owned_rows(conn, user_id, tab, offset, PER_PAGE)?;
-            Ok((current, revoked, store::Page { items, total }))
+            let counts = store::count_owned(conn, user_id)?;
+            let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));
+            Ok((
+                counts,
+                store::owned_rows(conn, user_id, tab, offset, PER_PAGE)?,
+            ))
         })
         .await?;
     let tab_param = if tab == Tab::Revoked {
@@ -104,15 +101,15 @@ pub async fn show(
     } else {
         ""
     };
-    let pager = Pager::new(requested, PER_PAGE, page.total, |page| {
+    let pager = Pager::new(requested, PER_PAGE, counts.of(tab), |page| {
         format!("{}?{tab_param}page={page}", crate::web::HOME)
     });
     render(&ListPage {
         chrome: Chrome::for_user(&current, Section::ACCESS_TOKENS),
         revoked_tab: tab == Tab::Revoked,
-        current_count,
-        revoked_count,
-        rows: page.items.iter().map(TokenRow::new).collect(),
+        current_count: counts.current,
+        revoked_count: counts.revoked,
+        rows: items.iter().map(TokenRow::new).collect(),
         pager,
         flash: take_flash(&current.session),
     })

@@ -174,7 +174,7 @@ pub async fn list(
         })
         .await?;
     if known_total.is_none() {
-        (state.inventory_totals).put(query.clone(), total, generation);
+        state.inventory_totals.put(query.clone(), total, generation);
     }
     let pager = Pager::new(requested, PER_PAGE, total, |page| {
         format!("/admin/access-tokens?{query}&page={page}")

@@ -62,6 +62,14 @@ impl Action {
     ];
 }
 
+/// Who is acting, for the audit trail.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub user_id: i64,
+    pub email: String,
+    pub client_ip: String,
+}
+
 /// One event about to be recorded; build it with the `with_*` methods.
 pub struct Event<'a> {
     action: Action,
@@ -72,6 +80,11 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
+    /// An event done by `actor`, from their address.
+    pub fn by(action: Action, actor: &'a Actor) -> Self {
+        Self::new(action, Some(actor.user_id)).client_ip(&actor.client_ip)
+    }
+
     pub fn new(action: Action, actor_id: Option<i64>) -> Self {
         Self {
             action,
@@ -116,28 +129,6 @@ impl<'a> Event<'a> {
             .execute(conn)
             .map(drop)
     }
-}
-
-/// Times of failed sign-ins since `since` for this email or from this client address,
-/// oldest first: the sign-in throttle reads its window from the trail itself, so it holds
-/// across restarts and across instances sharing one database.
-pub fn sign_in_failures_since(
-    conn: &mut AnyConnection,
-    email: &str,
-    client_ip: &str,
-    since: NaiveDateTime,
-) -> QueryResult<Vec<NaiveDateTime>> {
-    audit_events::table
-        .filter(audit_events::action.eq(Action::SignInFailed.as_str()))
-        .filter(audit_events::created_at.gt(since))
-        .filter(
-            audit_events::target_label
-                .eq(email)
-                .or(audit_events::client_ip.eq(client_ip)),
-        )
-        .order(audit_events::created_at.asc())
-        .select(audit_events::created_at)
-        .load(conn)
 }
 
 #[derive(Debug, Queryable)]

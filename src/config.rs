@@ -39,6 +39,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
 
+    /// The address people reach tokendesk at, e.g. https://tokens.example.com: set-password
+    /// links and the reveal page's examples are built from it. When unset, from the request's
+    /// Host header (X-Forwarded-Host and -Proto only when sent by a trusted proxy).
+    #[arg(long, env = "TOKENDESK_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Proxies (comma-separated IPs) whose X-Forwarded-For is believed for the client address.
     #[arg(long, env = "TOKENDESK_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
@@ -84,6 +90,7 @@ impl ServeConfig {
             session_key: None,
             session_key_file: None,
             secure_cookies: false,
+            public_url: None,
             trusted_proxies: Vec::new(),
             last_used_flush_secs: 5.0,
             auth_cache_ms: 1000,

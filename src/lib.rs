@@ -1,5 +1,6 @@
 //! tokendesk: a self-hosted portal for personal access tokens, and the service that checks them.
 
+pub mod accounts;
 pub mod api;
 pub mod audit;
 pub mod bench;

@@ -4,10 +4,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use tokendesk::config::{DatabaseArgs, ServeConfig};
-use tokendesk::db::{DatabaseUrl, Db};
+use tokendesk::accounts::members::{self, FirstPassword, NewMember};
+use tokendesk::db::{run_migrations, transact_on, AnyConnection, DatabaseUrl, Db};
 use tokendesk::domain::{hash_password, Email, PasswordRules, Role};
 use tokendesk::startup::Application;
-use tokendesk::users::{self, NewUser};
 
 /// A self-hosted portal where people manage their personal access tokens,
 /// and where other services check those tokens.
@@ -101,10 +101,14 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(config) => {
             let app = Application::build(config).await?;
-            app.run_until_stopped().await?;
+            let served = app.run_until_stopped().await;
+            if let Err(e) = &served {
+                tracing::error!(error = %e, "the server failed");
+            }
+            exit_without_handlers(if served.is_ok() { 0 } else { 1 });
         }
         Command::Migrate(database) => {
-            open(&database)?;
+            connect(&database)?;
             println!("migrations applied");
         }
         Command::User {
@@ -117,24 +121,17 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let email = Email::parse(&email).map_err(anyhow::Error::msg)?;
-            let name = tokendesk::domain::clean_name(&name).map_err(anyhow::Error::msg)?;
+            let display_name = tokendesk::domain::clean_name(&name).map_err(anyhow::Error::msg)?;
             let password = read_password()?;
             PasswordRules::check(&password).map_err(anyhow::Error::msg)?;
-            let password_hash = hash_password(&password)?;
-            let db = open(&database)?;
-            let user = db
-                .run(move |conn| {
-                    Ok(users::create(
-                        conn,
-                        NewUser {
-                            email: &email,
-                            display_name: &name,
-                            password_hash: Some(&password_hash),
-                            role,
-                        },
-                    ))
-                })
-                .await??;
+            let new = NewMember {
+                email,
+                display_name,
+                role,
+                password: FirstPassword::Hash(hash_password(&password)?),
+            };
+            let mut conn = connect(&database)?;
+            let user = transact_on(&mut conn, |conn| members::create(conn, &new, None))?.user;
             println!(
                 "created {} ({}) with id {}",
                 user.email,
@@ -187,11 +184,31 @@ fn bench(command: BenchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One plain connection, migrated: a command that exits must leave no pool thread behind.
+fn connect(database: &DatabaseArgs) -> anyhow::Result<AnyConnection> {
+    let url = DatabaseUrl::parse(&database.database_url).map_err(anyhow::Error::msg)?;
+    let mut conn = url.connect().context("cannot open the database")?;
+    run_migrations(&mut conn)?;
+    Ok(conn)
+}
+
 fn open(database: &DatabaseArgs) -> anyhow::Result<Db> {
     let url = DatabaseUrl::parse(&database.database_url).map_err(anyhow::Error::msg)?;
     let db = Db::connect(url, 2).context("cannot open the database")?;
     db.migrate()?;
     Ok(db)
+}
+
+/// Ends the process without running C exit handlers. The database pool's threads may be
+/// opening a PostgreSQL connection through libpq at any moment, and OpenSSL's exit cleanup
+/// pulled from under one crashed the process (SIGSEGV) as it exited. Every pending write is done
+/// by now (the server drained its requests and wrote Last used), so nothing is lost.
+fn exit_without_handlers(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit ends the process at once; nothing runs after it.
+    unsafe { libc::_exit(code) }
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -125,6 +125,7 @@ fn the_token_form_accepts_only_what_its_rules_allow() {
     let policy = Policy {
         max_lifetime_days: Some(90),
         default_expiry: "30".into(),
+        ..Policy::default()
     };
     check(
         "token form",

@@ -56,6 +56,26 @@ pub fn user_for(
         .optional()
 }
 
+/// Marks `key` as the one thing this session may show once.
+pub fn expect_showing(conn: &mut AnyConnection, secret: &str, key: &str) -> QueryResult<()> {
+    diesel::update(sessions::table.find(digest(secret)))
+        .set(sessions::pending_showing.eq(key))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Whether `key` was still to be shown; it is not any more.
+pub fn take_showing(conn: &mut AnyConnection, secret: &str, key: &str) -> QueryResult<bool> {
+    let taken = diesel::update(
+        sessions::table
+            .find(digest(secret))
+            .filter(sessions::pending_showing.eq(key)),
+    )
+    .set(sessions::pending_showing.eq(None::<String>))
+    .execute(conn)?;
+    Ok(taken == 1)
+}
+
 pub fn end(conn: &mut AnyConnection, secret: &str) -> QueryResult<()> {
     diesel::delete(sessions::table.find(digest(secret)))
         .execute(conn)

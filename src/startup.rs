@@ -31,6 +31,8 @@ pub struct AppState {
     pub db: Db,
     pub trusted_proxies: Vec<IpAddr>,
     pub secure_cookies: bool,
+    /// Without a trailing slash.
+    pub public_url: Option<String>,
     pub last_used: Arc<LastUsedRecorder>,
     pub auth_cache: AuthCache,
     /// Admin inventory totals by filter, kept as long as verified tokens.
@@ -89,6 +91,10 @@ impl Application {
             db,
             trusted_proxies: config.trusted_proxies.clone(),
             secure_cookies: config.secure_cookies,
+            public_url: config
+                .public_url
+                .as_deref()
+                .map(|url| url.trim_end_matches('/').to_owned()),
             setup_done: AtomicBool::new(false),
         });
         let secure = config.secure_cookies;

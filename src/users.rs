@@ -239,26 +239,6 @@ pub fn count_active_admins(conn: &mut AnyConnection) -> QueryResult<i64> {
         .get_result(conn)
 }
 
-/// Why a change to a member was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum MemberChangeError {
-    #[error("{0} is the last active admin. Make someone else an admin first.")]
-    LastAdmin(String),
-    #[error("You cannot deactivate your own account.")]
-    Yourself,
-    #[error(transparent)]
-    Query(#[from] diesel::result::Error),
-}
-
-/// Would this change leave the organisation without an active admin? Run inside the write
-/// transaction that makes the change.
-pub fn guard_last_admin(conn: &mut AnyConnection, target: &User) -> Result<(), MemberChangeError> {
-    if target.is_admin() && target.is_active && count_active_admins(conn)? <= 1 {
-        return Err(MemberChangeError::LastAdmin(target.display_name.clone()));
-    }
-    Ok(())
-}
-
 pub fn set_role(conn: &mut AnyConnection, id: i64, role: Role) -> QueryResult<()> {
     diesel::update(users::table.find(id))
         .set((

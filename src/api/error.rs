@@ -153,3 +153,13 @@ pub fn json_config() -> actix_web::web::JsonConfig {
             api_error.into()
         })
 }
+
+/// A query string that does not fit (`?page=abc`, a repeated `scope`) becomes `invalid_request`
+/// too. Registered on the API's scopes only: pages answer such errors with a page.
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|error, _| bad_query(error).into())
+}
+
+pub fn bad_query(error: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("The query string could not be read: {error}"))
+}

@@ -12,9 +12,17 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(error::json_config())
         .route("/auth/verify", web::route().to(verify::verify))
-        .service(web::scope("/api/v1").configure(api_v1))
+        .service(
+            web::scope("/api/v1")
+                .app_data(error::query_config())
+                .configure(api_v1),
+        )
         // The token as the first path segment: /tdk_.../api/v1/me
-        .service(web::scope("/{token}/api/v1").configure(api_v1));
+        .service(
+            web::scope("/{token}/api/v1")
+                .app_data(error::query_config())
+                .configure(api_v1),
+        );
 }
 
 fn api_v1(cfg: &mut web::ServiceConfig) {

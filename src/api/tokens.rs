@@ -8,7 +8,7 @@ use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::domain::{FieldErrors, Scope, TokenRequestInput};
 use crate::startup::AppState;
-use crate::tokens::actions::{self, Actor};
+use crate::tokens::actions::{self, Actor, Origin, TokenError};
 use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenStatus};
 use crate::web::client_ip::ClientIp;
 
@@ -96,10 +96,12 @@ pub async fn list(
         Tab::Current
     };
     let page = query.page.unwrap_or(1).max(1);
+    // A page past the end is empty, however far past: never an overflow.
+    let offset = (page - 1).saturating_mul(PER_PAGE);
     let user_id = auth.user_id;
     let found = state
         .db
-        .run(move |conn| store::list_owned(conn, user_id, tab, (page - 1) * PER_PAGE, PER_PAGE))
+        .run(move |conn| store::list_owned(conn, user_id, tab, offset, PER_PAGE))
         .await?;
     Ok(Json(TokenList {
         tokens: found.items.iter().map(TokenJson::from).collect(),
@@ -150,17 +152,22 @@ pub async fn create(
         .into_inner()
         .parse(auth.role, Utc::now().naive_utc(), &policy)
         .map_err(ApiError::Validation)?;
-    match actions::create(&state.db, actor(&req, &state, &auth), request).await? {
+    let origin = Origin::Token {
+        id: auth.token_id,
+        name: auth.token_name.clone(),
+        scopes: auth.scopes,
+        expires_at: auth.expires_at,
+    };
+    let created = actions::create(&state.db, actor(&req, &state, &auth), request, origin).await;
+    match created {
         Ok(created) => Ok(HttpResponse::Created().json(CreatedTokenJson {
             token: TokenJson::from(&created.token),
             secret: created.secret.expose().to_owned(),
         })),
-        Err(name) => {
+        Err(TokenError::Db(e)) => Err(e.into()),
+        Err(refusal) => {
             let mut errors = FieldErrors::default();
-            errors.add(
-                "name",
-                format!("You already have an active token named “{name}”."),
-            );
+            errors.add(refusal.field().unwrap_or("name"), refusal.to_string());
             Err(ApiError::Validation(errors))
         }
     }

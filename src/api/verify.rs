@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::api::auth::authenticate_request;
-use crate::api::error::{ApiError, ErrorBody};
+use crate::api::error::{self, ApiError, ErrorBody};
 use crate::domain::Scope;
 
 #[derive(Deserialize, IntoParams)]
@@ -23,10 +23,10 @@ pub struct VerifyQuery {
         (status = 401, description = "Missing, malformed, unknown, revoked or expired token", body = ErrorBody),
         (status = 403, description = "The token lacks the required scope", body = ErrorBody),
     ))]
-pub async fn verify(
-    req: HttpRequest,
-    query: web::Query<VerifyQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn verify(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    // Parsed here rather than by an extractor: its errors answer in JSON like every other.
+    let query =
+        web::Query::<VerifyQuery>::from_query(req.query_string()).map_err(error::bad_query)?;
     let required = match &query.scope {
         Some(name) => Some(name.parse::<Scope>().map_err(|_| {
             ApiError::BadRequest(format!("Unknown scope {name:?} in the scope parameter."))

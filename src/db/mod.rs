@@ -75,10 +75,19 @@ impl DatabaseUrl {
         }
     }
 
-    fn connect(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+    /// One plain connection, no pool and no background threads: what a command that runs and
+    /// exits needs. (A pool thread still opening a PostgreSQL connection while the process runs
+    /// OpenSSL's exit handlers crashed `migrate` with SIGSEGV.)
+    pub fn connect(&self) -> Result<AnyConnection, diesel::ConnectionError> {
         match self {
             Self::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgresql),
             Self::Sqlite(path) => {
+                owner_only(path).map_err(|e| {
+                    diesel::ConnectionError::BadConnection(format!(
+                        "cannot create {}: {e}",
+                        path.display()
+                    ))
+                })?;
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
                 conn.batch_execute(SQLITE_PRAGMAS)
                     .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
@@ -86,6 +95,37 @@ impl DatabaseUrl {
             }
         }
     }
+}
+
+/// The SQLite file holds password hashes and token digests: it is created readable by its
+/// owner only, and an older, wider file is narrowed. SQLite gives its `-wal` and `-shm` files
+/// the database file's permissions, and they are narrowed here too when they exist.
+fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mut companions = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        companions.push(PathBuf::from(name));
+    }
+    for file in companions {
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub struct ConnectionManager {
@@ -289,6 +329,24 @@ impl Db {
         written
     }
 
+    /// Like [`Db::write`] for changes that can be refused: `f` returns [`Abort::Refused`] to
+    /// roll the transaction back and hand its reason to the caller, or a query error as usual.
+    pub async fn transact<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, Abort<E>> + Send + 'static,
+    {
+        let refusal = Arc::new(std::sync::Mutex::new(None));
+        let slot = refusal.clone();
+        let keep = move |reason| *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        let written = self.write(rolling_back(f, keep)).await;
+        written.map_err(|e| {
+            let reason = refusal.lock().unwrap_or_else(|e| e.into_inner()).take();
+            reason.unwrap_or_else(|| E::from(e))
+        })
+    }
+
     /// Read before a lookup whose result is cached; a later write makes the entry stale.
     pub fn write_generation(&self) -> u64 {
         self.writes.load(Ordering::Acquire)
@@ -334,6 +392,102 @@ where
             <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
             Err(error)
         }
+    }
+}
+
+/// Why a [`Db::transact`] body stopped: a refusal of the caller's kind, or a failed query.
+#[derive(Debug)]
+pub enum Abort<E> {
+    Refused(E),
+    Query(diesel::result::Error),
+}
+
+impl<E> From<diesel::result::Error> for Abort<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Query(e)
+    }
+}
+
+/// `f` as a transaction body for diesel, which rolls back on an error of its own type: a
+/// refusal is handed to `keep` and rolls back as such an error.
+fn rolling_back<T, E>(
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, Abort<E>>,
+    mut keep: impl FnMut(E),
+) -> impl FnOnce(&mut AnyConnection) -> QueryResult<T> {
+    move |conn| match f(conn) {
+        Ok(value) => Ok(value),
+        Err(Abort::Query(e)) => Err(e),
+        Err(Abort::Refused(reason)) => {
+            keep(reason);
+            Err(diesel::result::Error::RollbackTransaction)
+        }
+    }
+}
+
+/// [`Db::transact`] on a connection of the caller's (the command line's).
+pub fn transact_on<T, E: From<DbError>>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, Abort<E>>,
+) -> Result<T, E> {
+    let mut refusal = None;
+    let written = write_transaction(conn, rolling_back(f, |reason| refusal = Some(reason)));
+    written.map_err(|e| refusal.unwrap_or_else(|| E::from(DbError::from(e))))
+}
+
+/// Refuses inside a [`Db::transact`] body: `return refuse(Reason::X)`.
+pub fn refuse<T, E>(reason: E) -> Result<T, Abort<E>> {
+    Err(Abort::Refused(reason))
+}
+
+/// The serialisation points of invariants that span rows (one active admin at least, unique
+/// names among a person's active tokens, the token policy, the sign-in limit). PostgreSQL runs
+/// at READ COMMITTED, where "count, then change" races; a transaction that takes the lock first
+/// reads everything committed by the one before it. On SQLite every write transaction already
+/// holds the database's one write lock (`BEGIN IMMEDIATE`), so there is nothing more to take.
+#[derive(Clone, Copy, Debug)]
+pub enum Lock {
+    /// Who is an active admin: role changes and (de)activations.
+    Members,
+    /// The token policy: saving it (exclusive) and tokens made under it (shared).
+    Policy,
+    /// The failed sign-in counts.
+    SignIn,
+    /// One person's tokens and the facts they are checked against (role, active).
+    TokensOf(i64),
+}
+
+impl Lock {
+    fn key(self) -> i64 {
+        const CLASS: u32 = 56;
+        match self {
+            Lock::Members => 1 << CLASS,
+            Lock::Policy => 2 << CLASS,
+            Lock::SignIn => 3 << CLASS,
+            Lock::TokensOf(user_id) => (4 << CLASS) | (user_id & ((1 << CLASS) - 1)),
+        }
+    }
+}
+
+/// Takes `lock` until the transaction ends. Take them in the order of [`Lock`]'s variants.
+pub fn lock(conn: &mut AnyConnection, lock: Lock) -> QueryResult<()> {
+    advisory_lock(conn, lock, "pg_advisory_xact_lock")
+}
+
+/// Takes `lock` shared with other shared holders, exclusive of [`lock`].
+pub fn lock_shared(conn: &mut AnyConnection, lock: Lock) -> QueryResult<()> {
+    advisory_lock(conn, lock, "pg_advisory_xact_lock_shared")
+}
+
+fn advisory_lock(conn: &mut AnyConnection, lock: Lock, function: &str) -> QueryResult<()> {
+    match conn {
+        AnyConnection::Postgresql(pg) => {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(format!("SELECT {function}($1)"))
+                .bind::<diesel::sql_types::BigInt, _>(lock.key())
+                .execute(pg)
+                .map(drop)
+        }
+        AnyConnection::Sqlite(_) => Ok(()),
     }
 }
 

@@ -71,6 +71,17 @@ diesel::table! {
         user_id -> BigInt,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+        pending_showing -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sign_in_attempts (id) {
+        id -> BigInt,
+        email -> Text,
+        client_ip -> Text,
+        created_at -> Timestamp,
+        outcome -> Text,
     }
 }
 
@@ -83,5 +94,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     personal_access_tokens,
     audit_events,
     password_links,
-    settings
+    settings,
+    sign_in_attempts
 );

@@ -13,6 +13,7 @@ use crate::policy::Policy;
 
 /// The expiry choices the form offers, in order: (value, label).
 pub const EXPIRY_CHOICES: &[(&str, &str)] = &[
+    ("1", "1 day"),
     ("7", "7 days"),
     ("30", "30 days"),
     ("60", "60 days"),
@@ -23,6 +24,8 @@ pub const EXPIRY_CHOICES: &[(&str, &str)] = &[
 ];
 pub const DEFAULT_EXPIRY: &str = "30";
 const MAX_CUSTOM_DAYS: i64 = 3650;
+/// A custom date's token expires at 23:59:59 UTC of that day.
+const END_OF_DAY_SECS: i64 = 86_399;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
@@ -138,13 +141,22 @@ pub fn parse_expiry(
         "never" => return Ok(Expiry::Never),
         "custom" => {
             let expiry = parse_custom_date(custom_date, now).map_err(|m| ("expires_on", m))?;
-            if let (Some(max), Expiry::At(at)) = (policy.max_lifetime_days, expiry) {
-                if at.date() > (now + Duration::days(max)).date() {
-                    return Err((
-                        "expires_on",
-                        format!("Choose a date within {max} days, the longest your organisation allows."),
-                    ));
-                }
+            if let (Some(max), false) = (policy.max_lifetime_days, policy.allows(expiry, now)) {
+                // The token works to the end of its day, so the last day allowed is the one
+                // whose end is still within the maximum.
+                let last = (now + Duration::days(max) - Duration::seconds(END_OF_DAY_SECS)).date();
+                let message = if last > now.date() {
+                    format!(
+                        "Choose {last} or earlier: a token works until the end of its day (UTC), \
+                         and your organisation allows at most {max} days."
+                    )
+                } else {
+                    format!(
+                        "Your organisation allows at most {max} days, less than the rest of \
+                         a day: choose a number of days instead."
+                    )
+                };
+                return Err(("expires_on", message));
             }
             return Ok(expiry);
         }
@@ -174,9 +186,9 @@ fn parse_custom_date(raw: &str, now: NaiveDateTime) -> Result<Expiry, String> {
         return Err("Choose a date within 10 years, or No expiration.".into());
     }
     // The token works through the whole of the chosen day (UTC).
-    Ok(Expiry::At(date.and_time(
-        NaiveTime::from_hms_opt(23, 59, 59).expect("valid time"),
-    )))
+    Ok(Expiry::At(
+        date.and_time(NaiveTime::MIN) + Duration::seconds(END_OF_DAY_SECS),
+    ))
 }
 
 fn parse_scopes(names: &[String], role: Role) -> Result<ScopeSet, String> {
@@ -304,6 +316,7 @@ mod tests {
         let policy = Policy {
             max_lifetime_days: Some(60),
             default_expiry: "30".into(),
+            ..Policy::default()
         };
         let parse = |choice: &str, date: &str| {
             input("ci", choice, date, &["tag:read"]).parse(Role::User, now(), &policy)
@@ -319,10 +332,15 @@ mod tests {
             parse("never", "").unwrap_err().get("expires_in"),
             Some(message)
         );
-        let errors = parse("custom", "2027-06-01").unwrap_err();
+        // 60 days from noon end at noon: the day before ends within them, that day does not.
+        assert!(parse("custom", "2027-01-23").is_ok());
+        let errors = parse("custom", "2027-01-24").unwrap_err();
         assert_eq!(
             errors.get("expires_on"),
-            Some("Choose a date within 60 days, the longest your organisation allows.")
+            Some(
+                "Choose 2027-01-23 or earlier: a token works until the end of its day (UTC), \
+                 and your organisation allows at most 60 days."
+            )
         );
     }
 

@@ -1,17 +1,71 @@
 //! Changing tokens, with the audit event in the same transaction. The pages and the JSON API
 //! both call these, so they behave and audit the same.
+//!
+//! What a new or regenerated token is checked against (the owner's role and status, the token
+//! policy, the owner's other tokens) is read inside the transaction that writes it, under
+//! [`Lock::TokensOf`] the owner (which role changes and deactivation take too) and
+//! [`Lock::Policy`] shared (which saving the policy takes exclusively). A change that commits
+//! first is seen; one that commits later waits for the token.
+
+use chrono::{NaiveDateTime, Utc};
 
 use crate::audit::{Action, Event};
-use crate::db::{Db, DbError};
-use crate::domain::{Expiry, TokenRequest};
-use crate::tokens::{store, CreatedToken, PersonalAccessToken, TokenStoreError};
+use crate::db::{lock, lock_shared, refuse, Abort, AnyConnection, Db, DbError, Lock};
+use crate::domain::{Expiry, Scope, ScopeSet, TokenRequest};
+use crate::policy::Policy;
+use crate::tokens::{store, CreatedToken, PersonalAccessToken, TokenStatus, TokenStoreError};
+use crate::users::{self, User};
 
-/// Who is acting, for the audit trail.
+pub use crate::audit::Actor;
+
+/// Where a create request comes from.
 #[derive(Clone, Debug)]
-pub struct Actor {
-    pub user_id: i64,
-    pub email: String,
-    pub client_ip: String,
+pub enum Origin {
+    /// The signed-in owner, in the portal.
+    Portal,
+    /// Another token of the owner's, through the API: what it makes may hold none of the scopes
+    /// it lacks and may not outlive it.
+    Token {
+        id: i64,
+        name: String,
+        scopes: ScopeSet,
+        expires_at: Option<NaiveDateTime>,
+    },
+}
+
+/// Why a token was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("You already have an active token named “{0}”. Choose another name, or revoke that one.")]
+    NameTaken(String),
+    #[error("Your account is deactivated.")]
+    OwnerInactive,
+    #[error("Your role ({role}) does not allow: {scopes}.")]
+    RoleForbids { role: String, scopes: String },
+    #[error("Your organisation requires tokens to expire within {0} days.")]
+    BeyondPolicy(i64),
+    #[error("You hold {0} active tokens, the most your organisation allows. Revoke one you no longer need first.")]
+    TooMany(i64),
+    #[error("A token can only grant scopes it holds itself; this one lacks: {0}.")]
+    BeyondCreatorScopes(String),
+    #[error("A token cannot make a token that outlives it: choose an expiry on or before {0}.")]
+    OutlivesCreator(String),
+    #[error("The token is revoked.")]
+    Revoked,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl TokenError {
+    /// The form field the refusal is about, if any.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            TokenError::NameTaken(_) | TokenError::TooMany(_) => Some("name"),
+            TokenError::RoleForbids { .. } | TokenError::BeyondCreatorScopes(_) => Some("scopes"),
+            TokenError::BeyondPolicy(_) | TokenError::OutlivesCreator(_) => Some("expires_in"),
+            TokenError::OwnerInactive | TokenError::Revoked | TokenError::Db(_) => None,
+        }
+    }
 }
 
 /// What the audit trail records about a token: never its secret.
@@ -26,24 +80,98 @@ pub fn details(token: &PersonalAccessToken, owner_email: &str) -> String {
     )
 }
 
-/// Creates a token owned by the actor. `Ok(Err(name))` when the name is taken.
+fn names(scopes: ScopeSet) -> String {
+    scopes.iter().map(Scope::name).collect::<Vec<_>>().join(", ")
+}
+
+/// Locks the owner's tokens and the policy, and reads both afresh.
+fn locked_owner(conn: &mut AnyConnection, owner_id: i64) -> Result<(User, Policy), Abort<TokenError>> {
+    lock(conn, Lock::TokensOf(owner_id))?;
+    lock_shared(conn, Lock::Policy)?;
+    let owner = users::find(conn, owner_id)?.ok_or(diesel::result::Error::NotFound)?;
+    if !owner.is_active {
+        return refuse(TokenError::OwnerInactive);
+    }
+    Ok((owner, Policy::load(conn)?))
+}
+
+/// The rules every token that becomes active meets, read under the locks.
+fn check(
+    conn: &mut AnyConnection,
+    owner: &User,
+    policy: &Policy,
+    scopes: ScopeSet,
+    expiry: Expiry,
+    reviving: bool,
+) -> Result<(), Abort<TokenError>> {
+    let forbidden = scopes.difference(ScopeSet::allowed_for(owner.role()));
+    if !forbidden.is_empty() {
+        return refuse(TokenError::RoleForbids {
+            role: owner.role().to_string(),
+            scopes: names(forbidden),
+        });
+    }
+    if !policy.allows(expiry, Utc::now().naive_utc()) {
+        return refuse(TokenError::BeyondPolicy(
+            policy.max_lifetime_days.unwrap_or_default(),
+        ));
+    }
+    if reviving && store::count_active(conn, owner.id)? >= policy.max_active_tokens {
+        return refuse(TokenError::TooMany(policy.max_active_tokens));
+    }
+    Ok(())
+}
+
+fn check_origin(origin: &Origin, request: &TokenRequest) -> Result<(), Abort<TokenError>> {
+    let Origin::Token {
+        scopes, expires_at, ..
+    } = origin
+    else {
+        return Ok(());
+    };
+    let lacking = request.scopes.difference(*scopes);
+    if !lacking.is_empty() {
+        return refuse(TokenError::BeyondCreatorScopes(names(lacking)));
+    }
+    if let Some(limit) = expires_at {
+        let outlives = match request.expiry {
+            Expiry::Never => true,
+            Expiry::At(at) => at > *limit,
+        };
+        if outlives {
+            return refuse(TokenError::OutlivesCreator(
+                limit.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a token owned by the actor.
 pub async fn create(
     db: &Db,
     actor: Actor,
     request: TokenRequest,
-) -> Result<Result<CreatedToken, String>, DbError> {
-    db.write(move |conn| {
-        let created = match store::create(conn, actor.user_id, &request) {
+    origin: Origin,
+) -> Result<CreatedToken, TokenError> {
+    db.transact(move |conn| {
+        let (owner, policy) = locked_owner(conn, actor.user_id)?;
+        check(conn, &owner, &policy, request.scopes, request.expiry, true)?;
+        check_origin(&origin, &request)?;
+        let created = match store::create(conn, owner.id, &request) {
             Ok(created) => created,
-            Err(TokenStoreError::NameTaken) => return Ok(Err(request.name)),
-            Err(TokenStoreError::Query(e)) => return Err(e),
+            Err(TokenStoreError::NameTaken) => return refuse(TokenError::NameTaken(request.name)),
+            Err(TokenStoreError::Query(e)) => return Err(e.into()),
         };
-        Event::new(Action::TokenCreated, Some(actor.user_id))
+        let mut details = details(&created.token, &owner.email);
+        if let Origin::Token { id, name, .. } = &origin {
+            details.push_str(&format!("; made by token #{id} ({name})"));
+        }
+        Event::by(Action::TokenCreated, &actor)
             .target("token", Some(created.token.id), &created.token.name)
-            .client_ip(&actor.client_ip)
-            .details(details(&created.token, &actor.email))
+            .details(details)
             .record(conn)?;
-        Ok(Ok(created))
+        Ok(created)
     })
     .await
 }
@@ -60,9 +188,8 @@ pub async fn revoke(
     db.write(move |conn| {
         let revoked = store::revoke(conn, token_id, actor.user_id)?;
         if revoked {
-            Event::new(Action::TokenRevoked, Some(actor.user_id))
+            Event::by(Action::TokenRevoked, &actor)
                 .target("token", Some(token_id), &name)
-                .client_ip(&actor.client_ip)
                 .details(details)
                 .record(conn)?;
         }
@@ -71,25 +198,34 @@ pub async fn revoke(
     .await
 }
 
-/// A new secret for `token_id`; `None` when it was revoked meanwhile.
+/// A new secret for one of the actor's tokens, with a new expiry.
 pub async fn regenerate(
     db: &Db,
     actor: Actor,
     token_id: i64,
     expiry: Expiry,
-) -> Result<Option<CreatedToken>, DbError> {
-    db.write(move |conn| {
-        let created = match store::regenerate(conn, token_id, expiry) {
+) -> Result<CreatedToken, TokenError> {
+    db.transact(move |conn| {
+        let (owner, policy) = locked_owner(conn, actor.user_id)?;
+        let token = store::find_owned(conn, owner.id, token_id)?
+            .ok_or(diesel::result::Error::NotFound)?;
+        let now = Utc::now().naive_utc();
+        let reviving = token.status(now) == TokenStatus::Expired;
+        if token.status(now) == TokenStatus::Revoked {
+            return refuse(TokenError::Revoked);
+        }
+        check(conn, &owner, &policy, token.scopes(), expiry, reviving)?;
+        let created = match store::regenerate(conn, &token, expiry) {
             Ok(Some(created)) => created,
-            Ok(None) | Err(TokenStoreError::NameTaken) => return Ok(None),
-            Err(TokenStoreError::Query(e)) => return Err(e),
+            Ok(None) => return refuse(TokenError::Revoked),
+            Err(TokenStoreError::NameTaken) => return refuse(TokenError::NameTaken(token.name)),
+            Err(TokenStoreError::Query(e)) => return Err(e.into()),
         };
-        Event::new(Action::TokenRegenerated, Some(actor.user_id))
+        Event::by(Action::TokenRegenerated, &actor)
             .target("token", Some(created.token.id), &created.token.name)
-            .client_ip(&actor.client_ip)
-            .details(details(&created.token, &actor.email))
+            .details(details(&created.token, &owner.email))
             .record(conn)?;
-        Ok(Some(created))
+        Ok(created)
     })
     .await
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use crate::db::schema::{personal_access_tokens as pat, users};
 use crate::db::{AnyConnection, MultiBackend};
 use crate::domain::Scope;
-use crate::tokens::{looks_like_token, PersonalAccessToken, TokenSecret};
+use crate::tokens::{PersonalAccessToken, TokenSecret};
 use crate::users::escape_like;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -43,6 +43,33 @@ pub struct InventoryFilter {
     /// A leaked fragment: the hint, part of it, the start or end of a token, or a whole token.
     pub leaked: String,
     pub sort: SortBy,
+}
+
+const DIGEST_MATCH: &str = "sha256:";
+
+/// What of a leaked fragment the search needs, and may carry in a URL: a whole token becomes
+/// its digest, and a longer string that is not a copied hint becomes its start and end as a
+/// hint shows them (the search finds by nothing else). The result matches the same tokens and
+/// is no secret.
+pub fn leak_match(fragment: &str) -> String {
+    let fragment = fragment.trim();
+    if let Some(token) = TokenSecret::parse(fragment) {
+        return format!("{DIGEST_MATCH}{}", token.digest().0);
+    }
+    if fragment.starts_with(DIGEST_MATCH) || fragment.contains('…') || fragment.chars().count() <= 13 {
+        return fragment.to_owned();
+    }
+    let end: String = {
+        let tail: Vec<char> = fragment.chars().rev().take(4).collect();
+        tail.into_iter().rev().collect()
+    };
+    match fragment.strip_prefix(super::TOKEN_PREFIX) {
+        Some(rest) => {
+            let start: String = rest.chars().take(4).collect();
+            format!("{}{start}…{end}", super::TOKEN_PREFIX)
+        }
+        None => format!("…{end}"),
+    }
 }
 
 /// The filtered tokens, on the token table alone: counting and paging never join.
@@ -93,14 +120,12 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
                 .escape('\\'),
         );
     }
-    let leaked = f.leaked.trim();
+    let leaked = leak_match(&f.leaked);
+    let leaked = leaked.as_str();
     if !leaked.is_empty() {
-        query = if looks_like_token(leaked) {
+        query = if let Some(digest) = leaked.strip_prefix(DIGEST_MATCH) {
             // A whole token: find it exactly, by its digest.
-            let digest = TokenSecret::parse(leaked)
-                .map(|s| s.digest().0)
-                .unwrap_or_default();
-            query.filter(pat::digest.eq(digest))
+            query.filter(pat::digest.eq(digest.to_owned()))
         } else {
             let mut condition = Box::new(
                 pat::hint

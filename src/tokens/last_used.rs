@@ -84,6 +84,8 @@ impl LastUsedRecorder {
 }
 
 /// Writes a batch, never moving a time backwards: another instance may have written a later use.
+/// A use from before the row's `created_at` was made with a secret since regenerated, and is
+/// not the new secret's.
 fn write_batch(
     conn: &mut AnyConnection,
     batch: &HashMap<i64, (NaiveDateTime, String)>,
@@ -103,7 +105,8 @@ fn write_batch(
                 "UPDATE personal_access_tokens AS t \
                  SET last_used_at = u.at, last_used_ip = u.ip \
                  FROM unnest($1, $2, $3) AS u(id, at, ip) \
-                 WHERE t.id = u.id AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
+                 WHERE t.id = u.id AND t.created_at <= u.at \
+                 AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
             )
             .bind::<Array<BigInt>, _>(ids)
             .bind::<Array<Timestamp>, _>(ats)
@@ -116,6 +119,7 @@ fn write_batch(
                 diesel::update(
                     pat::table
                         .filter(pat::id.eq(id))
+                        .filter(pat::created_at.le(at))
                         .filter(pat::last_used_at.is_null().or(pat::last_used_at.lt(at))),
                 )
                 .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))

@@ -74,17 +74,35 @@ fn now() -> NaiveDateTime {
     Utc::now().naive_utc()
 }
 
-/// Active = neither revoked nor expired; names are unique among those.
-fn active_name_taken(conn: &mut AnyConnection, user_id: i64, name: &str) -> QueryResult<bool> {
+/// Active = neither revoked nor expired; names are unique among those. `except`: the token
+/// being regenerated, which keeps its own name.
+fn active_name_taken(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    name: &str,
+    except: Option<i64>,
+) -> QueryResult<bool> {
     let now = now();
     diesel::select(diesel::dsl::exists(
         pat::table
             .filter(pat::user_id.eq(user_id))
             .filter(pat::name.eq(name))
+            .filter(pat::id.ne(except.unwrap_or(0)))
             .filter(pat::revoked_at.is_null())
             .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now))),
     ))
     .get_result(conn)
+}
+
+/// How many active tokens `user_id` holds.
+pub fn count_active(conn: &mut AnyConnection, user_id: i64) -> QueryResult<i64> {
+    let now = now();
+    pat::table
+        .filter(pat::user_id.eq(user_id))
+        .filter(pat::revoked_at.is_null())
+        .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now)))
+        .count()
+        .get_result(conn)
 }
 
 /// Creates a token for `user_id`. Run inside a write transaction.
@@ -93,7 +111,7 @@ pub fn create(
     user_id: i64,
     request: &TokenRequest,
 ) -> Result<CreatedToken, TokenStoreError> {
-    if active_name_taken(conn, user_id, &request.name)? {
+    if active_name_taken(conn, user_id, &request.name, None)? {
         return Err(TokenStoreError::NameTaken);
     }
     let secret = TokenSecret::generate();
@@ -224,11 +242,16 @@ pub fn revoke(conn: &mut AnyConnection, token_id: i64, by_user_id: i64) -> Query
 
 /// A new secret for the same token (name, scopes) with a new expiry. The old digest is
 /// replaced in the same statement, so the old secret stops working the moment this commits.
+/// An expired token comes back to life, so its name must be free among the active ones.
 pub fn regenerate(
     conn: &mut AnyConnection,
-    token_id: i64,
+    token: &PersonalAccessToken,
     expiry: Expiry,
 ) -> Result<Option<CreatedToken>, TokenStoreError> {
+    if active_name_taken(conn, token.user_id, &token.name, Some(token.id))? {
+        return Err(TokenStoreError::NameTaken);
+    }
+    let token_id = token.id;
     let secret = TokenSecret::generate();
     let changed = diesel::update(
         pat::table

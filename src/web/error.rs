@@ -39,6 +39,17 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
+impl From<crate::accounts::members::MemberError> for AppError {
+    fn from(e: crate::accounts::members::MemberError) -> Self {
+        use crate::accounts::members::MemberError;
+        match e {
+            MemberError::NotFound => AppError::NotFound,
+            MemberError::Db(e) => AppError::Db(e),
+            refusal => AppError::BadRequest(refusal.to_string()),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {

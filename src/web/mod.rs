@@ -17,7 +17,9 @@ pub mod setup;
 pub mod sign_in;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::startup::AppState;
 
 /// Where a signed-in person lands.
 pub const HOME: &str = "/developer/access-tokens";
@@ -40,6 +42,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(access_tokens::routes)
         .configure(admin::routes)
         .configure(crate::api::routes);
+}
+
+/// The address people reach tokendesk at, for links shown on pages: the configured public URL,
+/// else this request's Host. A client can send any `X-Forwarded-Host`, so forwarded headers are
+/// believed only from a trusted proxy.
+pub fn public_base_url(req: &HttpRequest, state: &AppState) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
+    let from_trusted_proxy = req
+        .peer_addr()
+        .is_some_and(|peer| state.trusted_proxies.contains(&peer.ip()));
+    if from_trusted_proxy {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
+    }
+    let scheme = if state.secure_cookies { "https" } else { "http" };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_else(|| req.app_config().host());
+    format!("{scheme}://{host}")
 }
 
 /// 303: after a POST, the browser follows with a GET (post/redirect/get).

@@ -9,8 +9,10 @@ use actix_web::{web, FromRequest, HttpRequest};
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
 use rand::distr::{Alphanumeric, SampleString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::db::Db;
 use crate::startup::AppState;
 use crate::tokens::CreatedToken;
 use crate::users::User;
@@ -19,7 +21,7 @@ use crate::web::error::AppError;
 const SESSION_SECRET: &str = "sid";
 const CSRF: &str = "csrf";
 const FLASH: &str = "flash";
-const REVEAL: &str = "reveal";
+const SHOWING: &str = "showing";
 
 pub struct CurrentUser {
     pub user: User,
@@ -132,9 +134,54 @@ pub fn take_flash(session: &Session) -> Option<String> {
     session.remove_as::<String>(FLASH).and_then(Result::ok)
 }
 
-/// A new token waiting for its one showing. It rides in the encrypted session cookie for a
-/// single redirect and is removed the moment the reveal page renders, so reloading, going
-/// back or reopening the URL finds nothing.
+/// Something shown once, right after it is made (a new token, a set-password link). It rides
+/// in the encrypted cookie to the page that shows it, beside a random key that the session's
+/// row also holds; showing it clears the row's key in the same request. Reloading, going back
+/// or replaying a copy of the cookie finds the row's key gone and shows nothing. The secret
+/// itself is never stored server-side.
+#[derive(Serialize, Deserialize)]
+struct Showing<T> {
+    key: String,
+    value: T,
+}
+
+pub async fn stash_showing<T: Serialize>(
+    db: &Db,
+    current: &CurrentUser,
+    value: T,
+) -> Result<(), AppError> {
+    let secret = session_secret(&current.session).ok_or(AppError::Forbidden)?;
+    let key = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let showing = Showing {
+        key: key.clone(),
+        value,
+    };
+    current
+        .session
+        .insert(SHOWING, showing)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("session write failed: {e}")))?;
+    db.write(move |conn| crate::sessions::expect_showing(conn, &secret, &key))
+        .await?;
+    Ok(())
+}
+
+/// The value stashed for one showing, if it has not been shown yet.
+pub async fn take_showing<T: DeserializeOwned>(
+    db: &Db,
+    current: &CurrentUser,
+) -> Result<Option<T>, AppError> {
+    let Some(Ok(showing)) = current.session.remove_as::<Showing<T>>(SHOWING) else {
+        return Ok(None);
+    };
+    let secret = session_secret(&current.session).ok_or(AppError::Forbidden)?;
+    let key = showing.key;
+    let first = db
+        .write(move |conn| crate::sessions::take_showing(conn, &secret, &key))
+        .await?;
+    Ok(first.then_some(showing.value))
+}
+
+/// A new token waiting for its one showing (see [`stash_showing`]).
 #[derive(Serialize, Deserialize)]
 pub struct PendingReveal {
     pub token_id: i64,
@@ -143,24 +190,13 @@ pub struct PendingReveal {
     pub regenerated: bool,
 }
 
-pub fn stash_reveal(
-    session: &Session,
-    created: &CreatedToken,
-    regenerated: bool,
-) -> Result<(), AppError> {
-    let reveal = PendingReveal {
-        token_id: created.token.id,
-        name: created.token.name.clone(),
-        secret: created.secret.expose().to_owned(),
-        regenerated,
-    };
-    session
-        .insert(REVEAL, reveal)
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("session write failed: {e}")))
-}
-
-pub fn take_reveal(session: &Session) -> Option<PendingReveal> {
-    session
-        .remove_as::<PendingReveal>(REVEAL)
-        .and_then(Result::ok)
+impl PendingReveal {
+    pub fn of(created: &CreatedToken, regenerated: bool) -> Self {
+        PendingReveal {
+            token_id: created.token.id,
+            name: created.token.name.clone(),
+            secret: created.secret.expose().to_owned(),
+            regenerated,
+        }
+    }
 }

@@ -7,7 +7,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::audit::{Action, Event};
-use crate::domain::{hash_password, FieldErrors, PasswordRules};
+use crate::domain::{FieldErrors, PasswordRules};
 use crate::startup::AppState;
 use crate::users;
 use crate::web::client_ip::ClientIp;
@@ -100,9 +100,7 @@ pub async fn submit(
         );
     }
     let password = form.password;
-    let hash = web::block(move || hash_password(&password))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))??;
+    let hash = crate::accounts::passwords::hash(password).await?;
     let (lookup, ip) = (secret.into_inner(), client_ip.0);
     let done = state
         .db

@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::audit::{Action, Event};
-use crate::domain::{clean_name, hash_password, Email, FieldErrors, PasswordRules, Role};
+use crate::domain::{clean_name, Email, FieldErrors, PasswordRules, Role};
 use crate::startup::AppState;
 use crate::users::{self, NewUser};
 use crate::web::client_ip::ClientIp;
@@ -91,9 +91,7 @@ pub async fn submit(
     };
 
     let password = form.password;
-    let password_hash = web::block(move || hash_password(&password))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))??;
+    let password_hash = crate::accounts::passwords::hash(password).await?;
     let ip = client_ip.0;
     let admin = state
         .db

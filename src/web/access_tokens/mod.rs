@@ -8,8 +8,9 @@ pub mod revoke;
 
 use actix_web::web;
 
-use crate::domain::{Role, Scope, ScopeSet};
+use crate::domain::{FieldErrors, Role, Scope, ScopeSet};
 use crate::startup::AppState;
+use crate::tokens::actions::TokenError;
 use crate::tokens::{store, PersonalAccessToken};
 use crate::web::error::AppError;
 use crate::web::HOME;
@@ -100,4 +101,18 @@ pub fn scope_groups(role: Role, checked: &[String]) -> Vec<ScopeGroup> {
         }
     }
     groups
+}
+
+/// A refused token change as the form's field errors; what no field can show is an error page.
+pub fn refusal_errors(refusal: TokenError) -> Result<FieldErrors, AppError> {
+    let Some(field) = refusal.field() else {
+        return Err(match refusal {
+            TokenError::Db(e) => AppError::Db(e),
+            TokenError::OwnerInactive => AppError::Forbidden,
+            other => AppError::BadRequest(other.to_string()),
+        });
+    };
+    let mut errors = FieldErrors::default();
+    errors.add(field, refusal.to_string());
+    Ok(errors)
 }

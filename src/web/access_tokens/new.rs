@@ -6,14 +6,14 @@ use chrono::Utc;
 use crate::domain::{FieldErrors, TokenRequestInput};
 use crate::policy::Policy;
 use crate::startup::AppState;
-use crate::tokens::actions;
-use crate::web::access_tokens::{scope_groups, ScopeGroup};
+use crate::tokens::actions::{self, Origin};
+use crate::web::access_tokens::{refusal_errors, scope_groups, ScopeGroup};
 use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
 use crate::web::see_other;
-use crate::web::session::{stash_reveal, CurrentUser};
+use crate::web::session::{stash_showing, PendingReveal, CurrentUser};
 
 #[derive(Template)]
 #[template(path = "access_tokens/new.html")]
@@ -70,18 +70,15 @@ pub async fn submit(
             )
         }
     };
-    let created = actions::create(&state.db, current.actor(&client_ip), request).await?;
+    let created =
+        actions::create(&state.db, current.actor(&client_ip), request, Origin::Portal).await;
     match created {
         Ok(created) => {
-            stash_reveal(&current.session, &created, false)?;
+            stash_showing(&state.db, &current, PendingReveal::of(&created, false)).await?;
             Ok(see_other("/developer/access-tokens/reveal"))
         }
-        Err(name) => {
-            let mut errors = FieldErrors::default();
-            errors.add(
-                "name",
-                format!("You already have an active token named “{name}”. Choose another name."),
-            );
+        Err(refusal) => {
+            let errors = refusal_errors(refusal)?;
             render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &page(&current, &policy, input, errors),

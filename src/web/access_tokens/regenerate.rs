@@ -7,13 +7,14 @@ use serde::Deserialize;
 use crate::domain::{parse_expiry, FieldErrors};
 use crate::policy::Policy;
 use crate::startup::AppState;
-use crate::tokens::{actions, PersonalAccessToken};
-use crate::web::access_tokens::own_token;
+use crate::tokens::actions::{self, TokenError};
+use crate::tokens::PersonalAccessToken;
+use crate::web::access_tokens::{own_token, refusal_errors};
 use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
-use crate::web::session::{set_flash, stash_reveal, CurrentUser};
+use crate::web::session::{set_flash, stash_showing, PendingReveal, CurrentUser};
 use crate::web::{see_other, HOME};
 
 #[derive(Deserialize, Default)]
@@ -117,18 +118,28 @@ pub async fn submit(
             );
         }
     };
-    let created =
-        actions::regenerate(&state.db, current.actor(&client_ip), token.id, expiry).await?;
-    let Some(created) = created else {
-        set_flash(
-            &current.session,
-            format!(
-                "“{}” was revoked meanwhile; nothing was regenerated.",
-                token.name
-            ),
-        );
-        return Ok(see_other(HOME));
+    let regenerated =
+        actions::regenerate(&state.db, current.actor(&client_ip), token.id, expiry).await;
+    let created = match regenerated {
+        Ok(created) => created,
+        Err(TokenError::Revoked) => {
+            set_flash(
+                &current.session,
+                format!(
+                    "“{}” was revoked meanwhile; nothing was regenerated.",
+                    token.name
+                ),
+            );
+            return Ok(see_other(HOME));
+        }
+        Err(refusal) => {
+            let errors = refusal_errors(refusal)?;
+            return render_with_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page(&current, &policy, token, input, errors),
+            );
+        }
     };
-    stash_reveal(&current.session, &created, true)?;
+    stash_showing(&state.db, &current, PendingReveal::of(&created, true)).await?;
     Ok(see_other("/developer/access-tokens/reveal"))
 }

@@ -1,9 +1,10 @@
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
+use crate::startup::AppState;
 use crate::web::error::AppError;
 use crate::web::layout::{render, Chrome, Section};
-use crate::web::session::{set_flash, take_reveal, CurrentUser};
+use crate::web::session::{set_flash, take_showing, CurrentUser, PendingReveal};
 use crate::web::{see_other, HOME};
 
 #[derive(Template)]
@@ -16,16 +17,19 @@ struct RevealPage {
     base_url: String,
 }
 
-pub async fn show(req: HttpRequest, current: CurrentUser) -> Result<HttpResponse, AppError> {
-    let Some(reveal) = take_reveal(&current.session) else {
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    current: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let Some(reveal) = take_showing::<PendingReveal>(&state.db, &current).await? else {
         set_flash(
             &current.session,
             "A token is shown only once, right after it is created. If you lost it, regenerate it.",
         );
         return Ok(see_other(HOME));
     };
-    let info = req.connection_info();
-    let base_url = format!("{}://{}", info.scheme(), info.host());
+    let base_url = crate::web::public_base_url(&req, &state);
     // Pages are no-store already (security headers); this one shows a secret, so say it here too.
     let mut response = render(&RevealPage {
         chrome: Chrome::for_user(&current, Section::ACCESS_TOKENS),

@@ -191,6 +191,29 @@ pub async fn list(
     })
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct LeakedForm {
+    fragment: String,
+}
+
+/// The leaked-token search. The fragment comes by POST, so a whole token pasted here never
+/// stands in a URL (the address bar, history, a log); the results page gets only what the
+/// search matches by (see [`inventory::leak_match`]).
+pub async fn find_leaked(
+    AdminUser(_): AdminUser,
+    CsrfForm(form): CsrfForm<LeakedForm>,
+) -> Result<HttpResponse, AppError> {
+    let params = Params {
+        leaked: inventory::leak_match(&form.fragment),
+        ..Params::default()
+    };
+    Ok(see_other(&format!(
+        "/admin/access-tokens?{}",
+        params.query_string()
+    )))
+}
+
 pub async fn export(
     state: web::Data<AppState>,
     AdminUser(_): AdminUser,

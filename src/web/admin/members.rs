@@ -4,21 +4,21 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::audit::{Action, Event};
-use crate::domain::{clean_name, hash_password, Email, FieldErrors, PasswordRules, Role};
+use crate::accounts::members::{self, Changed, FirstPassword, MemberError, NewMember};
+use crate::accounts::passwords;
+use crate::domain::{clean_name, Email, FieldErrors, PasswordRules, Role};
 use crate::startup::AppState;
-use crate::users::{self, CreateUserError, Member, MemberChangeError, MemberFilter, NewUser, User};
+use crate::users::{self, Member, MemberFilter, User};
 use crate::web::admin::AdminUser;
 use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::format::{self, Pager};
 use crate::web::layout::{render, render_with_status, Chrome, Section};
-use crate::web::session::{set_flash, take_flash};
-use crate::web::{see_other, url_encode};
+use crate::web::session::{set_flash, stash_showing, take_flash, take_showing};
+use crate::web::{public_base_url, see_other, url_encode};
 
 const PER_PAGE: i64 = 50;
-const LINK_KEY: &str = "member_link";
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -205,69 +205,32 @@ pub async fn create(
     let (Some(email), Some(name), Some(role), true) = (email, name, role, errors.is_empty()) else {
         return rerender(form, errors);
     };
-    let password_hash = if with_password {
-        let password = form.password.clone();
-        Some(
-            web::block(move || hash_password(&password))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))??,
-        )
+    let password = if with_password {
+        FirstPassword::Hash(passwords::hash(form.password.clone()).await?)
     } else {
-        None
+        FirstPassword::Link
     };
-    let (admin_id, ip) = (admin.user.id, client_ip.0.clone());
-    let created = state
-        .db
-        .write(move |conn| {
-            let new = NewUser {
-                email: &email,
-                display_name: &name,
-                password_hash: password_hash.as_deref(),
-                role,
-            };
-            let user = match users::create(conn, new) {
-                Ok(user) => user,
-                Err(CreateUserError::EmailTaken) => return Ok(None),
-                Err(CreateUserError::Query(e)) => return Err(e),
-            };
-            Event::new(Action::MemberCreated, Some(admin_id))
-                .target("user", Some(user.id), &user.email)
-                .client_ip(&ip)
-                .details(format!(
-                    "role={role}; password={}",
-                    if with_password {
-                        "set by admin"
-                    } else {
-                        "link"
-                    }
-                ))
-                .record(conn)?;
-            let link = if with_password {
-                None
-            } else {
-                let secret = users::create_password_link(conn, user.id, admin_id)?;
-                Event::new(Action::PasswordLinkCreated, Some(admin_id))
-                    .target("user", Some(user.id), &user.email)
-                    .client_ip(&ip)
-                    .record(conn)?;
-                Some(secret)
-            };
-            Ok(Some((user, link)))
-        })
-        .await?;
-    let Some((user, link)) = created else {
-        let mut errors = FieldErrors::default();
-        errors.add("email", "A member with this email already exists.");
-        return rerender(form, errors);
+    let new = NewMember {
+        email,
+        display_name: name,
+        role,
+        password,
     };
-    match link {
+    let created = match members::add(&state.db, admin.actor(&client_ip), new).await {
+        Ok(created) => created,
+        Err(taken @ MemberError::EmailTaken) => {
+            let mut errors = FieldErrors::default();
+            errors.add("email", taken.to_string());
+            return rerender(form, errors);
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let user = created.user;
+    match created.link_secret {
         Some(secret) => {
-            let info = req.connection_info();
-            let url = format!("{}://{}/set-password/{secret}", info.scheme(), info.host());
-            let _ = admin.session.insert(
-                LINK_KEY,
-                (user.display_name.clone(), user.email.clone(), url),
-            );
+            let url = format!("{}/set-password/{secret}", public_base_url(&req, &state));
+            let link = (user.display_name.clone(), user.email.clone(), url);
+            stash_showing(&state.db, &admin, link).await?;
             Ok(see_other("/admin/members/link"))
         }
         None => {
@@ -291,10 +254,11 @@ struct LinkPage {
 }
 
 /// The set-password link, shown once to the admin who created the member.
-pub async fn show_link(AdminUser(admin): AdminUser) -> Result<HttpResponse, AppError> {
-    let Some(Ok((name, email, url))) = admin
-        .session
-        .remove_as::<(String, String, String)>(LINK_KEY)
+pub async fn show_link(
+    state: web::Data<AppState>,
+    AdminUser(admin): AdminUser,
+) -> Result<HttpResponse, AppError> {
+    let Some((name, email, url)) = take_showing::<(String, String, String)>(&state.db, &admin).await?
     else {
         return Ok(see_other("/admin/members"));
     };
@@ -307,8 +271,12 @@ pub async fn show_link(AdminUser(admin): AdminUser) -> Result<HttpResponse, AppE
     })
 }
 
+fn member_id(raw_id: &str) -> Result<i64, AppError> {
+    raw_id.parse().map_err(|_| AppError::NotFound)
+}
+
 async fn member(state: &AppState, raw_id: &str) -> Result<User, AppError> {
-    let id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
+    let id = member_id(raw_id)?;
     state
         .db
         .run(move |conn| users::find(conn, id))
@@ -329,46 +297,31 @@ pub async fn change_role(
     id: web::Path<String>,
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<HttpResponse, AppError> {
-    let target = member(&state, &id).await?;
+    let target_id = member_id(&id)?;
     let role: Role = form
         .role
         .parse()
         .map_err(|_| AppError::BadRequest("unknown role".into()))?;
-    if role == target.role() {
-        return Ok(see_other("/admin/members"));
-    }
-    let (admin_id, ip) = (admin.user.id, client_ip.0);
-    let changed = state
-        .db
-        .write(move |conn| {
-            let target = users::find(conn, target.id)?.ok_or(diesel::result::Error::NotFound)?;
-            if role == Role::User {
-                if let Err(refusal) = users::guard_last_admin(conn, &target) {
-                    return refused(refusal);
-                }
-            }
-            users::set_role(conn, target.id, role)?;
-            Event::new(Action::RoleChanged, Some(admin_id))
-                .target("user", Some(target.id), &target.email)
-                .client_ip(&ip)
-                .details(format!("{} -> {role}", target.role()))
-                .record(conn)?;
-            Ok(Ok(format!(
-                "{} is now {} {}.",
-                target.display_name,
-                if role == Role::Admin { "an" } else { "a" },
-                role
-            )))
-        })
-        .await?;
-    set_flash(&admin.session, changed.unwrap_or_else(|refusal| refusal));
+    let changed = members::change_role(&state.db, admin.actor(&client_ip), target_id, role).await;
+    let message = match changed {
+        Ok(Changed::Done(member)) => format!(
+            "{} is now {} {}.",
+            member.display_name,
+            if role == Role::Admin { "an" } else { "a" },
+            role
+        ),
+        Ok(Changed::AlreadySo(member)) => format!("{} already is {role}.", member.display_name),
+        Err(refusal) => refusal_message(refusal)?,
+    };
+    set_flash(&admin.session, message);
     Ok(see_other("/admin/members"))
 }
 
-fn refused<T>(refusal: MemberChangeError) -> diesel::QueryResult<Result<T, String>> {
-    match refusal {
-        MemberChangeError::Query(e) => Err(e),
-        other => Ok(Err(other.to_string())),
+/// A refusal as the notice to show; anything else is an error page.
+fn refusal_message(error: MemberError) -> Result<String, AppError> {
+    match error {
+        refusal @ (MemberError::LastAdmin(_) | MemberError::Yourself) => Ok(refusal.to_string()),
+        other => Err(other.into()),
     }
 }
 
@@ -416,43 +369,25 @@ pub async fn change_status(
 ) -> Result<HttpResponse, AppError> {
     let (id, change) = path.into_inner();
     let deactivate = status_change(&change)?;
-    let target = member(&state, &id).await?;
-    let (admin_id, ip) = (admin.user.id, client_ip.0);
-    let outcome = state
-        .db
-        .write(move |conn| {
-            let target = users::find(conn, target.id)?.ok_or(diesel::result::Error::NotFound)?;
-            if deactivate {
-                if target.id == admin_id {
-                    return refused(MemberChangeError::Yourself);
-                }
-                if let Err(refusal) = users::guard_last_admin(conn, &target) {
-                    return refused(refusal);
-                }
-            }
-            users::set_active(conn, target.id, !deactivate)?;
-            let action = if deactivate {
-                Action::MemberDeactivated
-            } else {
-                Action::MemberReactivated
-            };
-            Event::new(action, Some(admin_id))
-                .target("user", Some(target.id), &target.email)
-                .client_ip(&ip)
-                .record(conn)?;
-            Ok(Ok(if deactivate {
-                format!(
-                    "{} is deactivated: signed out everywhere, and all their tokens are refused.",
-                    target.display_name
-                )
-            } else {
-                format!(
-                    "{} is active again. Their revoked tokens stay revoked.",
-                    target.display_name
-                )
-            }))
-        })
-        .await?;
-    set_flash(&admin.session, outcome.unwrap_or_else(|refusal| refusal));
+    let target_id = member_id(&id)?;
+    let changed =
+        members::set_active(&state.db, admin.actor(&client_ip), target_id, !deactivate).await;
+    let message = match changed {
+        Ok(Changed::Done(member)) if deactivate => format!(
+            "{} is deactivated: signed out everywhere, and all their tokens are refused.",
+            member.display_name
+        ),
+        Ok(Changed::Done(member)) => format!(
+            "{} is active again. Their revoked tokens stay revoked.",
+            member.display_name
+        ),
+        Ok(Changed::AlreadySo(member)) => format!(
+            "{} already is {}; nothing changed.",
+            member.display_name,
+            if deactivate { "deactivated" } else { "active" }
+        ),
+        Err(refusal) => refusal_message(refusal)?,
+    };
+    set_flash(&admin.session, message);
     Ok(see_other("/admin/members"))
 }

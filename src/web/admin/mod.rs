@@ -56,6 +56,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/admin/access-tokens", web::get().to(inventory::list))
     .route("/admin/access-tokens.csv", web::get().to(inventory::export))
     .route(
+        "/admin/access-tokens/leaked",
+        web::post().to(inventory::find_leaked),
+    )
+    .route(
         "/admin/access-tokens/bulk-revoke",
         web::get().to(inventory::confirm_bulk_revoke),
     )

@@ -3,9 +3,10 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::audit::{Action, Event};
 use crate::domain::{FieldErrors, EXPIRY_CHOICES};
-use crate::policy::{Policy, MAX_LIFETIME_LIMIT_DAYS};
+use crate::policy::{
+    Policy, DEFAULT_MAX_ACTIVE_TOKENS, MAX_ACTIVE_TOKENS_LIMIT, MAX_LIFETIME_LIMIT_DAYS,
+};
 use crate::startup::AppState;
 use crate::web::admin::AdminUser;
 use crate::web::client_ip::ClientIp;
@@ -20,6 +21,7 @@ use crate::web::session::{set_flash, take_flash};
 pub struct PolicyForm {
     max_lifetime_days: String,
     default_expiry: String,
+    max_active_tokens: String,
 }
 
 #[derive(Template)]
@@ -53,6 +55,7 @@ pub async fn show(
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
             default_expiry: policy.default_expiry,
+            max_active_tokens: policy.max_active_tokens.to_string(),
         },
         choices: default_choices(),
         errors: FieldErrors::default(),
@@ -78,9 +81,20 @@ fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
             }
         }
     };
+    let max_active_tokens = match form.max_active_tokens.trim().parse::<i64>() {
+        Ok(n) if (1..=MAX_ACTIVE_TOKENS_LIMIT).contains(&n) => n,
+        _ => {
+            errors.add(
+                "max_active_tokens",
+                format!("Enter a whole number from 1 to {MAX_ACTIVE_TOKENS_LIMIT}."),
+            );
+            DEFAULT_MAX_ACTIVE_TOKENS
+        }
+    };
     let policy = Policy {
         max_lifetime_days: max,
         default_expiry: form.default_expiry.clone(),
+        max_active_tokens,
     };
     if !default_choices()
         .iter()
@@ -119,19 +133,7 @@ pub async fn save(
             return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
     };
-    let (admin_id, ip) = (admin.user.id, client_ip.0);
-    state
-        .db
-        .write(move |conn| {
-            let before = Policy::load(conn)?;
-            policy.save(conn)?;
-            Event::new(Action::PolicyChanged, Some(admin_id))
-                .target("policy", None, "token policy")
-                .client_ip(&ip)
-                .details(format!("{} -> {}", before.describe(), policy.describe()))
-                .record(conn)
-        })
-        .await?;
+    crate::policy::change(&state.db, admin.actor(&client_ip), policy).await?;
     set_flash(
         &admin.session,
         "Token policy saved. It applies to every new and regenerated token.",

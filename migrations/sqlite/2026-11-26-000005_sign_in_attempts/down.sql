@@ -1,0 +1,2 @@
+ALTER TABLE sessions DROP COLUMN pending_showing;
+DROP TABLE sign_in_attempts;

@@ -1,0 +1,187 @@
+//! Members: creating them, their role and whether they are active. Each change is one
+//! transaction with its audit event, and the rules that span members (one active admin at
+//! least) are checked inside it, under [`Lock::Members`].
+
+use crate::audit::{Action, Actor, Event};
+use crate::db::{lock, refuse, Abort, AnyConnection, Db, DbError, Lock};
+use crate::domain::{Email, Role};
+use crate::users::{self, CreateUserError, NewUser, User};
+
+/// Why a change to a member was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("A member with this email already exists.")]
+    EmailTaken,
+    #[error("{0} is the last active admin. Make someone else an admin first.")]
+    LastAdmin(String),
+    #[error("You cannot deactivate your own account.")]
+    Yourself,
+    #[error("No such member.")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// How a new member gets their first password.
+pub enum FirstPassword {
+    /// An argon2 hash of a password chosen for them.
+    Hash(String),
+    /// A one-time set-password link.
+    Link,
+}
+
+pub struct NewMember {
+    pub email: Email,
+    pub display_name: String,
+    pub role: Role,
+    pub password: FirstPassword,
+}
+
+pub struct CreatedMember {
+    pub user: User,
+    /// The secret of the set-password link, for its URL, when one was asked for.
+    pub link_secret: Option<String>,
+}
+
+/// Creates a member. `by` is the admin, or `None` for the command line.
+pub fn create(
+    conn: &mut AnyConnection,
+    new: &NewMember,
+    by: Option<&Actor>,
+) -> Result<CreatedMember, Abort<MemberError>> {
+    let password_hash = match &new.password {
+        FirstPassword::Hash(hash) => Some(hash.as_str()),
+        FirstPassword::Link => None,
+    };
+    let created = users::create(
+        conn,
+        NewUser {
+            email: &new.email,
+            display_name: &new.display_name,
+            password_hash,
+            role: new.role,
+        },
+    );
+    let user = match created {
+        Ok(user) => user,
+        Err(CreateUserError::EmailTaken) => return refuse(MemberError::EmailTaken),
+        Err(CreateUserError::Query(e)) => return Err(e.into()),
+    };
+    let how = match (&new.password, by) {
+        (FirstPassword::Link, _) => "link",
+        (FirstPassword::Hash(_), Some(_)) => "set by admin",
+        (FirstPassword::Hash(_), None) => "set on the command line",
+    };
+    let event = match by {
+        Some(actor) => Event::by(Action::MemberCreated, actor),
+        None => Event::new(Action::MemberCreated, None),
+    };
+    event
+        .target("user", Some(user.id), &user.email)
+        .details(format!("role={}; password={how}", new.role))
+        .record(conn)?;
+    let link_secret = match (&new.password, by) {
+        (FirstPassword::Link, Some(actor)) => {
+            let secret = users::create_password_link(conn, user.id, actor.user_id)?;
+            Event::by(Action::PasswordLinkCreated, actor)
+                .target("user", Some(user.id), &user.email)
+                .record(conn)?;
+            Some(secret)
+        }
+        _ => None,
+    };
+    Ok(CreatedMember { user, link_secret })
+}
+
+/// Creates a member on behalf of an admin.
+pub async fn add(db: &Db, actor: Actor, new: NewMember) -> Result<CreatedMember, MemberError> {
+    db.transact(move |conn| create(conn, &new, Some(&actor)))
+        .await
+}
+
+/// What a role or status change did.
+pub enum Changed {
+    /// The member after the change.
+    Done(User),
+    /// The member already was as asked; nothing was written.
+    AlreadySo(User),
+}
+
+/// Locks what a change to `target_id` is checked against and reads the member afresh.
+fn locked_member(conn: &mut AnyConnection, target_id: i64) -> Result<User, Abort<MemberError>> {
+    lock(conn, Lock::Members)?;
+    // Tokens are made under this lock, against the owner's role and status read there.
+    lock(conn, Lock::TokensOf(target_id))?;
+    match users::find(conn, target_id)? {
+        Some(user) => Ok(user),
+        None => refuse(MemberError::NotFound),
+    }
+}
+
+/// Would this change leave the organisation without an active admin?
+fn guard_last_admin(conn: &mut AnyConnection, target: &User) -> Result<(), Abort<MemberError>> {
+    if target.is_admin() && target.is_active && users::count_active_admins(conn)? <= 1 {
+        return refuse(MemberError::LastAdmin(target.display_name.clone()));
+    }
+    Ok(())
+}
+
+pub async fn change_role(
+    db: &Db,
+    actor: Actor,
+    target_id: i64,
+    role: Role,
+) -> Result<Changed, MemberError> {
+    db.transact(move |conn| {
+        let target = locked_member(conn, target_id)?;
+        if target.role() == role {
+            return Ok(Changed::AlreadySo(target));
+        }
+        if role == Role::User {
+            guard_last_admin(conn, &target)?;
+        }
+        users::set_role(conn, target.id, role)?;
+        Event::by(Action::RoleChanged, &actor)
+            .target("user", Some(target.id), &target.email)
+            .details(format!("{} -> {role}", target.role()))
+            .record(conn)?;
+        Ok(Changed::Done(
+            users::find(conn, target.id)?.ok_or(diesel::result::Error::NotFound)?,
+        ))
+    })
+    .await
+}
+
+/// Deactivates (signs out everywhere, refuses every token) or reactivates a member.
+pub async fn set_active(
+    db: &Db,
+    actor: Actor,
+    target_id: i64,
+    active: bool,
+) -> Result<Changed, MemberError> {
+    db.transact(move |conn| {
+        let target = locked_member(conn, target_id)?;
+        if target.is_active == active {
+            return Ok(Changed::AlreadySo(target));
+        }
+        if !active {
+            if target.id == actor.user_id {
+                return refuse(MemberError::Yourself);
+            }
+            guard_last_admin(conn, &target)?;
+        }
+        users::set_active(conn, target.id, active)?;
+        let action = if active {
+            Action::MemberReactivated
+        } else {
+            Action::MemberDeactivated
+        };
+        Event::by(action, &actor)
+            .target("user", Some(target.id), &target.email)
+            .record(conn)?;
+        Ok(Changed::Done(
+            users::find(conn, target.id)?.ok_or(diesel::result::Error::NotFound)?,
+        ))
+    })
+    .await
+}

@@ -1,0 +1,6 @@
+//! Services for people's accounts: signing in, members and their roles. Each change is one
+//! transaction with its audit event; the pages and the command line call these.
+
+pub mod members;
+pub mod passwords;
+pub mod sign_in;

@@ -49,14 +49,15 @@ const DIGEST_MATCH: &str = "sha256:";
 
 /// What of a leaked fragment the search needs, and may carry in a URL: a whole token becomes
 /// its digest, and a longer string that is not a copied hint becomes its start and end as a
-/// hint shows them (the search finds by nothing else). The result matches the same tokens and
-/// is no secret.
+/// hint shows them (the search matches such a string by nothing else). The result matches the
+/// same tokens and holds no more of a token than its hint.
 pub fn leak_match(fragment: &str) -> String {
     let fragment = fragment.trim();
     if let Some(token) = TokenSecret::parse(fragment) {
         return format!("{DIGEST_MATCH}{}", token.digest().0);
     }
-    if fragment.starts_with(DIGEST_MATCH) || fragment.contains('…') || fragment.chars().count() <= 13 {
+    // A copied hint, or too short to hold more of a token than its hint shows.
+    if fragment.starts_with(DIGEST_MATCH) || fragment.contains('…') || fragment.len() < 8 {
         return fragment.to_owned();
     }
     let end: String = {

@@ -135,16 +135,44 @@ impl TestApp {
 
     /// A new browser with its own cookie jar.
     pub fn browser(&self) -> Browser {
+        self.browser_with(reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser at client address `ip`, as a trusted proxy in front would report it (the
+    /// server must trust 127.0.0.1: `config.trusted_proxies`).
+    pub fn browser_from(&self, ip: &str) -> Browser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+        self.browser_with(headers)
+    }
+
+    fn browser_with(&self, headers: reqwest::header::HeaderMap) -> Browser {
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             address: self.address.clone(),
             client: reqwest::Client::builder()
                 .cookie_provider(jar.clone())
                 .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
                 .build()
                 .unwrap(),
             jar,
         }
+    }
+
+    /// The audit trail's events of one kind, oldest first.
+    pub async fn audit_events(&self, action: &str) -> Vec<tokendesk::audit::StoredEvent> {
+        let action = action.to_owned();
+        let mut events: Vec<_> = self
+            .db
+            .run(|conn| tokendesk::audit::recent(conn, 100_000))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == action)
+            .collect();
+        events.reverse();
+        events
     }
 
     /// Creates an account directly in the database (arranging a test, not testing sign-up).
@@ -215,6 +243,7 @@ impl Drop for TestApp {
     }
 }
 
+#[derive(Clone)]
 pub struct Browser {
     pub address: String,
     pub client: reqwest::Client,
@@ -356,6 +385,7 @@ pub async fn stored_tokens(app: &TestApp, user_id: i64) -> Vec<StoredToken> {
                     pat::digest,
                     pat::hint,
                     pat::scopes,
+                    pat::created_at,
                     pat::expires_at,
                     pat::revoked_at,
                     pat::revoked_by,
@@ -373,6 +403,7 @@ pub struct StoredToken {
     pub digest: String,
     pub hint: String,
     pub scopes: String,
+    pub created_at: chrono::NaiveDateTime,
     pub expires_at: Option<chrono::NaiveDateTime>,
     pub revoked_at: Option<chrono::NaiveDateTime>,
     pub revoked_by: Option<i64>,

@@ -9,6 +9,7 @@ mod cli;
 mod foundation;
 mod gateway_nginx;
 mod hostile_input;
+mod invariants;
 mod last_used;
 mod process;
 mod route_walk;
@@ -16,4 +17,5 @@ mod route_walk;
 #[allow(dead_code)]
 mod server;
 mod sign_in;
+mod sign_in_limits;
 mod token_auth;

@@ -21,7 +21,7 @@ async fn sigterm_drains_and_writes_pending_last_used(app: TestApp) {
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let (id, token) = app
-        .token_for(user.id, "ci", &["personalAccessToken:write"])
+        .token_for(user.id, "ci", &["personalAccessToken:write", "tag:read"])
         .await;
     // An hour between flushes: only the shutdown can write it.
     let server = ServerProcess::start(

@@ -60,6 +60,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/admin/members/{id}/{change}", Admin),
     ("GET", "/admin/access-tokens", Admin),
     ("GET", "/admin/access-tokens.csv", Admin),
+    ("POST", "/admin/access-tokens/leaked", Admin),
     ("GET", "/admin/access-tokens/bulk-revoke", Admin),
     ("POST", "/admin/access-tokens/bulk-revoke", Admin),
     ("GET", "/admin/access-tokens/{id}/revoke", Admin),
@@ -214,7 +215,11 @@ async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
     let linus = app
         .create_user("linus@example.com", "linus-password-1", Role::User)
         .await;
-    let scopes = ["personalAccessToken:read", "personalAccessToken:write"];
+    let scopes = [
+        "personalAccessToken:read",
+        "personalAccessToken:write",
+        "tag:read",
+    ];
     let (grace_token_id, grace_token) = app.token_for(grace.id, "grace-ci", &scopes).await;
     let (linus_token_id, _) = app.token_for(linus.id, "linus-ci", &scopes).await;
     let mut checked = 0;

@@ -11,6 +11,7 @@ mod gateway_nginx;
 mod hostile_input;
 mod last_used;
 mod process;
+mod proxies;
 mod route_walk;
 // Shared with tests/faults; this binary uses only part of it.
 #[allow(dead_code)]

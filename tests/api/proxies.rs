@@ -13,6 +13,7 @@ use crate::helpers::{csrf_token, Presented, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD
 backend_tests!(
     bad_tokens_and_last_used_go_to_the_address_the_proxy_added,
     sign_in_failures_go_to_the_address_the_proxy_added,
+    an_ipv6_guesser_taking_a_new_address_for_each_guess_is_blocked_by_its_64,
 );
 
 /// The same backend again, behind a proxy at 127.0.0.1 (where the test's requests come from).
@@ -154,5 +155,37 @@ async fn sign_in_failures_go_to_the_address_the_proxy_added(app: TestApp) {
         someone_else.await,
         StatusCode::SEE_OTHER,
         "another client is not paused by writing the paused address in its own line"
+    );
+}
+
+async fn an_ipv6_guesser_taking_a_new_address_for_each_guess_is_blocked_by_its_64(app: TestApp) {
+    let app = behind_a_proxy(app).await;
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (_, good) = app.token_for(user.id, "ci", &["license:read"]).await;
+    let mut guess = good.clone();
+    guess.replace_range(6..7, if &good[6..7] == "A" { "B" } else { "A" });
+    let api = app.api();
+    let me = |token: &str, real: String| {
+        let request = api.get("/me", token, Presented::Bearer);
+        let request = through_the_proxy(request, "6.6.6.6", &real);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    let mut statuses = Vec::new();
+    for n in 1..=6 {
+        statuses.push(me(&guess, format!("2001:db8:1:2:{n:x}::{n:x}")).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    assert_eq!(
+        me(&good, "2001:db8:1:2:ffff:ffff:ffff:ffff".into()).await,
+        429,
+        "any address of that /64"
+    );
+    assert_eq!(
+        me(&good, "2001:db8:1:3::1".into()).await,
+        200,
+        "the next /64"
     );
 }

@@ -10,6 +10,7 @@ use tokendesk::domain::Role;
 
 use crate::backend_tests;
 use crate::helpers::TestApp;
+use crate::proxies::a_guess_at;
 
 backend_tests!(
     nginx_lets_through_only_what_tokendesk_accepts,
@@ -192,8 +193,7 @@ async fn one_guessing_client_does_not_lock_the_others_out_of_nginx(app: TestApp)
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let (_, good) = app.token_for(user.id, "reader", &["license:read"]).await;
-    let mut guess = good.clone();
-    guess.replace_range(6..7, if &good[6..7] == "A" { "B" } else { "A" });
+    let guess = a_guess_at(&good);
     let url = format!("http://127.0.0.1:{}/service/a", nginx.port);
     let (guesser, bystander) = (client_at("127.0.0.2"), client_at("127.0.0.3"));
     let send = |client: &reqwest::Client, token: &str, forwarded_for: Option<&str>| {

@@ -9,6 +9,7 @@ mod cli;
 mod foundation;
 mod gateway_nginx;
 mod hostile_input;
+mod identities;
 mod last_used;
 mod process;
 mod proxies;

@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use icu_properties::props::GeneralCategory;
+use icu_properties::CodePointMapData;
 use serde::Serialize;
 use validator::ValidationErrors;
 
@@ -39,7 +41,7 @@ impl From<ValidationErrors> for FieldErrors {
 }
 
 /// A name a person gives (their own, or a token's): trimmed, 1 to 100 characters, no
-/// control characters.
+/// control characters and no invisible ones.
 pub fn clean_name(raw: &str) -> Result<String, &'static str> {
     let name = raw.trim();
     if name.is_empty() {
@@ -51,5 +53,63 @@ pub fn clean_name(raw: &str) -> Result<String, &'static str> {
     if name.chars().any(char::is_control) {
         return Err("Remove control characters from the name.");
     }
+    if has_invisible_characters(name) {
+        return Err(
+            "Remove invisible characters (such as zero-width spaces or direction marks) \
+                    from the name.",
+        );
+    }
     Ok(name.to_owned())
+}
+
+/// Whether `text` holds a format character (Unicode general category Cf): zero-width spaces
+/// and joiners, the soft hyphen, the byte order mark, direction overrides and isolates. They
+/// show as nothing or reorder what is shown, so they make two names or addresses that look
+/// the same, or one that reads as another: "Mallory \u{202E}nimda" shows as "Mallory admin".
+pub fn has_invisible_characters(text: &str) -> bool {
+    let categories = CodePointMapData::<GeneralCategory>::new();
+    text.chars()
+        .any(|c| categories.get(c) == GeneralCategory::Format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_kept_as_typed() {
+        assert_eq!(clean_name("  deploy: prod ").unwrap(), "deploy: prod");
+        assert_eq!(
+            clean_name("Zoë Ünal 李小龙 🚀").unwrap(),
+            "Zoë Ünal 李小龙 🚀"
+        );
+    }
+
+    #[test]
+    fn names_with_invisible_characters_are_refused() {
+        for raw in [
+            "Mallory \u{202e}nimda", // right-to-left override: shows as "Mallory admin"
+            "Mallory \u{202d}admin", // left-to-right override
+            "a\u{202a}b\u{202c}",    // embedding and its pop
+            "\u{2067}admin\u{2069}", // right-to-left isolate
+            "de\u{200b}ploy",        // zero-width space
+            "de\u{200c}ploy",        // zero-width non-joiner
+            "de\u{200d}ploy",        // zero-width joiner
+            "de\u{2060}ploy",        // word joiner
+            "de\u{feff}ploy",        // zero-width no-break space (byte order mark)
+            "de\u{ad}ploy",          // soft hyphen
+            "de\u{200e}ploy",        // left-to-right mark
+        ] {
+            let error = clean_name(raw).unwrap_err();
+            assert!(error.contains("invisible characters"), "{raw:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn control_characters_keep_their_own_message() {
+        assert_eq!(
+            clean_name("ring\u{7}"),
+            Err("Remove control characters from the name.")
+        );
+    }
 }

@@ -9,9 +9,11 @@ mod cli;
 mod foundation;
 mod gateway_nginx;
 mod hostile_input;
+mod identities;
 mod invariants;
 mod last_used;
 mod process;
+mod proxies;
 mod route_walk;
 // Shared with tests/faults; this binary uses only part of it.
 #[allow(dead_code)]

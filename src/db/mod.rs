@@ -100,24 +100,33 @@ impl DatabaseUrl {
 /// The SQLite file holds password hashes and token digests: it is created readable by its
 /// owner only, and an older, wider file is narrowed. SQLite gives its `-wal` and `-shm` files
 /// the database file's permissions, and they are narrowed here too when they exist.
+///
+/// An existing file is only looked at and changed by its path, never opened: closing any file
+/// descriptor of the database drops every POSIX lock this process's SQLite connections hold
+/// on it, and another process could then write beside them and corrupt it.
 fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if path.as_os_str() == ":memory:" {
         return Ok(());
     }
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
-    let mut companions = vec![path.to_path_buf()];
+    if !path.exists() {
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    let mut files = vec![path.to_path_buf()];
     for suffix in ["-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
-        companions.push(PathBuf::from(name));
+        files.push(PathBuf::from(name));
     }
-    for file in companions {
+    for file in files {
         match std::fs::metadata(&file) {
             Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
                 std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?

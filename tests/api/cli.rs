@@ -6,9 +6,13 @@ use std::process::{Command, Stdio};
 use reqwest::StatusCode;
 
 use crate::backend_tests;
-use crate::helpers::{location, TestApp};
+use crate::helpers::{location, Backend, TestApp};
+use crate::server::ServerProcess;
 
-backend_tests!(user_create_reads_the_password_from_stdin_never_argv);
+backend_tests!(
+    user_create_reads_the_password_from_stdin_never_argv,
+    every_run_of_every_command_exits_cleanly,
+);
 
 fn tokendesk(args: &[&str], database_url: &str, stdin: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tokendesk"))
@@ -68,4 +72,44 @@ async fn user_create_reads_the_password_from_stdin_never_argv(app: TestApp) {
     let output = tokendesk(&weak, &app.database_url, "short\n");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 10 characters"));
+}
+
+/// A pool thread still opening a PostgreSQL connection while the process ran OpenSSL's exit
+/// handlers crashed `migrate` and `user create` (SIGSEGV) in about one run in four.
+async fn every_run_of_every_command_exits_cleanly(app: TestApp) {
+    const RUNS: usize = 50;
+    for run in 0..RUNS {
+        let output = tokendesk(&["migrate"], &app.database_url, "");
+        assert!(output.status.success(), "migrate run {run}: {:?}", output.status);
+    }
+    for run in 0..RUNS {
+        let email = format!("member{run}@example.com");
+        let args = ["user", "create", "--email", &email, "--name", "Member", "--role", "user"];
+        let output = tokendesk(&args, &app.database_url, "a-long-enough-password\n");
+        assert!(output.status.success(), "user create run {run}: {:?}", output.status);
+    }
+    let created = app.audit_events("member.created").await;
+    assert_eq!(created.len(), RUNS, "each account created on the command line is audited");
+    assert!(created
+        .iter()
+        .all(|e| e.actor_id.is_none() && e.details.contains("password=set on the command line")));
+    for run in 0..10 {
+        let server = ServerProcess::start(&app.database_url, &[]).await;
+        let (status, _) = server.terminate().await;
+        assert!(status.success(), "serve run {run} ended {status:?}");
+    }
+    println!("command exits: {RUNS} migrate, {RUNS} user create, 10 serve + SIGTERM, all exit 0");
+}
+
+/// The SQLite file holds password hashes and token digests: only its owner may read it.
+#[tokio::test]
+async fn sqlite_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.setup_admin().await;
+    let path = app.database_url.trim_start_matches("sqlite://").to_owned();
+    for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
 }

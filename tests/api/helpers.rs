@@ -147,17 +147,7 @@ impl TestApp {
     }
 
     fn browser_with(&self, headers: reqwest::header::HeaderMap) -> Browser {
-        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-        Browser {
-            address: self.address.clone(),
-            client: reqwest::Client::builder()
-                .cookie_provider(jar.clone())
-                .redirect(reqwest::redirect::Policy::none())
-                .default_headers(headers)
-                .build()
-                .unwrap(),
-            jar,
-        }
+        Browser::at(&self.address, headers)
     }
 
     /// The audit trail's events of one kind, oldest first.
@@ -251,6 +241,21 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser with its own cookie jar for the server at `address`.
+    pub fn at(address: &str, headers: reqwest::header::HeaderMap) -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        Browser {
+            address: address.to_owned(),
+            client: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            jar,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

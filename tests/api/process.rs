@@ -8,12 +8,12 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{Presented, TestApp, EVERY_WAY};
+use crate::helpers::{csrf_token, location, Api, Browser, Presented, TestApp, EVERY_WAY};
 use crate::server::ServerProcess;
 
 backend_tests!(
     sigterm_drains_and_writes_pending_last_used,
-    no_log_line_contains_a_token,
+    no_secret_reaches_the_log,
 );
 
 async fn sigterm_drains_and_writes_pending_last_used(app: TestApp) {
@@ -81,11 +81,10 @@ async fn sigterm_drains_and_writes_pending_last_used(app: TestApp) {
     println!("graceful shutdown: 1 request in flight at SIGTERM answered 201, new connections refused, Last used written on exit");
 }
 
-async fn no_log_line_contains_a_token(app: TestApp) {
-    let user = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
-    let (_, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
+/// Every flow that handles a secret, against the real binary at debug level; then the whole log
+/// is searched for each secret: tokens (in every position and encoding a client might use), the
+/// set-password link, passwords, session cookies and CSRF tokens.
+async fn no_secret_reaches_the_log(app: TestApp) {
     let server = ServerProcess::start(
         &app.database_url,
         &[
@@ -94,7 +93,65 @@ async fn no_log_line_contains_a_token(app: TestApp) {
         ],
     )
     .await;
-    let api = crate::helpers::Api {
+    let mut secrets: Vec<String> = Vec::new();
+    let browser = || Browser::at(&server.address, Default::default());
+
+    // First run, a member with a one-time link, the member setting their password.
+    let admin = browser();
+    let admin_password = "analytical-engine-1843";
+    let response = admin
+        .submit_form(
+            "/setup",
+            "/setup",
+            &[
+                ("display_name", "Ada"),
+                ("email", "ada@example.com"),
+                ("password", admin_password),
+                ("password_confirm", admin_password),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    secrets.push(admin_password.into());
+    let response = admin
+        .submit_form(
+            "/admin/members/new",
+            "/admin/members",
+            &[
+                ("display_name", "Linus"),
+                ("email", "linus@example.com"),
+                ("role", "user"),
+                ("method", "link"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let html = admin.page("/admin/members/link").await;
+    let start = html.find("/set-password/").expect("the link is shown");
+    let link = html[start..start + html[start..].find('"').unwrap()].to_owned();
+    secrets.push(link["/set-password/".len()..].to_owned());
+    let linus = browser();
+    let linus_password = "kernel-hacker-91";
+    let response = linus
+        .submit_form(
+            &link,
+            &link,
+            &[("password", linus_password), ("password_confirm", linus_password)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    secrets.push(linus_password.into());
+    assert_eq!(
+        linus.sign_in("linus@example.com", linus_password).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    // A token made in the portal and revealed; used every way a client might present it.
+    let token = linus
+        .create_token("ci", "30", &["personalAccessToken:read", "tag:read"])
+        .await;
+    secrets.push(token.clone());
+    let api = Api {
         address: server.address.clone(),
         client: reqwest::Client::new(),
     };
@@ -102,32 +159,67 @@ async fn no_log_line_contains_a_token(app: TestApp) {
         let response = api.get("/me", &token, way).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{way:?}");
     }
-    // The gateway forms, and a rejected token, too.
+    let address = &server.address;
+    for odd in [
+        format!("{address}/api/v1/me?access_token={token}"),
+        format!("{address}/api/v1/me?tok%65n={token}"),
+        format!("{address}/api/v1/me;token={token}"),
+        format!("{address}/api/v1/me/{token}.json"),
+        format!("{address}/api/v1/me?{token}"),
+        format!("{address}/sign-in?next=%2Fapi%2Fv1%2Fme%3Ftoken%3D{token}"),
+        format!("{address}/{}/api/v1/me", token.replace('_', "%5F")),
+    ] {
+        api.client.get(&odd).send().await.unwrap();
+    }
     let original = format!("/ext/bc/C/rpc/{token}");
-    assert_eq!(
-        api.verify("", &[("x-original-uri", &original)])
-            .await
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    let verified = api.verify("", &[("x-original-uri", &original)]).await;
+    assert_eq!(verified.status(), StatusCode::NO_CONTENT);
     let typo = format!("{}0", &token[..token.len() - 1]);
-    api.get("/me", &typo, Presented::Query)
-        .send()
-        .await
-        .unwrap();
+    secrets.push(typo.clone());
+    api.get("/me", &typo, Presented::Query).send().await.unwrap();
+
+    // The admin looks the leaked token up, and opens its CSV and bulk-revoke pages.
+    let response = admin
+        .submit_form(
+            "/admin/access-tokens",
+            "/admin/access-tokens/leaked",
+            &[("fragment", &token)],
+        )
+        .await;
+    let results = location(&response).to_owned();
+    let html = admin.page(&results).await;
+    for link in ["/admin/access-tokens.csv?", "/admin/access-tokens/bulk-revoke?"] {
+        let start = html.find(link).expect("the link is on the results page");
+        let end = start + html[start..].find('"').unwrap();
+        let response = admin.get(&html[start..end].replace("&amp;", "&")).await;
+        assert_eq!(response.status(), StatusCode::OK, "{link}");
+    }
+
+    // What a session holds: the cookie as sent, and the CSRF tokens of the pages.
+    for person in [&admin, &linus] {
+        let cookie = person.cookie_header();
+        secrets.push(cookie.split_once('=').unwrap().1.to_owned());
+        secrets.push(csrf_token(&person.page("/developer/access-tokens").await));
+        person.sign_out().await;
+    }
+
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (_, server) = server.terminate().await;
-
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(log.contains("/api/v1/me"), "requests are logged: {log}");
-    assert!(log.contains("[redacted]"), "the token's place is marked");
-    let secret_part = &token[4..36];
-    assert!(
-        !log.contains(secret_part),
-        "a token reached the log:\n{log}"
-    );
-    assert!(
-        !log.contains(&typo[4..36]),
-        "a rejected token reached the log"
+    assert!(log.contains("/set-password/{secret}"), "routes are logged by pattern");
+    for secret in &secrets {
+        // Any long-enough piece of a secret counts: also its random part without a prefix.
+        let piece = &secret[secret.len().saturating_sub(24)..];
+        assert!(
+            !log.contains(piece),
+            "a secret ({} characters) reached the log:\n{log}",
+            secret.len()
+        );
+    }
+    println!(
+        "log at debug level: {} lines, none holding any of {} secrets",
+        log.lines().count(),
+        secrets.len()
     );
 }

@@ -189,6 +189,7 @@ fn connect(database: &DatabaseArgs) -> anyhow::Result<AnyConnection> {
     let url = DatabaseUrl::parse(&database.database_url).map_err(anyhow::Error::msg)?;
     let mut conn = url.connect().context("cannot open the database")?;
     run_migrations(&mut conn)?;
+    members::canonicalise_stored_emails(&mut conn)?;
     Ok(conn)
 }
 

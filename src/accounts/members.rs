@@ -185,3 +185,47 @@ pub async fn set_active(
     })
     .await
 }
+
+const EMAILS_CANONICAL: &str = "upgrade.emails_canonical";
+
+/// Rewrites addresses stored before [`Email`] had one spelling per mailbox (a Unicode domain, a
+/// fullwidth letter) to that spelling, once, so their owners can still sign in. Two accounts
+/// that turn out to be one mailbox are both left as they are, and logged for an admin to settle.
+pub fn canonicalise_stored_emails(conn: &mut AnyConnection) -> diesel::QueryResult<usize> {
+    use crate::db::schema::{settings, users};
+    use diesel::prelude::*;
+    crate::db::write_transaction(conn, |conn| {
+        // Instances starting together: one rewrites, the others find it done.
+        lock(conn, Lock::Members)?;
+        let done: Option<String> = settings::table
+            .find(EMAILS_CANONICAL)
+            .select(settings::value)
+            .first(conn)
+            .optional()?;
+        if done.is_some() {
+            return Ok(0);
+        }
+        let stored: Vec<(i64, String)> = users::table.select((users::id, users::email)).load(conn)?;
+        let mut rewritten = 0;
+        for (id, email) in &stored {
+            let Ok(canonical) = Email::parse(email) else {
+                continue;
+            };
+            if canonical.as_str() == email {
+                continue;
+            }
+            if stored.iter().any(|(_, other)| other == canonical.as_str()) {
+                tracing::warn!(user_id = id, "two accounts share one mailbox; left as they are");
+                continue;
+            }
+            diesel::update(users::table.find(id))
+                .set(users::email.eq(canonical.as_str()))
+                .execute(conn)?;
+            rewritten += 1;
+        }
+        diesel::insert_into(settings::table)
+            .values((settings::key.eq(EMAILS_CANONICAL), settings::value.eq("1")))
+            .execute(conn)?;
+        Ok(rewritten)
+    })
+}

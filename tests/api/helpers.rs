@@ -64,20 +64,17 @@ fn random_suffix() -> String {
         .to_lowercase()
 }
 
-impl TestApp {
-    pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(backend, |_| {}).await
-    }
+/// A new, empty database on `backend`, removed with the [`TestApp`] that runs on it.
+pub struct EmptyDatabase {
+    dir: tempfile::TempDir,
+    pub url: String,
+    postgres_database: Option<(String, String)>,
+}
 
-    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
-        static LOGS: Once = Once::new();
-        LOGS.call_once(|| {
-            if std::env::var("TEST_LOG").is_ok() {
-                tokendesk::telemetry::init();
-            }
-        });
+impl EmptyDatabase {
+    pub fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let (database_url, postgres_database) = match backend {
+        let (url, postgres_database) = match backend {
             Backend::Sqlite => (
                 format!("sqlite://{}", dir.path().join("tokendesk.db").display()),
                 None,
@@ -100,6 +97,36 @@ impl TestApp {
                 (format!("{base}/{name}"), Some((admin_url, name)))
             }
         };
+        EmptyDatabase {
+            dir,
+            url,
+            postgres_database,
+        }
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        Self::spawn_on(EmptyDatabase::new(backend), adjust).await
+    }
+
+    /// Starts the server on a database prepared by the test (an older schema, say).
+    pub async fn spawn_on(database: EmptyDatabase, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        static LOGS: Once = Once::new();
+        LOGS.call_once(|| {
+            if std::env::var("TEST_LOG").is_ok() {
+                tokendesk::telemetry::init();
+            }
+        });
+        let EmptyDatabase {
+            dir,
+            url: database_url,
+            postgres_database,
+        } = database;
         let mut config = ServeConfig::with_database(database_url.clone());
         config.listen = "127.0.0.1:0".into();
         config.workers = Some(2);

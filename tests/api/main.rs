@@ -24,3 +24,4 @@ mod sign_in;
 mod sign_in_limits;
 mod token_auth;
 mod token_rules;
+mod upgrade;

@@ -1,0 +1,85 @@
+//! Upgrades keep data: a database made by an older tokendesk, with people, tokens and sessions in
+//! it, is migrated by the new one at start and everything in it still works.
+
+use diesel::RunQueryDsl;
+use diesel::migration::MigrationSource;
+use diesel_migrations::{FileBasedMigrations, MigrationHarness};
+use reqwest::StatusCode;
+use tokendesk::db::{AnyConnection, DatabaseUrl};
+
+use crate::backend_tests;
+use crate::helpers::{location, Backend, EmptyDatabase, Presented, TestApp};
+
+backend_tests!(a_database_from_before_the_security_fixes_keeps_its_people_and_tokens);
+
+/// The last migration of the release before sign-in reservations and one-time showings.
+const BEFORE: &str = "2026-11-25-000004";
+
+/// Applies the backend's migrations up to and including `last`, as that release would have.
+fn migrate_until(conn: &mut AnyConnection, backend: Backend, last: &str) {
+    let folder = match backend {
+        Backend::Sqlite => "migrations/sqlite",
+        Backend::Postgres => "migrations/postgres",
+    };
+    let source = FileBasedMigrations::from_path(folder).unwrap();
+    macro_rules! apply {
+        ($conn:expr, $backend:ty) => {{
+            let version = |v: String| v.replace('-', "");
+            let mut migrations = MigrationSource::<$backend>::migrations(&source).unwrap();
+            migrations.sort_by_key(|m| version(m.name().version().to_string()));
+            diesel::migration::MigrationConnection::setup($conn).unwrap();
+            for migration in migrations {
+                if version(migration.name().version().to_string()) > version(last.to_owned()) {
+                    break;
+                }
+                $conn.run_migration(&migration).unwrap();
+            }
+        }};
+    }
+    match conn {
+        AnyConnection::Sqlite(c) => apply!(c, diesel::sqlite::Sqlite),
+        AnyConnection::Postgresql(c) => apply!(c, diesel::pg::Pg),
+    }
+}
+
+async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let database = EmptyDatabase::new(backend);
+    let mut conn = DatabaseUrl::parse(&database.url).unwrap().connect().unwrap();
+    migrate_until(&mut conn, backend, BEFORE);
+    // What the older release stored: an admin whose domain it kept in Unicode, a token.
+    let hash = tokendesk::domain::hash_password("kims-old-password").unwrap();
+    let token = tokendesk::tokens::TokenSecret::generate();
+    let statements = [
+        format!(
+            "INSERT INTO users (email, display_name, password_hash, role, is_active, created_at, \
+             updated_at) VALUES ('kim@bücher.example', 'Kim', '{hash}', 'admin', TRUE, \
+             '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        ),
+        format!(
+            "INSERT INTO personal_access_tokens (user_id, name, digest, hint, scopes, created_at) \
+             VALUES (1, 'ci', '{}', '{}', 'tag:read', '2026-01-01 00:00:00')",
+            token.digest().0,
+            token.hint()
+        ),
+        "INSERT INTO audit_events (created_at, action, details) \
+         VALUES ('2026-01-01 00:00:00', 'setup.completed', '')"
+            .to_owned(),
+    ];
+    for sql in statements {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    drop(conn);
+
+    let app = TestApp::spawn_on(database, |_| {}).await;
+    let me = app.api().get("/me", token.expose(), Presented::Bearer).send().await.unwrap();
+    assert_eq!(me.status(), StatusCode::OK, "the old token still works");
+    let browser = app.browser();
+    let signed_in = browser.sign_in("kim@bücher.example", "kims-old-password").await;
+    assert_eq!(location(&signed_in), "/developer/access-tokens", "Kim still signs in");
+    assert!(browser.page("/developer/access-tokens").await.contains(">ci<"));
+    assert_eq!(app.audit_events("setup.completed").await.len(), 1, "the trail is kept");
+    // The new tables work on the upgraded database: a one-time reveal, the sign-in record.
+    browser.create_token("after the upgrade", "30", &["tag:read"]).await;
+}

@@ -3,8 +3,8 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use tokendesk::config::{DatabaseArgs, ServeConfig};
 use tokendesk::accounts::members::{self, FirstPassword, NewMember};
+use tokendesk::config::{DatabaseArgs, ServeConfig};
 use tokendesk::db::{run_migrations, transact_on, AnyConnection, DatabaseUrl, Db};
 use tokendesk::domain::{hash_password, Email, PasswordRules, Role};
 use tokendesk::startup::Application;

@@ -3,8 +3,8 @@
 
 use diesel::prelude::*;
 
-use crate::db::schema::settings;
 use crate::audit::{Action, Actor, Event};
+use crate::db::schema::settings;
 use crate::db::{lock, AnyConnection, Db, DbError, Lock};
 use chrono::{Duration, NaiveDateTime};
 

@@ -205,7 +205,8 @@ pub fn canonicalise_stored_emails(conn: &mut AnyConnection) -> diesel::QueryResu
         if done.is_some() {
             return Ok(0);
         }
-        let stored: Vec<(i64, String)> = users::table.select((users::id, users::email)).load(conn)?;
+        let stored: Vec<(i64, String)> =
+            users::table.select((users::id, users::email)).load(conn)?;
         let mut rewritten = 0;
         for (id, email) in &stored {
             let Ok(canonical) = Email::parse(email) else {
@@ -215,7 +216,10 @@ pub fn canonicalise_stored_emails(conn: &mut AnyConnection) -> diesel::QueryResu
                 continue;
             }
             if stored.iter().any(|(_, other)| other == canonical.as_str()) {
-                tracing::warn!(user_id = id, "two accounts share one mailbox; left as they are");
+                tracing::warn!(
+                    user_id = id,
+                    "two accounts share one mailbox; left as they are"
+                );
                 continue;
             }
             diesel::update(users::table.find(id))

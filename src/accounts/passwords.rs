@@ -32,3 +32,31 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 pub async fn verify(stored: Option<String>, password: String) -> anyhow::Result<bool> {
     with_slot(move || domain::verify_password(stored.as_deref(), &password)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn no_more_hashes_run_at_once_than_there_are_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let jobs = (0..cores * 4).map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            with_slot(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        for done in futures_util::future::join_all(jobs).await {
+            done.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), cores);
+    }
+}

@@ -90,7 +90,11 @@ fn failures(
     let rows: Vec<(String, String, NaiveDateTime)> = attempts::table
         .filter(attempts::created_at.gt(since))
         .filter(attempts::outcome.ne(SUCCEEDED))
-        .filter(attempts::email.eq(email).or(attempts::client_ip.eq(client_ip)))
+        .filter(
+            attempts::email
+                .eq(email)
+                .or(attempts::client_ip.eq(client_ip)),
+        )
         .order(attempts::created_at.asc())
         .select((attempts::email, attempts::client_ip, attempts::created_at))
         .load(conn)?;

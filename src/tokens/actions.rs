@@ -36,7 +36,9 @@ pub enum Origin {
 /// Why a token was not made.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("You already have an active token named “{0}”. Choose another name, or revoke that one.")]
+    #[error(
+        "You already have an active token named “{0}”. Choose another name, or revoke that one."
+    )]
     NameTaken(String),
     #[error("Your account is deactivated.")]
     OwnerInactive,
@@ -81,11 +83,18 @@ pub fn details(token: &PersonalAccessToken, owner_email: &str) -> String {
 }
 
 fn names(scopes: ScopeSet) -> String {
-    scopes.iter().map(Scope::name).collect::<Vec<_>>().join(", ")
+    scopes
+        .iter()
+        .map(Scope::name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Locks the owner's tokens and the policy, and reads both afresh.
-fn locked_owner(conn: &mut AnyConnection, owner_id: i64) -> Result<(User, Policy), Abort<TokenError>> {
+fn locked_owner(
+    conn: &mut AnyConnection,
+    owner_id: i64,
+) -> Result<(User, Policy), Abort<TokenError>> {
     lock(conn, Lock::TokensOf(owner_id))?;
     lock_shared(conn, Lock::Policy)?;
     let owner = users::find(conn, owner_id)?.ok_or(diesel::result::Error::NotFound)?;
@@ -207,8 +216,8 @@ pub async fn regenerate(
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
         let (owner, policy) = locked_owner(conn, actor.user_id)?;
-        let token = store::find_owned(conn, owner.id, token_id)?
-            .ok_or(diesel::result::Error::NotFound)?;
+        let token =
+            store::find_owned(conn, owner.id, token_id)?.ok_or(diesel::result::Error::NotFound)?;
         let now = Utc::now().naive_utc();
         let reviving = token.status(now) == TokenStatus::Expired;
         if token.status(now) == TokenStatus::Revoked {

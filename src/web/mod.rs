@@ -58,7 +58,11 @@ pub fn public_base_url(req: &HttpRequest, state: &AppState) -> String {
         let info = req.connection_info();
         return format!("{}://{}", info.scheme(), info.host());
     }
-    let scheme = if state.secure_cookies { "https" } else { "http" };
+    let scheme = if state.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
     let host = req
         .headers()
         .get(header::HOST)

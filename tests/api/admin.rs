@@ -709,7 +709,10 @@ async fn the_inventory_filters_and_sorts(app: TestApp) {
             let results = location(&response).to_owned();
             assert!(!results.contains(&secret[4..12]), "{results}");
             let html = admin.page(&results).await;
-            assert!(!html.contains(&secret[4..12]), "the page repeats the secret");
+            assert!(
+                !html.contains(&secret[4..12]),
+                "the page repeats the secret"
+            );
             html
         }
     };

@@ -33,6 +33,10 @@ async fn deactivating_a_deactivated_member_records_nothing_more(app: TestApp) {
         .page("/admin/members")
         .await
         .contains("already is deactivated; nothing changed."));
-    assert_eq!(deactivated_at().await, Some(first), "the time stays the first one");
+    assert_eq!(
+        deactivated_at().await,
+        Some(first),
+        "the time stays the first one"
+    );
     assert_eq!(app.audit_events("member.deactivated").await.len(), 1);
 }

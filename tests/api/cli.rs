@@ -80,16 +80,30 @@ async fn every_run_of_every_command_exits_cleanly(app: TestApp) {
     const RUNS: usize = 50;
     for run in 0..RUNS {
         let output = tokendesk(&["migrate"], &app.database_url, "");
-        assert!(output.status.success(), "migrate run {run}: {:?}", output.status);
+        assert!(
+            output.status.success(),
+            "migrate run {run}: {:?}",
+            output.status
+        );
     }
     for run in 0..RUNS {
         let email = format!("member{run}@example.com");
-        let args = ["user", "create", "--email", &email, "--name", "Member", "--role", "user"];
+        let args = [
+            "user", "create", "--email", &email, "--name", "Member", "--role", "user",
+        ];
         let output = tokendesk(&args, &app.database_url, "a-long-enough-password\n");
-        assert!(output.status.success(), "user create run {run}: {:?}", output.status);
+        assert!(
+            output.status.success(),
+            "user create run {run}: {:?}",
+            output.status
+        );
     }
     let created = app.audit_events("member.created").await;
-    assert_eq!(created.len(), RUNS, "each account created on the command line is audited");
+    assert_eq!(
+        created.len(),
+        RUNS,
+        "each account created on the command line is audited"
+    );
     assert!(created
         .iter()
         .all(|e| e.actor_id.is_none() && e.details.contains("password=set on the command line")));

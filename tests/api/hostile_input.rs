@@ -212,7 +212,11 @@ async fn the_api_refuses_hostile_bodies_with_json_errors(app: TestApp) {
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let (_, token) = app
-        .token_for(grace.id, "manager", &["personalAccessToken:write", "tag:read"])
+        .token_for(
+            grace.id,
+            "manager",
+            &["personalAccessToken:write", "tag:read"],
+        )
         .await;
     let url = format!("{}/api/v1/personal-access-tokens", app.address);
     let client = reqwest::Client::new();
@@ -553,7 +557,9 @@ async fn every_form_route_limits_its_body(app: TestApp) {
     let admin = app.setup_admin().await;
     let csrf = csrf_token(&admin.page("/developer/access-tokens").await);
     let big = "x".repeat(MEGABYTE);
-    let (_, token) = app.token_for(1, "t", &["personalAccessToken:write", "tag:read"]).await;
+    let (_, token) = app
+        .token_for(1, "t", &["personalAccessToken:write", "tag:read"])
+        .await;
     let mut checked = 0;
     for (method, template, _) in crate::route_walk::ROUTES {
         if *method != "POST" {

@@ -88,7 +88,10 @@ async fn token_maker(app: &TestApp, user_id: i64, scopes: &[&str]) -> (String, S
     let mut all = vec!["personalAccessToken:write"];
     all.extend_from_slice(scopes);
     let (_, token) = app.token_for(user_id, "maker", &all).await;
-    (format!("{}/api/v1/personal-access-tokens", app.address), token)
+    (
+        format!("{}/api/v1/personal-access-tokens", app.address),
+        token,
+    )
 }
 
 /// Sends `n` create requests at once; returns their statuses.
@@ -114,11 +117,18 @@ async fn creates_with_one_name_at_once_make_one_token(app: TestApp) {
     let (url, token) = token_maker(&app, kim.id, &["tag:read"]).await;
     for round in 0..ROUNDS {
         let name = format!("deploy-{round}");
-        let statuses = burst(&app, &url, &token, 8, |_| {
-            serde_json::json!({"name": name, "expires_in": "30", "scopes": ["tag:read"]})
-        })
+        let statuses = burst(
+            &app,
+            &url,
+            &token,
+            8,
+            |_| serde_json::json!({"name": name, "expires_in": "30", "scopes": ["tag:read"]}),
+        )
         .await;
-        let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+        let created = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count();
         assert_eq!(created, 1, "round {round}: {statuses:?}");
         assert!(statuses
             .iter()
@@ -171,7 +181,11 @@ async fn a_policy_lowered_mid_burst_binds_every_token_written_after_it(app: Test
         .iter()
         .filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY)
         .count();
-    assert_eq!(never.len() - 1 + refused, BURST, "each was written or refused");
+    assert_eq!(
+        never.len() - 1 + refused,
+        BURST,
+        "each was written or refused"
+    );
     println!(
         "policy mid-burst: {} written before the change, {refused} refused after it",
         never.len() - 1
@@ -194,13 +208,15 @@ async fn a_deactivation_mid_burst_stops_every_token_written_after_it(app: TestAp
     assert_eq!(deactivated.status(), StatusCode::SEE_OTHER);
     let at = event_time(&app, "member.deactivated").await;
     for t in stored_tokens(&app, kim.id).await {
-        assert!(t.created_at < at, "{} written after the deactivation", t.name);
+        assert!(
+            t.created_at < at,
+            "{} written after the deactivation",
+            t.name
+        );
     }
 }
 
-async fn a_demotion_mid_burst_strips_admin_scopes_from_every_token_written_after_it(
-    app: TestApp,
-) {
+async fn a_demotion_mid_burst_strips_admin_scopes_from_every_token_written_after_it(app: TestApp) {
     let admin = app.setup_admin().await;
     let bob = app
         .create_user("bob@example.com", "bobs-password-1", Role::Admin)
@@ -223,7 +239,11 @@ async fn a_demotion_mid_burst_strips_admin_scopes_from_every_token_written_after
         .filter(|t| t.name != "maker" && t.scopes.contains("license:write"))
         .collect::<Vec<_>>();
     for t in &with_admin_scope {
-        assert!(t.created_at < at, "{} holds license:write, written after the demotion", t.name);
+        assert!(
+            t.created_at < at,
+            "{} holds license:write, written after the demotion",
+            t.name
+        );
     }
     // After the demotion the maker token itself lacks license:write: 403, or 422 if checked
     // inside the write.
@@ -260,7 +280,11 @@ async fn two_admins_saving_the_policy_at_once_both_succeed(app: TestApp) {
             }
         };
         let (a, b) = tokio::join!(save(&ada, "30"), save(&bob, "60"));
-        assert_eq!((a, b), (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER), "round {round}");
+        assert_eq!(
+            (a, b),
+            (StatusCode::SEE_OTHER, StatusCode::SEE_OTHER),
+            "round {round}"
+        );
     }
     let html = ada.page("/admin/settings").await;
     assert!(html.contains("value=\"30\"") || html.contains("value=\"60\""));
@@ -287,7 +311,10 @@ async fn creates_at_once_stop_at_the_active_token_limit(app: TestApp) {
     // The maker is one of the five.
     let (url, token) = token_maker(&app, kim.id, &["tag:read"]).await;
     let statuses = burst(&app, &url, &token, 12, never_expiring).await;
-    let created = statuses.iter().filter(|s| **s == StatusCode::CREATED).count();
+    let created = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
     assert_eq!(created, 4, "{statuses:?}");
     assert_eq!(stored_tokens(&app, kim.id).await.len(), 5);
     let response = app

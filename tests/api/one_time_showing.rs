@@ -44,7 +44,10 @@ async fn a_copied_cookie_does_not_reveal_a_token_again(app: TestApp) {
     assert_eq!(location(&response), "/developer/access-tokens/reveal");
     let copied = copy_of(&app, &kim);
     let html = kim.page("/developer/access-tokens/reveal").await;
-    assert!(revealed_secret(&html).is_some(), "the new secret is shown once");
+    assert!(
+        revealed_secret(&html).is_some(),
+        "the new secret is shown once"
+    );
     let response = copied.get("/developer/access-tokens/reveal").await;
     assert_eq!(location(&response), "/developer/access-tokens", "not twice");
 }
@@ -66,7 +69,10 @@ async fn a_copied_cookie_does_not_show_a_set_password_link_again(app: TestApp) {
     assert_eq!(location(&response), "/admin/members/link");
     let copied = copy_of(&app, &admin);
     let html = admin.page("/admin/members/link").await;
-    assert!(html.contains("/set-password/"), "the admin sees the link once");
+    assert!(
+        html.contains("/set-password/"),
+        "the admin sees the link once"
+    );
     let response = copied.get("/admin/members/link").await;
     assert_eq!(location(&response), "/admin/members", "not again");
 }

@@ -136,13 +136,19 @@ async fn no_secret_reaches_the_log(app: TestApp) {
         .submit_form(
             &link,
             &link,
-            &[("password", linus_password), ("password_confirm", linus_password)],
+            &[
+                ("password", linus_password),
+                ("password_confirm", linus_password),
+            ],
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     secrets.push(linus_password.into());
     assert_eq!(
-        linus.sign_in("linus@example.com", linus_password).await.status(),
+        linus
+            .sign_in("linus@example.com", linus_password)
+            .await
+            .status(),
         StatusCode::SEE_OTHER
     );
 
@@ -176,7 +182,10 @@ async fn no_secret_reaches_the_log(app: TestApp) {
     assert_eq!(verified.status(), StatusCode::NO_CONTENT);
     let typo = format!("{}0", &token[..token.len() - 1]);
     secrets.push(typo.clone());
-    api.get("/me", &typo, Presented::Query).send().await.unwrap();
+    api.get("/me", &typo, Presented::Query)
+        .send()
+        .await
+        .unwrap();
 
     // The admin looks the leaked token up, and opens its CSV and bulk-revoke pages.
     let response = admin
@@ -188,7 +197,10 @@ async fn no_secret_reaches_the_log(app: TestApp) {
         .await;
     let results = location(&response).to_owned();
     let html = admin.page(&results).await;
-    for link in ["/admin/access-tokens.csv?", "/admin/access-tokens/bulk-revoke?"] {
+    for link in [
+        "/admin/access-tokens.csv?",
+        "/admin/access-tokens/bulk-revoke?",
+    ] {
         let start = html.find(link).expect("the link is on the results page");
         let end = start + html[start..].find('"').unwrap();
         let response = admin.get(&html[start..end].replace("&amp;", "&")).await;
@@ -207,7 +219,10 @@ async fn no_secret_reaches_the_log(app: TestApp) {
     let (_, server) = server.terminate().await;
     let log = std::fs::read_to_string(&server.log).unwrap();
     assert!(log.contains("/api/v1/me"), "requests are logged: {log}");
-    assert!(log.contains("/set-password/{secret}"), "routes are logged by pattern");
+    assert!(
+        log.contains("/set-password/{secret}"),
+        "routes are logged by pattern"
+    );
     for secret in &secrets {
         // Any long-enough piece of a secret counts: also its random part without a prefix.
         let piece = &secret[secret.len().saturating_sub(24)..];

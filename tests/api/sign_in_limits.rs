@@ -32,7 +32,11 @@ async fn ready_to_guess(browser: Browser) -> (Browser, String) {
 }
 
 async fn guess(browser: &Browser, csrf: &str, email: &str, password: &str) -> StatusCode {
-    let fields = [("csrf_token", csrf), ("email", email), ("password", password)];
+    let fields = [
+        ("csrf_token", csrf),
+        ("email", email),
+        ("password", password),
+    ];
     browser.post("/sign-in", &fields).await.status()
 }
 
@@ -57,10 +61,20 @@ async fn a_burst_of_guesses_gets_five_password_checks(app: TestApp) {
         count(StatusCode::SEE_OTHER),
         count(StatusCode::TOO_MANY_REQUESTS),
     );
-    assert_eq!(wrong + right + held, 60, "only 401, 303 and 429: {answers:?}");
-    assert!(wrong + right <= 5, "{wrong} wrong and {right} right passwords were checked");
+    assert_eq!(
+        wrong + right + held,
+        60,
+        "only 401, 303 and 429: {answers:?}"
+    );
+    assert!(
+        wrong + right <= 5,
+        "{wrong} wrong and {right} right passwords were checked"
+    );
     let failures = app.audit_events("sign_in.failed").await.len();
-    assert_eq!(failures, wrong, "each check that failed is in the audit trail");
+    assert_eq!(
+        failures, wrong,
+        "each check that failed is in the audit trail"
+    );
     // The window is still closed for this pair, right password or not.
     let (browser, csrf) = ready_to_guess(app.browser()).await;
     if right == 0 {
@@ -78,14 +92,19 @@ async fn a_strangers_failures_do_not_lock_out_the_owner(app: TestApp) {
     app.create_user(OWNER, PASSWORD, Role::User).await;
     let (home, office) = ("198.51.100.7", "203.0.113.66");
     let owner = app.browser_from(home);
-    assert_eq!(owner.sign_in(OWNER, PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        owner.sign_in(OWNER, PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
     owner.sign_out().await;
     // A colleague signs in from the office, which one stranger shares with them.
     let colleague_email = "lee@example.com";
     app.create_user(colleague_email, "lees-own-password", Role::User)
         .await;
     let colleague = app.browser_from(office);
-    let signed_in = colleague.sign_in(colleague_email, "lees-own-password").await;
+    let signed_in = colleague
+        .sign_in(colleague_email, "lees-own-password")
+        .await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
 
     // A stranger spends the account's failures, then is held back.
@@ -112,10 +131,15 @@ async fn a_strangers_failures_do_not_lock_out_the_owner(app: TestApp) {
     );
     // The owner, from where they signed in before, is not held back.
     let owner = app.browser_from(home);
-    assert_eq!(owner.sign_in(OWNER, PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        owner.sign_in(OWNER, PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
 
     // Nor is the colleague in the stranger's office, at their own account.
     let colleague = app.browser_from(office);
-    let signed_in = colleague.sign_in(colleague_email, "lees-own-password").await;
+    let signed_in = colleague
+        .sign_in(colleague_email, "lees-own-password")
+        .await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
 }

@@ -227,7 +227,11 @@ async fn the_api_lists_creates_and_revokes_tokens(app: TestApp) {
         .token_for(
             user.id,
             "manager",
-            &["personalAccessToken:read", "personalAccessToken:write", "tag:read"],
+            &[
+                "personalAccessToken:read",
+                "personalAccessToken:write",
+                "tag:read",
+            ],
         )
         .await;
     let api = app.api();
@@ -351,7 +355,11 @@ async fn api_bodies_are_validated_like_the_form(app: TestApp) {
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let (_, manager) = app
-        .token_for(user.id, "manager", &["personalAccessToken:write", "tag:read"])
+        .token_for(
+            user.id,
+            "manager",
+            &["personalAccessToken:write", "tag:read"],
+        )
         .await;
     let api = app.api();
     let url = format!("{}/api/v1/personal-access-tokens", app.address);

@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{
-    api_error, location, stored_tokens, user_and_browser, Presented, TestApp,
-};
+use crate::helpers::{api_error, location, stored_tokens, user_and_browser, Presented, TestApp};
 
 backend_tests!(
     a_token_makes_no_token_beyond_its_own_scopes_or_life,
@@ -43,7 +41,8 @@ async fn a_token_makes_no_token_beyond_its_own_scopes_or_life(app: TestApp) {
         .create_token("maker", "7", &["personalAccessToken:write", "tag:read"])
         .await;
     let refused = |scopes: &[&str], expires_in: &str| {
-        let body = serde_json::json!({"name": "minted", "expires_in": expires_in, "scopes": scopes});
+        let body =
+            serde_json::json!({"name": "minted", "expires_in": expires_in, "scopes": scopes});
         let (app, maker) = (&app, &maker);
         async move {
             let response = create_through_api(app, maker, body).await;
@@ -68,7 +67,9 @@ async fn a_token_makes_no_token_beyond_its_own_scopes_or_life(app: TestApp) {
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(stored_tokens(&app, kim.id).await.len(), 2);
     let created = app.audit_events("token.created").await;
-    let minted = created.iter().find(|e| e.target_label.as_deref() == Some("minted"));
+    let minted = created
+        .iter()
+        .find(|e| e.target_label.as_deref() == Some("minted"));
     assert!(
         minted.unwrap().details.contains("; made by token #"),
         "the trail says which token made it"
@@ -80,18 +81,35 @@ async fn a_regenerated_token_starts_never_used(app: TestApp) {
     let (kim, browser) = user_and_browser(&app, "kim@example.com", Role::User).await;
     let old_secret = browser.create_token("ci", "30", &["tag:read"]).await;
     let id = stored_tokens(&app, kim.id).await[0].id;
-    let used = app.api().get("/me", &old_secret, Presented::Bearer).send().await;
+    let used = app
+        .api()
+        .get("/me", &old_secret, Presented::Bearer)
+        .send()
+        .await;
     assert_eq!(used.unwrap().status(), StatusCode::OK);
     // Regenerated before the use is flushed.
     let page = format!("/developer/access-tokens/{id}/regenerate");
-    let response = browser.submit_form(&page, &page, &[("expires_in", "30")]).await;
+    let response = browser
+        .submit_form(&page, &page, &[("expires_in", "30")])
+        .await;
     assert_eq!(location(&response), "/developer/access-tokens/reveal");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(app.last_used_at(id).await, None, "the old secret's use is not the new one's");
-    assert!(browser.page("/developer/access-tokens").await.contains("Never"));
+    assert_eq!(
+        app.last_used_at(id).await,
+        None,
+        "the old secret's use is not the new one's"
+    );
+    assert!(browser
+        .page("/developer/access-tokens")
+        .await
+        .contains("Never"));
 }
 
-async fn set_policy(browser: &crate::helpers::Browser, max: &str, default: &str) -> reqwest::Response {
+async fn set_policy(
+    browser: &crate::helpers::Browser,
+    max: &str,
+    default: &str,
+) -> reqwest::Response {
     browser
         .submit_form(
             "/admin/settings",
@@ -107,13 +125,26 @@ async fn set_policy(browser: &crate::helpers::Browser, max: &str, default: &str)
 
 async fn short_maximum_lifetimes_and_custom_dates_hold_to_the_hour(app: TestApp) {
     let admin = app.setup_admin().await;
-    assert_eq!(location(&set_policy(&admin, "3", "1").await), "/admin/settings");
+    assert_eq!(
+        location(&set_policy(&admin, "3", "1").await),
+        "/admin/settings"
+    );
     let form = admin.page("/developer/access-tokens/new").await;
-    assert!(form.contains("value=\"1\" selected"), "1 day is the default");
+    assert!(
+        form.contains("value=\"1\" selected"),
+        "1 day is the default"
+    );
     assert!(!form.contains("value=\"7\""), "longer choices are hidden");
-    assert!(form.contains("23:59:59 UTC"), "the form says when a custom date ends");
+    assert!(
+        form.contains("23:59:59 UTC"),
+        "the form says when a custom date ends"
+    );
 
-    let day = |days: i64| (Utc::now() + chrono::Duration::days(days)).format("%Y-%m-%d").to_string();
+    let day = |days: i64| {
+        (Utc::now() + chrono::Duration::days(days))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
     let custom = |date: String| {
         let admin = &admin;
         async move {
@@ -130,8 +161,15 @@ async fn short_maximum_lifetimes_and_custom_dates_hold_to_the_hour(app: TestApp)
     // The third day's end is more than 72 hours away; the second day's is not.
     let response = custom(day(3)).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(response.text().await.unwrap().contains("or earlier: a token works until the end of its day"));
-    assert_eq!(location(&custom(day(2)).await), "/developer/access-tokens/reveal");
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("or earlier: a token works until the end of its day"));
+    assert_eq!(
+        location(&custom(day(2)).await),
+        "/developer/access-tokens/reveal"
+    );
     let stored = stored_tokens(&app, 1).await;
     let lifetime = stored[0].expires_at.unwrap() - Utc::now().naive_utc();
     assert!(lifetime <= chrono::Duration::days(3), "{lifetime}");
@@ -147,9 +185,15 @@ async fn regenerating_an_expired_token_keeps_names_unique(app: TestApp) {
     .await;
     browser.create_token("deploy", "30", &["tag:read"]).await;
     let page = format!("/developer/access-tokens/{old}/regenerate");
-    let response = browser.submit_form(&page, &page, &[("expires_in", "30")]).await;
+    let response = browser
+        .submit_form(&page, &page, &[("expires_in", "30")])
+        .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(response.text().await.unwrap().contains("already have an active token named"));
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("already have an active token named"));
     let active = stored_tokens(&app, kim.id)
         .await
         .into_iter()
@@ -162,22 +206,40 @@ async fn odd_api_queries_get_json_errors(app: TestApp) {
     let kim = app
         .create_user("kim@example.com", "kims-password-1", Role::User)
         .await;
-    let (_, token) = app.token_for(kim.id, "reader", &["personalAccessToken:read", "tag:read"]).await;
+    let (_, token) = app
+        .token_for(kim.id, "reader", &["personalAccessToken:read", "tag:read"])
+        .await;
     let api = app.api();
-    let list = |query: &str| api.get(&format!("/personal-access-tokens?{query}"), &token, Presented::Bearer);
+    let list = |query: &str| {
+        api.get(
+            &format!("/personal-access-tokens?{query}"),
+            &token,
+            Presented::Bearer,
+        )
+    };
     let far = list("page=9223372036854775807").send().await.unwrap();
     assert_eq!(far.status(), StatusCode::OK);
     let body: serde_json::Value = far.json().await.unwrap();
     assert_eq!(body["tokens"], serde_json::json!([]));
     for query in ["page=abc", "page=-9223372036854775809", "revoked=perhaps"] {
         let (status, code, _) = api_error(list(query).send().await.unwrap()).await;
-        assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_request"), "{query}");
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{query}"
+        );
     }
     let twice = api
-        .verify("?scope=tag:read&scope=tag:read", &[("authorization", &format!("Bearer {token}"))])
+        .verify(
+            "?scope=tag:read&scope=tag:read",
+            &[("authorization", &format!("Bearer {token}"))],
+        )
         .await;
     let (status, code, _) = api_error(twice).await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_request"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
 }
 
 async fn links_are_built_from_the_configured_address_not_from_forwarded_headers(app: TestApp) {
@@ -203,7 +265,10 @@ async fn links_are_built_from_the_configured_address_not_from_forwarded_headers(
         admin.page("/admin/members/link").await
     };
     let html = add_linus(app.setup_admin().await).await;
-    assert!(!html.contains("evil.example"), "a stranger's header made the link");
+    assert!(
+        !html.contains("evil.example"),
+        "a stranger's header made the link"
+    );
     assert!(html.contains(&format!("{}/set-password/", app.address)));
 
     let configured = TestApp::spawn_with(app.backend(), |config| {
@@ -218,5 +283,8 @@ async fn links_are_built_from_the_configured_address_not_from_forwarded_headers(
         .await;
     assert_eq!(location(&response), "/developer/access-tokens/reveal");
     let reveal = admin.page("/developer/access-tokens/reveal").await;
-    assert!(reveal.contains("https://tokens.example.com/api/v1/me"), "the examples use it");
+    assert!(
+        reveal.contains("https://tokens.example.com/api/v1/me"),
+        "the examples use it"
+    );
 }

@@ -1,8 +1,8 @@
 //! Upgrades keep data: a database made by an older tokendesk, with people, tokens and sessions in
 //! it, is migrated by the new one at start and everything in it still works.
 
-use diesel::RunQueryDsl;
 use diesel::migration::MigrationSource;
+use diesel::RunQueryDsl;
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 use reqwest::StatusCode;
 use tokendesk::db::{AnyConnection, DatabaseUrl};
@@ -46,7 +46,10 @@ async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(a
     let backend = app.backend();
     drop(app);
     let database = EmptyDatabase::new(backend);
-    let mut conn = DatabaseUrl::parse(&database.url).unwrap().connect().unwrap();
+    let mut conn = DatabaseUrl::parse(&database.url)
+        .unwrap()
+        .connect()
+        .unwrap();
     migrate_until(&mut conn, backend, BEFORE);
     // What the older release stored: an admin whose domain it kept in Unicode, a token.
     let hash = tokendesk::domain::hash_password("kims-old-password").unwrap();
@@ -73,13 +76,33 @@ async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(a
     drop(conn);
 
     let app = TestApp::spawn_on(database, |_| {}).await;
-    let me = app.api().get("/me", token.expose(), Presented::Bearer).send().await.unwrap();
+    let me = app
+        .api()
+        .get("/me", token.expose(), Presented::Bearer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), StatusCode::OK, "the old token still works");
     let browser = app.browser();
-    let signed_in = browser.sign_in("kim@bücher.example", "kims-old-password").await;
-    assert_eq!(location(&signed_in), "/developer/access-tokens", "Kim still signs in");
-    assert!(browser.page("/developer/access-tokens").await.contains(">ci<"));
-    assert_eq!(app.audit_events("setup.completed").await.len(), 1, "the trail is kept");
+    let signed_in = browser
+        .sign_in("kim@bücher.example", "kims-old-password")
+        .await;
+    assert_eq!(
+        location(&signed_in),
+        "/developer/access-tokens",
+        "Kim still signs in"
+    );
+    assert!(browser
+        .page("/developer/access-tokens")
+        .await
+        .contains(">ci<"));
+    assert_eq!(
+        app.audit_events("setup.completed").await.len(),
+        1,
+        "the trail is kept"
+    );
     // The new tables work on the upgraded database: a one-time reveal, the sign-in record.
-    browser.create_token("after the upgrade", "30", &["tag:read"]).await;
+    browser
+        .create_token("after the upgrade", "30", &["tag:read"])
+        .await;
 }

@@ -185,7 +185,11 @@ async fn writers_and_readers_side_by_side(app: TestApp) {
             .create_user(&email, "writer-password-1", Role::User)
             .await;
         let (_, manager) = app
-            .token_for(user.id, "manager", &["personalAccessToken:write", "tag:read"])
+            .token_for(
+                user.id,
+                "manager",
+                &["personalAccessToken:write", "tag:read"],
+            )
             .await;
         for n in 0..2 {
             live.push(

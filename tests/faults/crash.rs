@@ -23,7 +23,11 @@ async fn a_kill_9_loses_no_token_it_answered_for(app: TestApp) {
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let (manager_id, manager) = app
-        .token_for(user.id, "manager", &["personalAccessToken:write", "tag:read"])
+        .token_for(
+            user.id,
+            "manager",
+            &["personalAccessToken:write", "tag:read"],
+        )
         .await;
     let port = free_port();
     let settings = [("TOKENDESK_TOKEN_FAILURE_LIMIT", "0")];

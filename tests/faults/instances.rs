@@ -17,7 +17,11 @@ async fn two_instances_agree_on_revocation_and_last_used() {
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let (_, manager) = app
-        .token_for(user.id, "manager", &["personalAccessToken:write", "tag:read"])
+        .token_for(
+            user.id,
+            "manager",
+            &["personalAccessToken:write", "tag:read"],
+        )
         .await;
     let (id, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
     // No verified-token cache: each instance asks the database on every request.

@@ -13,7 +13,7 @@ use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
 use crate::web::see_other;
-use crate::web::session::{stash_showing, PendingReveal, CurrentUser};
+use crate::web::session::{stash_showing, CurrentUser, PendingReveal};
 
 #[derive(Template)]
 #[template(path = "access_tokens/new.html")]
@@ -70,8 +70,13 @@ pub async fn submit(
             )
         }
     };
-    let created =
-        actions::create(&state.db, current.actor(&client_ip), request, Origin::Portal).await;
+    let created = actions::create(
+        &state.db,
+        current.actor(&client_ip),
+        request,
+        Origin::Portal,
+    )
+    .await;
     match created {
         Ok(created) => {
             stash_showing(&state.db, &current, PendingReveal::of(&created, false)).await?;

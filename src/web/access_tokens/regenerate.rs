@@ -14,7 +14,7 @@ use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
-use crate::web::session::{set_flash, stash_showing, PendingReveal, CurrentUser};
+use crate::web::session::{set_flash, stash_showing, CurrentUser, PendingReveal};
 use crate::web::{see_other, HOME};
 
 #[derive(Deserialize, Default)]

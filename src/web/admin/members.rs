@@ -258,7 +258,8 @@ pub async fn show_link(
     state: web::Data<AppState>,
     AdminUser(admin): AdminUser,
 ) -> Result<HttpResponse, AppError> {
-    let Some((name, email, url)) = take_showing::<(String, String, String)>(&state.db, &admin).await?
+    let Some((name, email, url)) =
+        take_showing::<(String, String, String)>(&state.db, &admin).await?
     else {
         return Ok(see_other("/admin/members"));
     };

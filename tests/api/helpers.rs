@@ -475,6 +475,18 @@ impl TestApp {
         (created.token.id, created.secret.expose().to_owned())
     }
 
+    /// Sets the token policy's active-token limit (a test that makes hundreds of tokens).
+    pub async fn set_active_token_limit(&self, limit: i64) {
+        self.db
+            .write(move |conn| {
+                let mut policy = tokendesk::policy::Policy::load(conn)?;
+                policy.max_active_tokens = limit;
+                policy.save(conn)
+            })
+            .await
+            .unwrap();
+    }
+
     /// A plain HTTP client (no cookies), as another service would be.
     pub fn api(&self) -> Api {
         Api {

@@ -29,6 +29,8 @@ async fn a_kill_9_loses_no_token_it_answered_for(app: TestApp) {
             &["personalAccessToken:write", "tag:read"],
         )
         .await;
+    // Hundreds of tokens for one person: past the policy's default limit.
+    app.set_active_token_limit(100_000).await;
     let port = free_port();
     let settings = [("TOKENDESK_TOKEN_FAILURE_LIMIT", "0")];
     let mut server = ServerProcess::start_on(port, &app.database_url, &settings).await;

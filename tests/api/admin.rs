@@ -455,20 +455,6 @@ async fn deactivation_ends_sessions_and_tokens_reactivation_revives_no_revoked_t
     );
 }
 
-async fn set_policy(admin: &Browser, max: &str, default: &str) -> reqwest::Response {
-    admin
-        .submit_form(
-            "/admin/settings",
-            "/admin/settings",
-            &[
-                ("max_lifetime_days", max),
-                ("default_expiry", default),
-                ("max_active_tokens", "100"),
-            ],
-        )
-        .await
-}
-
 async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
     let admin = app.setup_admin().await;
     for (max, default, message) in [
@@ -485,7 +471,7 @@ async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
             "The default must fit within the maximum lifetime.",
         ),
     ] {
-        let response = set_policy(&admin, max, default).await;
+        let response = admin.set_token_policy(max, default).await;
         assert_eq!(
             response.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -497,7 +483,7 @@ async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
         );
     }
     assert_eq!(
-        location(&set_policy(&admin, "60", "7").await),
+        location(&admin.set_token_policy("60", "7").await),
         "/admin/settings"
     );
 
@@ -561,7 +547,7 @@ async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
     );
 
     // Lifting the maximum brings "No expiration" back.
-    set_policy(&admin, "", "30").await;
+    admin.set_token_policy("", "30").await;
     assert!(admin
         .page("/developer/access-tokens/new")
         .await

@@ -337,6 +337,24 @@ impl Browser {
         .await
     }
 
+    /// Saves the token policy through its form, with 100 active tokens a person.
+    pub async fn set_token_policy(
+        &self,
+        max_lifetime_days: &str,
+        default_expiry: &str,
+    ) -> Response {
+        self.submit_form(
+            "/admin/settings",
+            "/admin/settings",
+            &[
+                ("max_lifetime_days", max_lifetime_days),
+                ("default_expiry", default_expiry),
+                ("max_active_tokens", "100"),
+            ],
+        )
+        .await
+    }
+
     pub async fn sign_out(&self) -> Response {
         self.submit_form("/developer/access-tokens", "/sign-out", &[])
             .await
@@ -476,6 +494,7 @@ impl TestApp {
     }
 
     /// Sets the token policy's active-token limit (a test that makes hundreds of tokens).
+    #[allow(dead_code)] // tests/faults
     pub async fn set_active_token_limit(&self, limit: i64) {
         self.db
             .write(move |conn| {

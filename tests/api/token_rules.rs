@@ -105,28 +105,10 @@ async fn a_regenerated_token_starts_never_used(app: TestApp) {
         .contains("Never"));
 }
 
-async fn set_policy(
-    browser: &crate::helpers::Browser,
-    max: &str,
-    default: &str,
-) -> reqwest::Response {
-    browser
-        .submit_form(
-            "/admin/settings",
-            "/admin/settings",
-            &[
-                ("max_lifetime_days", max),
-                ("default_expiry", default),
-                ("max_active_tokens", "100"),
-            ],
-        )
-        .await
-}
-
 async fn short_maximum_lifetimes_and_custom_dates_hold_to_the_hour(app: TestApp) {
     let admin = app.setup_admin().await;
     assert_eq!(
-        location(&set_policy(&admin, "3", "1").await),
+        location(&admin.set_token_policy("3", "1").await),
         "/admin/settings"
     );
     let form = admin.page("/developer/access-tokens/new").await;

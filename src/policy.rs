@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::audit::{Action, Actor, Event};
 use crate::db::schema::settings;
-use crate::db::{lock, AnyConnection, Db, DbError, Lock};
+use crate::db::{lock, refuse, AnyConnection, Db, DbError, Lock};
 use chrono::{Duration, NaiveDateTime};
 
 use crate::domain::{Expiry, DEFAULT_EXPIRY, EXPIRY_CHOICES};
@@ -125,17 +125,31 @@ impl Policy {
     }
 }
 
-/// Saves a new policy with its audit event. Tokens being made meanwhile finish under the old
-/// one first: they hold [`Lock::Policy`] shared.
-pub async fn change(db: &Db, actor: Actor, policy: Policy) -> Result<(), DbError> {
-    db.write(move |conn| {
+/// Why a policy was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("You are no longer an active admin.")]
+    NoLongerAdmin,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Saves a new policy with its audit event, if the actor is still an active admin. Tokens
+/// being made meanwhile finish under the old one first: they hold [`Lock::Policy`] shared.
+pub async fn change(db: &Db, actor: Actor, policy: Policy) -> Result<(), ChangeError> {
+    db.transact(move |conn| {
+        lock(conn, Lock::Members)?;
+        if !crate::users::is_active_admin(conn, actor.user_id)? {
+            return refuse(ChangeError::NoLongerAdmin);
+        }
         lock(conn, Lock::Policy)?;
         let before = Policy::load(conn)?;
         policy.save(conn)?;
         Event::by(Action::PolicyChanged, &actor)
             .target("policy", None, "token policy")
             .details(format!("{} -> {}", before.describe(), policy.describe()))
-            .record(conn)
+            .record(conn)?;
+        Ok(())
     })
     .await
 }

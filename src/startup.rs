@@ -120,7 +120,7 @@ impl Application {
                 .wrap(from_fn(web::middleware::security_headers))
                 .wrap(from_fn(web::middleware::access_log))
                 .configure(web::routes)
-                .default_service(actix_web::web::to(web::error::not_found))
+                .default_service(actix_web::web::to(not_found))
         })
         .listen(listener)?;
         let workers = config
@@ -153,6 +153,15 @@ impl Application {
         self.last_used.stop();
         tracing::info!("stopped");
         served
+    }
+}
+
+/// No route: an API-shaped address answers in JSON like the rest of the API, others a page.
+async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    if web::middleware::is_api(req.path()) {
+        crate::api::error::not_found().await
+    } else {
+        web::error::not_found().await
     }
 }
 

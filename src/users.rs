@@ -231,6 +231,11 @@ pub fn escape_like(text: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// Whether `id` is an active admin now (an admin action re-reads its actor inside its write).
+pub fn is_active_admin(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+    Ok(find(conn, id)?.is_some_and(|user| user.is_active && user.is_admin()))
+}
+
 pub fn count_active_admins(conn: &mut AnyConnection) -> QueryResult<i64> {
     users::table
         .filter(users::role.eq(Role::Admin.as_str()))

@@ -18,6 +18,8 @@ pub enum MemberError {
     Yourself,
     #[error("No such member.")]
     NotFound,
+    #[error("You are no longer an active admin.")]
+    NoLongerAdmin,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -95,8 +97,21 @@ pub fn create(
 
 /// Creates a member on behalf of an admin.
 pub async fn add(db: &Db, actor: Actor, new: NewMember) -> Result<CreatedMember, MemberError> {
-    db.transact(move |conn| create(conn, &new, Some(&actor)))
-        .await
+    db.transact(move |conn| {
+        lock_as_admin(conn, &actor)?;
+        create(conn, &new, Some(&actor))
+    })
+    .await
+}
+
+/// Takes [`Lock::Members`] and re-reads the acting admin under it. An admin's request was let
+/// in when it started; a demotion or deactivation that committed since must still stop it.
+fn lock_as_admin(conn: &mut AnyConnection, actor: &Actor) -> Result<(), Abort<MemberError>> {
+    lock(conn, Lock::Members)?;
+    if !users::is_active_admin(conn, actor.user_id)? {
+        return refuse(MemberError::NoLongerAdmin);
+    }
+    Ok(())
 }
 
 /// What a role or status change did.
@@ -108,8 +123,12 @@ pub enum Changed {
 }
 
 /// Locks what a change to `target_id` is checked against and reads the member afresh.
-fn locked_member(conn: &mut AnyConnection, target_id: i64) -> Result<User, Abort<MemberError>> {
-    lock(conn, Lock::Members)?;
+fn locked_member(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    target_id: i64,
+) -> Result<User, Abort<MemberError>> {
+    lock_as_admin(conn, actor)?;
     // Tokens are made under this lock, against the owner's role and status read there.
     lock(conn, Lock::TokensOf(target_id))?;
     match users::find(conn, target_id)? {
@@ -133,7 +152,7 @@ pub async fn change_role(
     role: Role,
 ) -> Result<Changed, MemberError> {
     db.transact(move |conn| {
-        let target = locked_member(conn, target_id)?;
+        let target = locked_member(conn, &actor, target_id)?;
         if target.role() == role {
             return Ok(Changed::AlreadySo(target));
         }
@@ -160,7 +179,7 @@ pub async fn set_active(
     active: bool,
 ) -> Result<Changed, MemberError> {
     db.transact(move |conn| {
-        let target = locked_member(conn, target_id)?;
+        let target = locked_member(conn, &actor, target_id)?;
         if target.is_active == active {
             return Ok(Changed::AlreadySo(target));
         }

@@ -12,6 +12,8 @@
 //! signed in from before; and an office behind one shared address is not locked out by one of
 //! its members mistyping.
 
+use std::net::IpAddr;
+
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -20,6 +22,7 @@ use crate::audit::{Action, Event};
 use crate::db::schema::sign_in_attempts as attempts;
 use crate::db::{lock, refuse, Abort, AnyConnection, Db, DbError, Lock};
 use crate::domain::Email;
+use crate::tokens::throttle::client_of;
 use crate::users::{self, User};
 
 /// Failed checks allowed per rule within the window.
@@ -27,6 +30,9 @@ pub const MAX_FAILURES: usize = 5;
 pub const FAILURE_WINDOW_MINUTES: i64 = 15;
 /// How long a successful sign-in makes its address known to the account.
 pub const KNOWN_ADDRESS_DAYS: i64 = 90;
+
+/// What stands for anything typed as the email that is not an address.
+const NOT_AN_ADDRESS: &str = "(not an email address)";
 
 const PENDING: &str = "pending";
 const FAILED: &str = "failed";
@@ -125,6 +131,15 @@ fn failures(
     Ok(failures)
 }
 
+/// The address the limit counts by: an IPv6 client by its /64, an IPv4 one however it came.
+fn counted_address(client_ip: &str) -> String {
+    match client_ip.parse::<IpAddr>().map(client_of) {
+        Ok(IpAddr::V6(prefix)) => format!("{prefix}/64"),
+        Ok(v4) => v4.to_string(),
+        Err(_) => client_ip.to_owned(),
+    }
+}
+
 /// Reserves one password check for `email` from `client_ip`, or says until when none is left.
 fn reserve(
     conn: &mut AnyConnection,
@@ -176,12 +191,14 @@ pub async fn sign_in(
     password: String,
     client_ip: String,
 ) -> Result<SignedIn, SignInError> {
+    // What was typed is recorded only when it is an address: a password typed into the email
+    // field must not land in the audit trail.
     let email = Email::parse(typed_email)
         .map(|e| e.as_str().to_owned())
-        .unwrap_or_else(|_| typed_email.trim().to_lowercase());
-    let (reserved_email, ip) = (email.clone(), client_ip.clone());
+        .unwrap_or_else(|_| NOT_AN_ADDRESS.to_owned());
+    let (reserved_email, address) = (email.clone(), counted_address(&client_ip));
     let (attempt_id, user) = db
-        .transact(move |conn| reserve(conn, &reserved_email, &ip))
+        .transact(move |conn| reserve(conn, &reserved_email, &address))
         .await?;
     let stored_hash = user
         .as_ref()
@@ -235,6 +252,14 @@ mod tests {
     fn times(minutes: &[i64]) -> Vec<NaiveDateTime> {
         let t0 = NaiveDateTime::default();
         minutes.iter().map(|m| t0 + Duration::minutes(*m)).collect()
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_and_a_mapped_ipv4_as_itself() {
+        assert_eq!(counted_address("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(counted_address("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(counted_address("::ffff:10.60.0.1"), "10.60.0.1");
+        assert_eq!(counted_address("10.60.0.1"), "10.60.0.1");
     }
 
     #[test]

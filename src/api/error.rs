@@ -43,6 +43,23 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<crate::tokens::actions::TokenError> for ApiError {
+    fn from(e: crate::tokens::actions::TokenError) -> Self {
+        use crate::tokens::actions::TokenError;
+        match e {
+            TokenError::Db(e) => e.into(),
+            // The token was good when the request began; it is not by the time it would act.
+            TokenError::CreatorInactive => ApiError::Auth(AuthFailure::Revoked),
+            TokenError::OwnerInactive => ApiError::Auth(AuthFailure::OwnerDeactivated),
+            refusal => {
+                let mut errors = FieldErrors::default();
+                errors.add(refusal.field().unwrap_or("request"), refusal.to_string());
+                ApiError::Validation(errors)
+            }
+        }
+    }
+}
+
 /// The body of every error response.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {

@@ -6,9 +6,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
-use crate::domain::{FieldErrors, Scope, TokenRequestInput};
+use crate::domain::{Scope, TokenRequestInput};
 use crate::startup::AppState;
-use crate::tokens::actions::{self, Actor, Origin, TokenError};
+use crate::tokens::actions::{self, Actor, Origin};
 use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenStatus};
 use crate::web::client_ip::ClientIp;
 
@@ -164,12 +164,7 @@ pub async fn create(
             token: TokenJson::from(&created.token),
             secret: created.secret.expose().to_owned(),
         })),
-        Err(TokenError::Db(e)) => Err(e.into()),
-        Err(refusal) => {
-            let mut errors = FieldErrors::default();
-            errors.add(refusal.field().unwrap_or("name"), refusal.to_string());
-            Err(ApiError::Validation(errors))
-        }
+        Err(refusal) => Err(refusal.into()),
     }
 }
 

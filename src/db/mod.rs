@@ -455,14 +455,16 @@ pub fn refuse<T, E>(reason: E) -> Result<T, Abort<E>> {
 /// holds the database's one write lock (`BEGIN IMMEDIATE`), so there is nothing more to take.
 #[derive(Clone, Copy, Debug)]
 pub enum Lock {
-    /// Who is an active admin: role changes and (de)activations.
+    /// Who is an active admin: role changes, (de)activations, and every admin action, which
+    /// re-reads its actor under it.
     Members,
+    /// One person's tokens and the facts they are checked against (role, active, the token
+    /// that makes another).
+    TokensOf(i64),
     /// The token policy: saving it (exclusive) and tokens made under it (shared).
     Policy,
     /// The failed sign-in counts.
     SignIn,
-    /// One person's tokens and the facts they are checked against (role, active).
-    TokensOf(i64),
 }
 
 impl Lock {
@@ -477,7 +479,8 @@ impl Lock {
     }
 }
 
-/// Takes `lock` until the transaction ends. Take them in the order of [`Lock`]'s variants.
+/// Takes `lock` until the transaction ends. A transaction that takes several takes them in the
+/// order of [`Lock`]'s variants, so no two can wait on each other.
 pub fn lock(conn: &mut AnyConnection, lock: Lock) -> QueryResult<()> {
     advisory_lock(conn, lock, "pg_advisory_xact_lock")
 }

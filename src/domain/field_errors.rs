@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
 
-use icu_properties::props::GeneralCategory;
-use icu_properties::CodePointMapData;
+use icu_normalizer::ComposingNormalizerBorrowed;
+use icu_properties::props::{DefaultIgnorableCodePoint, GeneralCategory};
+use icu_properties::{CodePointMapData, CodePointSetData};
 use serde::Serialize;
 use validator::ValidationErrors;
 
@@ -40,41 +41,64 @@ impl From<ValidationErrors> for FieldErrors {
     }
 }
 
-/// A name a person gives (their own, or a token's): trimmed, 1 to 100 characters, no
-/// control characters and no invisible ones.
+/// A name a person gives (their own, or a token's): in NFC, each run of white space one space,
+/// trimmed, 1 to 100 characters, no control characters and no invisible ones. Two names that
+/// show as the same text are then the same string: a page collapses runs of spaces, and NFC
+/// and NFD spellings look alike.
 pub fn clean_name(raw: &str) -> Result<String, &'static str> {
-    let name = raw.trim();
+    let trimmed = raw.trim();
+    // Tabs and line breaks are refused below, not folded into spaces.
+    if trimmed.chars().any(char::is_control) {
+        return Err("Remove control characters from the name.");
+    }
+    let composed = ComposingNormalizerBorrowed::new_nfc().normalize(trimmed);
+    let name = composed.split_whitespace().collect::<Vec<_>>().join(" ");
     if name.is_empty() {
         return Err("Enter a name.");
     }
     if name.chars().count() > 100 {
         return Err("Use at most 100 characters.");
     }
-    if name.chars().any(char::is_control) {
-        return Err("Remove control characters from the name.");
-    }
-    if has_invisible_characters(name) {
+    if has_invisible_characters(&name) {
         return Err(
             "Remove invisible characters (such as zero-width spaces or direction marks) \
                     from the name.",
         );
     }
-    Ok(name.to_owned())
+    Ok(name)
 }
 
 /// Whether `text` holds a format character (Unicode general category Cf): zero-width spaces
 /// and joiners, the soft hyphen, the byte order mark, direction overrides and isolates. They
 /// show as nothing or reorder what is shown, so they make two names or addresses that look
 /// the same, or one that reads as another: "Mallory \u{202E}nimda" shows as "Mallory admin".
+/// Default-ignorable code points too (the combining grapheme joiner, variation selectors, the
+/// Hangul fillers): they are drawn as nothing.
 pub fn has_invisible_characters(text: &str) -> bool {
     let categories = CodePointMapData::<GeneralCategory>::new();
+    let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
     text.chars()
-        .any(|c| categories.get(c) == GeneralCategory::Format)
+        .any(|c| categories.get(c) == GeneralCategory::Format || ignorable.contains(c))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_show_alike_are_one_string_or_refused() {
+        assert_eq!(clean_name("cafe\u{301}").unwrap(), "caf\u{e9}");
+        assert_eq!(clean_name("de  ploy").unwrap(), "de ploy");
+        assert_eq!(clean_name("de\u{a0}ploy").unwrap(), "de ploy");
+        for invisible in [
+            "deploy\u{34f}",
+            "dep\u{3164}loy",
+            "deploy\u{fe0f}",
+            "deploy\u{115f}",
+        ] {
+            assert!(clean_name(invisible).is_err(), "{invisible:?}");
+        }
+    }
 
     #[test]
     fn names_are_trimmed_and_kept_as_typed() {

@@ -13,6 +13,7 @@ use crate::audit::{Action, Event};
 use crate::db::{lock, lock_shared, refuse, Abort, AnyConnection, Db, DbError, Lock};
 use crate::domain::{Expiry, Scope, ScopeSet, TokenRequest};
 use crate::policy::Policy;
+use crate::tokens::inventory::{self, InventoryFilter};
 use crate::tokens::{store, CreatedToken, PersonalAccessToken, TokenStatus, TokenStoreError};
 use crate::users::{self, User};
 
@@ -54,6 +55,10 @@ pub enum TokenError {
     OutlivesCreator(String),
     #[error("The token is revoked.")]
     Revoked,
+    #[error("The token making this request is no longer active.")]
+    CreatorInactive,
+    #[error("You are no longer allowed to do this.")]
+    NotAllowed,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -65,7 +70,11 @@ impl TokenError {
             TokenError::NameTaken(_) | TokenError::TooMany(_) => Some("name"),
             TokenError::RoleForbids { .. } | TokenError::BeyondCreatorScopes(_) => Some("scopes"),
             TokenError::BeyondPolicy(_) | TokenError::OutlivesCreator(_) => Some("expires_in"),
-            TokenError::OwnerInactive | TokenError::Revoked | TokenError::Db(_) => None,
+            TokenError::OwnerInactive
+            | TokenError::Revoked
+            | TokenError::CreatorInactive
+            | TokenError::NotAllowed
+            | TokenError::Db(_) => None,
         }
     }
 }
@@ -131,13 +140,26 @@ fn check(
     Ok(())
 }
 
-fn check_origin(origin: &Origin, request: &TokenRequest) -> Result<(), Abort<TokenError>> {
+/// A token making a token: still active (read under the owner's lock, which revoking takes
+/// too), and what it makes stays within its own scopes and life.
+fn check_origin(
+    conn: &mut AnyConnection,
+    owner_id: i64,
+    origin: &Origin,
+    request: &TokenRequest,
+) -> Result<(), Abort<TokenError>> {
     let Origin::Token {
-        scopes, expires_at, ..
+        id,
+        scopes,
+        expires_at,
+        ..
     } = origin
     else {
         return Ok(());
     };
+    if !store::is_active_locked(conn, owner_id, *id)? {
+        return refuse(TokenError::CreatorInactive);
+    }
     let lacking = request.scopes.difference(*scopes);
     if !lacking.is_empty() {
         return refuse(TokenError::BeyondCreatorScopes(names(lacking)));
@@ -166,7 +188,7 @@ pub async fn create(
     db.transact(move |conn| {
         let (owner, policy) = locked_owner(conn, actor.user_id)?;
         check(conn, &owner, &policy, request.scopes, request.expiry, true)?;
-        check_origin(&origin, &request)?;
+        check_origin(conn, owner.id, &origin, &request)?;
         let created = match store::create(conn, owner.id, &request) {
             Ok(created) => created,
             Err(TokenStoreError::NameTaken) => return refuse(TokenError::NameTaken(request.name)),
@@ -185,16 +207,29 @@ pub async fn create(
     .await
 }
 
+/// Anyone but a token's owner revokes it as an admin, and must still be one: re-read under
+/// the admin lock, which a demotion or deactivation takes too.
+fn lock_as_admin(conn: &mut AnyConnection, actor: &Actor) -> Result<(), Abort<TokenError>> {
+    lock(conn, Lock::Members)?;
+    if !users::is_active_admin(conn, actor.user_id)? {
+        return refuse(TokenError::NotAllowed);
+    }
+    Ok(())
+}
+
 /// Revokes `token` (owned by `owner_email`); false when it was already revoked.
 pub async fn revoke(
     db: &Db,
     actor: Actor,
     token: &PersonalAccessToken,
     owner_email: &str,
-) -> Result<bool, DbError> {
-    let (token_id, name) = (token.id, token.name.clone());
+) -> Result<bool, TokenError> {
+    let (token_id, owner_id, name) = (token.id, token.user_id, token.name.clone());
     let details = details(token, owner_email);
-    db.write(move |conn| {
+    db.transact(move |conn| {
+        if actor.user_id != owner_id {
+            lock_as_admin(conn, &actor)?;
+        }
         let revoked = store::revoke(conn, token_id, actor.user_id)?;
         if revoked {
             Event::by(Action::TokenRevoked, &actor)
@@ -203,6 +238,34 @@ pub async fn revoke(
                 .record(conn)?;
         }
         Ok(revoked)
+    })
+    .await
+}
+
+/// Revokes every token `filter` matches, as an admin, if they are no more than the `expected`
+/// the admin confirmed; `None` when the selection grew meanwhile. One statement revokes them
+/// all; each gets its audit event.
+pub async fn revoke_matching(
+    db: &Db,
+    actor: Actor,
+    filter: InventoryFilter,
+    expected: usize,
+) -> Result<Option<usize>, TokenError> {
+    db.transact(move |conn| {
+        lock_as_admin(conn, &actor)?;
+        let rows = inventory::revocable(conn, &filter)?;
+        if rows.len() > expected {
+            return Ok(None);
+        }
+        let ids: Vec<i64> = rows.iter().map(|row| row.token.id).collect();
+        let revoked = inventory::revoke_many(conn, &ids, actor.user_id)?;
+        for row in &rows {
+            Event::by(Action::TokenRevoked, &actor)
+                .target("token", Some(row.token.id), &row.token.name)
+                .details(format!("{}; bulk", details(&row.token, &row.owner_email)))
+                .record(conn)?;
+        }
+        Ok(Some(revoked))
     })
     .await
 }

@@ -56,12 +56,19 @@ pub fn leak_match(fragment: &str) -> String {
     if let Some(token) = TokenSecret::parse(fragment) {
         return format!("{DIGEST_MATCH}{}", token.digest().0);
     }
-    // A copied hint, or too short to hold more of a token than its hint shows.
-    if fragment.starts_with(DIGEST_MATCH) || fragment.contains('…') || fragment.len() < 8 {
+    // A copied hint (`tdk_AbC1…9xYz` or part of it), or too short to hold more of a token than
+    // its hint shows.
+    let hint_sized = fragment.contains('…') && fragment.chars().count() <= 13;
+    if fragment.starts_with(DIGEST_MATCH) || hint_sized || fragment.len() < 8 {
         return fragment.to_owned();
     }
     let end: String = {
-        let tail: Vec<char> = fragment.chars().rev().take(4).collect();
+        let tail: Vec<char> = fragment
+            .trim_end_matches('…')
+            .chars()
+            .rev()
+            .take(4)
+            .collect();
         tail.into_iter().rev().collect()
     };
     match fragment.strip_prefix(super::TOKEN_PREFIX) {
@@ -195,6 +202,14 @@ pub fn list(
         .limit(limit)
         .select(PersonalAccessToken::as_select())
         .load(conn)?;
+    with_owners(conn, tokens)
+}
+
+/// The tokens with their owners' email and name, in one more query.
+fn with_owners(
+    conn: &mut AnyConnection,
+    tokens: Vec<PersonalAccessToken>,
+) -> QueryResult<Vec<InventoryRow>> {
     let owner_ids: Vec<i64> = tokens.iter().map(|t| t.user_id).collect();
     let owners: std::collections::HashMap<i64, (String, String)> = users::table
         .filter(users::id.eq_any(&owner_ids))
@@ -214,6 +229,16 @@ pub fn list(
             }
         })
         .collect())
+}
+
+/// The matching tokens that are not revoked yet (what a bulk revoke revokes), with owners.
+pub fn revocable(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<Vec<InventoryRow>> {
+    let tokens = filtered(f, Utc::now().naive_utc())
+        .filter(pat::revoked_at.is_null())
+        .order(pat::id.asc())
+        .select(PersonalAccessToken::as_select())
+        .load(conn)?;
+    with_owners(conn, tokens)
 }
 
 /// Ids of the matching tokens that are not revoked yet (what a bulk revoke would revoke).

@@ -148,6 +148,39 @@ pub fn find_owned(
         .optional()
 }
 
+/// Whether one of `user_id`'s tokens is active, read so that a revoke of it cannot commit
+/// until this transaction ends (PostgreSQL: a share lock on its row; SQLite: the write
+/// transaction holds the database).
+pub fn is_active_locked(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    token_id: i64,
+) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Lifetime {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+        revoked_at: Option<NaiveDateTime>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+        expires_at: Option<NaiveDateTime>,
+    }
+    let found: Option<Lifetime> = match conn {
+        AnyConnection::Postgresql(pg) => diesel::sql_query(
+            "SELECT revoked_at, expires_at FROM personal_access_tokens \
+             WHERE id = $1 AND user_id = $2 FOR SHARE",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(token_id)
+        .bind::<diesel::sql_types::BigInt, _>(user_id)
+        .get_result(pg)
+        .optional()?,
+        AnyConnection::Sqlite(_) => find_owned(conn, user_id, token_id)?.map(|t| Lifetime {
+            revoked_at: t.revoked_at,
+            expires_at: t.expires_at,
+        }),
+    };
+    let now = now();
+    Ok(found.is_some_and(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|at| at > now)))
+}
+
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,

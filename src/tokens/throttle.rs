@@ -46,8 +46,9 @@ impl Failures {
     }
 }
 
-/// Whom the counts are kept for: an IPv4 address, or the /64 an IPv6 address is in.
-fn client_of(ip: IpAddr) -> IpAddr {
+/// Whom the counts are kept for: an IPv4 address, or the /64 an IPv6 address is in (a host is
+/// usually given a whole /64). The sign-in limit counts by it too.
+pub fn client_of(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
         v4 => v4,

@@ -44,7 +44,19 @@ impl From<crate::accounts::members::MemberError> for AppError {
         use crate::accounts::members::MemberError;
         match e {
             MemberError::NotFound => AppError::NotFound,
+            MemberError::NoLongerAdmin => AppError::Forbidden,
             MemberError::Db(e) => AppError::Db(e),
+            refusal => AppError::BadRequest(refusal.to_string()),
+        }
+    }
+}
+
+impl From<crate::tokens::actions::TokenError> for AppError {
+    fn from(e: crate::tokens::actions::TokenError) -> Self {
+        use crate::tokens::actions::TokenError;
+        match e {
+            TokenError::Db(e) => AppError::Db(e),
+            TokenError::NotAllowed | TokenError::OwnerInactive => AppError::Forbidden,
             refusal => AppError::BadRequest(refusal.to_string()),
         }
     }

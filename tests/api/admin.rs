@@ -706,6 +706,7 @@ async fn the_inventory_filters_and_sorts(app: TestApp) {
         secret[..12].to_owned(),
         format!("xxxx{}", &secret[secret.len() - 4..]),
         format!("{}0", &secret[..secret.len() - 1]),
+        format!("{secret}…"),
     ] {
         let html = find_leaked(fragment.clone()).await;
         assert!(

@@ -9,6 +9,7 @@ mod auth_cache;
 mod cli;
 mod foundation;
 mod gateway_nginx;
+mod held_requests;
 mod hostile_input;
 mod identities;
 mod invariants;

@@ -13,6 +13,7 @@ use crate::helpers::{csrf_token, Backend, Browser, TestApp};
 backend_tests!(
     a_burst_of_guesses_gets_five_password_checks,
     a_strangers_failures_do_not_lock_out_the_owner,
+    what_is_typed_as_the_email_is_kept_only_when_it_is_an_address,
 );
 
 const OWNER: &str = "kim@example.com";
@@ -142,4 +143,28 @@ async fn a_strangers_failures_do_not_lock_out_the_owner(app: TestApp) {
         .sign_in(colleague_email, "lees-own-password")
         .await;
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+}
+
+async fn what_is_typed_as_the_email_is_kept_only_when_it_is_an_address(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let (browser, csrf) = ready_to_guess(app.browser()).await;
+    // A password typed into the email field, and a field far longer than any address.
+    let password_as_email = "Adm1n-pass-word-xyz!";
+    let long = "x".repeat(60_000);
+    for typed in [password_as_email, long.as_str()] {
+        assert_eq!(
+            guess(&browser, &csrf, typed, "whatever-password").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let failures = app.audit_events("sign_in.failed").await;
+    assert_eq!(failures.len(), 2);
+    let trail = admin.page("/admin/audit").await;
+    let export = admin.get("/admin/audit.csv").await.text().await.unwrap();
+    for shown in [trail, export] {
+        assert!(!shown
+            .to_lowercase()
+            .contains(&password_as_email.to_lowercase()));
+        assert!(shown.contains("(not an email address)"));
+    }
 }

@@ -211,6 +211,26 @@ async fn odd_api_queries_get_json_errors(app: TestApp) {
             "{query}"
         );
     }
+    for unknown in [
+        "/api/v2/me",
+        "/api/",
+        "/api//v1/me",
+        "/auth/",
+        "/auth/verify/",
+    ] {
+        let response = api
+            .client
+            .get(format!("{}{unknown}", app.address))
+            .send()
+            .await
+            .unwrap();
+        let (status, code, _) = api_error(response).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{unknown}"
+        );
+    }
     let twice = api
         .verify(
             "?scope=tag:read&scope=tag:read",

@@ -106,11 +106,7 @@ pub fn scope_groups(role: Role, checked: &[String]) -> Vec<ScopeGroup> {
 /// A refused token change as the form's field errors; what no field can show is an error page.
 pub fn refusal_errors(refusal: TokenError) -> Result<FieldErrors, AppError> {
     let Some(field) = refusal.field() else {
-        return Err(match refusal {
-            TokenError::Db(e) => AppError::Db(e),
-            TokenError::OwnerInactive => AppError::Forbidden,
-            other => AppError::BadRequest(other.to_string()),
-        });
+        return Err(refusal.into());
     };
     let mut errors = FieldErrors::default();
     errors.add(field, refusal.to_string());

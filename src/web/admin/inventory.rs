@@ -4,10 +4,9 @@ use askama::Template;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{Action, Event};
 use crate::domain::Scope;
 use crate::startup::AppState;
-use crate::tokens::actions::{self, Actor};
+use crate::tokens::actions;
 use crate::tokens::inventory::{self, InventoryFilter, InventoryRow, SortBy, StatusFilter};
 use crate::tokens::TokenStatus;
 use crate::web::access_tokens::revoke::{
@@ -388,35 +387,8 @@ pub async fn bulk_revoke(
         };
         return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
-    let Actor {
-        user_id, client_ip, ..
-    } = admin.actor(&client_ip);
-    let expected = form.expected;
-    let revoked = state
-        .db
-        .write(move |conn| {
-            let ids = inventory::revocable_ids(conn, &filter)?;
-            if ids.len() > expected {
-                return Ok(None);
-            }
-            let rows: Vec<InventoryRow> = ids
-                .iter()
-                .filter_map(|id| inventory::find(conn, *id).transpose())
-                .collect::<Result<_, _>>()?;
-            let revoked = inventory::revoke_many(conn, &ids, user_id)?;
-            for row in &rows {
-                Event::new(Action::TokenRevoked, Some(user_id))
-                    .target("token", Some(row.token.id), &row.token.name)
-                    .client_ip(&client_ip)
-                    .details(format!(
-                        "{}; bulk",
-                        actions::details(&row.token, &row.owner_email)
-                    ))
-                    .record(conn)?;
-            }
-            Ok(Some(revoked))
-        })
-        .await?;
+    let revoked =
+        actions::revoke_matching(&state.db, admin.actor(&client_ip), filter, form.expected).await?;
     let message = match revoked {
         Some(n) => format!("Revoked {n} token{}.", if n == 1 { "" } else { "s" }),
         None => {

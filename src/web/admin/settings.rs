@@ -5,7 +5,8 @@ use serde::Deserialize;
 
 use crate::domain::{FieldErrors, EXPIRY_CHOICES};
 use crate::policy::{
-    Policy, DEFAULT_MAX_ACTIVE_TOKENS, MAX_ACTIVE_TOKENS_LIMIT, MAX_LIFETIME_LIMIT_DAYS,
+    ChangeError, Policy, DEFAULT_MAX_ACTIVE_TOKENS, MAX_ACTIVE_TOKENS_LIMIT,
+    MAX_LIFETIME_LIMIT_DAYS,
 };
 use crate::startup::AppState;
 use crate::web::admin::AdminUser;
@@ -133,7 +134,11 @@ pub async fn save(
             return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
     };
-    crate::policy::change(&state.db, admin.actor(&client_ip), policy).await?;
+    match crate::policy::change(&state.db, admin.actor(&client_ip), policy).await {
+        Ok(()) => {}
+        Err(ChangeError::NoLongerAdmin) => return Err(AppError::Forbidden),
+        Err(ChangeError::Db(e)) => return Err(e.into()),
+    }
     set_flash(
         &admin.session,
         "Token policy saved. It applies to every new and regenerated token.",

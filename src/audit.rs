@@ -178,7 +178,7 @@ fn filtered(f: &AuditFilter) -> diesel::dsl::IntoBoxed<'_, WithActor, crate::db:
     if !f.actor.trim().is_empty() {
         let pattern = format!(
             "%{}%",
-            crate::users::escape_like(&f.actor.trim().to_lowercase())
+            crate::db::escape_like(&f.actor.trim().to_lowercase())
         );
         query = query.filter(users::email.like(pattern).escape('\\'));
     }

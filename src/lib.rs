@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod http;
 pub mod policy;
 #[cfg(test)]
 mod properties;

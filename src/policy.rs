@@ -125,6 +125,11 @@ impl Policy {
     }
 }
 
+/// The policy in force, for a page or request to show or check before it writes.
+pub async fn current(db: &Db) -> Result<Policy, DbError> {
+    db.run(Policy::load).await
+}
+
 /// Why a policy was not saved.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {

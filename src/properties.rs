@@ -158,7 +158,7 @@ fn form_bodies_are_refused_exactly_when_they_are_not_plain_text() {
         "([a-z_]{1,10}=([ -~]|%[0-9A-F]{2}){0,20}&){0,6}".prop_map(String::into_bytes),
     ];
     check("form body", body, |body| {
-        let accepted = crate::web::decodes_to_text(&body);
+        let accepted = crate::http::decodes_to_text(&body);
         let _ = serde_html_form::from_bytes::<TokenRequestInput>(&body);
         let pairs: Vec<(String, String)> = serde_html_form::from_bytes(&body).unwrap_or_default();
         let mangled = pairs

@@ -2,62 +2,32 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::{IpAddr, TcpListener};
+use std::net::TcpListener;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_session::config::PersistentSession;
 use actix_session::storage::CookieSessionStore;
 use actix_session::SessionMiddleware;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{time, Key, SameSite};
-use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Next};
 use actix_web::web::{Data, PayloadConfig};
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, ResponseError};
 use anyhow::Context;
 use rand::distr::{Alphanumeric, SampleString};
 
+use crate::accounts::setup::SetupState;
 use crate::config::ServeConfig;
-use crate::db::{DatabaseUrl, Db, DbError};
-use crate::tokens::{AuthCache, FailureThrottle, FreshCache, LastUsedFlusher, LastUsedRecorder};
-use crate::users;
-use crate::web;
-
-/// Shared by every worker.
-pub struct AppState {
-    pub db: Db,
-    pub trusted_proxies: Vec<IpAddr>,
-    pub secure_cookies: bool,
-    /// Without a trailing slash.
-    pub public_url: Option<String>,
-    pub last_used: Arc<LastUsedRecorder>,
-    pub auth_cache: AuthCache,
-    /// Admin inventory totals by filter, kept as long as verified tokens.
-    pub inventory_totals: FreshCache<i64>,
-    pub token_failures: FailureThrottle,
-    /// Once true it stays true; until then every page asks the database.
-    pub setup_done: AtomicBool,
-}
-
-impl AppState {
-    pub async fn setup_complete(&self) -> Result<bool, DbError> {
-        if self.setup_done.load(Ordering::Acquire) {
-            return Ok(true);
-        }
-        let done = self.db.run(users::any_exist).await?;
-        if done {
-            self.setup_done.store(true, Ordering::Release);
-        }
-        Ok(done)
-    }
-
-    pub async fn policy(&self) -> Result<crate::policy::Policy, DbError> {
-        self.db.run(crate::policy::Policy::load).await
-    }
-}
+use crate::db::{DatabaseUrl, Db};
+use crate::http::Site;
+use crate::tokens::inventory::InventoryTotals;
+use crate::tokens::{
+    AuthCache, Authenticator, FailureThrottle, FreshCache, LastUsedFlusher, LastUsedRecorder,
+};
+use crate::{api, web};
 
 pub struct Application {
     port: u16,
@@ -81,23 +51,27 @@ impl Application {
         let flusher = last_used.start(Duration::from_secs_f64(
             config.last_used_flush_secs.max(0.05),
         ));
-        let state = Data::new(AppState {
+        let cache_for = Duration::from_millis(config.auth_cache_ms);
+        let authenticator = Data::new(Authenticator {
+            db: db.clone(),
+            cache: AuthCache::new(cache_for),
             last_used,
-            auth_cache: AuthCache::new(Duration::from_millis(config.auth_cache_ms)),
-            inventory_totals: FreshCache::new(Duration::from_millis(config.auth_cache_ms)),
-            token_failures: FailureThrottle::new(
+            failures: FailureThrottle::new(
                 config.token_failure_limit,
                 Duration::from_secs(config.token_failure_window_secs.max(1)),
             ),
-            db,
+        });
+        let site = Data::new(Site {
             trusted_proxies: config.trusted_proxies.clone(),
             secure_cookies: config.secure_cookies,
             public_url: config
                 .public_url
                 .as_deref()
                 .map(|url| url.trim_end_matches('/').to_owned()),
-            setup_done: AtomicBool::new(false),
         });
+        let inventory_totals = Data::new(InventoryTotals(FreshCache::new(cache_for)));
+        let setup = Data::new(SetupState::default());
+        let db = Data::new(db);
         let secure = config.secure_cookies;
         let mut server = HttpServer::new(move || {
             let sessions =
@@ -112,14 +86,19 @@ impl Application {
                     )
                     .build();
             App::new()
-                .app_data(state.clone())
+                .app_data(db.clone())
+                .app_data(site.clone())
+                .app_data(authenticator.clone())
+                .app_data(inventory_totals.clone())
+                .app_data(setup.clone())
                 .app_data(PayloadConfig::new(64 * 1024))
                 .wrap(from_fn(web::middleware::require_setup))
-                .wrap(from_fn(web::middleware::refuse_non_text_query))
+                .wrap(from_fn(refuse_non_text_query))
                 .wrap(sessions)
                 .wrap(from_fn(web::middleware::security_headers))
                 .wrap(from_fn(web::middleware::access_log))
                 .configure(web::routes)
+                .configure(api::routes)
                 .default_service(actix_web::web::to(not_found))
         })
         .listen(listener)?;
@@ -156,10 +135,31 @@ impl Application {
     }
 }
 
+/// A query string that is not text once decoded (invalid UTF-8, or NUL) is refused here, once,
+/// for every route, by the same rule as form bodies: no page has a use for it, the query parser
+/// would turn it into U+FFFD, and PostgreSQL cannot store or compare NUL. The API answers in JSON.
+pub async fn refuse_non_text_query(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    if !crate::http::decodes_to_text(req.query_string().as_bytes()) {
+        const DETAIL: &str = "the address holds bytes that are not text (invalid UTF-8, or NUL)";
+        let res = if crate::http::is_api(req.path()) {
+            api::error::ApiError::BadRequest(format!("{DETAIL}.")).error_response()
+        } else {
+            crate::web::error::AppError::BadRequest(DETAIL.into()).error_response()
+        };
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
 /// No route: an API-shaped address answers in JSON like the rest of the API, others a page.
 async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
-    if web::middleware::is_api(req.path()) {
-        crate::api::error::not_found().await
+    if crate::http::is_api(req.path()) {
+        api::error::not_found().await
     } else {
         web::error::not_found().await
     }

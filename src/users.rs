@@ -158,7 +158,7 @@ fn filtered_members(filter: &MemberFilter) -> users::BoxedQuery<'static, crate::
     let mut query = users::table.into_boxed::<crate::db::MultiBackend>();
     let search = filter.search.trim().to_lowercase();
     if !search.is_empty() {
-        let pattern = format!("%{}%", escape_like(&search));
+        let pattern = format!("%{}%", crate::db::escape_like(&search));
         query = query.filter(
             lower(users::display_name)
                 .like(pattern.clone())
@@ -224,13 +224,6 @@ pub fn list_members(
     Ok(members)
 }
 
-/// `%` and `_` typed by a person are literal characters, not wildcards.
-pub fn escape_like(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
 /// Whether `id` is an active admin now (an admin action re-reads its actor inside its write).
 pub fn is_active_admin(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
     Ok(find(conn, id)?.is_some_and(|user| user.is_active && user.is_admin()))
@@ -254,7 +247,7 @@ pub fn set_role(conn: &mut AnyConnection, id: i64, role: Role) -> QueryResult<()
         .map(drop)
 }
 
-/// Deactivation also ends the member's sessions.
+/// Run with [`crate::sessions::end_all_for`] on deactivation (the accounts service does).
 pub fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> QueryResult<()> {
     let now = Utc::now().naive_utc();
     diesel::update(users::table.find(id))
@@ -263,66 +256,52 @@ pub fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> QueryResul
             users::deactivated_at.eq((!active).then_some(now)),
             users::updated_at.eq(now),
         ))
-        .execute(conn)?;
-    if !active {
-        crate::sessions::end_all_for(conn, id)?;
-    }
-    Ok(())
+        .execute(conn)
+        .map(drop)
 }
 
-/// A new password ends every session signed in with the old one.
+/// Run with [`crate::sessions::end_all_for`]: a new password ends every session signed in
+/// with the old one (the accounts service does).
 pub fn set_password(conn: &mut AnyConnection, id: i64, password_hash: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id))
         .set((
             users::password_hash.eq(password_hash),
             users::updated_at.eq(Utc::now().naive_utc()),
         ))
-        .execute(conn)?;
-    crate::sessions::end_all_for(conn, id).map(drop)
+        .execute(conn)
+        .map(drop)
 }
 
 /// How long a set-password link works.
 pub const PASSWORD_LINK_HOURS: i64 = 24;
 
-/// Creates a one-time set-password link for `user_id`; returns the secret for the URL. Only
-/// its digest is stored.
-pub fn create_password_link(
+/// Stores a one-time set-password link by the digest of its secret.
+pub fn insert_password_link(
     conn: &mut AnyConnection,
     user_id: i64,
+    digest: &str,
     created_by: i64,
-) -> QueryResult<String> {
+) -> QueryResult<()> {
     use crate::db::schema::password_links as links;
-    let secret = crate::tokens::TokenSecret::generate();
     let now = Utc::now().naive_utc();
     diesel::insert_into(links::table)
         .values((
             links::user_id.eq(user_id),
-            links::digest.eq(secret.digest().0),
+            links::digest.eq(digest),
             links::created_by.eq(created_by),
             links::created_at.eq(now),
             links::expires_at.eq(now + chrono::Duration::hours(PASSWORD_LINK_HOURS)),
         ))
-        .execute(conn)?;
-    // The URL carries the random part only; it is not an access token and must not look like one.
-    Ok(secret.expose()[crate::tokens::TOKEN_PREFIX.len()..].to_owned())
-}
-
-fn link_digest(link_secret: &str) -> String {
-    crate::tokens::TokenSecret::parse(&format!("{}{link_secret}", crate::tokens::TOKEN_PREFIX))
-        .map(|s| s.digest().0)
-        .unwrap_or_default()
+        .execute(conn)
+        .map(drop)
 }
 
 /// The member a link is for, while it is unused and unexpired.
 pub fn find_password_link(
     conn: &mut AnyConnection,
-    link_secret: &str,
+    digest: &str,
 ) -> QueryResult<Option<(i64, User)>> {
     use crate::db::schema::password_links as links;
-    let digest = link_digest(link_secret);
-    if digest.is_empty() {
-        return Ok(None);
-    }
     links::table
         .inner_join(users::table.on(users::id.eq(links::user_id)))
         .filter(links::digest.eq(digest))

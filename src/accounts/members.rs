@@ -2,6 +2,7 @@
 //! transaction with its audit event, and the rules that span members (one active admin at
 //! least) are checked inside it, under [`Lock::Members`].
 
+use crate::accounts::password_links;
 use crate::audit::{Action, Actor, Event};
 use crate::db::{lock, refuse, Abort, AnyConnection, Db, DbError, Lock};
 use crate::domain::{Email, Role};
@@ -83,13 +84,7 @@ pub fn create(
         .details(format!("role={}; password={how}", new.role))
         .record(conn)?;
     let link_secret = match (&new.password, by) {
-        (FirstPassword::Link, Some(actor)) => {
-            let secret = users::create_password_link(conn, user.id, actor.user_id)?;
-            Event::by(Action::PasswordLinkCreated, actor)
-                .target("user", Some(user.id), &user.email)
-                .record(conn)?;
-            Some(secret)
-        }
+        (FirstPassword::Link, Some(actor)) => Some(password_links::create(conn, &user, actor)?),
         _ => None,
     };
     Ok(CreatedMember { user, link_secret })
@@ -190,6 +185,9 @@ pub async fn set_active(
             guard_last_admin(conn, &target)?;
         }
         users::set_active(conn, target.id, active)?;
+        if !active {
+            crate::sessions::end_all_for(conn, target.id)?;
+        }
         let action = if active {
             Action::MemberReactivated
         } else {

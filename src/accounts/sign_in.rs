@@ -245,6 +245,24 @@ pub async fn sign_in(
     }
 }
 
+/// Ends the session whose cookie holds `session_secret`: copies of the cookie end with it.
+pub async fn sign_out(
+    db: &Db,
+    user: &User,
+    session_secret: String,
+    client_ip: String,
+) -> Result<(), DbError> {
+    let (user_id, email) = (user.id, user.email.clone());
+    db.write(move |conn| {
+        crate::sessions::end(conn, &session_secret)?;
+        Event::new(Action::SignedOut, Some(user_id))
+            .target("user", Some(user_id), &email)
+            .client_ip(&client_ip)
+            .record(conn)
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

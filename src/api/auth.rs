@@ -8,9 +8,8 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use crate::api::error::ApiError;
-use crate::startup::AppState;
-use crate::tokens::{authenticate, extract, Authenticated, TokenSources};
-use crate::web::client_ip::ClientIp;
+use crate::http::ClientIp;
+use crate::tokens::{extract, Authenticated, Authenticator, TokenSources};
 
 pub struct ApiAuth(pub Authenticated);
 
@@ -20,8 +19,8 @@ pub async fn authenticate_request(
     req: &HttpRequest,
     extra_targets: &[&str],
 ) -> Result<Authenticated, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
+    let authenticator = req
+        .app_data::<web::Data<Authenticator>>()
         .ok_or(ApiError::Internal)?
         .clone();
     let own_target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
@@ -31,31 +30,21 @@ pub async fn authenticate_request(
         headers: req.headers(),
         targets,
     });
-    let client_ip = ClientIp::of(req, &state.trusted_proxies);
+    let client_ip = ClientIp::of_request(req);
     let client_addr = client_ip.0.parse::<IpAddr>().ok();
-    if let Some(wait) =
-        client_addr.and_then(|ip| state.token_failures.blocked_for(ip, Instant::now()))
-    {
+    let failures = &authenticator.failures;
+    if let Some(wait) = client_addr.and_then(|ip| failures.blocked_for(ip, Instant::now())) {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait.as_secs() + 1,
         });
     }
     let outcome = match presented {
-        Ok(presented) => {
-            authenticate(
-                &state.db,
-                &state.auth_cache,
-                &state.last_used,
-                presented,
-                &client_ip.0,
-            )
-            .await
-        }
+        Ok(presented) => authenticator.authenticate(presented, &client_ip.0).await,
         Err(conflicting) => Err(conflicting),
     };
     if let (Err(failure), Some(ip)) = (&outcome, client_addr) {
         if failure.is_bad_token() {
-            state.token_failures.record_failure(ip, Instant::now());
+            failures.record_failure(ip, Instant::now());
         }
     }
     Ok(outcome?)

@@ -6,11 +6,11 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
+use crate::db::Db;
 use crate::domain::{Scope, TokenRequestInput};
-use crate::startup::AppState;
+use crate::http::ClientIp;
 use crate::tokens::actions::{self, Actor, Origin};
 use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenStatus};
-use crate::web::client_ip::ClientIp;
 
 const PER_PAGE: i64 = 100;
 
@@ -69,11 +69,11 @@ pub struct ListQuery {
     revoked: Option<bool>,
 }
 
-fn actor(req: &HttpRequest, state: &AppState, auth: &Authenticated) -> Actor {
+fn actor(req: &HttpRequest, auth: &Authenticated) -> Actor {
     Actor {
         user_id: auth.user_id,
         email: auth.email.clone(),
-        client_ip: ClientIp::of(req, &state.trusted_proxies).0,
+        client_ip: ClientIp::of_request(req).0,
     }
 }
 
@@ -85,7 +85,7 @@ fn actor(req: &HttpRequest, state: &AppState, auth: &Authenticated) -> Actor {
     ),
     security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
 pub async fn list(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     ApiAuth(auth): ApiAuth,
     query: web::Query<ListQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
@@ -99,8 +99,7 @@ pub async fn list(
     // A page past the end is empty, however far past: never an overflow.
     let offset = (page - 1).saturating_mul(PER_PAGE);
     let user_id = auth.user_id;
-    let found = state
-        .db
+    let found = db
         .run(move |conn| store::list_owned(conn, user_id, tab, offset, PER_PAGE))
         .await?;
     Ok(Json(TokenList {
@@ -142,12 +141,12 @@ struct CreateTokenBody {
     security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
 pub async fn create(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     ApiAuth(auth): ApiAuth,
     body: Json<TokenRequestInput>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(scope("personalAccessToken:write"))?;
-    let policy = state.policy().await?;
+    let policy = crate::policy::current(&db).await?;
     let request = body
         .into_inner()
         .parse(auth.role, Utc::now().naive_utc(), &policy)
@@ -158,7 +157,7 @@ pub async fn create(
         scopes: auth.scopes,
         expires_at: auth.expires_at,
     };
-    let created = actions::create(&state.db, actor(&req, &state, &auth), request, origin).await;
+    let created = actions::create(&db, actor(&req, &auth), request, origin).await;
     match created {
         Ok(created) => Ok(HttpResponse::Created().json(CreatedTokenJson {
             token: TokenJson::from(&created.token),
@@ -178,7 +177,7 @@ pub async fn create(
     security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
 pub async fn revoke(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     ApiAuth(auth): ApiAuth,
     path: web::Path<(String,)>,
 ) -> Result<HttpResponse, ApiError> {
@@ -189,11 +188,10 @@ pub async fn revoke(
         .parse()
         .map_err(|_| ApiError::NotFound)?;
     let user_id = auth.user_id;
-    let token = state
-        .db
+    let token = db
         .run(move |conn| store::find_owned(conn, user_id, token_id))
         .await?
         .ok_or(ApiError::NotFound)?;
-    actions::revoke(&state.db, actor(&req, &state, &auth), &token, &auth.email).await?;
+    actions::revoke(&db, actor(&req, &auth), &token, &auth.email).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -503,6 +503,13 @@ fn advisory_lock(conn: &mut AnyConnection, lock: Lock, function: &str) -> QueryR
     }
 }
 
+/// `%` and `_` typed by a person are literal characters in a LIKE pattern, not wildcards.
+pub fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 pub fn is_unique_violation(error: &diesel::result::Error) -> bool {
     matches!(
         error,

@@ -143,7 +143,28 @@ type TokenRow = (
 
 /// Checks a presented token against the store. A malformed one is refused before any
 /// database work; a valid one's use is recorded for Last used.
-pub async fn authenticate(
+/// Checks presented tokens: the one authenticator of the API and the gateway check, with what it
+/// keeps between requests (verified tokens, Last used times, bad-token counts). Registered once
+/// as `web::Data<Authenticator>`.
+pub struct Authenticator {
+    pub db: Db,
+    pub cache: AuthCache,
+    pub last_used: std::sync::Arc<LastUsedRecorder>,
+    pub failures: crate::tokens::FailureThrottle,
+}
+
+impl Authenticator {
+    /// Authenticates `presented` for a request from `client_ip`.
+    pub async fn authenticate(
+        &self,
+        presented: Option<String>,
+        client_ip: &str,
+    ) -> Result<Authenticated, AuthFailure> {
+        authenticate(&self.db, &self.cache, &self.last_used, presented, client_ip).await
+    }
+}
+
+async fn authenticate(
     db: &Db,
     cache: &AuthCache,
     last_used: &LastUsedRecorder,

@@ -3,11 +3,11 @@
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use crate::db::escape_like;
 use crate::db::schema::{personal_access_tokens as pat, users};
 use crate::db::{AnyConnection, MultiBackend};
 use crate::domain::Scope;
 use crate::tokens::{PersonalAccessToken, TokenSecret};
-use crate::users::escape_like;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StatusFilter {
@@ -171,6 +171,10 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
     }
     query
 }
+
+/// Inventory totals by filter, kept as long as verified tokens: counting every token of the
+/// organisation is most of a page view's cost. Registered once as `web::Data<InventoryTotals>`.
+pub struct InventoryTotals(pub super::FreshCache<i64>);
 
 pub struct InventoryRow {
     pub token: PersonalAccessToken,

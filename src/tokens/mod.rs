@@ -9,7 +9,7 @@ mod secret;
 pub mod store;
 pub mod throttle;
 
-pub use authenticator::{authenticate, extract, AuthFailure, Authenticated, TokenSources};
+pub use authenticator::{extract, AuthFailure, Authenticated, Authenticator, TokenSources};
 pub use cache::{AuthCache, FreshCache};
 pub use last_used::{LastUsedFlusher, LastUsedRecorder};
 pub use secret::{looks_like_token, TokenDigest, TokenSecret, TOKEN_PREFIX};

@@ -39,7 +39,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
             if !csrf_matches(&session, &presented) {
                 return Err(AppError::CsrfRejected);
             }
-            if !crate::web::decodes_to_text(&body) {
+            if !crate::http::decodes_to_text(&body) {
                 return Err(AppError::BadRequest(
                     "the form holds bytes that are not text (invalid UTF-8, or NUL)".into(),
                 ));

@@ -3,14 +3,14 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::startup::AppState;
+use crate::db::Db;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.ping().await {
+pub async fn readyz(db: web::Data<Db>) -> HttpResponse {
+    match db.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -7,9 +7,11 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, Error, ResponseError};
+use actix_web::{web, Error};
 
-use crate::startup::AppState;
+use crate::accounts::setup::SetupState;
+use crate::db::Db;
+use crate::http::Site;
 
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
@@ -95,8 +97,8 @@ pub async fn security_headers(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let hsts = req
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|state| state.secure_cookies);
+        .app_data::<web::Data<Site>>()
+        .is_some_and(|site| site.secure_cookies);
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     let mut set_default = |name: header::HeaderName, value: &'static str| {
@@ -116,32 +118,6 @@ pub async fn security_headers(
     Ok(res)
 }
 
-/// A query string that is not text once decoded (invalid UTF-8, or NUL) is refused here, once,
-/// for every route, by the same rule as form bodies: no page has a use for it, the query parser
-/// would turn it into U+FFFD, and PostgreSQL cannot store or compare NUL. The API answers in JSON.
-pub async fn refuse_non_text_query(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    if !crate::web::decodes_to_text(req.query_string().as_bytes()) {
-        const DETAIL: &str = "the address holds bytes that are not text (invalid UTF-8, or NUL)";
-        let res = if is_api(req.path()) {
-            crate::api::error::ApiError::BadRequest(format!("{DETAIL}.")).error_response()
-        } else {
-            crate::web::error::AppError::BadRequest(DETAIL.into()).error_response()
-        };
-        return Ok(req.into_response(res).map_into_right_body());
-    }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
-}
-
-/// The JSON API and the gateway check: /api/v1/..., /{token}/api/v1/..., /auth/verify.
-pub fn is_api(path: &str) -> bool {
-    path.starts_with("/auth/") || path.split('/').take(3).any(|segment| segment == "api")
-}
-
 /// Paths that work before the first admin exists.
 fn open_before_setup(path: &str) -> bool {
     path == "/setup"
@@ -157,9 +133,11 @@ pub async fn require_setup(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     if !open_before_setup(req.path()) {
-        if let Some(state) = req.app_data::<web::Data<AppState>>().cloned() {
-            let complete = state
-                .setup_complete()
+        let db = req.app_data::<web::Data<Db>>().cloned();
+        let setup = req.app_data::<web::Data<SetupState>>().cloned();
+        if let (Some(db), Some(setup)) = (db, setup) {
+            let complete = setup
+                .is_complete(&db)
                 .await
                 .map_err(crate::web::error::AppError::from)?;
             if !complete {

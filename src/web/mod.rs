@@ -3,7 +3,6 @@
 pub mod access_tokens;
 pub mod admin;
 pub mod assets;
-pub mod client_ip;
 pub mod csrf;
 pub mod csv;
 pub mod error;
@@ -17,9 +16,7 @@ pub mod setup;
 pub mod sign_in;
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
-
-use crate::startup::AppState;
+use actix_web::{web, HttpResponse};
 
 /// Where a signed-in person lands.
 pub const HOME: &str = "/developer/access-tokens";
@@ -40,35 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(set_password::submit),
         )
         .configure(access_tokens::routes)
-        .configure(admin::routes)
-        .configure(crate::api::routes);
-}
-
-/// The address people reach tokendesk at, for links shown on pages: the configured public URL,
-/// else this request's Host. A client can send any `X-Forwarded-Host`, so forwarded headers are
-/// believed only from a trusted proxy.
-pub fn public_base_url(req: &HttpRequest, state: &AppState) -> String {
-    if let Some(url) = &state.public_url {
-        return url.clone();
-    }
-    let from_trusted_proxy = req
-        .peer_addr()
-        .is_some_and(|peer| state.trusted_proxies.contains(&peer.ip()));
-    if from_trusted_proxy {
-        let info = req.connection_info();
-        return format!("{}://{}", info.scheme(), info.host());
-    }
-    let scheme = if state.secure_cookies {
-        "https"
-    } else {
-        "http"
-    };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .unwrap_or_else(|| req.app_config().host());
-    format!("{scheme}://{host}")
+        .configure(admin::routes);
 }
 
 /// 303: after a POST, the browser follows with a GET (post/redirect/get).
@@ -112,32 +81,6 @@ pub fn url_encode(value: &str) -> String {
     out
 }
 
-/// Whether every name and value of a urlencoded form body or query string is text once
-/// decoded: UTF-8 without NUL. The form parsers would quietly turn other bytes into U+FFFD, and
-/// PostgreSQL refuses NUL in text; refusing up front is clearer than either.
-pub(crate) fn decodes_to_text(urlencoded: &[u8]) -> bool {
-    urlencoded.split(|&b| b == b'&' || b == b'=').all(|part| {
-        let mut decoded = Vec::with_capacity(part.len());
-        let mut i = 0;
-        while i < part.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            match part[i] {
-                b'%' if i + 2 < part.len() => match (hex(part[i + 1]), hex(part[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        decoded.push((hi * 16 + lo) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => decoded.push(b'%'),
-                },
-                byte => decoded.push(byte),
-            }
-            i += 1;
-        }
-        !decoded.contains(&0) && std::str::from_utf8(&decoded).is_ok()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,15 +106,5 @@ mod tests {
     #[test]
     fn url_encode_keeps_paths_readable() {
         assert_eq!(url_encode("/a b?x=1&y"), "/a%20b%3Fx%3D1%26y");
-    }
-
-    #[test]
-    fn refuses_bodies_that_decode_to_invalid_utf8_or_nul() {
-        assert!(decodes_to_text(b"name=caf%C3%A9&scopes=tag%3Aread&x=100%"));
-        assert!(decodes_to_text(b"a=%zz&b=%4"));
-        assert!(!decodes_to_text(b"name=%FF%FE"));
-        assert!(!decodes_to_text(b"name=%C3"));
-        assert!(!decodes_to_text(&[b'n', b'=', 0xff]));
-        assert!(!decodes_to_text(b"name=a%00b"));
     }
 }

@@ -13,7 +13,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
-use crate::startup::AppState;
 use crate::tokens::CreatedToken;
 use crate::users::User;
 use crate::web::error::AppError;
@@ -35,7 +34,7 @@ impl FromRequest for CurrentUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let session = req.get_session();
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let db = req.app_data::<web::Data<Db>>().cloned();
         let next = (req.method() == actix_web::http::Method::GET).then(|| {
             req.uri()
                 .path_and_query()
@@ -43,14 +42,13 @@ impl FromRequest for CurrentUser {
                 .unwrap_or_else(|| "/".to_owned())
         });
         Box::pin(async move {
-            let state = state.ok_or_else(|| anyhow::anyhow!("app state missing"))?;
+            let db = db.ok_or_else(|| anyhow::anyhow!("the database is not registered"))?;
             let sign_in_required = AppError::SignInRequired { next };
             let Some(secret) = session_secret(&session) else {
                 return Err(sign_in_required);
             };
             let now = Utc::now().naive_utc();
-            let user = state
-                .db
+            let user = db
                 .read(move |conn| crate::sessions::user_for(conn, &secret, now))
                 .await?;
             match user {
@@ -78,10 +76,7 @@ pub fn session_secret(session: &Session) -> Option<String> {
 
 impl CurrentUser {
     /// The signed-in person as the actor of a change, for the audit trail.
-    pub fn actor(
-        &self,
-        client_ip: &crate::web::client_ip::ClientIp,
-    ) -> crate::tokens::actions::Actor {
+    pub fn actor(&self, client_ip: &crate::http::ClientIp) -> crate::tokens::actions::Actor {
         crate::tokens::actions::Actor {
             user_id: self.user.id,
             email: self.user.email.clone(),

@@ -6,11 +6,10 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::audit::{Action, Event};
+use crate::accounts::{password_links, passwords};
+use crate::db::Db;
 use crate::domain::{FieldErrors, PasswordRules};
-use crate::startup::AppState;
-use crate::users;
-use crate::web::client_ip::ClientIp;
+use crate::http::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::{error_page, AppError};
 use crate::web::layout::{render_with_status, Chrome};
@@ -34,16 +33,6 @@ fn invalid_link() -> HttpResponse {
     )
 }
 
-/// The member an unused, unexpired link is for.
-async fn link_owner(state: &AppState, secret: &str) -> Result<Option<users::User>, AppError> {
-    let secret = secret.to_owned();
-    let found = state
-        .db
-        .run(move |conn| users::find_password_link(conn, &secret))
-        .await?;
-    Ok(found.map(|(_, user)| user))
-}
-
 fn page(session: &Session, email: String, secret: &str, errors: FieldErrors) -> SetPasswordPage {
     let mut chrome = Chrome::anonymous();
     chrome.csrf = csrf_token(session);
@@ -56,11 +45,11 @@ fn page(session: &Session, email: String, secret: &str, errors: FieldErrors) -> 
 }
 
 pub async fn show(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     session: Session,
     secret: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(user) = link_owner(&state, &secret).await? else {
+    let Some(user) = password_links::owner(&db, &secret).await? else {
         return Ok(invalid_link());
     };
     render_with_status(
@@ -77,13 +66,13 @@ pub struct SetPasswordForm {
 }
 
 pub async fn submit(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     session: Session,
     client_ip: ClientIp,
     secret: web::Path<String>,
     CsrfForm(form): CsrfForm<SetPasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(user) = link_owner(&state, &secret).await? else {
+    let Some(user) = password_links::owner(&db, &secret).await? else {
         return Ok(invalid_link());
     };
     let mut errors = FieldErrors::default();
@@ -99,27 +88,8 @@ pub async fn submit(
             &page(&session, user.email, &secret, errors),
         );
     }
-    let password = form.password;
-    let hash = crate::accounts::passwords::hash(password).await?;
-    let (lookup, ip) = (secret.into_inner(), client_ip.0);
-    let done = state
-        .db
-        .write(move |conn| {
-            let Some((link_id, user)) = users::find_password_link(conn, &lookup)? else {
-                return Ok(false);
-            };
-            if !users::consume_password_link(conn, link_id)? {
-                return Ok(false);
-            }
-            users::set_password(conn, user.id, &hash)?;
-            Event::new(Action::PasswordSet, Some(user.id))
-                .target("user", Some(user.id), &user.email)
-                .client_ip(&ip)
-                .details("via one-time link")
-                .record(conn)?;
-            Ok(true)
-        })
-        .await?;
+    let hash = passwords::hash(form.password).await?;
+    let done = password_links::set_password(&db, &secret, hash, client_ip.0).await?;
     if !done {
         return Ok(invalid_link());
     }

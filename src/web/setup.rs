@@ -1,17 +1,15 @@
 //! First run: while nobody has an account, every page leads here to create the first admin.
 
-use std::sync::atomic::Ordering;
-
 use actix_session::Session;
 use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::audit::{Action, Event};
-use crate::domain::{clean_name, Email, FieldErrors, PasswordRules, Role};
-use crate::startup::AppState;
-use crate::users::{self, NewUser};
-use crate::web::client_ip::ClientIp;
+use crate::accounts::passwords;
+use crate::accounts::setup::{self, FirstAdmin, SetupState};
+use crate::db::Db;
+use crate::domain::{clean_name, Email, FieldErrors, PasswordRules};
+use crate::http::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render, render_with_status, Chrome};
@@ -49,24 +47,29 @@ impl SetupPage<'_> {
     }
 }
 
-async fn setup_is_open(state: &AppState) -> Result<bool, AppError> {
-    Ok(!state.setup_complete().await?)
+async fn setup_is_open(db: &Db, state: &SetupState) -> Result<bool, AppError> {
+    Ok(!state.is_complete(db).await?)
 }
 
-pub async fn show(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
-    if !setup_is_open(&state).await? {
+pub async fn show(
+    db: web::Data<Db>,
+    setup_state: web::Data<SetupState>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    if !setup_is_open(&db, &setup_state).await? {
         return Err(AppError::NotFound);
     }
     render(&SetupPage::new(&session))
 }
 
 pub async fn submit(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    setup_state: web::Data<SetupState>,
     session: Session,
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<SetupForm>,
 ) -> Result<HttpResponse, AppError> {
-    if !setup_is_open(&state).await? {
+    if !setup_is_open(&db, &setup_state).await? {
         return Err(AppError::NotFound);
     }
     let mut errors = FieldErrors::default();
@@ -90,41 +93,15 @@ pub async fn submit(
         return render_with_status(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, &page);
     };
 
-    let password = form.password;
-    let password_hash = crate::accounts::passwords::hash(password).await?;
-    let ip = client_ip.0;
-    let admin = state
-        .db
-        .write(move |conn| {
-            if !users::claim_setup(conn)? {
-                return Ok(None);
-            }
-            let admin = users::create(
-                conn,
-                NewUser {
-                    email: &email,
-                    display_name: &display_name,
-                    password_hash: Some(&password_hash),
-                    role: Role::Admin,
-                },
-            )
-            .map_err(|e| match e {
-                users::CreateUserError::Query(q) => q,
-                users::CreateUserError::EmailTaken => diesel::result::Error::RollbackTransaction,
-            })?;
-            Event::new(Action::SetupCompleted, Some(admin.id))
-                .target("user", Some(admin.id), &admin.email)
-                .client_ip(&ip)
-                .record(conn)?;
-            users::record_sign_in(conn, admin.id)?;
-            let session_secret = crate::sessions::start(conn, admin.id)?;
-            Ok(Some((admin, session_secret)))
-        })
-        .await?;
-    let Some((admin, session_secret)) = admin else {
+    let first = FirstAdmin {
+        email,
+        display_name,
+        password_hash: passwords::hash(form.password).await?,
+    };
+    let created = setup::complete(&db, &setup_state, first, client_ip.0).await?;
+    let Some((admin, session_secret)) = created else {
         return Err(AppError::NotFound);
     };
-    state.setup_done.store(true, Ordering::Release);
     tracing::info!(user_id = admin.id, "first admin created");
     sign_in(&session, session_secret)?;
     Ok(see_other(HOME))

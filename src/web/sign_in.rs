@@ -8,9 +8,8 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use crate::accounts::{self, sign_in::SignInError};
-use crate::audit::{Action, Event};
-use crate::startup::AppState;
-use crate::web::client_ip::ClientIp;
+use crate::db::Db;
+use crate::http::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render, render_with_status, Chrome};
@@ -69,15 +68,14 @@ pub async fn show(
 }
 
 pub async fn submit(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     session: Session,
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<SignInForm>,
 ) -> Result<HttpResponse, AppError> {
     let next = safe_next(&form.next).unwrap_or_default();
     let signed_in =
-        accounts::sign_in::sign_in(&state.db, &form.email, form.password, client_ip.0.clone())
-            .await;
+        accounts::sign_in::sign_in(&db, &form.email, form.password, client_ip.0.clone()).await;
     let (status, message) = match signed_in {
         Ok(signed_in) => {
             sign_in(&session, signed_in.session_secret)?;
@@ -109,24 +107,13 @@ pub async fn submit(
 pub struct SignOutForm {}
 
 pub async fn sign_out(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     current: CurrentUser,
     client_ip: ClientIp,
     CsrfForm(_): CsrfForm<SignOutForm>,
 ) -> Result<HttpResponse, AppError> {
-    let user_id = current.user.id;
-    let email = current.user.email.clone();
     let session_secret = session_secret(&current.session).unwrap_or_default();
-    state
-        .db
-        .write(move |conn| {
-            crate::sessions::end(conn, &session_secret)?;
-            Event::new(Action::SignedOut, Some(user_id))
-                .target("user", Some(user_id), &email)
-                .client_ip(&client_ip.0)
-                .record(conn)
-        })
-        .await?;
+    accounts::sign_in::sign_out(&db, &current.user, session_secret, client_ip.0).await?;
     current.session.purge();
     Ok(see_other("/sign-in"))
 }

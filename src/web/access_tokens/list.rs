@@ -3,7 +3,7 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::startup::AppState;
+use crate::db::Db;
 use crate::tokens::{store, PersonalAccessToken, Tab};
 use crate::web::error::AppError;
 use crate::web::format::{self, ExpiryView, Pager};
@@ -73,7 +73,7 @@ struct ListPage {
 }
 
 pub async fn show(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     current: CurrentUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -85,8 +85,7 @@ pub async fn show(
     let user_id = current.user.id;
     let requested = query.page.unwrap_or(1);
     // One trip to the database for the tab counts and the page.
-    let (counts, items) = state
-        .db
+    let (counts, items) = db
         .read(move |conn| {
             let counts = store::count_owned(conn, user_id)?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));

@@ -8,8 +8,8 @@ pub mod revoke;
 
 use actix_web::web;
 
+use crate::db::Db;
 use crate::domain::{FieldErrors, Role, Scope, ScopeSet};
-use crate::startup::AppState;
 use crate::tokens::actions::TokenError;
 use crate::tokens::{store, PersonalAccessToken};
 use crate::web::error::AppError;
@@ -43,15 +43,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Loads one of the signed-in person's own tokens; anyone else's id, or a malformed one, is
 /// a 404, so ids reveal nothing.
-async fn own_token(
-    state: &AppState,
-    user_id: i64,
-    raw_id: &str,
-) -> Result<PersonalAccessToken, AppError> {
+async fn own_token(db: &Db, user_id: i64, raw_id: &str) -> Result<PersonalAccessToken, AppError> {
     let token_id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
-    state
-        .db
-        .run(move |conn| store::find_owned(conn, user_id, token_id))
+    db.run(move |conn| store::find_owned(conn, user_id, token_id))
         .await?
         .ok_or(AppError::NotFound)
 }

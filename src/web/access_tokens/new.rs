@@ -3,12 +3,12 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use chrono::Utc;
 
+use crate::db::Db;
 use crate::domain::{FieldErrors, TokenRequestInput};
+use crate::http::ClientIp;
 use crate::policy::Policy;
-use crate::startup::AppState;
 use crate::tokens::actions::{self, Origin};
 use crate::web::access_tokens::{refusal_errors, scope_groups, ScopeGroup};
-use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
@@ -44,23 +44,20 @@ fn page(
     }
 }
 
-pub async fn show(
-    state: web::Data<AppState>,
-    current: CurrentUser,
-) -> Result<HttpResponse, AppError> {
-    let policy = state.policy().await?;
+pub async fn show(db: web::Data<Db>, current: CurrentUser) -> Result<HttpResponse, AppError> {
+    let policy = crate::policy::current(&db).await?;
     let input = TokenRequestInput::with_defaults(&policy);
     let page = page(&current, &policy, input, FieldErrors::default());
     render_with_status(StatusCode::OK, &page)
 }
 
 pub async fn submit(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     current: CurrentUser,
     client_ip: ClientIp,
     CsrfForm(input): CsrfForm<TokenRequestInput>,
 ) -> Result<HttpResponse, AppError> {
-    let policy = state.policy().await?;
+    let policy = crate::policy::current(&db).await?;
     let request = match input.parse(current.user.role(), Utc::now().naive_utc(), &policy) {
         Ok(request) => request,
         Err(errors) => {
@@ -70,16 +67,10 @@ pub async fn submit(
             )
         }
     };
-    let created = actions::create(
-        &state.db,
-        current.actor(&client_ip),
-        request,
-        Origin::Portal,
-    )
-    .await;
+    let created = actions::create(&db, current.actor(&client_ip), request, Origin::Portal).await;
     match created {
         Ok(created) => {
-            stash_showing(&state.db, &current, PendingReveal::of(&created, false)).await?;
+            stash_showing(&db, &current, PendingReveal::of(&created, false)).await?;
             Ok(see_other("/developer/access-tokens/reveal"))
         }
         Err(refusal) => {

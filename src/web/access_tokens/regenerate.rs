@@ -4,13 +4,13 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
+use crate::db::Db;
 use crate::domain::{parse_expiry, FieldErrors};
+use crate::http::ClientIp;
 use crate::policy::Policy;
-use crate::startup::AppState;
 use crate::tokens::actions::{self, TokenError};
 use crate::tokens::PersonalAccessToken;
 use crate::web::access_tokens::{own_token, refusal_errors};
-use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
@@ -55,11 +55,11 @@ fn page(
 }
 
 async fn regenerable(
-    state: &AppState,
+    db: &Db,
     current: &CurrentUser,
     id: &str,
 ) -> Result<Result<PersonalAccessToken, HttpResponse>, AppError> {
-    let token = own_token(state, current.user.id, id).await?;
+    let token = own_token(db, current.user.id, id).await?;
     if token.revoked_at.is_some() {
         set_flash(
             &current.session,
@@ -71,15 +71,15 @@ async fn regenerable(
 }
 
 pub async fn show(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     current: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let token = match regenerable(&state, &current, &id).await? {
+    let token = match regenerable(&db, &current, &id).await? {
         Ok(token) => token,
         Err(redirect) => return Ok(redirect),
     };
-    let policy = state.policy().await?;
+    let policy = crate::policy::current(&db).await?;
     let input = RegenerateForm {
         expires_in: policy.default_expiry.clone(),
         expires_on: String::new(),
@@ -91,17 +91,17 @@ pub async fn show(
 }
 
 pub async fn submit(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     current: CurrentUser,
     client_ip: ClientIp,
     id: web::Path<String>,
     CsrfForm(input): CsrfForm<RegenerateForm>,
 ) -> Result<HttpResponse, AppError> {
-    let token = match regenerable(&state, &current, &id).await? {
+    let token = match regenerable(&db, &current, &id).await? {
         Ok(token) => token,
         Err(redirect) => return Ok(redirect),
     };
-    let policy = state.policy().await?;
+    let policy = crate::policy::current(&db).await?;
     let expiry = match parse_expiry(
         &input.expires_in,
         &input.expires_on,
@@ -118,8 +118,7 @@ pub async fn submit(
             );
         }
     };
-    let regenerated =
-        actions::regenerate(&state.db, current.actor(&client_ip), token.id, expiry).await;
+    let regenerated = actions::regenerate(&db, current.actor(&client_ip), token.id, expiry).await;
     let created = match regenerated {
         Ok(created) => created,
         Err(TokenError::Revoked) => {
@@ -140,6 +139,6 @@ pub async fn submit(
             );
         }
     };
-    stash_showing(&state.db, &current, PendingReveal::of(&created, true)).await?;
+    stash_showing(&db, &current, PendingReveal::of(&created, true)).await?;
     Ok(see_other("/developer/access-tokens/reveal"))
 }

@@ -1,7 +1,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use crate::startup::AppState;
+use crate::db::Db;
+use crate::http::Site;
 use crate::web::error::AppError;
 use crate::web::layout::{render, Chrome, Section};
 use crate::web::session::{set_flash, take_showing, CurrentUser, PendingReveal};
@@ -19,17 +20,18 @@ struct RevealPage {
 
 pub async fn show(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    site: web::Data<Site>,
     current: CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    let Some(reveal) = take_showing::<PendingReveal>(&state.db, &current).await? else {
+    let Some(reveal) = take_showing::<PendingReveal>(&db, &current).await? else {
         set_flash(
             &current.session,
             "A token is shown only once, right after it is created. If you lost it, regenerate it.",
         );
         return Ok(see_other(HOME));
     };
-    let base_url = crate::web::public_base_url(&req, &state);
+    let base_url = crate::http::public_base_url(&req, &site);
     // Pages are no-store already (security headers); this one shows a secret, so say it here too.
     let mut response = render(&RevealPage {
         chrome: Chrome::for_user(&current, Section::ACCESS_TOKENS),

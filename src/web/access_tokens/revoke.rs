@@ -4,10 +4,10 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
-use crate::startup::AppState;
+use crate::db::Db;
+use crate::http::ClientIp;
 use crate::tokens::{actions, PersonalAccessToken};
 use crate::web::access_tokens::own_token;
-use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::format;
@@ -56,11 +56,11 @@ pub fn page(
 }
 
 pub async fn show(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     current: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let token = own_token(&state, current.user.id, &id).await?;
+    let token = own_token(&db, current.user.id, &id).await?;
     if token.revoked_at.is_some() {
         set_flash(
             &current.session,
@@ -78,13 +78,13 @@ pub struct RevokeForm {
 }
 
 pub async fn submit(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     current: CurrentUser,
     client_ip: ClientIp,
     id: web::Path<String>,
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<HttpResponse, AppError> {
-    let token = own_token(&state, current.user.id, &id).await?;
+    let token = own_token(&db, current.user.id, &id).await?;
     if form.confirm != CONFIRMATION {
         let error = Some(CONFIRMATION_ERROR);
         return render_with_status(
@@ -92,13 +92,8 @@ pub async fn submit(
             &page(&current, token, error),
         );
     }
-    let revoked = actions::revoke(
-        &state.db,
-        current.actor(&client_ip),
-        &token,
-        &current.user.email,
-    )
-    .await?;
+    let revoked =
+        actions::revoke(&db, current.actor(&client_ip), &token, &current.user.email).await?;
     let message = if revoked {
         format!(
             "“{}” was revoked. Anything still using it is refused from now on.",

@@ -4,7 +4,7 @@ use chrono::{Duration, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Action, AuditFilter, AuditRow};
-use crate::startup::AppState;
+use crate::db::Db;
 use crate::web::admin::AdminUser;
 use crate::web::csv;
 use crate::web::error::AppError;
@@ -102,7 +102,7 @@ struct AuditPage {
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     params: web::Query<Params>,
     page: web::Query<PageParam>,
@@ -110,8 +110,7 @@ pub async fn list(
     let params = params.into_inner();
     let (filter, warning) = params.filter();
     let requested = page.page.unwrap_or(1).max(1);
-    let (rows, total) = state
-        .db
+    let (rows, total) = db
         .run(move |conn| {
             let total = audit::count(conn, &filter)?;
             Ok((
@@ -141,13 +140,12 @@ pub async fn list(
 }
 
 pub async fn export(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(_): AdminUser,
     params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
     let (filter, _) = params.filter();
-    let rows = state
-        .db
+    let rows = db
         .run(move |conn| audit::list(conn, &filter, 0, EXPORT_LIMIT))
         .await?;
     let header = [

@@ -4,16 +4,18 @@ use askama::Template;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use crate::db::Db;
 use crate::domain::Scope;
-use crate::startup::AppState;
+use crate::http::ClientIp;
 use crate::tokens::actions;
-use crate::tokens::inventory::{self, InventoryFilter, InventoryRow, SortBy, StatusFilter};
+use crate::tokens::inventory::{
+    self, InventoryFilter, InventoryRow, InventoryTotals, SortBy, StatusFilter,
+};
 use crate::tokens::TokenStatus;
 use crate::web::access_tokens::revoke::{
     self as own_revoke, RevokeForm, CONFIRMATION, CONFIRMATION_ERROR,
 };
 use crate::web::admin::AdminUser;
-use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::format::{self, Pager};
@@ -148,7 +150,8 @@ struct InventoryPage {
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    totals: web::Data<InventoryTotals>,
     AdminUser(admin): AdminUser,
     params: web::Query<Params>,
     page: web::Query<PageParam>,
@@ -159,10 +162,9 @@ pub async fn list(
     let query = params.query_string();
     // Counting every token of the organisation is most of a page view's cost; the total may
     // be a second old, and any change made here refreshes it.
-    let generation = state.db.write_generation();
-    let known_total = state.inventory_totals.get(&query, generation);
-    let (rows, total) = state
-        .db
+    let generation = db.write_generation();
+    let known_total = totals.0.get(&query, generation);
+    let (rows, total) = db
         .run(move |conn| {
             let total = match known_total {
                 Some(total) => total,
@@ -173,7 +175,7 @@ pub async fn list(
         })
         .await?;
     if known_total.is_none() {
-        state.inventory_totals.put(query.clone(), total, generation);
+        totals.0.put(query.clone(), total, generation);
     }
     let pager = Pager::new(requested, PER_PAGE, total, |page| {
         format!("/admin/access-tokens?{query}&page={page}")
@@ -214,13 +216,12 @@ pub async fn find_leaked(
 }
 
 pub async fn export(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(_): AdminUser,
     params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
     let filter = params.filter();
-    let rows = state
-        .db
+    let rows = db
         .run(move |conn| inventory::list(conn, &filter, 0, EXPORT_LIMIT))
         .await?;
     let header = [
@@ -259,11 +260,9 @@ pub async fn export(
     Ok(csv::response("access-tokens.csv", &header, lines))
 }
 
-async fn inventory_row(state: &AppState, raw_id: &str) -> Result<InventoryRow, AppError> {
+async fn inventory_row(db: &Db, raw_id: &str) -> Result<InventoryRow, AppError> {
     let id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
-    state
-        .db
-        .run(move |conn| inventory::find(conn, id))
+    db.run(move |conn| inventory::find(conn, id))
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -282,11 +281,11 @@ fn revoke_page(
 }
 
 pub async fn confirm_revoke(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let row = inventory_row(&state, &id).await?;
+    let row = inventory_row(&db, &id).await?;
     if row.token.revoked_at.is_some() {
         set_flash(
             &admin.session,
@@ -298,26 +297,21 @@ pub async fn confirm_revoke(
 }
 
 pub async fn revoke(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     id: web::Path<String>,
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<HttpResponse, AppError> {
-    let row = inventory_row(&state, &id).await?;
+    let row = inventory_row(&db, &id).await?;
     if form.confirm != CONFIRMATION {
         return render_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &revoke_page(&admin, row, Some(CONFIRMATION_ERROR)),
         );
     }
-    let revoked = actions::revoke(
-        &state.db,
-        admin.actor(&client_ip),
-        &row.token,
-        &row.owner_email,
-    )
-    .await?;
+    let revoked =
+        actions::revoke(&db, admin.actor(&client_ip), &row.token, &row.owner_email).await?;
     let message = if revoked {
         format!("Revoked “{}” of {}.", row.token.name, row.owner_email)
     } else {
@@ -337,13 +331,12 @@ struct BulkRevokePage {
 }
 
 pub async fn confirm_bulk_revoke(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
     let filter = params.filter();
-    let count = state
-        .db
+    let count = db
         .run(move |conn| inventory::revocable_ids(conn, &filter))
         .await?
         .len();
@@ -366,7 +359,7 @@ pub struct BulkRevokeForm {
 }
 
 pub async fn bulk_revoke(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<BulkRevokeForm>,
@@ -374,8 +367,7 @@ pub async fn bulk_revoke(
     let params: Params = serde_html_form::from_str(&form.filters).unwrap_or_default();
     let filter = params.filter();
     if form.confirm != CONFIRMATION {
-        let count = state
-            .db
+        let count = db
             .run(move |conn| inventory::revocable_ids(conn, &filter))
             .await?
             .len();
@@ -388,7 +380,7 @@ pub async fn bulk_revoke(
         return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
     let revoked =
-        actions::revoke_matching(&state.db, admin.actor(&client_ip), filter, form.expected).await?;
+        actions::revoke_matching(&db, admin.actor(&client_ip), filter, form.expected).await?;
     let message = match revoked {
         Some(n) => format!("Revoked {n} token{}.", if n == 1 { "" } else { "s" }),
         None => {

@@ -6,17 +6,18 @@ use serde::Deserialize;
 
 use crate::accounts::members::{self, Changed, FirstPassword, MemberError, NewMember};
 use crate::accounts::passwords;
+use crate::db::Db;
 use crate::domain::{clean_name, Email, FieldErrors, PasswordRules, Role};
-use crate::startup::AppState;
+use crate::http::ClientIp;
+use crate::http::{public_base_url, Site};
 use crate::users::{self, Member, MemberFilter, User};
 use crate::web::admin::AdminUser;
-use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::format::{self, Pager};
 use crate::web::layout::{render, render_with_status, Chrome, Section};
 use crate::web::session::{set_flash, stash_showing, take_flash, take_showing};
-use crate::web::{public_base_url, see_other, url_encode};
+use crate::web::{see_other, url_encode};
 
 const PER_PAGE: i64 = 50;
 
@@ -53,7 +54,7 @@ struct MembersPage {
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
@@ -69,8 +70,7 @@ pub async fn list(
     };
     let requested = query.page.unwrap_or(1).max(1);
     let f = filter.clone();
-    let (members, total) = state
-        .db
+    let (members, total) = db
         .run(move |conn| {
             let total = users::count_members(conn, &f)?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, total);
@@ -155,7 +155,8 @@ pub async fn new_form(AdminUser(admin): AdminUser) -> Result<HttpResponse, AppEr
 
 pub async fn create(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    site: web::Data<Site>,
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<NewMemberForm>,
@@ -216,7 +217,7 @@ pub async fn create(
         role,
         password,
     };
-    let created = match members::add(&state.db, admin.actor(&client_ip), new).await {
+    let created = match members::add(&db, admin.actor(&client_ip), new).await {
         Ok(created) => created,
         Err(taken @ MemberError::EmailTaken) => {
             let mut errors = FieldErrors::default();
@@ -228,9 +229,9 @@ pub async fn create(
     let user = created.user;
     match created.link_secret {
         Some(secret) => {
-            let url = format!("{}/set-password/{secret}", public_base_url(&req, &state));
+            let url = format!("{}/set-password/{secret}", public_base_url(&req, &site));
             let link = (user.display_name.clone(), user.email.clone(), url);
-            stash_showing(&state.db, &admin, link).await?;
+            stash_showing(&db, &admin, link).await?;
             Ok(see_other("/admin/members/link"))
         }
         None => {
@@ -255,11 +256,10 @@ struct LinkPage {
 
 /// The set-password link, shown once to the admin who created the member.
 pub async fn show_link(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
 ) -> Result<HttpResponse, AppError> {
-    let Some((name, email, url)) =
-        take_showing::<(String, String, String)>(&state.db, &admin).await?
+    let Some((name, email, url)) = take_showing::<(String, String, String)>(&db, &admin).await?
     else {
         return Ok(see_other("/admin/members"));
     };
@@ -276,11 +276,9 @@ fn member_id(raw_id: &str) -> Result<i64, AppError> {
     raw_id.parse().map_err(|_| AppError::NotFound)
 }
 
-async fn member(state: &AppState, raw_id: &str) -> Result<User, AppError> {
+async fn member(db: &Db, raw_id: &str) -> Result<User, AppError> {
     let id = member_id(raw_id)?;
-    state
-        .db
-        .run(move |conn| users::find(conn, id))
+    db.run(move |conn| users::find(conn, id))
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -292,7 +290,7 @@ pub struct RoleForm {
 }
 
 pub async fn change_role(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     id: web::Path<String>,
@@ -303,7 +301,7 @@ pub async fn change_role(
         .role
         .parse()
         .map_err(|_| AppError::BadRequest("unknown role".into()))?;
-    let changed = members::change_role(&state.db, admin.actor(&client_ip), target_id, role).await;
+    let changed = members::change_role(&db, admin.actor(&client_ip), target_id, role).await;
     let message = match changed {
         Ok(Changed::Done(member)) => format!(
             "{} is now {} {}.",
@@ -343,13 +341,13 @@ fn status_change(change: &str) -> Result<bool, AppError> {
 }
 
 pub async fn confirm_status(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, AppError> {
     let (id, change) = path.into_inner();
     let deactivate = status_change(&change)?;
-    let member = member(&state, &id).await?;
+    let member = member(&db, &id).await?;
     render(&StatusPage {
         chrome: Chrome::for_user(&admin, Section::MEMBERS),
         member,
@@ -362,7 +360,7 @@ pub async fn confirm_status(
 pub struct StatusForm {}
 
 pub async fn change_status(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     path: web::Path<(String, String)>,
@@ -371,8 +369,7 @@ pub async fn change_status(
     let (id, change) = path.into_inner();
     let deactivate = status_change(&change)?;
     let target_id = member_id(&id)?;
-    let changed =
-        members::set_active(&state.db, admin.actor(&client_ip), target_id, !deactivate).await;
+    let changed = members::set_active(&db, admin.actor(&client_ip), target_id, !deactivate).await;
     let message = match changed {
         Ok(Changed::Done(member)) if deactivate => format!(
             "{} is deactivated: signed out everywhere, and all their tokens are refused.",

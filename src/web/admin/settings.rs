@@ -3,14 +3,14 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::db::Db;
 use crate::domain::{FieldErrors, EXPIRY_CHOICES};
+use crate::http::ClientIp;
 use crate::policy::{
     ChangeError, Policy, DEFAULT_MAX_ACTIVE_TOKENS, MAX_ACTIVE_TOKENS_LIMIT,
     MAX_LIFETIME_LIMIT_DAYS,
 };
-use crate::startup::AppState;
 use crate::web::admin::AdminUser;
-use crate::web::client_ip::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
@@ -44,10 +44,10 @@ fn default_choices() -> Vec<(&'static str, &'static str)> {
 }
 
 pub async fn show(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
 ) -> Result<HttpResponse, AppError> {
-    let policy = state.policy().await?;
+    let policy = crate::policy::current(&db).await?;
     let page = SettingsPage {
         chrome: Chrome::for_user(&admin, Section::SETTINGS),
         form: PolicyForm {
@@ -116,7 +116,7 @@ fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
 }
 
 pub async fn save(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<PolicyForm>,
@@ -134,7 +134,7 @@ pub async fn save(
             return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
     };
-    match crate::policy::change(&state.db, admin.actor(&client_ip), policy).await {
+    match crate::policy::change(&db, admin.actor(&client_ip), policy).await {
         Ok(()) => {}
         Err(ChangeError::NoLongerAdmin) => return Err(AppError::Forbidden),
         Err(ChangeError::Db(e)) => return Err(e.into()),

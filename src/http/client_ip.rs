@@ -7,7 +7,7 @@ use actix_web::http::header::HeaderValue;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::{ready, Ready};
 
-use crate::startup::AppState;
+use crate::http::Site;
 
 #[derive(Clone, Debug)]
 pub struct ClientIp(pub String);
@@ -45,16 +45,23 @@ fn forwarded_client<'a>(
         .find(|ip| !trusted_proxies.contains(ip))
 }
 
+impl ClientIp {
+    /// The client of `req`, by the proxies the registered [`Site`] trusts.
+    pub fn of_request(req: &HttpRequest) -> Self {
+        let trusted = req
+            .app_data::<web::Data<Site>>()
+            .map(|site| site.trusted_proxies.as_slice())
+            .unwrap_or_default();
+        ClientIp::of(req, trusted)
+    }
+}
+
 impl FromRequest for ClientIp {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let trusted = req
-            .app_data::<web::Data<AppState>>()
-            .map(|state| state.trusted_proxies.as_slice())
-            .unwrap_or_default();
-        ready(Ok(ClientIp::of(req, trusted)))
+        ready(Ok(ClientIp::of_request(req)))
     }
 }
 

@@ -1,0 +1,91 @@
+//! What every part that speaks HTTP shares, below both the pages (`web`) and the API (`api`):
+//! who the client is, where the site is reached, and what counts as text in a request.
+
+pub mod client_ip;
+
+use std::net::IpAddr;
+
+use actix_web::http::header;
+use actix_web::HttpRequest;
+
+pub use client_ip::ClientIp;
+
+/// How the site is reached: registered once as `web::Data<Site>`.
+#[derive(Clone, Debug, Default)]
+pub struct Site {
+    /// Proxies whose forwarded headers are believed.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Served over HTTPS: Secure cookies and HSTS.
+    pub secure_cookies: bool,
+    /// The configured public address, without a trailing slash.
+    pub public_url: Option<String>,
+}
+
+/// The address people reach tokendesk at, for links shown on pages: the configured public URL,
+/// else this request's Host. A client can send any `X-Forwarded-Host`, so forwarded headers are
+/// believed only from a trusted proxy.
+pub fn public_base_url(req: &HttpRequest, site: &Site) -> String {
+    if let Some(url) = &site.public_url {
+        return url.clone();
+    }
+    let from_trusted_proxy = req
+        .peer_addr()
+        .is_some_and(|peer| site.trusted_proxies.contains(&peer.ip()));
+    if from_trusted_proxy {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
+    }
+    let scheme = if site.secure_cookies { "https" } else { "http" };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .unwrap_or_else(|| req.app_config().host());
+    format!("{scheme}://{host}")
+}
+
+/// Whether every name and value of a urlencoded form body or query string is text once
+/// decoded: UTF-8 without NUL. The form parsers would quietly turn other bytes into U+FFFD, and
+/// PostgreSQL refuses NUL in text; refusing up front is clearer than either.
+pub fn decodes_to_text(urlencoded: &[u8]) -> bool {
+    urlencoded.split(|&b| b == b'&' || b == b'=').all(|part| {
+        let mut decoded = Vec::with_capacity(part.len());
+        let mut i = 0;
+        while i < part.len() {
+            let hex = |b: u8| (b as char).to_digit(16);
+            match part[i] {
+                b'%' if i + 2 < part.len() => match (hex(part[i + 1]), hex(part[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        decoded.push((hi * 16 + lo) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => decoded.push(b'%'),
+                },
+                byte => decoded.push(byte),
+            }
+            i += 1;
+        }
+        !decoded.contains(&0) && std::str::from_utf8(&decoded).is_ok()
+    })
+}
+
+/// The JSON API and the gateway check: /api/v1/..., /{token}/api/v1/..., /auth/verify.
+pub fn is_api(path: &str) -> bool {
+    path.starts_with("/auth/") || path.split('/').take(3).any(|segment| segment == "api")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_bodies_that_decode_to_invalid_utf8_or_nul() {
+        assert!(decodes_to_text(b"name=caf%C3%A9&scopes=tag%3Aread&x=100%"));
+        assert!(decodes_to_text(b"a=%zz&b=%4"));
+        assert!(!decodes_to_text(b"name=%FF%FE"));
+        assert!(!decodes_to_text(b"name=%C3"));
+        assert!(!decodes_to_text(&[b'n', b'=', 0xff]));
+        assert!(!decodes_to_text(b"name=a%00b"));
+    }
+}

@@ -7,8 +7,8 @@ use chrono::Utc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
+use crate::domain::Policy;
 use crate::domain::{Email, Role, TokenRequestInput};
-use crate::policy::Policy;
 use crate::tokens::{extract, TokenSecret, TokenSources};
 
 const CASES: u32 = 5_000;

@@ -247,7 +247,7 @@ pub fn set_role(conn: &mut AnyConnection, id: i64, role: Role) -> QueryResult<()
         .map(drop)
 }
 
-/// Run with [`crate::sessions::end_all_for`] on deactivation (the accounts service does).
+/// Deactivation also ends every session of the member: the accounts service does both.
 pub fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> QueryResult<()> {
     let now = Utc::now().naive_utc();
     diesel::update(users::table.find(id))
@@ -260,8 +260,8 @@ pub fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> QueryResul
         .map(drop)
 }
 
-/// Run with [`crate::sessions::end_all_for`]: a new password ends every session signed in
-/// with the old one (the accounts service does).
+/// A new password also ends every session signed in with the old one: the accounts service
+/// does both.
 pub fn set_password(conn: &mut AnyConnection, id: i64, password_hash: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id))
         .set((

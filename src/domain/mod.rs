@@ -3,6 +3,7 @@
 mod email;
 mod field_errors;
 mod password;
+pub mod policy;
 mod role;
 mod scope;
 mod token_request;
@@ -10,6 +11,7 @@ mod token_request;
 pub use email::Email;
 pub use field_errors::{clean_name, FieldErrors};
 pub use password::{hash_password, verify_password, PasswordRules};
+pub use policy::Policy;
 pub use role::Role;
 pub use scope::{Scope, ScopeInfo, ScopeSet, CATALOGUE};
 pub use token_request::{

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use validator::{Validate, ValidationError};
 
 use crate::domain::field_errors::clean_name;
+use crate::domain::Policy;
 use crate::domain::{FieldErrors, Role, Scope, ScopeSet};
-use crate::policy::Policy;
 
 /// The expiry choices the form offers, in order: (value, label).
 pub const EXPIRY_CHOICES: &[(&str, &str)] = &[

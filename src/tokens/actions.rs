@@ -11,8 +11,8 @@ use chrono::{NaiveDateTime, Utc};
 
 use crate::audit::{Action, Event};
 use crate::db::{lock, lock_shared, refuse, Abort, AnyConnection, Db, DbError, Lock};
+use crate::domain::Policy;
 use crate::domain::{Expiry, Scope, ScopeSet, TokenRequest};
-use crate::policy::Policy;
 use crate::tokens::inventory::{self, InventoryFilter};
 use crate::tokens::{store, CreatedToken, PersonalAccessToken, TokenStatus, TokenStoreError};
 use crate::users::{self, User};
@@ -110,7 +110,7 @@ fn locked_owner(
     if !owner.is_active {
         return refuse(TokenError::OwnerInactive);
     }
-    Ok((owner, Policy::load(conn)?))
+    Ok((owner, crate::policy::load(conn)?))
 }
 
 /// The rules every token that becomes active meets, read under the locks.

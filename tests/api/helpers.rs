@@ -498,9 +498,9 @@ impl TestApp {
     pub async fn set_active_token_limit(&self, limit: i64) {
         self.db
             .write(move |conn| {
-                let mut policy = tokendesk::policy::Policy::load(conn)?;
+                let mut policy = tokendesk::policy::load(conn)?;
                 policy.max_active_tokens = limit;
-                policy.save(conn)
+                tokendesk::policy::save(conn, &policy)
             })
             .await
             .unwrap();

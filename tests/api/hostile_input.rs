@@ -471,7 +471,7 @@ async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
         );
         tried += 1;
     }
-    let policy = app.db.run(tokendesk::policy::Policy::load).await.unwrap();
+    let policy = app.db.run(tokendesk::policy::load).await.unwrap();
     assert_eq!(policy.max_lifetime_days, None, "the policy is unchanged");
 
     // Filters and paging: any value is a page (perhaps empty) or a 400, never a 5xx, and

@@ -4,9 +4,9 @@ use askama::Template;
 use chrono::Utc;
 
 use crate::db::Db;
+use crate::domain::Policy;
 use crate::domain::{FieldErrors, TokenRequestInput};
 use crate::http::ClientIp;
-use crate::policy::Policy;
 use crate::tokens::actions::{self, Origin};
 use crate::web::access_tokens::{refusal_errors, scope_groups, ScopeGroup};
 use crate::web::csrf::CsrfForm;

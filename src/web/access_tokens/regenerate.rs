@@ -5,9 +5,9 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use crate::db::Db;
+use crate::domain::Policy;
 use crate::domain::{parse_expiry, FieldErrors};
 use crate::http::ClientIp;
-use crate::policy::Policy;
 use crate::tokens::actions::{self, TokenError};
 use crate::tokens::PersonalAccessToken;
 use crate::web::access_tokens::{own_token, refusal_errors};

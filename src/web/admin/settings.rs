@@ -4,12 +4,12 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::db::Db;
+use crate::domain::policy::{
+    Policy, DEFAULT_MAX_ACTIVE_TOKENS, MAX_ACTIVE_TOKENS_LIMIT, MAX_LIFETIME_LIMIT_DAYS,
+};
 use crate::domain::{FieldErrors, EXPIRY_CHOICES};
 use crate::http::ClientIp;
-use crate::policy::{
-    ChangeError, Policy, DEFAULT_MAX_ACTIVE_TOKENS, MAX_ACTIVE_TOKENS_LIMIT,
-    MAX_LIFETIME_LIMIT_DAYS,
-};
+use crate::policy::ChangeError;
 use crate::web::admin::AdminUser;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;

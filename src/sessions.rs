@@ -4,9 +4,7 @@
 
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use rand::rngs::OsRng;
-use rand::TryRngCore;
-use sha2::{Digest, Sha256};
+use crate::domain::{sha256_hex, Secret};
 
 use crate::db::schema::{sessions, users};
 use crate::db::AnyConnection;
@@ -16,17 +14,13 @@ use crate::users::User;
 pub const SESSION_HOURS: i64 = 12;
 
 fn digest(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    sha256_hex(secret)
 }
 
 /// Starts a session for `user_id` and returns its secret for the cookie. Expired sessions
 /// are swept out on the way, so the table stays the size of the signed-in population.
 pub fn start(conn: &mut AnyConnection, user_id: i64) -> QueryResult<String> {
-    let mut bytes = [0u8; 32];
-    OsRng
-        .try_fill_bytes(&mut bytes)
-        .expect("the OS random source failed");
-    let secret = hex::encode(bytes);
+    let secret = Secret::generate(43).into_string();
     let now = Utc::now().naive_utc();
     diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)?;
     diesel::insert_into(sessions::table)

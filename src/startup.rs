@@ -17,7 +17,6 @@ use actix_web::middleware::{from_fn, Next};
 use actix_web::web::{Data, PayloadConfig};
 use actix_web::{App, HttpServer, ResponseError};
 use anyhow::Context;
-use rand::distr::{Alphanumeric, SampleString};
 
 use crate::accounts::setup::SetupState;
 use crate::config::ServeConfig;
@@ -193,7 +192,7 @@ fn session_key(config: &ServeConfig, url: &DatabaseUrl) -> anyhow::Result<Key> {
 }
 
 fn create_key_file(path: &PathBuf) -> anyhow::Result<String> {
-    let secret = Alphanumeric.sample_string(&mut rand::rng(), 86);
+    let secret = crate::domain::Secret::generate(86).into_string();
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

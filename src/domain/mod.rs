@@ -6,6 +6,7 @@ mod password;
 pub mod policy;
 mod role;
 mod scope;
+pub mod secret;
 mod token_request;
 
 pub use email::Email;
@@ -14,6 +15,7 @@ pub use password::{hash_password, verify_password, PasswordRules};
 pub use policy::Policy;
 pub use role::Role;
 pub use scope::{Scope, ScopeInfo, ScopeSet, CATALOGUE};
+pub use secret::{sha256_hex, Secret};
 pub use token_request::{
     parse_expiry, Expiry, TokenRequest, TokenRequestInput, DEFAULT_EXPIRY, EXPIRY_CHOICES,
 };

@@ -49,23 +49,7 @@ pub fn public_base_url(req: &HttpRequest, site: &Site) -> String {
 /// PostgreSQL refuses NUL in text; refusing up front is clearer than either.
 pub fn decodes_to_text(urlencoded: &[u8]) -> bool {
     urlencoded.split(|&b| b == b'&' || b == b'=').all(|part| {
-        let mut decoded = Vec::with_capacity(part.len());
-        let mut i = 0;
-        while i < part.len() {
-            let hex = |b: u8| (b as char).to_digit(16);
-            match part[i] {
-                b'%' if i + 2 < part.len() => match (hex(part[i + 1]), hex(part[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        decoded.push((hi * 16 + lo) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => decoded.push(b'%'),
-                },
-                byte => decoded.push(byte),
-            }
-            i += 1;
-        }
+        let decoded: Vec<u8> = percent_encoding::percent_decode(part).collect();
         !decoded.contains(&0) && std::str::from_utf8(&decoded).is_ok()
     })
 }

@@ -4,9 +4,7 @@
 
 use std::fmt;
 
-use rand::rngs::OsRng;
-use rand::TryRngCore;
-use sha2::{Digest, Sha256};
+use crate::domain::{sha256_hex, Secret};
 
 /// Changing this would silently invalidate every token ever issued.
 pub const TOKEN_PREFIX: &str = "tdk_";
@@ -28,16 +26,7 @@ impl TokenSecret {
     pub fn generate() -> Self {
         let mut token = String::with_capacity(TOKEN_LEN);
         token.push_str(TOKEN_PREFIX);
-        let mut rng = OsRng;
-        while token.len() < TOKEN_PREFIX.len() + RANDOM_CHARS {
-            let mut byte = [0u8; 1];
-            rng.try_fill_bytes(&mut byte)
-                .expect("the OS random source failed");
-            // 62 * 4 = 248: rejecting 248..=255 keeps every character equally likely.
-            if byte[0] < 248 {
-                token.push(BASE62[(byte[0] % 62) as usize] as char);
-            }
-        }
+        token.push_str(Secret::generate(RANDOM_CHARS).expose());
         token.push_str(&checksum(&token));
         Self(token)
     }
@@ -52,7 +41,7 @@ impl TokenSecret {
     }
 
     pub fn digest(&self) -> TokenDigest {
-        TokenDigest(hex::encode(Sha256::digest(self.0.as_bytes())))
+        TokenDigest(sha256_hex(&self.0))
     }
 
     /// What lists show: enough to recognise a token, far too little to use it.

@@ -8,7 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
-use rand::distr::{Alphanumeric, SampleString};
+use crate::domain::Secret;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -106,18 +106,18 @@ pub fn csrf_token(session: &Session) -> String {
 }
 
 fn new_csrf_token(session: &Session) -> String {
-    let token = Alphanumeric.sample_string(&mut rand::rng(), 43);
+    let token = Secret::generate(43).into_string();
     let _ = session.insert(CSRF, token.clone());
     token
 }
 
 /// Compares in time that does not depend on where the strings first differ.
 pub fn csrf_matches(session: &Session, presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
     let Some(expected) = session.get::<String>(CSRF).ok().flatten() else {
         return false;
     };
-    let (a, b) = (expected.as_bytes(), presented.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
 /// A one-line notice for the next page (post/redirect/get).
@@ -146,7 +146,7 @@ pub async fn stash_showing<T: Serialize>(
     value: T,
 ) -> Result<(), AppError> {
     let secret = session_secret(&current.session).ok_or(AppError::Forbidden)?;
-    let key = Alphanumeric.sample_string(&mut rand::rng(), 32);
+    let key = Secret::generate(32).into_string();
     let showing = Showing {
         key: key.clone(),
         value,

@@ -8,6 +8,7 @@ use tokendesk::config::{DatabaseArgs, ServeConfig};
 use tokendesk::db::{run_migrations, transact_on, AnyConnection, DatabaseUrl, Db};
 use tokendesk::domain::{hash_password, Email, PasswordRules, Role};
 use tokendesk::startup::Application;
+use tokendesk::telemetry::LogFormat;
 
 /// A self-hosted portal where people manage their personal access tokens,
 /// and where other services check those tokens.
@@ -16,6 +17,14 @@ use tokendesk::startup::Application;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written: text, or json (one object per line) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        env = "TOKENDESK_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -97,8 +106,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    tokendesk::telemetry::init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    tokendesk::telemetry::init(cli.log_format);
+    match cli.command {
         Command::Serve(config) => {
             let app = Application::build(config).await?;
             let served = app.run_until_stopped().await;

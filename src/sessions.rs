@@ -2,9 +2,9 @@
 //! change end them even where a cookie was copied. The cookie holds a random secret; the
 //! table holds only its SHA-256.
 
+use crate::domain::{sha256_hex, Secret};
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use crate::domain::{sha256_hex, Secret};
 
 use crate::db::schema::{sessions, users};
 use crate::db::AnyConnection;

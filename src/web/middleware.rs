@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
@@ -17,6 +19,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; \
     base-uri 'none'; object-src 'none'";
 
+/// Gives every request an id, in a span around everything logged while it is handled (so one
+/// request's lines can be followed, and in the `X-Request-Id` response header), and logs it once
+/// done.
 pub async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -26,26 +31,34 @@ pub async fn access_log(
         return next.call(req).await;
     }
     let started = Instant::now();
+    let id = crate::domain::Secret::generate(12).into_string();
+    let span = tracing::info_span!("request", id = %id);
     let method = req.method().clone();
     let query = query_keys(req.query_string());
     let peer = req
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    let res = next.call(req).await?;
+    let mut res = next.call(req).instrument(span.clone()).await?;
     let route = res
         .request()
         .match_pattern()
         .unwrap_or_else(|| "(no route)".to_owned());
-    tracing::info!(
-        target: "tokendesk::access",
-        %method,
-        route,
-        query,
-        status = res.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        peer,
-    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            target: "tokendesk::access",
+            %method,
+            route,
+            query,
+            status = res.status().as_u16(),
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            peer,
+        )
+    });
     Ok(res)
 }
 

@@ -3,12 +3,12 @@
 //! the user are loaded together on every request, so signing out, a role change or a
 //! deactivation applies at once, whatever copies of the cookie exist.
 
+use crate::domain::Secret;
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
-use crate::domain::Secret;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

@@ -119,7 +119,7 @@ impl TestApp {
         static LOGS: Once = Once::new();
         LOGS.call_once(|| {
             if std::env::var("TEST_LOG").is_ok() {
-                tokendesk::telemetry::init();
+                tokendesk::telemetry::init(Default::default());
             }
         });
         let EmptyDatabase {

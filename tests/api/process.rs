@@ -14,6 +14,7 @@ use crate::server::ServerProcess;
 backend_tests!(
     sigterm_drains_and_writes_pending_last_used,
     no_secret_reaches_the_log,
+    json_logs_follow_one_request_by_its_id,
 );
 
 async fn sigterm_drains_and_writes_pending_last_used(app: TestApp) {
@@ -244,4 +245,33 @@ async fn no_secret_reaches_the_log(app: TestApp) {
         log.lines().count(),
         secrets.len()
     );
+}
+
+/// With `--log-format json` every line is one JSON object, and a request's lines carry the id
+/// its response names in `X-Request-Id`.
+async fn json_logs_follow_one_request_by_its_id(app: TestApp) {
+    let server = ServerProcess::start(
+        &app.database_url,
+        &[("RUST_LOG", "info"), ("TOKENDESK_LOG_FORMAT", "json")],
+    )
+    .await;
+    let response = reqwest::get(format!("{}/healthz", server.address))
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, server) = server.terminate().await;
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|line| line["span"]["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no line of request {id}:\n{log}"));
+    assert_eq!(access["fields"]["route"], "/healthz");
+    assert_eq!(access["fields"]["status"], 200);
 }

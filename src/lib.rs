@@ -3,7 +3,6 @@
 pub mod accounts;
 pub mod api;
 pub mod audit;
-pub mod bench;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 use tokendesk::accounts::members::{self, FirstPassword, NewMember};
 use tokendesk::config::{DatabaseArgs, ServeConfig};
-use tokendesk::db::{run_migrations, transact_on, AnyConnection, DatabaseUrl, Db};
+use tokendesk::db::{run_migrations, transact_on, AnyConnection, DatabaseUrl};
 use tokendesk::domain::{hash_password, Email, PasswordRules, Role};
 use tokendesk::startup::Application;
 use tokendesk::telemetry::LogFormat;
@@ -37,47 +37,6 @@ enum Command {
     User {
         #[command(subcommand)]
         command: UserCommand,
-    },
-    /// Support for bench/run (seeding, checks).
-    #[command(hide = true)]
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum BenchCommand {
-    /// Seed users and tokens; write sample plaintext tokens to files.
-    Seed {
-        #[arg(long, default_value_t = 1000)]
-        users: usize,
-        #[arg(long)]
-        tokens: usize,
-        #[arg(long, default_value_t = 50)]
-        first_user_tokens: usize,
-        #[arg(long, default_value_t = 20_000)]
-        sample: usize,
-        #[arg(long, default_value_t = 1_000)]
-        revoked: usize,
-        #[arg(long)]
-        tokens_out: std::path::PathBuf,
-        #[arg(long)]
-        revoked_out: std::path::PathBuf,
-        #[command(flatten)]
-        database: DatabaseArgs,
-    },
-    /// Print well-formed tokens that exist nowhere (for the "unknown token" case).
-    FreshTokens {
-        #[arg(long, default_value_t = 300)]
-        count: usize,
-    },
-    /// Print how many tokens were used within the last N seconds.
-    RecentlyUsed {
-        #[arg(long, default_value_t = 60)]
-        seconds: i64,
-        #[command(flatten)]
-        database: DatabaseArgs,
     },
 }
 
@@ -149,47 +108,6 @@ async fn main() -> anyhow::Result<()> {
                 user.id
             );
         }
-        Command::Bench { command } => bench(command)?,
-    }
-    Ok(())
-}
-
-fn bench(command: BenchCommand) -> anyhow::Result<()> {
-    match command {
-        BenchCommand::Seed {
-            users,
-            tokens,
-            first_user_tokens,
-            sample,
-            revoked,
-            tokens_out,
-            revoked_out,
-            database,
-        } => {
-            let db = open(&database)?;
-            let mut out = std::io::BufWriter::new(std::fs::File::create(tokens_out)?);
-            let mut revoked_file = std::io::BufWriter::new(std::fs::File::create(revoked_out)?);
-            let plan = tokendesk::bench::SeedPlan {
-                users,
-                tokens,
-                first_user_tokens,
-                sample,
-                revoked,
-            };
-            tokendesk::bench::seed(&db, &plan, &mut out, &mut revoked_file)?;
-            println!("seeded {users} users and {tokens} tokens ({revoked} more revoked)");
-        }
-        BenchCommand::FreshTokens { count } => {
-            for _ in 0..count {
-                println!("{}", tokendesk::tokens::TokenSecret::generate().expose());
-            }
-        }
-        BenchCommand::RecentlyUsed { seconds, database } => {
-            println!(
-                "{}",
-                tokendesk::bench::recently_used(&open(&database)?, seconds)?
-            );
-        }
     }
     Ok(())
 }
@@ -201,13 +119,6 @@ fn connect(database: &DatabaseArgs) -> anyhow::Result<AnyConnection> {
     run_migrations(&mut conn)?;
     members::canonicalise_stored_emails(&mut conn)?;
     Ok(conn)
-}
-
-fn open(database: &DatabaseArgs) -> anyhow::Result<Db> {
-    let url = DatabaseUrl::parse(&database.database_url).map_err(anyhow::Error::msg)?;
-    let db = Db::connect(url, 2).context("cannot open the database")?;
-    db.migrate()?;
-    Ok(db)
 }
 
 /// Ends the process without running C exit handlers. The database pool's threads may be

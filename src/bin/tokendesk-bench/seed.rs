@@ -6,10 +6,10 @@ use std::io::Write;
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::schema::{personal_access_tokens as pat, users};
-use crate::db::{AnyConnection, Db};
-use crate::domain::{hash_password, ScopeSet};
-use crate::tokens::TokenSecret;
+use tokendesk::db::schema::{personal_access_tokens as pat, users};
+use tokendesk::db::{AnyConnection, Db};
+use tokendesk::domain::{hash_password, ScopeSet};
+use tokendesk::tokens::TokenSecret;
 
 pub const BENCH_PASSWORD: &str = "bench-password-1";
 const BATCH: usize = 1_000;
@@ -93,7 +93,7 @@ pub fn seed(
         })
         .collect();
     db.run_blocking(|conn| {
-        crate::db::write_transaction(conn, |conn| {
+        tokendesk::db::write_transaction(conn, |conn| {
             for chunk in user_rows.chunks(BATCH) {
                 insert_users(conn, chunk)?;
             }
@@ -140,7 +140,7 @@ pub fn seed(
             });
         }
         db.run_blocking(|conn| {
-            crate::db::write_transaction(conn, |conn| {
+            tokendesk::db::write_transaction(conn, |conn| {
                 for chunk in rows.chunks(BATCH) {
                     insert_tokens(conn, chunk)?;
                 }
@@ -162,8 +162,8 @@ pub fn seed(
     // planner statistics and marks pages all-visible for index-only scans; SQLite's
     // `PRAGMA optimize` gathers statistics. Without them the planners guess the tables are tiny.
     let settle = match db.url() {
-        crate::db::DatabaseUrl::Postgres(_) => "VACUUM ANALYZE",
-        crate::db::DatabaseUrl::Sqlite(_) => "ANALYZE",
+        tokendesk::db::DatabaseUrl::Postgres(_) => "VACUUM ANALYZE",
+        tokendesk::db::DatabaseUrl::Sqlite(_) => "ANALYZE",
     };
     db.run_blocking(|conn| diesel::sql_query(settle).execute(conn))?;
     Ok(())

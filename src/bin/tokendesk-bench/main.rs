@@ -1,0 +1,100 @@
+//! `tokendesk-bench`: what bench/run needs besides the server: seeding a database with
+//! people and tokens, well-formed tokens that exist nowhere, and how many tokens were used
+//! lately. Its own binary, so none of it is in the product.
+
+mod seed;
+
+use clap::{Parser, Subcommand};
+use tokendesk::config::DatabaseArgs;
+use tokendesk::db::{DatabaseUrl, Db};
+
+#[derive(Parser)]
+#[command(name = "tokendesk-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Seed users and tokens; write sample plaintext tokens to files.
+    Seed {
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        #[arg(long)]
+        tokens: usize,
+        #[arg(long, default_value_t = 50)]
+        first_user_tokens: usize,
+        #[arg(long, default_value_t = 20_000)]
+        sample: usize,
+        #[arg(long, default_value_t = 1_000)]
+        revoked: usize,
+        #[arg(long)]
+        tokens_out: std::path::PathBuf,
+        #[arg(long)]
+        revoked_out: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print well-formed tokens that exist nowhere (for the "unknown token" case).
+    FreshTokens {
+        #[arg(long, default_value_t = 300)]
+        count: usize,
+    },
+    /// Print how many tokens were used within the last N seconds.
+    RecentlyUsed {
+        #[arg(long, default_value_t = 60)]
+        seconds: i64,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tokendesk::telemetry::init(Default::default());
+    bench(Cli::parse().command)
+}
+
+fn bench(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Seed {
+            users,
+            tokens,
+            first_user_tokens,
+            sample,
+            revoked,
+            tokens_out,
+            revoked_out,
+            database,
+        } => {
+            let db = open(&database)?;
+            let mut out = std::io::BufWriter::new(std::fs::File::create(tokens_out)?);
+            let mut revoked_file = std::io::BufWriter::new(std::fs::File::create(revoked_out)?);
+            let plan = seed::SeedPlan {
+                users,
+                tokens,
+                first_user_tokens,
+                sample,
+                revoked,
+            };
+            seed::seed(&db, &plan, &mut out, &mut revoked_file)?;
+            println!("seeded {users} users and {tokens} tokens ({revoked} more revoked)");
+        }
+        BenchCommand::FreshTokens { count } => {
+            for _ in 0..count {
+                println!("{}", tokendesk::tokens::TokenSecret::generate().expose());
+            }
+        }
+        BenchCommand::RecentlyUsed { seconds, database } => {
+            println!("{}", seed::recently_used(&open(&database)?, seconds)?);
+        }
+    }
+    Ok(())
+}
+
+fn open(database: &DatabaseArgs) -> anyhow::Result<Db> {
+    let url = DatabaseUrl::parse(&database.database_url).map_err(anyhow::Error::msg)?;
+    let db = Db::connect(url, 2)?;
+    db.migrate()?;
+    Ok(db)
+}

@@ -145,9 +145,6 @@ pub async fn export(
     params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
     let (filter, _) = params.filter();
-    let rows = db
-        .run(move |conn| audit::list(conn, &filter, 0, EXPORT_LIMIT))
-        .await?;
     let header = [
         "time_utc",
         "actor",
@@ -156,9 +153,18 @@ pub async fn export(
         "client_ip",
         "details",
     ];
-    let lines = rows
-        .into_iter()
-        .map(Row::cells)
-        .map(|r| vec![r.time, r.actor, r.action, r.target, r.client_ip, r.details]);
-    Ok(csv::response("audit.csv", &header, lines))
+    let page = move |offset, count| {
+        let (db, filter) = (db.clone(), filter.clone());
+        async move {
+            let rows = db
+                .run(move |conn| audit::list(conn, &filter, offset, count))
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(Row::cells)
+                .map(|r| vec![r.time, r.actor, r.action, r.target, r.client_ip, r.details])
+                .collect())
+        }
+    };
+    Ok(csv::streamed("audit.csv", &header, EXPORT_LIMIT, page))
 }

@@ -221,9 +221,6 @@ pub async fn export(
     params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
     let filter = params.filter();
-    let rows = db
-        .run(move |conn| inventory::list(conn, &filter, 0, EXPORT_LIMIT))
-        .await?;
     let header = [
         "id",
         "owner_email",
@@ -238,26 +235,41 @@ pub async fn export(
         "last_used_ip",
         "revoked_at",
     ];
-    let lines = rows.into_iter().map(|row| {
-        let status = status_label(&row).to_lowercase();
-        let t = row.token;
-        let time = |at: Option<chrono::NaiveDateTime>| at.map(format::exact).unwrap_or_default();
-        vec![
-            t.id.to_string(),
-            row.owner_email,
-            row.owner_name,
-            t.name.clone(),
-            t.hint.clone(),
-            t.scopes().to_stored(),
-            status,
-            format::exact(t.created_at),
-            time(t.expires_at),
-            time(t.last_used_at),
-            t.last_used_ip.clone().unwrap_or_default(),
-            time(t.revoked_at),
-        ]
-    });
-    Ok(csv::response("access-tokens.csv", &header, lines))
+    let page = move |offset, count| {
+        let (db, filter) = (db.clone(), filter.clone());
+        async move {
+            let rows = db
+                .run(move |conn| inventory::list(conn, &filter, offset, count))
+                .await?;
+            Ok(rows.into_iter().map(csv_cells).collect())
+        }
+    };
+    Ok(csv::streamed(
+        "access-tokens.csv",
+        &header,
+        EXPORT_LIMIT,
+        page,
+    ))
+}
+
+fn csv_cells(row: InventoryRow) -> Vec<String> {
+    let status = status_label(&row).to_lowercase();
+    let t = row.token;
+    let time = |at: Option<chrono::NaiveDateTime>| at.map(format::exact).unwrap_or_default();
+    vec![
+        t.id.to_string(),
+        row.owner_email,
+        row.owner_name,
+        t.name.clone(),
+        t.hint.clone(),
+        t.scopes().to_stored(),
+        status,
+        format::exact(t.created_at),
+        time(t.expires_at),
+        time(t.last_used_at),
+        t.last_used_ip.clone().unwrap_or_default(),
+        time(t.revoked_at),
+    ]
 }
 
 async fn inventory_row(db: &Db, raw_id: &str) -> Result<InventoryRow, AppError> {

@@ -133,6 +133,76 @@ pub struct NewMemberForm {
     password_confirm: String,
 }
 
+/// A new member as the form asks for them, every rule met; the password still in plaintext.
+struct ParsedMember {
+    email: Email,
+    display_name: String,
+    role: Role,
+    /// `None`: a one-time link instead.
+    password: Option<String>,
+}
+
+impl NewMemberForm {
+    /// Every rule, every error at once.
+    fn parse(&self) -> Result<ParsedMember, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let email = Email::parse(&self.email)
+            .map_err(|e| errors.add("email", e))
+            .ok();
+        let display_name = clean_name(&self.display_name)
+            .map_err(|e| errors.add("display_name", e))
+            .ok();
+        let role = self
+            .role
+            .parse::<Role>()
+            .map_err(|_| errors.add("role", "Choose a role."))
+            .ok();
+        let password = match self.method.as_str() {
+            "password" => {
+                if let Err(e) = PasswordRules::check(&self.password) {
+                    errors.add("password", e);
+                }
+                if self.password != self.password_confirm {
+                    errors.add("password_confirm", "The passwords do not match.");
+                }
+                Some(self.password.clone())
+            }
+            "link" => None,
+            _ => {
+                errors.add("method", "Choose how the member gets a password.");
+                None
+            }
+        };
+        match (email, display_name, role) {
+            (Some(email), Some(display_name), Some(role)) if errors.is_empty() => {
+                Ok(ParsedMember {
+                    email,
+                    display_name,
+                    role,
+                    password,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+impl ParsedMember {
+    /// The member to create, the password hashed (off the async workers).
+    async fn hashed(self) -> anyhow::Result<NewMember> {
+        let password = match self.password {
+            Some(password) => FirstPassword::Hash(passwords::hash(password).await?),
+            None => FirstPassword::Link,
+        };
+        Ok(NewMember {
+            email: self.email,
+            display_name: self.display_name,
+            role: self.role,
+            password,
+        })
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/member_new.html")]
 struct NewMemberPage {
@@ -161,34 +231,6 @@ pub async fn create(
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<NewMemberForm>,
 ) -> Result<HttpResponse, AppError> {
-    let mut errors = FieldErrors::default();
-    let email = Email::parse(&form.email)
-        .map_err(|e| errors.add("email", e))
-        .ok();
-    let name = clean_name(&form.display_name)
-        .map_err(|e| errors.add("display_name", e))
-        .ok();
-    let role = form
-        .role
-        .parse::<Role>()
-        .map_err(|_| errors.add("role", "Choose a role."))
-        .ok();
-    let with_password = match form.method.as_str() {
-        "password" => true,
-        "link" => false,
-        _ => {
-            errors.add("method", "Choose how the member gets a password.");
-            false
-        }
-    };
-    if with_password {
-        if let Err(e) = PasswordRules::check(&form.password) {
-            errors.add("password", e);
-        }
-        if form.password != form.password_confirm {
-            errors.add("password_confirm", "The passwords do not match.");
-        }
-    }
     let rerender = |form: NewMemberForm, errors: FieldErrors| {
         render_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -203,19 +245,9 @@ pub async fn create(
             },
         )
     };
-    let (Some(email), Some(name), Some(role), true) = (email, name, role, errors.is_empty()) else {
-        return rerender(form, errors);
-    };
-    let password = if with_password {
-        FirstPassword::Hash(passwords::hash(form.password.clone()).await?)
-    } else {
-        FirstPassword::Link
-    };
-    let new = NewMember {
-        email,
-        display_name: name,
-        role,
-        password,
+    let new = match form.parse() {
+        Ok(parsed) => parsed.hashed().await?,
+        Err(errors) => return rerender(form, errors),
     };
     let created = match members::add(&db, admin.actor(&client_ip), new).await {
         Ok(created) => created,

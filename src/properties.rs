@@ -31,9 +31,12 @@ where
     println!("property {name}: {CASES} generated inputs passed");
 }
 
-/// A real token with one to three characters replaced by anything.
+/// A real token with one to three characters replaced by others of its own alphabet, so only
+/// the checksum can tell the edit (anything else is refused by the alphabet check first).
 fn edits_of(real: String) -> impl Strategy<Value = String> {
-    proptest::collection::vec((0usize..42, any::<char>()), 1..4).prop_map(move |edits| {
+    let base62: Vec<char> = ('0'..='9').chain('A'..='Z').chain('a'..='z').collect();
+    let edit = (4usize..42, proptest::sample::select(base62));
+    proptest::collection::vec(edit, 1..4).prop_map(move |edits| {
         let mut chars: Vec<char> = real.chars().collect();
         for (at, c) in edits {
             chars[at] = c;
@@ -44,14 +47,32 @@ fn edits_of(real: String) -> impl Strategy<Value = String> {
 
 #[test]
 fn the_format_check_never_panics_and_passes_only_well_formed_tokens() {
-    let candidates = prop_oneof![any::<String>(), "tdk_[0-9A-Za-z]{38}", "[ -~]{0,60}"];
-    check("token format", candidates, |candidate| {
-        if let Some(parsed) = TokenSecret::parse(&candidate) {
-            prop_assert_eq!(parsed.expose().len(), 42);
-            prop_assert!(parsed.expose().starts_with("tdk_"));
+    // Random strings, random bodies with a random tail, and random bodies with their real
+    // checksum: the last must pass, the others only by a checksum's chance.
+    let with_checksum = "[0-9A-Za-z]{32}".prop_map(|body| (TokenSecret::with_body(&body), true));
+    let candidates = prop_oneof![
+        any::<String>().prop_map(|s| (s, false)),
+        "tdk_[0-9A-Za-z]{38}".prop_map(|s| (s, false)),
+        "[ -~]{0,60}".prop_map(|s| (s, false)),
+        with_checksum,
+    ];
+    let accepted = std::cell::Cell::new(0);
+    check("token format", candidates, |(candidate, well_formed)| {
+        match TokenSecret::parse(&candidate) {
+            Some(parsed) => {
+                accepted.set(accepted.get() + 1);
+                prop_assert_eq!(parsed.expose().len(), 42);
+                prop_assert!(parsed.expose().starts_with("tdk_"));
+            }
+            None => prop_assert!(!well_formed, "{candidate} was refused"),
         }
         Ok(())
     });
+    assert!(
+        accepted.get() > 500,
+        "only {} tokens were well formed",
+        accepted.get()
+    );
 }
 
 #[test]

@@ -14,10 +14,6 @@ use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenStatus}
 
 const PER_PAGE: i64 = 100;
 
-fn scope(name: &str) -> Scope {
-    name.parse().expect("a scope of the catalogue")
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct TokenJson {
     pub id: i64,
@@ -89,7 +85,7 @@ pub async fn list(
     ApiAuth(auth): ApiAuth,
     query: web::Query<ListQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
-    auth.require(scope("personalAccessToken:read"))?;
+    auth.require(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
     let tab = if query.revoked.unwrap_or(false) {
         Tab::Revoked
     } else {
@@ -145,7 +141,7 @@ pub async fn create(
     ApiAuth(auth): ApiAuth,
     body: Json<TokenRequestInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(scope("personalAccessToken:write"))?;
+    auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
     let policy = crate::policy::current(&db).await?;
     let request = body
         .into_inner()
@@ -181,7 +177,7 @@ pub async fn revoke(
     ApiAuth(auth): ApiAuth,
     path: web::Path<(String,)>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(scope("personalAccessToken:write"))?;
+    auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
     let token_id: i64 = path
         .into_inner()
         .0

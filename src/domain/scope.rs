@@ -91,7 +91,40 @@ const _: () = assert!(CATALOGUE.len() <= 64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Scope(u8);
 
+/// Whether two names are the same, in a `const` context.
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 impl Scope {
+    /// The scope of the catalogue named `name`. Used for constants, so a name that is not in
+    /// the catalogue fails the build instead of a request.
+    const fn named(name: &str) -> Scope {
+        let mut i = 0;
+        while i < CATALOGUE.len() {
+            if same(CATALOGUE[i].name, name) {
+                return Scope(i as u8);
+            }
+            i += 1;
+        }
+        panic!("no such scope in the catalogue")
+    }
+
+    /// The scopes code names: the API's own and the one a user may hold beyond reading.
+    pub const PERSONAL_ACCESS_TOKEN_READ: Scope = Scope::named("personalAccessToken:read");
+    pub const PERSONAL_ACCESS_TOKEN_WRITE: Scope = Scope::named("personalAccessToken:write");
+
     pub fn all() -> impl Iterator<Item = Scope> {
         (0..CATALOGUE.len() as u8).map(Scope)
     }
@@ -121,7 +154,7 @@ impl Scope {
     pub fn allowed_for(self, role: Role) -> bool {
         match role {
             Role::Admin => true,
-            Role::User => self.is_read() || self.name() == "personalAccessToken:write",
+            Role::User => self.is_read() || self == Scope::PERSONAL_ACCESS_TOKEN_WRITE,
         }
     }
 }

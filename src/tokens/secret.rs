@@ -31,6 +31,14 @@ impl TokenSecret {
         Self(token)
     }
 
+    /// The token with this random body (for tests that need well-formed tokens of their own).
+    #[cfg(test)]
+    pub fn with_body(body: &str) -> String {
+        let token = format!("{TOKEN_PREFIX}{body}");
+        let check = checksum(&token);
+        token + &check
+    }
+
     /// Accepts only a well-formed token with a valid checksum.
     pub fn parse(candidate: &str) -> Option<Self> {
         looks_like_token(candidate).then(|| Self(candidate.to_owned()))

@@ -4,7 +4,9 @@ use sha2::{Digest, Sha256};
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{location, revealed_secret, stored_tokens, user_and_browser, TestApp};
+use crate::helpers::{
+    csrf_token, location, revealed_secret, stored_tokens, user_and_browser, TestApp,
+};
 
 backend_tests!(
     empty_state_offers_a_new_token,
@@ -262,10 +264,27 @@ async fn the_token_is_revealed_once_and_stored_only_as_a_digest(app: TestApp) {
 
 async fn refreshing_after_create_never_makes_a_second_token(app: TestApp) {
     let (user, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
-    browser.create_token("ci", "30", &["license:read"]).await;
+    let html = browser.page("/developer/access-tokens/new").await;
+    let form = [
+        ("csrf_token", csrf_token(&html)),
+        ("name", "ci".to_owned()),
+        ("expires_in", "30".to_owned()),
+        ("scopes", "license:read".to_owned()),
+    ];
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let created = browser.post("/developer/access-tokens", &fields).await;
+    assert_eq!(location(&created), "/developer/access-tokens/reveal");
+    // Refreshing the reveal page, and going back and sending the form again as a browser's
+    // "resend" does: the same body, the same CSRF token.
     for _ in 0..2 {
         browser.get("/developer/access-tokens/reveal").await;
-        browser.get("/developer/access-tokens").await;
+        let resent = browser.post("/developer/access-tokens", &fields).await;
+        assert_eq!(resent.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(resent
+            .text()
+            .await
+            .unwrap()
+            .contains("You already have an active token named “ci”"));
     }
     assert_eq!(stored_tokens(&app, user.id).await.len(), 1);
 }
@@ -279,10 +298,15 @@ async fn fresh_tokens_show_never_used_and_their_details(app: TestApp) {
         "tag:read",
         "webhook:write",
     ];
-    admin.create_token("deploys", "never", &scopes).await;
+    admin.create_token("deploys", "30", &scopes).await;
     let html = admin.page("/developer/access-tokens").await;
     assert!(html.contains("deploys"));
-    assert!(html.contains("Never"), "Last used says Never");
+    let last_used = &html[html.find("class=\"last-used\"").expect("a Last used cell")..];
+    let last_used = &last_used[..last_used.find("</td>").unwrap()];
+    assert!(
+        last_used.contains("Never"),
+        "Last used says Never: {last_used}"
+    );
     assert!(html.contains("+2 more"), "scopes fold past three");
     for scope in scopes {
         assert!(html.contains(scope), "{scope}");

@@ -3,7 +3,9 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{api_error, csrf_token, location, user_and_browser, Browser, TestApp};
+use crate::helpers::{
+    api_error, csrf_token, days_ago, location, user_and_browser, Browser, TestApp, TokenTimes,
+};
 
 backend_tests!(
     a_user_gets_403_on_every_admin_url,
@@ -270,16 +272,7 @@ async fn the_members_list_searches_and_filters(app: TestApp) {
         &["linus@example.com", "ada@example.com"],
         &["grace@example.com"],
     );
-    app.execute(&format!(
-        "UPDATE users SET is_active = {} WHERE id = {}",
-        if app.database_url.starts_with("postgres") {
-            "FALSE"
-        } else {
-            "0"
-        },
-        grace.id
-    ))
-    .await;
+    app.set_member(grace.id, Role::User, false).await;
     only(
         &admin.page("/admin/members?status=deactivated").await,
         &["grace@example.com"],
@@ -575,38 +568,55 @@ async fn assortment(app: &TestApp) -> Vec<(&'static str, String)> {
         let (id, secret) = app.token_for(owner, name, scopes).await;
         made.push((id, name, secret));
     }
-    let ago = |days: i64| {
-        (Utc::now() - Duration::days(days))
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string()
-    };
     let id = |name: &str| made.iter().find(|(_, n, _)| *n == name).unwrap().0;
-    app.execute(&format!("UPDATE personal_access_tokens SET created_at = '{}', last_used_at = '{}', last_used_ip = '10.1.1.1' WHERE id = {}", ago(400), ago(200), id("ada-stale"))).await;
-    app.execute(&format!("UPDATE personal_access_tokens SET last_used_at = '{}', last_used_ip = '10.2.2.2' WHERE id = {}", ago(1), id("grace-used"))).await;
-    app.execute(&format!(
-        "UPDATE personal_access_tokens SET last_used_at = '{}' WHERE id = {}",
-        ago(0),
-        id("ada-fresh")
-    ))
-    .await;
-    app.execute(&format!(
-        "UPDATE personal_access_tokens SET created_at = '{}' WHERE id = {}",
-        ago(100),
-        id("grace-never")
-    ))
-    .await;
-    app.execute(&format!(
-        "UPDATE personal_access_tokens SET expires_at = '{}' WHERE id = {}",
-        ago(2),
-        id("grace-expired")
-    ))
-    .await;
-    app.execute(&format!(
-        "UPDATE personal_access_tokens SET revoked_at = '{}' WHERE id = {}",
-        ago(3),
-        id("grace-revoked")
-    ))
-    .await;
+    let used = |days, ip: &str| Some((days_ago(days), Some(ip.to_owned())));
+    for (name, times) in [
+        (
+            "ada-stale",
+            TokenTimes {
+                created_at: Some(days_ago(400)),
+                last_used: used(200, "10.1.1.1"),
+                ..TokenTimes::default()
+            },
+        ),
+        (
+            "grace-used",
+            TokenTimes {
+                last_used: used(1, "10.2.2.2"),
+                ..TokenTimes::default()
+            },
+        ),
+        (
+            "ada-fresh",
+            TokenTimes {
+                last_used: Some((days_ago(0), None)),
+                ..TokenTimes::default()
+            },
+        ),
+        (
+            "grace-never",
+            TokenTimes {
+                created_at: Some(days_ago(100)),
+                ..TokenTimes::default()
+            },
+        ),
+        (
+            "grace-expired",
+            TokenTimes {
+                expires_at: Some(days_ago(2)),
+                ..TokenTimes::default()
+            },
+        ),
+        (
+            "grace-revoked",
+            TokenTimes {
+                revoked_at: Some(days_ago(3)),
+                ..TokenTimes::default()
+            },
+        ),
+    ] {
+        app.set_token_times(id(name), times).await;
+    }
     made.into_iter().map(|(_, n, s)| (n, s)).collect()
 }
 

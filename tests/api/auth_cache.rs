@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{user_and_browser, TestApp};
+use crate::helpers::{user_and_browser, TestApp, TokenTimes};
 
 backend_tests!(
     changes_here_apply_to_the_next_request,
@@ -119,11 +119,11 @@ async fn changes_elsewhere_apply_within_a_second(app: TestApp) {
     // Expiry needs no change at all: a cached token stops working the moment it expires.
     let (id, token) = app.token_for(user.id, "short", &["tag:read"]).await;
     let expires = chrono::Utc::now().naive_utc() + chrono::Duration::milliseconds(1500);
-    let at = expires.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
-    app.execute(&format!(
-        "UPDATE personal_access_tokens SET expires_at = '{at}' WHERE id = {id}"
-    ))
-    .await;
+    let expiry = TokenTimes {
+        expires_at: Some(expires),
+        ..TokenTimes::default()
+    };
+    app.set_token_times(id, expiry).await;
     loop {
         let sent = chrono::Utc::now().naive_utc();
         let status = api.me(&token).await.status();

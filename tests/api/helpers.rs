@@ -529,14 +529,64 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Runs SQL against the app's database (to arrange states such as an expired token).
-    pub async fn execute(&self, sql: &str) {
-        let sql = sql.to_owned();
+    /// Arranges a token's lifetime (as time passing would): when it was made, when it expires,
+    /// when it was revoked.
+    pub async fn set_token_times(&self, id: i64, times: TokenTimes) {
+        use diesel::prelude::*;
+        use tokendesk::db::schema::personal_access_tokens as pat;
         self.db
-            .run(move |conn| diesel::sql_query(sql).execute(conn))
+            .write(move |conn| {
+                let row = pat::table.find(id);
+                if let Some(at) = times.created_at {
+                    diesel::update(row)
+                        .set(pat::created_at.eq(at))
+                        .execute(conn)?;
+                }
+                if let Some(at) = times.expires_at {
+                    diesel::update(row)
+                        .set(pat::expires_at.eq(at))
+                        .execute(conn)?;
+                }
+                if let Some(at) = times.revoked_at {
+                    diesel::update(row)
+                        .set(pat::revoked_at.eq(at))
+                        .execute(conn)?;
+                }
+                if let Some((at, ip)) = times.last_used {
+                    diesel::update(row)
+                        .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))
+                        .execute(conn)?;
+                }
+                Ok(())
+            })
             .await
             .unwrap();
     }
+
+    /// Changes a member's role or status directly, as another instance (or admin) would.
+    pub async fn set_member(&self, id: i64, role: Role, active: bool) {
+        self.db
+            .write(move |conn| {
+                users::set_role(conn, id, role)?;
+                users::set_active(conn, id, active)
+            })
+            .await
+            .unwrap();
+    }
+}
+
+/// What [`TestApp::set_token_times`] changes; `None` leaves a time as it is.
+#[derive(Clone, Debug, Default)]
+pub struct TokenTimes {
+    pub created_at: Option<chrono::NaiveDateTime>,
+    pub expires_at: Option<chrono::NaiveDateTime>,
+    pub revoked_at: Option<chrono::NaiveDateTime>,
+    pub last_used: Option<(chrono::NaiveDateTime, Option<String>)>,
+}
+
+/// A time `days` days ago (negative: ahead).
+pub fn days_ago(days: i64) -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc() - chrono::Duration::days(days)
 }
 
 pub struct Api {

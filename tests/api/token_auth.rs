@@ -3,7 +3,8 @@ use tokendesk::domain::Role;
 
 use crate::backend_tests;
 use crate::helpers::{
-    api_error, stored_tokens, user_and_browser, Backend, Presented, TestApp, EVERY_WAY,
+    api_error, days_ago, stored_tokens, user_and_browser, Backend, Presented, TestApp, TokenTimes,
+    EVERY_WAY,
 };
 
 backend_tests!(
@@ -87,27 +88,18 @@ async fn each_rejection_says_why_without_echoing_the_token(app: TestApp) {
         .to_owned();
     check(api.me(&unknown).await, "not known", unknown).await;
 
-    app.execute(&format!(
-        "UPDATE personal_access_tokens SET expires_at = '2020-01-01 00:00:00' WHERE id = {id}"
-    ))
-    .await;
+    let expired = TokenTimes {
+        expires_at: Some(days_ago(1)),
+        ..TokenTimes::default()
+    };
+    app.set_token_times(id, expired).await;
     check(api.me(&good).await, "expired", good.clone()).await;
 
     let (_, second) = app.token_for(user.id, "second", &["tag:read"]).await;
     assert_eq!(api.me(&second).await.status(), StatusCode::OK);
-    app.execute(&format!(
-        "UPDATE users SET is_active = {} WHERE id = {}",
-        sql_bool(&app, false),
-        user.id
-    ))
-    .await;
+    app.set_member(user.id, Role::User, false).await;
     check(api.me(&second).await, "deactivated", second.clone()).await;
-    app.execute(&format!(
-        "UPDATE users SET is_active = {} WHERE id = {}",
-        sql_bool(&app, true),
-        user.id
-    ))
-    .await;
+    app.set_member(user.id, Role::User, true).await;
     assert_eq!(
         api.me(&second).await.status(),
         StatusCode::OK,
@@ -115,17 +107,12 @@ async fn each_rejection_says_why_without_echoing_the_token(app: TestApp) {
     );
 
     let (third_id, third) = app.token_for(user.id, "third", &["tag:read"]).await;
-    app.execute(&format!("UPDATE personal_access_tokens SET revoked_at = '2026-01-01 00:00:00' WHERE id = {third_id}")).await;
+    let revoked = TokenTimes {
+        revoked_at: Some(days_ago(1)),
+        ..TokenTimes::default()
+    };
+    app.set_token_times(third_id, revoked).await;
     check(api.me(&third).await, "revoked", third).await;
-}
-
-fn sql_bool(app: &TestApp, value: bool) -> &'static str {
-    match (app.database_url.starts_with("postgres"), value) {
-        (true, true) => "TRUE",
-        (true, false) => "FALSE",
-        (false, true) => "1",
-        (false, false) => "0",
-    }
 }
 
 async fn two_different_tokens_in_one_request_is_a_bad_request(app: TestApp) {
@@ -179,11 +166,7 @@ async fn scopes_are_limited_by_the_owners_role_at_this_moment(app: TestApp) {
     );
 
     // Demotion applies to the very next request.
-    app.execute(&format!(
-        "UPDATE users SET role = 'user' WHERE id = {}",
-        admin.id
-    ))
-    .await;
+    app.set_member(admin.id, Role::User, true).await;
     let response = verify("license:write").await;
     let challenge = response.headers()["www-authenticate"]
         .to_str()
@@ -204,11 +187,7 @@ async fn scopes_are_limited_by_the_owners_role_at_this_moment(app: TestApp) {
     assert_eq!(me["token"]["scopes"], serde_json::json!(["license:read"]));
     assert_eq!(me["user"]["role"], "user");
 
-    app.execute(&format!(
-        "UPDATE users SET role = 'admin' WHERE id = {}",
-        admin.id
-    ))
-    .await;
+    app.set_member(admin.id, Role::Admin, true).await;
     assert_eq!(
         verify("license:write").await.status(),
         StatusCode::NO_CONTENT,

@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{api_error, location, stored_tokens, user_and_browser, Presented, TestApp};
+use crate::helpers::{
+    api_error, days_ago, location, stored_tokens, user_and_browser, Presented, TestApp, TokenTimes,
+};
 
 backend_tests!(
     a_token_makes_no_token_beyond_its_own_scopes_or_life,
@@ -161,10 +163,11 @@ async fn regenerating_an_expired_token_keeps_names_unique(app: TestApp) {
     let (kim, browser) = user_and_browser(&app, "kim@example.com", Role::User).await;
     browser.create_token("deploy", "30", &["tag:read"]).await;
     let old = stored_tokens(&app, kim.id).await[0].id;
-    app.execute(&format!(
-        "UPDATE personal_access_tokens SET expires_at = '2020-01-01 00:00:00' WHERE id = {old}"
-    ))
-    .await;
+    let expired = TokenTimes {
+        expires_at: Some(days_ago(1)),
+        ..TokenTimes::default()
+    };
+    app.set_token_times(old, expired).await;
     browser.create_token("deploy", "30", &["tag:read"]).await;
     let page = format!("/developer/access-tokens/{old}/regenerate");
     let response = browser

@@ -1,4 +1,13 @@
-//! People who sign in: the user model and the queries that load and change it.
+//! People who sign in: the user model and the queries that load and change it. The members
+//! list and set-password links have modules of their own.
+
+mod listing;
+mod password_links;
+
+pub use listing::{count_members, list_members, Member, MemberFilter};
+pub use password_links::{
+    consume_password_link, find_password_link, insert_password_link, PASSWORD_LINK_HOURS,
+};
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -135,95 +144,6 @@ pub fn claim_setup(conn: &mut AnyConnection) -> QueryResult<bool> {
     }
 }
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
-/// What the members list can be narrowed to.
-#[derive(Clone, Debug, Default)]
-pub struct MemberFilter {
-    /// Part of a name or email, any case.
-    pub search: String,
-    pub role: Option<Role>,
-    /// Some(true): active only; Some(false): deactivated only.
-    pub active: Option<bool>,
-}
-
-pub struct Member {
-    pub user: User,
-    pub active_tokens: i64,
-    pub last_token_use: Option<NaiveDateTime>,
-}
-
-/// The members matching `filter`, as a query to count or page.
-fn filtered_members(filter: &MemberFilter) -> users::BoxedQuery<'static, crate::db::MultiBackend> {
-    let mut query = users::table.into_boxed::<crate::db::MultiBackend>();
-    let search = filter.search.trim().to_lowercase();
-    if !search.is_empty() {
-        let pattern = format!("%{}%", crate::db::escape_like(&search));
-        query = query.filter(
-            lower(users::display_name)
-                .like(pattern.clone())
-                .escape('\\')
-                .or(users::email.like(pattern).escape('\\')),
-        );
-    }
-    if let Some(role) = filter.role {
-        query = query.filter(users::role.eq(role.as_str()));
-    }
-    if let Some(active) = filter.active {
-        query = query.filter(users::is_active.eq(active));
-    }
-    query
-}
-
-pub fn count_members(conn: &mut AnyConnection, filter: &MemberFilter) -> QueryResult<i64> {
-    filtered_members(filter).count().get_result(conn)
-}
-
-/// One page of members, with their active-token counts and last token use.
-pub fn list_members(
-    conn: &mut AnyConnection,
-    filter: &MemberFilter,
-    offset: i64,
-    limit: i64,
-) -> QueryResult<Vec<Member>> {
-    use crate::db::schema::personal_access_tokens as pat;
-    let people: Vec<User> = filtered_members(filter)
-        .order((users::display_name.asc(), users::id.asc()))
-        .offset(offset)
-        .limit(limit)
-        .select(User::as_select())
-        .load(conn)?;
-    let ids: Vec<i64> = people.iter().map(|u| u.id).collect();
-    let now = Utc::now().naive_utc();
-    let active_counts: Vec<(i64, i64)> = pat::table
-        .filter(pat::user_id.eq_any(&ids))
-        .filter(pat::revoked_at.is_null())
-        .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now)))
-        .group_by(pat::user_id)
-        .select((pat::user_id, diesel::dsl::count_star()))
-        .load(conn)?;
-    let last_uses: Vec<(i64, Option<NaiveDateTime>)> = pat::table
-        .filter(pat::user_id.eq_any(&ids))
-        .group_by(pat::user_id)
-        .select((pat::user_id, diesel::dsl::max(pat::last_used_at)))
-        .load(conn)?;
-    let members = people
-        .into_iter()
-        .map(|user| Member {
-            active_tokens: active_counts
-                .iter()
-                .find(|(id, _)| *id == user.id)
-                .map_or(0, |(_, n)| *n),
-            last_token_use: last_uses
-                .iter()
-                .find(|(id, _)| *id == user.id)
-                .and_then(|(_, at)| *at),
-            user,
-        })
-        .collect();
-    Ok(members)
-}
-
 /// Whether `id` is an active admin now (an admin action re-reads its actor inside its write).
 pub fn is_active_admin(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
     Ok(find(conn, id)?.is_some_and(|user| user.is_active && user.is_admin()))
@@ -270,54 +190,4 @@ pub fn set_password(conn: &mut AnyConnection, id: i64, password_hash: &str) -> Q
         ))
         .execute(conn)
         .map(drop)
-}
-
-/// How long a set-password link works.
-pub const PASSWORD_LINK_HOURS: i64 = 24;
-
-/// Stores a one-time set-password link by the digest of its secret.
-pub fn insert_password_link(
-    conn: &mut AnyConnection,
-    user_id: i64,
-    digest: &str,
-    created_by: i64,
-) -> QueryResult<()> {
-    use crate::db::schema::password_links as links;
-    let now = Utc::now().naive_utc();
-    diesel::insert_into(links::table)
-        .values((
-            links::user_id.eq(user_id),
-            links::digest.eq(digest),
-            links::created_by.eq(created_by),
-            links::created_at.eq(now),
-            links::expires_at.eq(now + chrono::Duration::hours(PASSWORD_LINK_HOURS)),
-        ))
-        .execute(conn)
-        .map(drop)
-}
-
-/// The member a link is for, while it is unused and unexpired.
-pub fn find_password_link(
-    conn: &mut AnyConnection,
-    digest: &str,
-) -> QueryResult<Option<(i64, User)>> {
-    use crate::db::schema::password_links as links;
-    links::table
-        .inner_join(users::table.on(users::id.eq(links::user_id)))
-        .filter(links::digest.eq(digest))
-        .filter(links::used_at.is_null())
-        .filter(links::expires_at.gt(Utc::now().naive_utc()))
-        .filter(users::is_active.eq(true))
-        .select((links::id, User::as_select()))
-        .first(conn)
-        .optional()
-}
-
-/// Marks a link used; false when someone used it first.
-pub fn consume_password_link(conn: &mut AnyConnection, link_id: i64) -> QueryResult<bool> {
-    use crate::db::schema::password_links as links;
-    let changed = diesel::update(links::table.find(link_id).filter(links::used_at.is_null()))
-        .set(links::used_at.eq(Utc::now().naive_utc()))
-        .execute(conn)?;
-    Ok(changed == 1)
 }

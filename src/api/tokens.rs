@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::domain::{Scope, TokenRequestInput};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, Actor, Origin};
-use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenStatus};
+use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab};
 
 const PER_PAGE: i64 = 100;
 
@@ -40,11 +40,7 @@ impl From<&PersonalAccessToken> for TokenJson {
             expires_at: token.expires_at.map(|at| at.and_utc()),
             last_used_at: token.last_used_at.map(|at| at.and_utc()),
             last_used_ip: token.last_used_ip.clone(),
-            status: match token.status(Utc::now().naive_utc()) {
-                TokenStatus::Active => "active",
-                TokenStatus::Expired => "expired",
-                TokenStatus::Revoked => "revoked",
-            },
+            status: token.status(Utc::now().naive_utc()).as_str(),
         }
     }
 }

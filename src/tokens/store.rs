@@ -32,6 +32,26 @@ pub enum TokenStatus {
     Revoked,
 }
 
+impl TokenStatus {
+    /// As the API and CSV exports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Expired => "expired",
+            TokenStatus::Revoked => "revoked",
+        }
+    }
+
+    /// As pages show it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "Active",
+            TokenStatus::Expired => "Expired",
+            TokenStatus::Revoked => "Revoked",
+        }
+    }
+}
+
 impl PersonalAccessToken {
     pub fn scopes(&self) -> ScopeSet {
         ScopeSet::from_stored(&self.scopes)

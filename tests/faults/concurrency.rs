@@ -83,7 +83,7 @@ async fn status_of(request: reqwest::RequestBuilder) -> Result<StatusCode, Strin
         .send()
         .await
         .map(|r| r.status())
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::with_causes(&e))
 }
 
 impl Writer {
@@ -104,7 +104,7 @@ impl Writer {
             .json(&serde_json::json!({"name": name, "expires_in": "30", "scopes": ["tag:read"]}))
             .send()
             .await
-            .map_err(|e| tally.error(format!("create: {e}")))?;
+            .map_err(|e| tally.error(format!("create: {}", crate::with_causes(&e))))?;
         tally.expect("create", Ok(response.status()), StatusCode::CREATED)?;
         let json: serde_json::Value = response
             .json()

@@ -31,9 +31,24 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> f64 {
 }
 
 /// A client that gives up on a request after 10 s, so a hang shows as an error, not a stall.
+/// It drops idle connections after 2 s, well before the server's 5 s keep-alive closes them: a
+/// request sent on a connection the server is closing at that instant fails in transit, which
+/// says nothing about the server.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(2))
         .build()
         .unwrap()
+}
+
+/// An error with its causes, so a transport error says what happened underneath.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(&format!(": {inner}"));
+        cause = inner.source();
+    }
+    text
 }

@@ -54,20 +54,22 @@ fn page(
     }
 }
 
+/// One of the person's tokens that can be regenerated; `None` (with a notice for the list)
+/// when it is revoked.
 async fn regenerable(
     db: &Db,
     current: &CurrentUser,
     id: &str,
-) -> Result<Result<PersonalAccessToken, HttpResponse>, AppError> {
+) -> Result<Option<PersonalAccessToken>, AppError> {
     let token = own_token(db, current.user.id, id).await?;
     if token.revoked_at.is_some() {
         set_flash(
             &current.session,
             format!("“{}” is revoked and cannot be regenerated.", token.name),
         );
-        return Ok(Err(see_other(HOME)));
+        return Ok(None);
     }
-    Ok(Ok(token))
+    Ok(Some(token))
 }
 
 pub async fn show(
@@ -75,9 +77,8 @@ pub async fn show(
     current: CurrentUser,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let token = match regenerable(&db, &current, &id).await? {
-        Ok(token) => token,
-        Err(redirect) => return Ok(redirect),
+    let Some(token) = regenerable(&db, &current, &id).await? else {
+        return Ok(see_other(HOME));
     };
     let policy = crate::policy::current(&db).await?;
     let input = RegenerateForm {
@@ -97,9 +98,8 @@ pub async fn submit(
     id: web::Path<String>,
     CsrfForm(input): CsrfForm<RegenerateForm>,
 ) -> Result<HttpResponse, AppError> {
-    let token = match regenerable(&db, &current, &id).await? {
-        Ok(token) => token,
-        Err(redirect) => return Ok(redirect),
+    let Some(token) = regenerable(&db, &current, &id).await? else {
+        return Ok(see_other(HOME));
     };
     let policy = crate::policy::current(&db).await?;
     let expiry = match parse_expiry(

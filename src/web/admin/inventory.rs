@@ -105,12 +105,8 @@ pub struct Row {
     pub status: &'static str,
 }
 
-fn status_label(row: &InventoryRow) -> &'static str {
-    match row.token.status(Utc::now().naive_utc()) {
-        TokenStatus::Active => "Active",
-        TokenStatus::Expired => "Expired",
-        TokenStatus::Revoked => "Revoked",
-    }
+fn status(row: &InventoryRow) -> TokenStatus {
+    row.token.status(Utc::now().naive_utc())
 }
 
 impl Row {
@@ -119,7 +115,7 @@ impl Row {
         let token = &row.token;
         Row {
             id: token.id,
-            status: status_label(&row),
+            status: status(&row).label(),
             name: token.name.clone(),
             hint: token.hint.clone(),
             scopes: token.scopes().iter().map(|s| s.name()).collect(),
@@ -253,7 +249,7 @@ pub async fn export(
 }
 
 fn csv_cells(row: InventoryRow) -> Vec<String> {
-    let status = status_label(&row).to_lowercase();
+    let status = status(&row).as_str().to_owned();
     let t = row.token;
     let time = |at: Option<chrono::NaiveDateTime>| at.map(format::exact).unwrap_or_default();
     vec![

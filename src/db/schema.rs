@@ -85,7 +85,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    token_scopes (scope, token_id) {
+        scope -> Text,
+        token_id -> BigInt,
+    }
+}
+
 diesel::joinable!(audit_events -> users (actor_id));
+diesel::joinable!(token_scopes -> personal_access_tokens (token_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -95,5 +103,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     password_links,
     settings,
-    sign_in_attempts
+    sign_in_attempts,
+    token_scopes
 );

@@ -112,14 +112,11 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
         query = query.filter(pat::user_id.eq_any(owners));
     }
     if let Some(scope) = f.scope {
-        let name = scope.name();
-        query = query.filter(
-            pat::scopes
-                .eq(name)
-                .or(pat::scopes.like(format!("{name} %")))
-                .or(pat::scopes.like(format!("% {name}")))
-                .or(pat::scopes.like(format!("% {name} %"))),
-        );
+        use crate::db::schema::token_scopes;
+        let holding = token_scopes::table
+            .filter(token_scopes::scope.eq(scope.name()))
+            .select(token_scopes::token_id);
+        query = query.filter(pat::id.eq_any(holding));
     }
     if !f.name.trim().is_empty() {
         query = query.filter(

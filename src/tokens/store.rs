@@ -147,11 +147,32 @@ pub fn create(
             pat::expires_at.eq(request.expiry.at()),
         ))
         .execute(conn)?;
-    let token = pat::table
+    let token: PersonalAccessToken = pat::table
         .filter(pat::digest.eq(&digest.0))
         .select(PersonalAccessToken::as_select())
         .first(conn)?;
+    index_scopes(conn, token.id, request.scopes)?;
     Ok(CreatedToken { token, secret })
+}
+
+/// Writes a new token's scopes one to a row (`token_scopes`), for the inventory's scope filter.
+fn index_scopes(conn: &mut AnyConnection, token_id: i64, scopes: ScopeSet) -> QueryResult<()> {
+    use crate::db::schema::token_scopes;
+    let rows: Vec<_> = scopes
+        .iter()
+        .map(|scope| {
+            (
+                token_scopes::scope.eq(scope.name()),
+                token_scopes::token_id.eq(token_id),
+            )
+        })
+        .collect();
+    for row in rows {
+        diesel::insert_into(token_scopes::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// One of `user_id`'s own tokens; someone else's id is simply not found.

@@ -62,7 +62,7 @@ async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(a
         ),
         format!(
             "INSERT INTO personal_access_tokens (user_id, name, digest, hint, scopes, created_at) \
-             VALUES (1, 'ci', '{}', '{}', 'tag:read', '2026-01-01 00:00:00')",
+             VALUES (1, 'ci', '{}', '{}', 'license:read tag:read', '2026-01-01 00:00:00')",
             token.digest().0,
             token.hint()
         ),

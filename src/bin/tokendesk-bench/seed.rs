@@ -149,6 +149,17 @@ pub fn seed(
         })?;
         n = end;
     }
+    // Every seeded token holds the same scopes: index them in one statement.
+    let index = format!(
+        "INSERT INTO token_scopes (scope, token_id) SELECT s.name, t.id \
+         FROM personal_access_tokens t CROSS JOIN ({}) s WHERE true ON CONFLICT DO NOTHING",
+        scopes
+            .split(' ')
+            .map(|name| format!("SELECT '{name}' AS name"))
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    );
+    db.run_blocking(|conn| diesel::sql_query(index).execute(conn))?;
     let digests: Vec<String> = revoked_secrets.iter().map(|s| s.digest().0).collect();
     db.run_blocking(|conn| {
         diesel::update(pat::table.filter(pat::digest.eq_any(&digests)))

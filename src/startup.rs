@@ -91,6 +91,7 @@ impl Application {
                 .app_data(inventory_totals.clone())
                 .app_data(setup.clone())
                 .app_data(PayloadConfig::new(64 * 1024))
+                .app_data(web::error::query_config())
                 .wrap(from_fn(web::middleware::require_setup))
                 .wrap(from_fn(refuse_non_text_query))
                 .wrap(sessions)

@@ -9,16 +9,21 @@ use crate::db::{AnyConnection, MultiBackend};
 use crate::domain::Scope;
 use crate::tokens::{PersonalAccessToken, TokenSecret};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Which tokens by status; in addresses as `status=active` (empty for any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StatusFilter {
     #[default]
+    #[serde(rename = "")]
     Any,
     Active,
     Expired,
     Revoked,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// In addresses as `sort=last_used`, `created` or `expires`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SortBy {
     /// Never-used first, then the longest unused: the stale ones on top.
     #[default]
@@ -29,11 +34,36 @@ pub enum SortBy {
     Expires,
 }
 
+/// How long unused, in addresses as `unused=30`, `90` or `180` (empty for any time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+pub enum UnusedFor {
+    #[default]
+    #[serde(rename = "")]
+    AnyTime,
+    #[serde(rename = "30")]
+    Days30,
+    #[serde(rename = "90")]
+    Days90,
+    #[serde(rename = "180")]
+    Days180,
+}
+
+impl UnusedFor {
+    pub fn days(self) -> Option<i64> {
+        match self {
+            UnusedFor::AnyTime => None,
+            UnusedFor::Days30 => Some(30),
+            UnusedFor::Days90 => Some(90),
+            UnusedFor::Days180 => Some(180),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct InventoryFilter {
     pub status: StatusFilter,
-    /// Not used for this many days (never-used tokens older than that count too).
-    pub unused_days: Option<i64>,
+    /// Not used for so long (never-used tokens older than that count too).
+    pub unused: UnusedFor,
     pub never_used: bool,
     /// Part of the owner's email.
     pub owner: String,
@@ -93,7 +123,7 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
             .filter(pat::expires_at.le(now)),
         StatusFilter::Revoked => query.filter(pat::revoked_at.is_not_null()),
     };
-    if let Some(days) = f.unused_days {
+    if let Some(days) = f.unused.days() {
         let cutoff = now - Duration::days(days);
         query = query.filter(
             pat::last_used_at

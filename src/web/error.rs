@@ -165,3 +165,14 @@ pub async fn not_found() -> HttpResponse {
     let (title, message) = AppError::NotFound.title_and_message();
     error_page(StatusCode::NOT_FOUND, title, message)
 }
+
+/// A page's query string that does not fit (`?page=abc`, `?status=lost`) is a styled 400 page
+/// saying which part, not actix's plain text. (The API's scopes answer in JSON instead.)
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|error, _| {
+        AppError::BadRequest(format!(
+            "the address's query is not one this page reads ({error})"
+        ))
+        .into()
+    })
+}

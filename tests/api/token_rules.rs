@@ -19,6 +19,7 @@ backend_tests!(
     short_maximum_lifetimes_and_custom_dates_hold_to_the_hour,
     regenerating_an_expired_token_keeps_names_unique,
     odd_api_queries_get_json_errors,
+    odd_page_queries_get_a_page,
     links_are_built_from_the_configured_address_not_from_forwarded_headers,
 );
 
@@ -292,4 +293,28 @@ async fn links_are_built_from_the_configured_address_not_from_forwarded_headers(
         reveal.contains("https://tokens.example.com/api/v1/me"),
         "the examples use it"
     );
+}
+
+async fn odd_page_queries_get_a_page(app: TestApp) {
+    let admin = app.setup_admin().await;
+    for path in [
+        "/developer/access-tokens?page=abc",
+        "/admin/access-tokens?status=lost",
+        "/admin/access-tokens?sort=sideways",
+        "/admin/access-tokens?unused=45",
+        "/admin/members?page=9223372036854775808",
+    ] {
+        let response = admin.get(path).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("<title>") && html.contains("Bad request"),
+            "{path}: {html}"
+        );
+    }
+    // The filters the form sends still work, empty ones included.
+    let html = admin
+        .page("/admin/access-tokens?status=&unused=&sort=last_used&never_used=1")
+        .await;
+    assert!(html.contains("All access tokens"));
 }

@@ -9,7 +9,7 @@ use crate::domain::Scope;
 use crate::http::ClientIp;
 use crate::tokens::actions;
 use crate::tokens::inventory::{
-    self, InventoryFilter, InventoryRow, InventoryTotals, SortBy, StatusFilter,
+    self, InventoryFilter, InventoryRow, InventoryTotals, SortBy, StatusFilter, UnusedFor,
 };
 use crate::tokens::TokenStatus;
 use crate::web::access_tokens::revoke::{
@@ -31,40 +31,34 @@ const EXPORT_LIMIT: i64 = 200_000;
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Params {
-    pub status: String,
-    pub unused: String,
+    pub status: StatusFilter,
+    pub unused: UnusedFor,
+    /// "1" when ticked.
     pub never_used: String,
     pub owner: String,
     pub scope: String,
     pub name: String,
     pub leaked: String,
-    pub sort: String,
+    /// Left out of addresses when it is the default order.
+    #[serde(skip_serializing_if = "is_default_sort")]
+    pub sort: SortBy,
+}
+
+fn is_default_sort(sort: &SortBy) -> bool {
+    *sort == SortBy::default()
 }
 
 impl Params {
     fn filter(&self) -> InventoryFilter {
         InventoryFilter {
-            status: match self.status.as_str() {
-                "active" => StatusFilter::Active,
-                "expired" => StatusFilter::Expired,
-                "revoked" => StatusFilter::Revoked,
-                _ => StatusFilter::Any,
-            },
-            unused_days: self
-                .unused
-                .parse()
-                .ok()
-                .filter(|d| [30, 90, 180].contains(d)),
+            status: self.status,
+            unused: self.unused,
             never_used: self.never_used == "1",
             owner: self.owner.clone(),
             scope: self.scope.parse::<Scope>().ok(),
             name: self.name.clone(),
             leaked: self.leaked.clone(),
-            sort: match self.sort.as_str() {
-                "created" => SortBy::Created,
-                "expires" => SortBy::Expires,
-                _ => SortBy::LastUsed,
-            },
+            sort: self.sort,
         }
     }
 
@@ -76,7 +70,7 @@ impl Params {
     fn is_filtered(&self) -> bool {
         let f = self.filter();
         f.status != StatusFilter::Any
-            || f.unused_days.is_some()
+            || f.unused.days().is_some()
             || f.never_used
             || f.scope.is_some()
             || [&self.owner, &self.name, &self.leaked]

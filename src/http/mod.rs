@@ -10,6 +10,23 @@ use actix_web::HttpRequest;
 
 pub use client_ip::ClientIp;
 
+/// Declares a group of routes once: the function registers them with actix, and the constant
+/// lists them as (method, path), so what is served and what the route walk tests
+/// (`tests/api/route_walk.rs`) are one table. `route` is any method.
+#[macro_export]
+macro_rules! route_table {
+    ($(#[$meta:meta])* $vis:vis fn $register:ident, $list:ident;
+     $( $method:ident $path:expr => $handler:expr ),* $(,)?) => {
+        $(#[$meta])*
+        $vis fn $register(cfg: &mut actix_web::web::ServiceConfig) {
+            $( cfg.route($path, actix_web::web::$method().to($handler)); )*
+        }
+
+        /// Every route of this group, as (method, path template).
+        pub const $list: &[(&str, &str)] = &[ $( (stringify!($method), $path) ),* ];
+    };
+}
+
 /// How the site is reached: registered once as `web::Data<Site>`.
 #[derive(Clone, Debug, Default)]
 pub struct Site {

@@ -22,22 +22,24 @@ use actix_web::{web, HttpResponse};
 pub const HOME: &str = "/developer/access-tokens";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/static/{name}", web::get().to(assets::serve))
-        .route("/", web::get().to(|| async { see_other(HOME) }))
-        .route("/setup", web::get().to(setup::show))
-        .route("/setup", web::post().to(setup::submit))
-        .route("/sign-in", web::get().to(sign_in::show))
-        .route("/sign-in", web::post().to(sign_in::submit))
-        .route("/sign-out", web::post().to(sign_in::sign_out))
-        .route("/set-password/{secret}", web::get().to(set_password::show))
-        .route(
-            "/set-password/{secret}",
-            web::post().to(set_password::submit),
-        )
-        .configure(access_tokens::routes)
-        .configure(admin::routes);
+    own_routes(cfg);
+    access_tokens::routes(cfg);
+    admin::routes(cfg);
+}
+
+crate::route_table! {
+    fn own_routes, ROUTES;
+    get "/healthz" => health::healthz,
+    get "/readyz" => health::readyz,
+    get "/static/{name}" => assets::serve,
+    get "/" => || async { see_other(HOME) },
+    get "/setup" => setup::show,
+    post "/setup" => setup::submit,
+    get "/sign-in" => sign_in::show,
+    post "/sign-in" => sign_in::submit,
+    post "/sign-out" => sign_in::sign_out,
+    get "/set-password/{secret}" => set_password::show,
+    post "/set-password/{secret}" => set_password::submit,
 }
 
 /// 303: after a POST, the browser follows with a GET (post/redirect/get).

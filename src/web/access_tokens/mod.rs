@@ -6,8 +6,6 @@ mod regenerate;
 mod reveal;
 pub mod revoke;
 
-use actix_web::web;
-
 use crate::db::Db;
 use crate::domain::{FieldErrors, Role, Scope, ScopeSet};
 use crate::tokens::actions::TokenError;
@@ -15,30 +13,16 @@ use crate::tokens::{store, PersonalAccessToken};
 use crate::web::error::AppError;
 use crate::web::HOME;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(HOME, web::get().to(list::show))
-        .route(HOME, web::post().to(new::submit))
-        .route("/developer/access-tokens/new", web::get().to(new::show))
-        .route(
-            "/developer/access-tokens/reveal",
-            web::get().to(reveal::show),
-        )
-        .route(
-            "/developer/access-tokens/{id}/revoke",
-            web::get().to(revoke::show),
-        )
-        .route(
-            "/developer/access-tokens/{id}/revoke",
-            web::post().to(revoke::submit),
-        )
-        .route(
-            "/developer/access-tokens/{id}/regenerate",
-            web::get().to(regenerate::show),
-        )
-        .route(
-            "/developer/access-tokens/{id}/regenerate",
-            web::post().to(regenerate::submit),
-        );
+crate::route_table! {
+    pub fn routes, ROUTES;
+    get HOME => list::show,
+    post HOME => new::submit,
+    get "/developer/access-tokens/new" => new::show,
+    get "/developer/access-tokens/reveal" => reveal::show,
+    get "/developer/access-tokens/{id}/revoke" => revoke::show,
+    post "/developer/access-tokens/{id}/revoke" => revoke::submit,
+    get "/developer/access-tokens/{id}/regenerate" => regenerate::show,
+    post "/developer/access-tokens/{id}/regenerate" => regenerate::submit,
 }
 
 /// Loads one of the signed-in person's own tokens; anyone else's id, or a malformed one, is

@@ -7,7 +7,7 @@ mod members;
 mod settings;
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use crate::web::error::AppError;
@@ -32,51 +32,25 @@ impl FromRequest for AdminUser {
     }
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/admin",
-        web::get().to(|| async { crate::web::see_other("/admin/members") }),
-    )
-    .route("/admin/members", web::get().to(members::list))
-    .route("/admin/members", web::post().to(members::create))
-    .route("/admin/members/new", web::get().to(members::new_form))
-    .route("/admin/members/link", web::get().to(members::show_link))
-    .route(
-        "/admin/members/{id}/role",
-        web::post().to(members::change_role),
-    )
-    .route(
-        "/admin/members/{id}/{change}",
-        web::get().to(members::confirm_status),
-    )
-    .route(
-        "/admin/members/{id}/{change}",
-        web::post().to(members::change_status),
-    )
-    .route("/admin/access-tokens", web::get().to(inventory::list))
-    .route("/admin/access-tokens.csv", web::get().to(inventory::export))
-    .route(
-        "/admin/access-tokens/leaked",
-        web::post().to(inventory::find_leaked),
-    )
-    .route(
-        "/admin/access-tokens/bulk-revoke",
-        web::get().to(inventory::confirm_bulk_revoke),
-    )
-    .route(
-        "/admin/access-tokens/bulk-revoke",
-        web::post().to(inventory::bulk_revoke),
-    )
-    .route(
-        "/admin/access-tokens/{id}/revoke",
-        web::get().to(inventory::confirm_revoke),
-    )
-    .route(
-        "/admin/access-tokens/{id}/revoke",
-        web::post().to(inventory::revoke),
-    )
-    .route("/admin/settings", web::get().to(settings::show))
-    .route("/admin/settings", web::post().to(settings::save))
-    .route("/admin/audit", web::get().to(audit::list))
-    .route("/admin/audit.csv", web::get().to(audit::export));
+crate::route_table! {
+    pub fn routes, ROUTES;
+    get "/admin" => || async { crate::web::see_other("/admin/members") },
+    get "/admin/members" => members::list,
+    post "/admin/members" => members::create,
+    get "/admin/members/new" => members::new_form,
+    get "/admin/members/link" => members::show_link,
+    post "/admin/members/{id}/role" => members::change_role,
+    get "/admin/members/{id}/{change}" => members::confirm_status,
+    post "/admin/members/{id}/{change}" => members::change_status,
+    get "/admin/access-tokens" => inventory::list,
+    get "/admin/access-tokens.csv" => inventory::export,
+    post "/admin/access-tokens/leaked" => inventory::find_leaked,
+    get "/admin/access-tokens/bulk-revoke" => inventory::confirm_bulk_revoke,
+    post "/admin/access-tokens/bulk-revoke" => inventory::bulk_revoke,
+    get "/admin/access-tokens/{id}/revoke" => inventory::confirm_revoke,
+    post "/admin/access-tokens/{id}/revoke" => inventory::revoke,
+    get "/admin/settings" => settings::show,
+    post "/admin/settings" => settings::save,
+    get "/admin/audit" => audit::list,
+    get "/admin/audit.csv" => audit::export,
 }

@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
+use crate::helpers::a_guess_at;
 use crate::helpers::TestApp;
-use crate::proxies::a_guess_at;
 
 backend_tests!(
     nginx_lets_through_only_what_tokendesk_accepts,
@@ -145,7 +145,7 @@ async fn nginx_lets_through_only_what_tokendesk_accepts(app: TestApp) {
         get("/service/a".into(), None).await.0,
         StatusCode::UNAUTHORIZED
     );
-    let typo = format!("{}A", &reader[..reader.len() - 1]);
+    let typo = crate::helpers::a_guess_at(&reader);
     assert_eq!(
         get("/service/a".into(), Some(("x-auth-token", typo)))
             .await

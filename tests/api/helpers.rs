@@ -584,6 +584,13 @@ pub struct TokenTimes {
     pub last_used: Option<(chrono::NaiveDateTime, Option<String>)>,
 }
 
+/// `token` one character off: what a typo, or a guesser close to it, sends. Never the token.
+pub fn a_guess_at(token: &str) -> String {
+    let mut guess = token.to_owned();
+    guess.replace_range(6..7, if &token[6..7] == "A" { "B" } else { "A" });
+    guess
+}
+
 /// A time `days` days ago (negative: ahead).
 pub fn days_ago(days: i64) -> chrono::NaiveDateTime {
     chrono::Utc::now().naive_utc() - chrono::Duration::days(days)

@@ -28,13 +28,6 @@ async fn behind_a_proxy(app: TestApp) -> TestApp {
     .await
 }
 
-/// A well-formed token one character off `token`: what a guesser sends.
-pub fn a_guess_at(token: &str) -> String {
-    let mut guess = token.to_owned();
-    guess.replace_range(6..7, if &token[6..7] == "A" { "B" } else { "A" });
-    guess
-}
-
 /// `request` as the proxy passes it on: the client's own X-Forwarded-For line (which says
 /// whatever the client likes), then the line the proxy adds with the client's real address.
 fn through_the_proxy(request: RequestBuilder, client_says: &str, real: &str) -> RequestBuilder {
@@ -78,7 +71,7 @@ async fn bad_tokens_and_last_used_go_to_the_address_the_proxy_added(app: TestApp
     assert_eq!(last_used_ip, "203.0.113.7");
 
     // A guesser at 203.0.113.66 writes someone else's address in its own line each time.
-    let guess = a_guess_at(&good);
+    let guess = crate::helpers::a_guess_at(&good);
     let mut statuses = Vec::new();
     for n in 0..6 {
         let spoofed = format!("198.51.100.{n}");
@@ -170,7 +163,7 @@ async fn an_ipv6_guesser_taking_a_new_address_for_each_guess_is_blocked_by_its_6
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let (_, good) = app.token_for(user.id, "ci", &["license:read"]).await;
-    let guess = a_guess_at(&good);
+    let guess = crate::helpers::a_guess_at(&good);
     let api = app.api();
     let me = |token: &str, real: String| {
         let request = api.get("/me", token, Presented::Bearer);

@@ -47,8 +47,8 @@ pub enum TokenError {
     RoleForbids { role: String, scopes: String },
     #[error("Your organisation requires tokens to expire within {0} days.")]
     BeyondPolicy(i64),
-    #[error("You hold {0} active tokens, the most your organisation allows. Revoke one you no longer need first.")]
-    TooMany(i64),
+    #[error("You hold {held} active tokens, and your organisation allows {allowed}. Revoke one you no longer need first.")]
+    TooMany { held: i64, allowed: i64 },
     #[error("A token can only grant scopes it holds itself; this one lacks: {0}.")]
     BeyondCreatorScopes(String),
     #[error("A token cannot make a token that outlives it: choose an expiry on or before {0}.")]
@@ -67,7 +67,9 @@ impl TokenError {
     /// The form field the refusal is about, if any.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            TokenError::NameTaken(_) | TokenError::TooMany(_) => Some("name"),
+            TokenError::NameTaken(_) => Some("name"),
+            // Not one field's fault: the form as a whole.
+            TokenError::TooMany { .. } => Some("form"),
             TokenError::RoleForbids { .. } | TokenError::BeyondCreatorScopes(_) => Some("scopes"),
             TokenError::BeyondPolicy(_) | TokenError::OutlivesCreator(_) => Some("expires_in"),
             TokenError::OwnerInactive
@@ -134,8 +136,14 @@ fn check(
             policy.max_lifetime_days.unwrap_or_default(),
         ));
     }
-    if reviving && store::count_active(conn, owner.id)? >= policy.max_active_tokens {
-        return refuse(TokenError::TooMany(policy.max_active_tokens));
+    if reviving {
+        let held = store::count_active(conn, owner.id)?;
+        if held >= policy.max_active_tokens {
+            return refuse(TokenError::TooMany {
+                held,
+                allowed: policy.max_active_tokens,
+            });
+        }
     }
     Ok(())
 }

@@ -327,8 +327,8 @@ async fn creates_at_once_stop_at_the_active_token_limit(app: TestApp) {
         .await
         .unwrap();
     let body: serde_json::Value = response.json().await.unwrap();
-    assert!(body["fields"]["name"]
+    assert!(body["fields"]["form"]
         .as_str()
         .unwrap()
-        .contains("You hold 5 active tokens, the most your organisation allows."));
+        .contains("You hold 5 active tokens, and your organisation allows 5."));
 }

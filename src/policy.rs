@@ -74,8 +74,7 @@ pub enum ChangeError {
 /// being made meanwhile finish under the old one first: they hold [`Lock::Policy`] shared.
 pub async fn change(db: &Db, actor: Actor, policy: Policy) -> Result<(), ChangeError> {
     db.transact(move |conn| {
-        lock(conn, Lock::Members)?;
-        if !crate::users::is_active_admin(conn, actor.user_id)? {
+        if !crate::users::still_admin(conn, actor.user_id)? {
             return refuse(ChangeError::NoLongerAdmin);
         }
         lock(conn, Lock::Policy)?;

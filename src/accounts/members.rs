@@ -99,11 +99,9 @@ pub async fn add(db: &Db, actor: Actor, new: NewMember) -> Result<CreatedMember,
     .await
 }
 
-/// Takes [`Lock::Members`] and re-reads the acting admin under it. An admin's request was let
-/// in when it started; a demotion or deactivation that committed since must still stop it.
+/// The acting admin, still one (see [`users::still_admin`]); holds the members lock after.
 fn lock_as_admin(conn: &mut AnyConnection, actor: &Actor) -> Result<(), Abort<MemberError>> {
-    lock(conn, Lock::Members)?;
-    if !users::is_active_admin(conn, actor.user_id)? {
+    if !users::still_admin(conn, actor.user_id)? {
         return refuse(MemberError::NoLongerAdmin);
     }
     Ok(())

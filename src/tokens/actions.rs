@@ -215,11 +215,10 @@ pub async fn create(
     .await
 }
 
-/// Anyone but a token's owner revokes it as an admin, and must still be one: re-read under
-/// the admin lock, which a demotion or deactivation takes too.
+/// Anyone but a token's owner revokes it as an admin, and must still be one
+/// (see [`users::still_admin`]).
 fn lock_as_admin(conn: &mut AnyConnection, actor: &Actor) -> Result<(), Abort<TokenError>> {
-    lock(conn, Lock::Members)?;
-    if !users::is_active_admin(conn, actor.user_id)? {
+    if !users::still_admin(conn, actor.user_id)? {
         return refuse(TokenError::NotAllowed);
     }
     Ok(())

@@ -144,8 +144,11 @@ pub fn claim_setup(conn: &mut AnyConnection) -> QueryResult<bool> {
     }
 }
 
-/// Whether `id` is an active admin now (an admin action re-reads its actor inside its write).
-pub fn is_active_admin(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+/// Whether `id` is still an active admin, read under [`Lock::Members`], which role changes and
+/// (de)activations take too. Every admin action asks this inside the transaction that writes:
+/// its request was let in when it began, and a demotion committed since must still stop it.
+pub fn still_admin(conn: &mut AnyConnection, id: i64) -> QueryResult<bool> {
+    crate::db::lock(conn, crate::db::Lock::Members)?;
     Ok(find(conn, id)?.is_some_and(|user| user.is_active && user.is_admin()))
 }
 

@@ -55,10 +55,18 @@ fn named_modules(source: &str) -> BTreeSet<String> {
                     .split(',')
                     .map(|name| name.trim().split("::").next().unwrap_or_default())
                     .collect(),
-                None => vec![rest
-                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                    .next()
-                    .unwrap_or_default()],
+                None => {
+                    let name = rest
+                        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                        .next()
+                        .unwrap_or_default();
+                    // `crate::route_table!` is a macro of the crate, not a module.
+                    if rest[name.len()..].starts_with('!') {
+                        vec![]
+                    } else {
+                        vec![name]
+                    }
+                }
             };
             found.extend(
                 names

@@ -130,6 +130,11 @@ fn locked_member(
     }
 }
 
+/// The member as the change left them.
+fn reread(conn: &mut AnyConnection, id: i64) -> diesel::QueryResult<User> {
+    users::find(conn, id)?.ok_or(diesel::result::Error::NotFound)
+}
+
 /// Would this change leave the organisation without an active admin?
 fn guard_last_admin(conn: &mut AnyConnection, target: &User) -> Result<(), Abort<MemberError>> {
     if target.is_admin() && target.is_active && users::count_active_admins(conn)? <= 1 {
@@ -157,9 +162,7 @@ pub async fn change_role(
             .target("user", Some(target.id), &target.email)
             .details(format!("{} -> {role}", target.role()))
             .record(conn)?;
-        Ok(Changed::Done(
-            users::find(conn, target.id)?.ok_or(diesel::result::Error::NotFound)?,
-        ))
+        Ok(Changed::Done(reread(conn, target.id)?))
     })
     .await
 }
@@ -194,9 +197,7 @@ pub async fn set_active(
         Event::by(action, &actor)
             .target("user", Some(target.id), &target.email)
             .record(conn)?;
-        Ok(Changed::Done(
-            users::find(conn, target.id)?.ok_or(diesel::result::Error::NotFound)?,
-        ))
+        Ok(Changed::Done(reread(conn, target.id)?))
     })
     .await
 }

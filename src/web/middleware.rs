@@ -31,7 +31,7 @@ pub async fn access_log(
         return next.call(req).await;
     }
     let started = Instant::now();
-    let id = crate::domain::Secret::generate(12).into_string();
+    let id = request_id();
     let span = tracing::info_span!("request", id = %id);
     let method = req.method().clone();
     let query = query_keys(req.query_string());
@@ -60,6 +60,16 @@ pub async fn access_log(
         )
     });
     Ok(res)
+}
+
+/// A request id unique across instances and restarts: a random prefix taken once per process,
+/// then a counter. It is no secret, so no request pays for the OS random source.
+fn request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let prefix = PREFIX.get_or_init(|| crate::domain::Secret::generate(8).into_string());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{n}")
 }
 
 /// The query keys tokendesk itself reads (pages, filters, the API, the gateway check).

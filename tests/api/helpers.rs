@@ -355,6 +355,22 @@ impl Browser {
         .await
     }
 
+    /// Adds Linus (linus@example.com, a user) through the Members form, with a one-time
+    /// set-password link instead of a password.
+    pub async fn invite_linus(&self) -> Response {
+        self.submit_form(
+            "/admin/members/new",
+            "/admin/members",
+            &[
+                ("display_name", "Linus"),
+                ("email", "linus@example.com"),
+                ("role", "user"),
+                ("method", "link"),
+            ],
+        )
+        .await
+    }
+
     pub async fn sign_out(&self) -> Response {
         self.submit_form("/developer/access-tokens", "/sign-out", &[])
             .await

@@ -54,18 +54,7 @@ async fn a_copied_cookie_does_not_reveal_a_token_again(app: TestApp) {
 
 async fn a_copied_cookie_does_not_show_a_set_password_link_again(app: TestApp) {
     let admin = app.setup_admin().await;
-    let response = admin
-        .submit_form(
-            "/admin/members/new",
-            "/admin/members",
-            &[
-                ("display_name", "Linus"),
-                ("email", "linus@example.com"),
-                ("role", "user"),
-                ("method", "link"),
-            ],
-        )
-        .await;
+    let response = admin.invite_linus().await;
     assert_eq!(location(&response), "/admin/members/link");
     let copied = copy_of(&app, &admin);
     let html = admin.page("/admin/members/link").await;

@@ -114,18 +114,7 @@ async fn no_secret_reaches_the_log(app: TestApp) {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     secrets.push(admin_password.into());
-    let response = admin
-        .submit_form(
-            "/admin/members/new",
-            "/admin/members",
-            &[
-                ("display_name", "Linus"),
-                ("email", "linus@example.com"),
-                ("role", "user"),
-                ("method", "link"),
-            ],
-        )
-        .await;
+    let response = admin.invite_linus().await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let html = admin.page("/admin/members/link").await;
     let start = html.find("/set-password/").expect("the link is shown");

@@ -76,6 +76,10 @@ pub struct ServeConfig {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TOKENDESK_WORKERS")]
     pub workers: Option<usize>,
+
+    /// The system clock, or one a test moves forward.
+    #[arg(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 impl ServeConfig {
@@ -97,6 +101,7 @@ impl ServeConfig {
             token_failure_limit: 20,
             token_failure_window_secs: 60,
             workers: None,
+            clock: crate::clock::Clock::system(),
         }
     }
 }

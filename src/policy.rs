@@ -7,7 +7,7 @@ use crate::audit::{Action, Actor, Event};
 use crate::db::schema::settings;
 use crate::db::{lock, refuse, AnyConnection, Db, DbError, Lock};
 use crate::domain::policy::DEFAULT_MAX_ACTIVE_TOKENS;
-use crate::domain::{Policy, EXPIRY_CHOICES};
+use crate::domain::{ExpiryChoice, Policy};
 
 const MAX_LIFETIME_KEY: &str = "policy.max_token_lifetime_days";
 const DEFAULT_EXPIRY_KEY: &str = "policy.default_expiry";
@@ -23,8 +23,12 @@ pub fn load(conn: &mut AnyConnection) -> QueryResult<Policy> {
     for (key, value) in rows {
         match key.as_str() {
             MAX_LIFETIME_KEY => policy.max_lifetime_days = value.parse().ok(),
-            DEFAULT_EXPIRY_KEY if EXPIRY_CHOICES.iter().any(|(v, _)| *v == value) => {
+            DEFAULT_EXPIRY_KEY => {
                 policy.default_expiry = value
+                    .parse()
+                    .ok()
+                    .filter(|choice| *choice != ExpiryChoice::Custom)
+                    .unwrap_or_default()
             }
             MAX_ACTIVE_TOKENS_KEY => {
                 policy.max_active_tokens = value.parse().unwrap_or(DEFAULT_MAX_ACTIVE_TOKENS)
@@ -45,7 +49,7 @@ pub fn save(conn: &mut AnyConnection, policy: &Policy) -> QueryResult<()> {
     let max_active = policy.max_active_tokens.to_string();
     for (key, value) in [
         (MAX_LIFETIME_KEY, max.as_str()),
-        (DEFAULT_EXPIRY_KEY, policy.default_expiry.as_str()),
+        (DEFAULT_EXPIRY_KEY, policy.default_expiry.value()),
         (MAX_ACTIVE_TOKENS_KEY, max_active.as_str()),
     ] {
         diesel::delete(settings::table.filter(settings::key.eq(key))).execute(conn)?;

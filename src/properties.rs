@@ -145,7 +145,7 @@ fn the_token_form_accepts_only_what_its_rules_allow() {
     let now = Utc::now().naive_utc();
     let policy = Policy {
         max_lifetime_days: Some(90),
-        default_expiry: "30".into(),
+        default_expiry: crate::domain::ExpiryChoice::ThirtyDays,
         ..Policy::default()
     };
     check(

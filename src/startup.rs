@@ -53,12 +53,13 @@ impl Application {
         let cache_for = Duration::from_millis(config.auth_cache_ms);
         let authenticator = Data::new(Authenticator {
             db: db.clone(),
-            cache: AuthCache::new(cache_for),
+            cache: AuthCache::new(cache_for, config.clock.clone()),
             last_used,
             failures: FailureThrottle::new(
                 config.token_failure_limit,
                 Duration::from_secs(config.token_failure_window_secs.max(1)),
             ),
+            clock: config.clock.clone(),
         });
         let site = Data::new(Site {
             trusted_proxies: config.trusted_proxies.clone(),
@@ -68,7 +69,10 @@ impl Application {
                 .as_deref()
                 .map(|url| url.trim_end_matches('/').to_owned()),
         });
-        let inventory_totals = Data::new(InventoryTotals(FreshCache::new(cache_for)));
+        let inventory_totals = Data::new(InventoryTotals(FreshCache::new(
+            cache_for,
+            config.clock.clone(),
+        )));
         let setup = Data::new(SetupState::default());
         let db = Data::new(db);
         let secure = config.secure_cookies;

@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Values and infrastructure: they know nothing of the product's modules.
     ("domain", 0),
     ("db", 0),
+    ("clock", 0),
     ("config", 0),
     ("telemetry", 0),
     ("http", 0),

@@ -1,7 +1,6 @@
 //! `ApiAuth`: the extractor every token-authenticated route takes.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -33,7 +32,9 @@ pub async fn authenticate_request(
     let client_ip = ClientIp::of_request(req);
     let client_addr = client_ip.0.parse::<IpAddr>().ok();
     let failures = &authenticator.failures;
-    if let Some(wait) = client_addr.and_then(|ip| failures.blocked_for(ip, Instant::now())) {
+    if let Some(wait) =
+        client_addr.and_then(|ip| failures.blocked_for(ip, authenticator.clock.instant()))
+    {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait.as_secs() + 1,
         });
@@ -44,7 +45,7 @@ pub async fn authenticate_request(
     };
     if let (Err(failure), Some(ip)) = (&outcome, client_addr) {
         if failure.is_bad_token() {
-            failures.record_failure(ip, Instant::now());
+            failures.record_failure(ip, authenticator.clock.instant());
         }
     }
     Ok(outcome?)

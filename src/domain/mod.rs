@@ -1,6 +1,7 @@
 //! Values parsed once at the edge; past it, the type is the proof.
 
 mod email;
+mod expiry;
 mod field_errors;
 mod password;
 pub mod policy;
@@ -10,12 +11,11 @@ pub mod secret;
 mod token_request;
 
 pub use email::Email;
+pub use expiry::{Expiry, ExpiryChoice};
 pub use field_errors::{clean_name, FieldErrors};
 pub use password::{hash_password, verify_password, PasswordRules};
 pub use policy::Policy;
 pub use role::Role;
 pub use scope::{Scope, ScopeInfo, ScopeSet, CATALOGUE};
 pub use secret::{sha256_hex, Secret};
-pub use token_request::{
-    parse_expiry, Expiry, TokenRequest, TokenRequestInput, DEFAULT_EXPIRY, EXPIRY_CHOICES,
-};
+pub use token_request::{parse_expiry, TokenRequest, TokenRequestInput};

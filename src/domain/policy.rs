@@ -4,7 +4,7 @@
 
 use chrono::{Duration, NaiveDateTime};
 
-use crate::domain::{Expiry, DEFAULT_EXPIRY, EXPIRY_CHOICES};
+use crate::domain::{Expiry, ExpiryChoice};
 
 pub const MAX_LIFETIME_LIMIT_DAYS: i64 = 3650;
 /// Active tokens one person may hold, unless the policy says otherwise.
@@ -15,8 +15,8 @@ pub const MAX_ACTIVE_TOKENS_LIMIT: i64 = 10_000;
 pub struct Policy {
     /// None: tokens may live for ever.
     pub max_lifetime_days: Option<i64>,
-    /// One of the EXPIRY_CHOICES values.
-    pub default_expiry: String,
+    /// What the New token form preselects (never `Custom`).
+    pub default_expiry: ExpiryChoice,
     /// Active (neither revoked nor expired) tokens one person may hold.
     pub max_active_tokens: i64,
 }
@@ -25,19 +25,19 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             max_lifetime_days: None,
-            default_expiry: DEFAULT_EXPIRY.to_owned(),
+            default_expiry: ExpiryChoice::default(),
             max_active_tokens: DEFAULT_MAX_ACTIVE_TOKENS,
         }
     }
 }
 
 impl Policy {
-    /// Whether an expiry choice fits the policy ("custom" always does; its date is checked).
-    pub fn allows_choice(&self, choice: &str) -> bool {
+    /// Whether an expiry choice fits the policy (a custom date always may; its date is checked).
+    pub fn allows_choice(&self, choice: ExpiryChoice) -> bool {
         match (choice, self.max_lifetime_days) {
-            (_, None) | ("custom", _) => true,
-            ("never", Some(_)) => false,
-            (days, Some(max)) => days.parse::<i64>().is_ok_and(|d| d <= max),
+            (_, None) | (ExpiryChoice::Custom, _) => true,
+            (ExpiryChoice::Never, Some(_)) => false,
+            (fixed, Some(max)) => fixed.days().is_some_and(|d| d <= max),
         }
     }
 
@@ -52,11 +52,10 @@ impl Policy {
     }
 
     /// The expiry choices the form offers under this policy.
-    pub fn expiry_choices(&self) -> Vec<(&'static str, &'static str)> {
-        EXPIRY_CHOICES
-            .iter()
-            .copied()
-            .filter(|(value, _)| self.allows_choice(value))
+    pub fn expiry_choices(&self) -> Vec<ExpiryChoice> {
+        ExpiryChoice::ALL
+            .into_iter()
+            .filter(|choice| self.allows_choice(*choice))
             .collect()
     }
 
@@ -81,15 +80,14 @@ mod tests {
     fn a_maximum_hides_longer_choices_and_no_expiration() {
         let policy = Policy {
             max_lifetime_days: Some(60),
-            default_expiry: "30".into(),
             ..Policy::default()
         };
-        let offered: Vec<&str> = policy.expiry_choices().iter().map(|(v, _)| *v).collect();
+        let offered: Vec<&str> = policy.expiry_choices().iter().map(|c| c.value()).collect();
         assert_eq!(offered, ["1", "7", "30", "60", "custom"]);
         let open: Vec<&str> = Policy::default()
             .expiry_choices()
             .iter()
-            .map(|(v, _)| *v)
+            .map(|c| c.value())
             .collect();
         assert!(open.contains(&"never") && open.contains(&"365"));
     }

@@ -9,46 +9,18 @@ use validator::{Validate, ValidationError};
 
 use crate::domain::field_errors::clean_name;
 use crate::domain::Policy;
-use crate::domain::{FieldErrors, Role, Scope, ScopeSet};
+use crate::domain::{Expiry, ExpiryChoice, FieldErrors, Role, Scope, ScopeSet};
 
-/// The expiry choices the form offers, in order: (value, label).
-pub const EXPIRY_CHOICES: &[(&str, &str)] = &[
-    ("1", "1 day"),
-    ("7", "7 days"),
-    ("30", "30 days"),
-    ("60", "60 days"),
-    ("90", "90 days"),
-    ("365", "1 year"),
-    ("custom", "Custom date"),
-    ("never", "No expiration"),
-];
-pub const DEFAULT_EXPIRY: &str = "30";
 const MAX_CUSTOM_DAYS: i64 = 3650;
 /// A custom date's token expires at 23:59:59 UTC of that day.
 const END_OF_DAY_SECS: i64 = 86_399;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expiry {
-    Never,
-    At(NaiveDateTime),
-}
-
-impl Expiry {
-    pub fn at(self) -> Option<NaiveDateTime> {
-        match self {
-            Expiry::Never => None,
-            Expiry::At(at) => Some(at),
-        }
-    }
-}
 
 #[derive(Clone, Debug, Default, Deserialize, Validate)]
 #[serde(default)]
 pub struct TokenRequestInput {
     #[validate(custom(function = "name_rule"))]
     pub name: String,
-    /// One of the EXPIRY_CHOICES values.
-    #[validate(custom(function = "expiry_choice_rule"))]
+    /// An `ExpiryChoice` value, as sent (checked by `parse`).
     pub expires_in: String,
     /// YYYY-MM-DD, when `expires_in` is "custom". JSON clients may send null for "none".
     #[serde(deserialize_with = "null_as_empty")]
@@ -77,19 +49,11 @@ fn name_rule(name: &str) -> Result<(), ValidationError> {
     clean_name(name).map(drop).map_err(rule_error)
 }
 
-fn expiry_choice_rule(choice: &str) -> Result<(), ValidationError> {
-    if EXPIRY_CHOICES.iter().any(|(value, _)| *value == choice) {
-        Ok(())
-    } else {
-        Err(rule_error("Choose when the token expires."))
-    }
-}
-
 impl TokenRequestInput {
     /// An empty form, its expiry preselected by the policy.
     pub fn with_defaults(policy: &Policy) -> Self {
         Self {
-            expires_in: policy.default_expiry.clone(),
+            expires_in: policy.default_expiry.value().to_owned(),
             ..Self::default()
         }
     }
@@ -129,46 +93,45 @@ pub fn parse_expiry(
     now: NaiveDateTime,
     policy: &Policy,
 ) -> Result<Expiry, (&'static str, String)> {
+    let choice: ExpiryChoice = choice.parse().map_err(|_| {
+        let message = if choice.is_empty() {
+            "Choose when the token expires.".to_owned()
+        } else {
+            format!(
+                "Choose when the token expires. Allowed values: {}.",
+                ExpiryChoice::values_list()
+            )
+        };
+        ("expires_in", message)
+    })?;
     if let (Some(max), false) = (policy.max_lifetime_days, policy.allows_choice(choice)) {
-        if expiry_choice_rule(choice).is_ok() {
-            return Err((
-                "expires_in",
-                format!("Your organisation requires tokens to expire within {max} days."),
-            ));
-        }
+        return Err((
+            "expires_in",
+            format!("Your organisation requires tokens to expire within {max} days."),
+        ));
     }
-    let days = match choice {
-        "never" => return Ok(Expiry::Never),
-        "custom" => {
-            let expiry = parse_custom_date(custom_date, now).map_err(|m| ("expires_on", m))?;
-            if let (Some(max), false) = (policy.max_lifetime_days, policy.allows(expiry, now)) {
-                // The token works to the end of its day, so the last day allowed is the one
-                // whose end is still within the maximum.
-                let last = (now + Duration::days(max) - Duration::seconds(END_OF_DAY_SECS)).date();
-                let message = if last > now.date() {
-                    format!(
-                        "Choose {last} or earlier: a token works until the end of its day (UTC), \
-                         and your organisation allows at most {max} days."
-                    )
-                } else {
-                    format!(
-                        "Your organisation allows at most {max} days, less than the rest of \
-                         a day: choose a number of days instead."
-                    )
-                };
-                return Err(("expires_on", message));
-            }
-            return Ok(expiry);
-        }
-        other => other
-            .parse::<i64>()
-            .ok()
-            .filter(|_| expiry_choice_rule(other).is_ok()),
-    };
-    match days {
-        Some(days) => Ok(Expiry::At(now + Duration::days(days))),
-        None => Err(("expires_in", "Choose when the token expires.".to_owned())),
+    if let Some(expiry) = choice.resolve(now) {
+        return Ok(expiry);
     }
+    let expiry = parse_custom_date(custom_date, now).map_err(|m| ("expires_on", m))?;
+    if let (Some(max), false) = (policy.max_lifetime_days, policy.allows(expiry, now)) {
+        // The token works to the end of its day, so the last day allowed is the one whose end
+        // is still within the maximum.
+        let last = (now + Duration::days(max) - Duration::seconds(END_OF_DAY_SECS)).date();
+        let message = if last > now.date() {
+            format!(
+                "Choose {last} or earlier: a token works until the end of its day (UTC), \
+                 and your organisation allows at most {max} days."
+            )
+        } else {
+            format!(
+                "Your organisation allows at most {max} days, less than the rest of a day: \
+                 choose a number of days instead."
+            )
+        };
+        return Err(("expires_on", message));
+    }
+    Ok(expiry)
 }
 
 fn parse_custom_date(raw: &str, now: NaiveDateTime) -> Result<Expiry, String> {
@@ -268,7 +231,7 @@ mod tests {
         assert_eq!(errors.get("name"), Some("Enter a name."));
         assert_eq!(
             errors.get("expires_in"),
-            Some("Choose when the token expires.")
+            Some("Choose when the token expires. Allowed values: 1, 7, 30, 60, 90, 365, custom, never.")
         );
         assert_eq!(errors.get("scopes"), Some("Choose at least one scope."));
     }
@@ -315,7 +278,7 @@ mod tests {
     fn a_maximum_lifetime_refuses_longer_expiries() {
         let policy = Policy {
             max_lifetime_days: Some(60),
-            default_expiry: "30".into(),
+            default_expiry: ExpiryChoice::ThirtyDays,
             ..Policy::default()
         };
         let parse = |choice: &str, date: &str| {

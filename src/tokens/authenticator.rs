@@ -2,7 +2,7 @@
 //! endpoint go through [`authenticate`].
 
 use actix_web::http::header::HeaderMap;
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::{personal_access_tokens as pat, users};
@@ -151,6 +151,7 @@ pub struct Authenticator {
     pub cache: AuthCache,
     pub last_used: std::sync::Arc<LastUsedRecorder>,
     pub failures: crate::tokens::FailureThrottle,
+    pub clock: crate::clock::Clock,
 }
 
 impl Authenticator {
@@ -160,7 +161,16 @@ impl Authenticator {
         presented: Option<String>,
         client_ip: &str,
     ) -> Result<Authenticated, AuthFailure> {
-        authenticate(&self.db, &self.cache, &self.last_used, presented, client_ip).await
+        let now = self.clock.now();
+        authenticate(
+            &self.db,
+            &self.cache,
+            &self.last_used,
+            presented,
+            client_ip,
+            now,
+        )
+        .await
     }
 }
 
@@ -170,11 +180,11 @@ async fn authenticate(
     last_used: &LastUsedRecorder,
     presented: Option<String>,
     client_ip: &str,
+    now: NaiveDateTime,
 ) -> Result<Authenticated, AuthFailure> {
     let presented = presented.ok_or(AuthFailure::Missing)?;
     let secret = TokenSecret::parse(&presented).ok_or(AuthFailure::Malformed)?;
     let digest = secret.digest();
-    let now = Utc::now().naive_utc();
     let generation = db.write_generation();
     if let Some(auth) = cache.get(&digest.0, generation) {
         if auth.expires_at.is_some_and(|at| at <= now) {

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
+
 use crate::tokens::Authenticated;
 
 /// Beyond this many entries, stale ones are dropped before adding (and all, if none are stale).
@@ -22,6 +24,7 @@ pub type AuthCache = FreshCache<Authenticated>;
 /// Values by key, each good until `ttl` has passed or the database's write generation moved.
 pub struct FreshCache<V> {
     ttl: Duration,
+    clock: Clock,
     entries: RwLock<HashMap<String, Entry<V>>>,
 }
 
@@ -33,9 +36,10 @@ struct Entry<V> {
 
 impl<V: Clone> FreshCache<V> {
     /// A zero `ttl` turns caching off.
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, clock: Clock) -> Self {
         Self {
             ttl,
+            clock,
             entries: RwLock::new(HashMap::new()),
         }
     }
@@ -46,8 +50,11 @@ impl<V: Clone> FreshCache<V> {
         }
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(key)?;
-        (entry.generation == generation && entry.cached_at.elapsed() < self.ttl)
-            .then(|| entry.value.clone())
+        let age = self
+            .clock
+            .instant()
+            .saturating_duration_since(entry.cached_at);
+        (entry.generation == generation && age < self.ttl).then(|| entry.value.clone())
     }
 
     /// `generation` must have been read before the lookup that produced `value`.
@@ -55,10 +62,13 @@ impl<V: Clone> FreshCache<V> {
         if self.ttl.is_zero() {
             return;
         }
+        let now = self.clock.instant();
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
-            entries.retain(|_, e| e.generation == generation && e.cached_at.elapsed() < ttl);
+            entries.retain(|_, e| {
+                e.generation == generation && now.saturating_duration_since(e.cached_at) < ttl
+            });
             if entries.len() >= MAX_ENTRIES {
                 entries.clear();
             }
@@ -68,7 +78,7 @@ impl<V: Clone> FreshCache<V> {
             Entry {
                 value,
                 generation,
-                cached_at: Instant::now(),
+                cached_at: now,
             },
         );
     }

@@ -6,6 +6,7 @@ use std::sync::Once;
 use diesel::{Connection, RunQueryDsl};
 use rand::distr::{Alphanumeric, SampleString};
 use reqwest::{Response, StatusCode};
+use tokendesk::clock::Clock;
 use tokendesk::config::ServeConfig;
 use tokendesk::db::{DatabaseUrl, Db};
 use tokendesk::domain::{hash_password, Email, Role};
@@ -49,6 +50,8 @@ pub struct TestApp {
     pub address: String,
     pub db: Db,
     pub database_url: String,
+    /// The server's clock: `app.clock.advance(…)` instead of sleeping through a time window.
+    pub clock: Clock,
     _dir: tempfile::TempDir,
     postgres_database: Option<(String, String)>,
 }
@@ -138,7 +141,9 @@ impl TestApp {
         // Tests send bad tokens by the dozen from one address; the limit has its own test.
         config.token_failure_limit = 0;
         config.session_key = Some(Alphanumeric.sample_string(&mut rand::rng(), 64));
+        config.clock = Clock::adjustable();
         adjust(&mut config);
+        let clock = config.clock.clone();
         let app = Application::build(config).await.expect("server starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
@@ -147,6 +152,7 @@ impl TestApp {
             address,
             db,
             database_url,
+            clock,
             _dir: dir,
             postgres_database,
         }

@@ -21,7 +21,7 @@ struct NewTokenPage {
     chrome: Chrome,
     input: TokenRequestInput,
     errors: FieldErrors,
-    expiry_choices: Vec<(&'static str, &'static str)>,
+    expiry_choices: Vec<crate::domain::ExpiryChoice>,
     max_lifetime_days: Option<i64>,
     groups: Vec<ScopeGroup>,
     role: &'static str,

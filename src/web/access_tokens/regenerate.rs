@@ -32,7 +32,7 @@ struct RegeneratePage {
     scopes: Vec<&'static str>,
     input: RegenerateForm,
     errors: FieldErrors,
-    expiry_choices: Vec<(&'static str, &'static str)>,
+    expiry_choices: Vec<crate::domain::ExpiryChoice>,
     max_lifetime_days: Option<i64>,
 }
 
@@ -82,7 +82,7 @@ pub async fn show(
     };
     let policy = crate::policy::current(&db).await?;
     let input = RegenerateForm {
-        expires_in: policy.default_expiry.clone(),
+        expires_in: policy.default_expiry.value().to_owned(),
         expires_on: String::new(),
     };
     render_with_status(

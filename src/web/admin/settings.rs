@@ -7,7 +7,7 @@ use crate::db::Db;
 use crate::domain::policy::{
     Policy, DEFAULT_MAX_ACTIVE_TOKENS, MAX_ACTIVE_TOKENS_LIMIT, MAX_LIFETIME_LIMIT_DAYS,
 };
-use crate::domain::{FieldErrors, EXPIRY_CHOICES};
+use crate::domain::{ExpiryChoice, FieldErrors};
 use crate::http::ClientIp;
 use crate::policy::ChangeError;
 use crate::web::admin::AdminUser;
@@ -30,16 +30,16 @@ pub struct PolicyForm {
 struct SettingsPage {
     chrome: Chrome,
     form: PolicyForm,
-    choices: Vec<(&'static str, &'static str)>,
+    choices: Vec<ExpiryChoice>,
     errors: FieldErrors,
     flash: Option<String>,
 }
 
-fn default_choices() -> Vec<(&'static str, &'static str)> {
-    EXPIRY_CHOICES
-        .iter()
-        .copied()
-        .filter(|(v, _)| *v != "custom")
+/// A default must be a choice made without a date.
+fn default_choices() -> Vec<ExpiryChoice> {
+    ExpiryChoice::ALL
+        .into_iter()
+        .filter(|choice| *choice != ExpiryChoice::Custom)
         .collect()
 }
 
@@ -55,7 +55,7 @@ pub async fn show(
                 .max_lifetime_days
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
-            default_expiry: policy.default_expiry,
+            default_expiry: policy.default_expiry.value().to_owned(),
             max_active_tokens: policy.max_active_tokens.to_string(),
         },
         choices: default_choices(),
@@ -92,17 +92,19 @@ fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
             DEFAULT_MAX_ACTIVE_TOKENS
         }
     };
+    let default_expiry = form
+        .default_expiry
+        .parse()
+        .ok()
+        .filter(|choice| default_choices().contains(choice));
     let policy = Policy {
         max_lifetime_days: max,
-        default_expiry: form.default_expiry.clone(),
+        default_expiry: default_expiry.unwrap_or_default(),
         max_active_tokens,
     };
-    if !default_choices()
-        .iter()
-        .any(|(v, _)| *v == form.default_expiry)
-    {
+    if default_expiry.is_none() {
         errors.add("default_expiry", "Choose a default expiry.");
-    } else if !policy.allows_choice(&policy.default_expiry) {
+    } else if !policy.allows_choice(policy.default_expiry) {
         errors.add(
             "default_expiry",
             "The default must fit within the maximum lifetime.",

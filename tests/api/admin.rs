@@ -17,7 +17,8 @@ backend_tests!(
     the_last_active_admin_cannot_be_demoted_or_deactivated,
     deactivation_ends_sessions_and_tokens_reactivation_revives_no_revoked_token,
     the_policy_form_refuses_a_default_beyond_its_maximum,
-    a_maximum_lifetime_binds_the_new_token_form_and_the_api,
+    a_maximum_lifetime_binds_the_new_token_form_until_lifted,
+    a_maximum_lifetime_binds_the_api,
     the_inventory_sorts_never_used_and_oldest_use_first,
     the_inventory_filters_by_status_use_owner_scope_and_name,
     a_leaked_token_is_found_whole_or_in_part_and_not_repeated,
@@ -476,7 +477,7 @@ async fn new_token_answer(browser: &Browser, fields: &[(&str, &str)]) -> String 
     browser.submit_new_token(fields).await.text().await.unwrap()
 }
 
-async fn a_maximum_lifetime_binds_the_new_token_form_and_the_api(app: TestApp) {
+async fn a_maximum_lifetime_binds_the_new_token_form_until_lifted(app: TestApp) {
     let admin = app.setup_admin().await;
     assert_eq!(
         location(&admin.set_token_policy("60", "7").await),
@@ -514,6 +515,22 @@ async fn a_maximum_lifetime_binds_the_new_token_form_and_the_api(app: TestApp) {
         .contains("your organisation allows at most 60 days"));
     admin.create_token("fits", "60", &["tag:read"]).await;
 
+    // Lifting the maximum brings "No expiration" back.
+    admin.set_token_policy("", "30").await;
+    let form = admin.page("/developer/access-tokens/new").await;
+    assert!(form.contains("No expiration"));
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"policy.changed".to_owned()));
+}
+
+async fn a_maximum_lifetime_binds_the_api(app: TestApp) {
+    let admin = app.setup_admin().await;
+    assert_eq!(
+        location(&admin.set_token_policy("60", "7").await),
+        "/admin/settings"
+    );
     let (_, token) = app
         .token_for(1, "manager", &["personalAccessToken:write", "tag:read"])
         .await;
@@ -532,15 +549,6 @@ async fn a_maximum_lifetime_binds_the_new_token_form_and_the_api(app: TestApp) {
         body["fields"]["expires_in"],
         "Your organisation requires tokens to expire within 60 days."
     );
-
-    // Lifting the maximum brings "No expiration" back.
-    admin.set_token_policy("", "30").await;
-    let form = admin.page("/developer/access-tokens/new").await;
-    assert!(form.contains("No expiration"));
-    assert!(app
-        .audit_actions()
-        .await
-        .contains(&"policy.changed".to_owned()));
 }
 
 /// The tokens of [`assortment`]: (id, name, secret).
@@ -557,7 +565,8 @@ impl Assortment {
 }
 
 /// Ada (admin) and Grace (user) with an assortment of tokens: fresh, stale (unused for 200
-/// days), used yesterday from 10.2.2.2, never used in 100 days, expired and revoked.
+/// days), used yesterday from 10.2.2.2, never used in 100 days, expired and revoked. Long as
+/// a table of six tokens is.
 async fn assortment(app: &TestApp) -> Assortment {
     let grace = app
         .create_user("grace@example.com", "grace-password-1", Role::User)

@@ -262,6 +262,7 @@ struct HostileBody {
     code: &'static str,
 }
 
+/// Every body the API must refuse: a data table, long as the list of cases is.
 fn hostile_api_bodies() -> Vec<HostileBody> {
     let json = "application/json";
     let invalid = |what: &str, body: Vec<u8>| HostileBody {

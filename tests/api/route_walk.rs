@@ -406,6 +406,45 @@ async fn an_admin_opens_every_admin_page_and_no_one_elses_developer_pages(app: T
     );
 }
 
+/// Where a forged post goes: the developer pages act on Ada's own token, the admin pages on
+/// Grace's (and Grace is the member).
+fn forged_target(template: &str, adas_token: i64, graces_token: i64, grace: i64) -> String {
+    let developer = template.starts_with("/developer/");
+    let token = if developer { adas_token } else { graces_token };
+    let ids = Ids {
+        token,
+        member: grace,
+    };
+    fill(template, &ids)
+}
+
+/// The trail grew by nothing, Ada and Grace each still hold one unrevoked token, and Ada is
+/// still signed in.
+async fn assert_no_forged_post_changed_anything(
+    app: &TestApp,
+    admin: &Browser,
+    grace: i64,
+    audit_before: usize,
+) {
+    assert_eq!(
+        app.audit_actions().await.len(),
+        audit_before,
+        "no refused form changed anything"
+    );
+    for user_id in [1, grace] {
+        let tokens = crate::helpers::stored_tokens(app, user_id).await;
+        assert!(tokens.iter().all(|t| t.revoked_at.is_none()));
+        assert_eq!(tokens.len(), 1);
+    }
+    assert!(
+        admin
+            .page("/developer/access-tokens")
+            .await
+            .contains("Ada Lovelace"),
+        "still signed in"
+    );
+}
+
 async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
     let admin = app.setup_admin().await;
     let grace = app
@@ -421,20 +460,7 @@ async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
         if *method != "POST" || *guard == Token {
             continue;
         }
-        // The developer pages act on Ada's own token; the admin pages on Grace's.
-        let developer = template.starts_with("/developer/");
-        let token = if developer {
-            admins_token_id
-        } else {
-            graces_token_id
-        };
-        let path = fill(
-            template,
-            &Ids {
-                token,
-                member: grace.id,
-            },
-        );
+        let path = forged_target(template, admins_token_id, graces_token_id, grace.id);
         for (how, csrf) in [
             ("without a token", None),
             ("with another session's token", Some(foreign_csrf.as_str())),
@@ -445,23 +471,7 @@ async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
             refused += 1;
         }
     }
-    assert_eq!(
-        app.audit_actions().await.len(),
-        audit_before,
-        "no refused form changed anything"
-    );
-    for user_id in [1, grace.id] {
-        let tokens = crate::helpers::stored_tokens(&app, user_id).await;
-        assert!(tokens.iter().all(|t| t.revoked_at.is_none()));
-        assert_eq!(tokens.len(), 1);
-    }
-    assert!(
-        admin
-            .page("/developer/access-tokens")
-            .await
-            .contains("Ada Lovelace"),
-        "still signed in"
-    );
+    assert_no_forged_post_changed_anything(&app, &admin, grace.id, audit_before).await;
 
     // The same form with its own token goes through: the refusals above were the CSRF check.
     let path = format!("/admin/access-tokens/{graces_token_id}/revoke");

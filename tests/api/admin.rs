@@ -9,14 +9,22 @@ use crate::helpers::{
 
 backend_tests!(
     a_user_gets_403_on_every_admin_url,
-    admins_add_members_with_a_password_or_a_one_time_link,
+    admins_add_a_member_with_a_password,
+    the_member_form_says_what_is_wrong_per_field_and_refuses_a_taken_email,
+    a_member_added_by_one_time_link_sets_a_password_once,
     the_members_list_searches_and_filters,
     demotion_applies_at_once_to_session_and_tokens,
     the_last_active_admin_cannot_be_demoted_or_deactivated,
     deactivation_ends_sessions_and_tokens_reactivation_revives_no_revoked_token,
-    the_lifetime_policy_binds_the_form_and_the_api,
-    the_inventory_filters_and_sorts,
-    admins_revoke_any_token_and_in_bulk,
+    the_policy_form_refuses_a_default_beyond_its_maximum,
+    a_maximum_lifetime_binds_the_new_token_form_until_lifted,
+    a_maximum_lifetime_binds_the_api,
+    the_inventory_sorts_never_used_and_oldest_use_first,
+    the_inventory_filters_by_status_use_owner_scope_and_name,
+    a_leaked_token_is_found_whole_or_in_part_and_not_repeated,
+    the_inventory_pages_past_fifty,
+    admins_revoke_anyones_token_after_typing_delete,
+    admins_revoke_in_bulk_only_the_selection_they_confirmed,
     the_inventory_exports_csv,
     the_audit_trail_filters_and_exports_without_secrets,
 );
@@ -95,7 +103,7 @@ async fn add_member(admin: &Browser, fields: &[(&str, &str)]) -> reqwest::Respon
         .await
 }
 
-async fn admins_add_members_with_a_password_or_a_one_time_link(app: TestApp) {
+async fn admins_add_a_member_with_a_password(app: TestApp) {
     let admin = app.setup_admin().await;
     let response = add_member(
         &admin,
@@ -114,16 +122,19 @@ async fn admins_add_members_with_a_password_or_a_one_time_link(app: TestApp) {
         .page("/admin/members")
         .await
         .contains("Grace Hopper (grace@example.com) can now sign in."));
-    assert_eq!(
-        location(
-            &app.browser()
-                .sign_in("grace@example.com", "cobol-forever-59")
-                .await
-        ),
-        "/developer/access-tokens"
-    );
+    let grace = app.browser();
+    let signed_in = grace.sign_in("grace@example.com", "cobol-forever-59").await;
+    assert_eq!(location(&signed_in), "/developer/access-tokens");
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"member.created".to_owned()));
+}
 
-    // Errors are shown per field; the same email twice is refused.
+async fn the_member_form_says_what_is_wrong_per_field_and_refuses_a_taken_email(app: TestApp) {
+    let admin = app.setup_admin().await;
+    app.create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
     let response = add_member(
         &admin,
         &[
@@ -155,66 +166,49 @@ async fn admins_add_members_with_a_password_or_a_one_time_link(app: TestApp) {
         ],
     )
     .await;
-    assert!(response
-        .text()
-        .await
-        .unwrap()
-        .contains("A member with this email already exists."));
+    let html = response.text().await.unwrap();
+    assert!(html.contains("A member with this email already exists."));
+}
 
-    // A one-time link instead of a password.
-    let response = add_member(
-        &admin,
-        &[
-            ("display_name", "Linus"),
-            ("email", "linus@example.com"),
-            ("role", "admin"),
-            ("method", "link"),
-        ],
-    )
-    .await;
-    assert_eq!(location(&response), "/admin/members/link");
+/// The one-time set-password link the admin is shown (once) after adding a member by link.
+async fn the_link_shown(admin: &Browser) -> String {
     let html = admin.page("/admin/members/link").await;
     let start = html.find("/set-password/").expect("the link is shown");
     let end = html[start..].find('"').unwrap() + start;
-    let link = html[start..end].to_owned();
+    html[start..end].to_owned()
+}
+
+async fn a_member_added_by_one_time_link_sets_a_password_once(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let fields = [
+        ("display_name", "Linus"),
+        ("email", "linus@example.com"),
+        ("role", "admin"),
+        ("method", "link"),
+    ];
+    let response = add_member(&admin, &fields).await;
+    assert_eq!(location(&response), "/admin/members/link");
+    let link = the_link_shown(&admin).await;
     assert!(
         !link.contains("tdk_"),
         "the link is not shaped like an access token"
     );
-    assert_eq!(
-        location(&admin.get("/admin/members/link").await),
-        "/admin/members",
-        "shown once"
-    );
+    let again = admin.get("/admin/members/link").await;
+    assert_eq!(location(&again), "/admin/members", "shown once");
 
     let linus = app.browser();
-    assert_eq!(
-        linus
-            .sign_in("linus@example.com", "anything-at-all")
-            .await
-            .status(),
-        StatusCode::UNAUTHORIZED,
-        "no password yet"
-    );
-    let response = linus
-        .submit_form(
-            &link,
-            &link,
-            &[
-                ("password", "kernel-hacker-91"),
-                ("password_confirm", "kernel-hacker-91"),
-            ],
-        )
-        .await;
+    let no_password_yet = linus.sign_in("linus@example.com", "anything-at-all").await;
+    assert_eq!(no_password_yet.status(), StatusCode::UNAUTHORIZED);
+    let fields = [
+        ("password", "kernel-hacker-91"),
+        ("password_confirm", "kernel-hacker-91"),
+    ];
+    let response = linus.submit_form(&link, &link, &fields).await;
     assert_eq!(location(&response), "/sign-in");
-    assert!(linus
-        .page("/sign-in")
-        .await
-        .contains("Your password is set."));
-    assert_eq!(
-        location(&linus.sign_in("linus@example.com", "kernel-hacker-91").await),
-        "/developer/access-tokens"
-    );
+    let html = linus.page("/sign-in").await;
+    assert!(html.contains("Your password is set."));
+    let signed_in = linus.sign_in("linus@example.com", "kernel-hacker-91").await;
+    assert_eq!(location(&signed_in), "/developer/access-tokens");
     assert!(
         linus.page("/admin/members").await.contains("Members"),
         "linus is an admin"
@@ -223,11 +217,8 @@ async fn admins_add_members_with_a_password_or_a_one_time_link(app: TestApp) {
     for dead in [link.as_str(), "/set-password/nonsense"] {
         let response = app.browser().get(dead).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        assert!(response
-            .text()
-            .await
-            .unwrap()
-            .contains("This link cannot be used"));
+        let html = response.text().await.unwrap();
+        assert!(html.contains("This link cannot be used"));
     }
     let actions = app.audit_actions().await;
     for action in ["member.created", "password_link.created", "password.set"] {
@@ -448,7 +439,7 @@ async fn deactivation_ends_sessions_and_tokens_reactivation_revives_no_revoked_t
     );
 }
 
-async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
+async fn the_policy_form_refuses_a_default_beyond_its_maximum(app: TestApp) {
     let admin = app.setup_admin().await;
     for (max, default, message) in [
         ("0", "30", "Enter a whole number of days from 1 to 3650"),
@@ -479,7 +470,19 @@ async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
         location(&admin.set_token_policy("60", "7").await),
         "/admin/settings"
     );
+}
 
+/// The page a New token form answers with, for these fields.
+async fn new_token_answer(browser: &Browser, fields: &[(&str, &str)]) -> String {
+    browser.submit_new_token(fields).await.text().await.unwrap()
+}
+
+async fn a_maximum_lifetime_binds_the_new_token_form_until_lifted(app: TestApp) {
+    let admin = app.setup_admin().await;
+    assert_eq!(
+        location(&admin.set_token_policy("60", "7").await),
+        "/admin/settings"
+    );
     let form = admin.page("/developer/access-tokens/new").await;
     assert!(
         !form.contains("No expiration"),
@@ -491,45 +494,53 @@ async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
         "the default is preselected"
     );
     assert!(form.contains("at most 60 days"));
-    let response = admin
-        .submit_new_token(&[
-            ("name", "x"),
-            ("expires_in", "never"),
-            ("scopes", "tag:read"),
-        ])
-        .await;
-    assert!(response
-        .text()
+    let never = [
+        ("name", "x"),
+        ("expires_in", "never"),
+        ("scopes", "tag:read"),
+    ];
+    assert!(new_token_answer(&admin, &never)
         .await
-        .unwrap()
         .contains("Your organisation requires tokens to expire within 60 days."));
-    let far = (Utc::now() + Duration::days(100))
-        .format("%Y-%m-%d")
-        .to_string();
-    let response = admin
-        .submit_new_token(&[
-            ("name", "x"),
-            ("expires_in", "custom"),
-            ("expires_on", &far),
-            ("scopes", "tag:read"),
-        ])
-        .await;
-    assert!(response
-        .text()
+    let far = (Utc::now() + Duration::days(100)).format("%Y-%m-%d");
+    let far = far.to_string();
+    let custom = [
+        ("name", "x"),
+        ("expires_in", "custom"),
+        ("expires_on", &far),
+        ("scopes", "tag:read"),
+    ];
+    assert!(new_token_answer(&admin, &custom)
         .await
-        .unwrap()
         .contains("your organisation allows at most 60 days"));
     admin.create_token("fits", "60", &["tag:read"]).await;
 
+    // Lifting the maximum brings "No expiration" back.
+    admin.set_token_policy("", "30").await;
+    let form = admin.page("/developer/access-tokens/new").await;
+    assert!(form.contains("No expiration"));
+    assert!(app
+        .audit_actions()
+        .await
+        .contains(&"policy.changed".to_owned()));
+}
+
+async fn a_maximum_lifetime_binds_the_api(app: TestApp) {
+    let admin = app.setup_admin().await;
+    assert_eq!(
+        location(&admin.set_token_policy("60", "7").await),
+        "/admin/settings"
+    );
     let (_, token) = app
         .token_for(1, "manager", &["personalAccessToken:write", "tag:read"])
         .await;
+    let year = serde_json::json!({"name": "api", "expires_in": "365", "scopes": ["tag:read"]});
     let response = app
         .api()
         .client
         .post(format!("{}/api/v1/personal-access-tokens", app.address))
         .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "api", "expires_in": "365", "scopes": ["tag:read"]}))
+        .json(&year)
         .send()
         .await
         .unwrap();
@@ -538,86 +549,93 @@ async fn the_lifetime_policy_binds_the_form_and_the_api(app: TestApp) {
         body["fields"]["expires_in"],
         "Your organisation requires tokens to expire within 60 days."
     );
-
-    // Lifting the maximum brings "No expiration" back.
-    admin.set_token_policy("", "30").await;
-    assert!(admin
-        .page("/developer/access-tokens/new")
-        .await
-        .contains("No expiration"));
-    assert!(app
-        .audit_actions()
-        .await
-        .contains(&"policy.changed".to_owned()));
 }
 
-/// Ada (admin) and Grace (user) with an assortment of tokens; returns (name, secret) pairs.
-async fn assortment(app: &TestApp) -> Vec<(&'static str, String)> {
+/// The tokens of [`assortment`]: (id, name, secret).
+struct Assortment(Vec<(i64, &'static str, String)>);
+
+impl Assortment {
+    fn id(&self, name: &str) -> i64 {
+        self.0.iter().find(|(_, n, _)| *n == name).unwrap().0
+    }
+
+    fn secret(&self, name: &str) -> &str {
+        &self.0.iter().find(|(_, n, _)| *n == name).unwrap().2
+    }
+}
+
+/// Ada (admin) and Grace (user) with an assortment of tokens: fresh, stale (unused for 200
+/// days), used yesterday from 10.2.2.2, never used in 100 days, expired and revoked. Long as
+/// a table of six tokens is.
+async fn assortment(app: &TestApp) -> Assortment {
     let grace = app
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
+    let used = |days, ip: Option<&str>| Some((days_ago(days), ip.map(str::to_owned)));
+    let none = TokenTimes::default;
     let mut made = Vec::new();
-    for (owner, name, scopes) in [
-        (1, "ada-fresh", &["tag:read"][..]),
-        (1, "ada-stale", &["license:write"][..]),
-        (grace.id, "grace-used", &["license:read", "tag:read"][..]),
-        (grace.id, "grace-never", &["webhook:read"][..]),
-        (grace.id, "grace-expired", &["tag:read"][..]),
-        (grace.id, "grace-revoked", &["tag:read"][..]),
-    ] {
-        let (id, secret) = app.token_for(owner, name, scopes).await;
-        made.push((id, name, secret));
-    }
-    let id = |name: &str| made.iter().find(|(_, n, _)| *n == name).unwrap().0;
-    let used = |days, ip: &str| Some((days_ago(days), Some(ip.to_owned())));
-    for (name, times) in [
+    for (owner, name, scopes, times) in [
         (
+            1,
+            "ada-fresh",
+            &["tag:read"][..],
+            TokenTimes {
+                last_used: used(0, None),
+                ..none()
+            },
+        ),
+        (
+            1,
             "ada-stale",
+            &["license:write"][..],
             TokenTimes {
                 created_at: Some(days_ago(400)),
-                last_used: used(200, "10.1.1.1"),
-                ..TokenTimes::default()
+                last_used: used(200, Some("10.1.1.1")),
+                ..none()
             },
         ),
         (
+            grace.id,
             "grace-used",
+            &["license:read", "tag:read"][..],
             TokenTimes {
-                last_used: used(1, "10.2.2.2"),
-                ..TokenTimes::default()
+                last_used: used(1, Some("10.2.2.2")),
+                ..none()
             },
         ),
         (
-            "ada-fresh",
-            TokenTimes {
-                last_used: Some((days_ago(0), None)),
-                ..TokenTimes::default()
-            },
-        ),
-        (
+            grace.id,
             "grace-never",
+            &["webhook:read"][..],
             TokenTimes {
                 created_at: Some(days_ago(100)),
-                ..TokenTimes::default()
+                ..none()
             },
         ),
         (
+            grace.id,
             "grace-expired",
+            &["tag:read"][..],
             TokenTimes {
                 expires_at: Some(days_ago(2)),
-                ..TokenTimes::default()
+                ..none()
             },
         ),
         (
+            grace.id,
             "grace-revoked",
+            &["tag:read"][..],
             TokenTimes {
                 revoked_at: Some(days_ago(3)),
-                ..TokenTimes::default()
+                ..none()
             },
         ),
     ] {
-        app.set_token_times(id(name), times).await;
+        let (id, secret) = app.token_for(owner, name, scopes).await;
+        app.set_token_times(id, times).await;
+        made.push((id, name, secret));
     }
-    made.into_iter().map(|(_, n, s)| (n, s)).collect()
+    Assortment(made)
 }
 
 /// The token names of the inventory page, in order.
@@ -630,15 +648,22 @@ fn names_in(html: &str) -> Vec<String> {
         .collect()
 }
 
-async fn the_inventory_filters_and_sorts(app: TestApp) {
+/// The token names the inventory lists for `query`, in order.
+async fn listed(admin: &Browser, query: &str) -> Vec<String> {
+    names_in(&admin.page(&format!("/admin/access-tokens?{query}")).await)
+}
+
+/// The same, sorted by name.
+async fn listed_sorted(admin: &Browser, query: &str) -> Vec<String> {
+    let mut names = listed(admin, query).await;
+    names.sort();
+    names
+}
+
+async fn the_inventory_sorts_never_used_and_oldest_use_first(app: TestApp) {
     let admin = app.setup_admin().await;
-    let tokens = assortment(&app).await;
-    let list = |query: &'static str| {
-        let admin = &admin;
-        async move { names_in(&admin.page(&format!("/admin/access-tokens?{query}")).await) }
-    };
-    // Default sort: never used first, then oldest use first.
-    let all = list("").await;
+    assortment(&app).await;
+    let all = listed(&admin, "").await;
     assert_eq!(all.len(), 6);
     assert_eq!(
         &all[..3]
@@ -648,95 +673,89 @@ async fn the_inventory_filters_and_sorts(app: TestApp) {
         &3
     );
     assert_eq!(&all[3..], ["ada-stale", "grace-used", "ada-fresh"]);
-    assert_eq!(
-        list("sort=created").await[5],
-        "ada-stale",
-        "oldest created last"
-    );
-    assert_eq!(
-        list("sort=expires").await[0],
-        "grace-expired",
-        "soonest expiry first"
-    );
+    let by_created = listed(&admin, "sort=created").await;
+    assert_eq!(by_created[5], "ada-stale", "oldest created last");
+    let by_expiry = listed(&admin, "sort=expires").await;
+    assert_eq!(by_expiry[0], "grace-expired", "soonest expiry first");
+    let html = admin.page("/admin/access-tokens").await;
+    assert!(html.contains("from 10.2.2.2") && html.contains("Never used"));
+}
 
-    let sorted = |mut v: Vec<String>| {
-        v.sort();
-        v
-    };
-    assert_eq!(
-        sorted(list("status=active").await),
-        ["ada-fresh", "ada-stale", "grace-never", "grace-used"]
-    );
-    assert_eq!(list("status=expired").await, ["grace-expired"]);
-    assert_eq!(list("status=revoked").await, ["grace-revoked"]);
-    assert_eq!(
-        sorted(list("unused=90").await),
-        ["ada-stale", "grace-never"]
-    );
-    assert_eq!(list("unused=180").await, ["ada-stale"]);
-    assert_eq!(
-        sorted(list("never_used=1&status=active").await),
-        ["grace-never"]
-    );
-    assert_eq!(
-        sorted(list("owner=ada%40").await),
-        ["ada-fresh", "ada-stale"]
-    );
-    assert_eq!(sorted(list("scope=license%3Aread").await), ["grace-used"]);
-    assert_eq!(
-        sorted(list("scope=tag%3Aread&status=active").await),
-        ["ada-fresh", "grace-used"]
-    );
-    assert_eq!(list("name=stale").await, ["ada-stale"]);
+async fn the_inventory_filters_by_status_use_owner_scope_and_name(app: TestApp) {
+    let admin = app.setup_admin().await;
+    assortment(&app).await;
+    for (query, names) in [
+        (
+            "status=active",
+            &["ada-fresh", "ada-stale", "grace-never", "grace-used"][..],
+        ),
+        ("status=expired", &["grace-expired"][..]),
+        ("status=revoked", &["grace-revoked"][..]),
+        ("unused=90", &["ada-stale", "grace-never"][..]),
+        ("unused=180", &["ada-stale"][..]),
+        ("never_used=1&status=active", &["grace-never"][..]),
+        ("owner=ada%40", &["ada-fresh", "ada-stale"][..]),
+        ("scope=license%3Aread", &["grace-used"][..]),
+        (
+            "scope=tag%3Aread&status=active",
+            &["ada-fresh", "grace-used"][..],
+        ),
+        ("name=stale", &["ada-stale"][..]),
+    ] {
+        assert_eq!(listed_sorted(&admin, query).await, names, "{query}");
+    }
+    assert!(admin
+        .page("/admin/access-tokens?name=zzz")
+        .await
+        .contains("No tokens match"));
+}
 
-    // A leaked token, whole or in part, is found; it is posted, and the results' address
-    // (and so the CSV and bulk-revoke links on that page) holds no more than the hint shows.
-    let secret = &tokens.iter().find(|(n, _)| *n == "grace-used").unwrap().1;
-    let find_leaked = |fragment: String| {
-        let admin = &admin;
-        async move {
-            let response = admin
-                .submit_form(
-                    "/admin/access-tokens",
-                    "/admin/access-tokens/leaked",
-                    &[("fragment", &fragment)],
-                )
-                .await;
-            let results = location(&response).to_owned();
-            assert!(!results.contains(&secret[4..12]), "{results}");
-            let html = admin.page(&results).await;
-            assert!(
-                !html.contains(&secret[4..12]),
-                "the page repeats the secret"
-            );
-            html
-        }
-    };
+/// Looks a leaked token (or a piece of one) up; the results' address (and so the CSV and
+/// bulk-revoke links on that page) and the page hold no more of `secret` than the hint shows.
+async fn find_leaked(admin: &Browser, fragment: &str, secret: &str) -> Vec<String> {
+    let response = admin
+        .submit_form(
+            "/admin/access-tokens",
+            "/admin/access-tokens/leaked",
+            &[("fragment", fragment)],
+        )
+        .await;
+    let results = location(&response).to_owned();
+    assert!(!results.contains(&secret[4..12]), "{results}");
+    let html = admin.page(&results).await;
+    assert!(
+        !html.contains(&secret[4..12]),
+        "the page repeats the secret"
+    );
+    names_in(&html)
+}
+
+async fn a_leaked_token_is_found_whole_or_in_part_and_not_repeated(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let tokens = assortment(&app).await;
+    let secret = tokens.secret("grace-used");
     for fragment in [
         secret[..12].to_owned(),
         format!("xxxx{}", &secret[secret.len() - 4..]),
         crate::helpers::a_guess_at(secret),
         format!("{secret}…"),
     ] {
-        let html = find_leaked(fragment.clone()).await;
+        let found = find_leaked(&admin, &fragment, secret).await;
         assert!(
-            names_in(&html).contains(&"grace-used".to_owned()),
+            found.contains(&"grace-used".to_owned()),
             "fragment {fragment}"
         );
     }
     assert_eq!(
-        names_in(&find_leaked(secret.clone()).await),
+        find_leaked(&admin, secret, secret).await,
         ["grace-used"],
         "a whole token finds exactly one"
     );
-    let html = admin.page("/admin/access-tokens").await;
-    assert!(html.contains("from 10.2.2.2") && html.contains("Never used"));
-    assert!(admin
-        .page("/admin/access-tokens?name=zzz")
-        .await
-        .contains("No tokens match"));
+}
 
-    // Paging.
+async fn the_inventory_pages_past_fifty(app: TestApp) {
+    let admin = app.setup_admin().await;
+    assortment(&app).await;
     app.db
         .write(|conn| {
             for n in 0..60 {
@@ -753,51 +772,65 @@ async fn the_inventory_filters_and_sorts(app: TestApp) {
         .unwrap();
     let html = admin.page("/admin/access-tokens?name=bulk").await;
     assert!(html.contains("Showing 1–50 of 60"));
-    assert_eq!(
-        names_in(&admin.page("/admin/access-tokens?name=bulk&page=2").await).len(),
-        10
-    );
+    assert_eq!(listed(&admin, "name=bulk&page=2").await.len(), 10);
 }
 
-async fn admins_revoke_any_token_and_in_bulk(app: TestApp) {
+/// How many tokens the audit trail records as revoked.
+async fn revocations(app: &TestApp) -> usize {
+    let actions = app.audit_actions().await;
+    actions.iter().filter(|a| *a == "token.revoked").count()
+}
+
+async fn admins_revoke_anyones_token_after_typing_delete(app: TestApp) {
     let admin = app.setup_admin().await;
     let tokens = assortment(&app).await;
-    let secret = |name: &str| tokens.iter().find(|(n, _)| *n == name).unwrap().1.clone();
     let api = app.api();
-    let grace_used = app
-        .db
-        .run(|c| {
-            tokendesk::tokens::inventory::list(
-                c,
-                &tokendesk::tokens::inventory::InventoryFilter {
-                    name: "grace-used".into(),
-                    ..Default::default()
-                },
-                0,
-                1,
-            )
-        })
-        .await
-        .unwrap()
-        .remove(0);
-    let path = format!("/admin/access-tokens/{}/revoke", grace_used.token.id);
+    let path = format!("/admin/access-tokens/{}/revoke", tokens.id("grace-used"));
     let html = admin.page(&path).await;
     assert!(html.contains("grace@example.com") && html.contains("grace-used"));
     let response = admin
         .submit_form(&path, &path, &[("confirm", "delete")])
         .await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(api.me(&secret("grace-used")).await.status(), StatusCode::OK);
+    let still = api.me(tokens.secret("grace-used")).await;
+    assert_eq!(still.status(), StatusCode::OK);
     let response = admin
         .submit_form(&path, &path, &[("confirm", "DELETE")])
         .await;
     assert_eq!(location(&response), "/admin/access-tokens");
-    assert_eq!(
-        api.me(&secret("grace-used")).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    let revoked = api.me(tokens.secret("grace-used")).await;
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(revocations(&app).await, 1);
+}
 
-    // Bulk: everything unused for 90 days (ada-stale and grace-never).
+/// Posts the bulk-revoke confirmation as its form would.
+async fn bulk_revoke(
+    admin: &Browser,
+    csrf: &str,
+    filters: &str,
+    expected: &str,
+    confirm: &str,
+) -> reqwest::Response {
+    let fields = [
+        ("csrf_token", csrf),
+        ("filters", filters),
+        ("expected", expected),
+        ("confirm", confirm),
+    ];
+    admin
+        .post("/admin/access-tokens/bulk-revoke", &fields)
+        .await
+}
+
+async fn admins_revoke_in_bulk_only_the_selection_they_confirmed(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let tokens = assortment(&app).await;
+    let status_of = |name: &'static str| {
+        let api = app.api();
+        let secret = tokens.secret(name).to_owned();
+        async move { api.me(&secret).await.status() }
+    };
+    // Everything unused for 90 days (ada-stale and grace-never).
     let confirm = admin
         .page("/admin/access-tokens/bulk-revoke?unused=90")
         .await;
@@ -806,68 +839,25 @@ async fn admins_revoke_any_token_and_in_bulk(app: TestApp) {
         "count in the confirmation"
     );
     let csrf = csrf_token(&confirm);
-    let response = admin
-        .post(
-            "/admin/access-tokens/bulk-revoke",
-            &[
-                ("csrf_token", &csrf),
-                ("filters", "unused=90"),
-                ("expected", "2"),
-                ("confirm", "nope"),
-            ],
-        )
-        .await;
+    let response = bulk_revoke(&admin, &csrf, "unused=90", "2", "nope").await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(api.me(&secret("ada-stale")).await.status(), StatusCode::OK);
-    let response = admin
-        .post(
-            "/admin/access-tokens/bulk-revoke",
-            &[
-                ("csrf_token", &csrf),
-                ("filters", "unused=90"),
-                ("expected", "2"),
-                ("confirm", "DELETE"),
-            ],
-        )
-        .await;
+    assert_eq!(status_of("ada-stale").await, StatusCode::OK);
+    let response = bulk_revoke(&admin, &csrf, "unused=90", "2", "DELETE").await;
     assert_eq!(location(&response), "/admin/access-tokens?unused=90");
     assert!(admin
         .page("/admin/access-tokens?unused=90")
         .await
         .contains("Revoked 2 tokens."));
     for name in ["ada-stale", "grace-never"] {
-        assert_eq!(
-            api.me(&secret(name)).await.status(),
-            StatusCode::UNAUTHORIZED,
-            "{name}"
-        );
+        assert_eq!(status_of(name).await, StatusCode::UNAUTHORIZED, "{name}");
     }
-    assert_eq!(
-        api.me(&secret("ada-fresh")).await.status(),
-        StatusCode::OK,
-        "others untouched"
-    );
+    let fresh = status_of("ada-fresh").await;
+    assert_eq!(fresh, StatusCode::OK, "others untouched");
     // A selection that grew after confirming revokes nothing.
-    let response = admin
-        .post(
-            "/admin/access-tokens/bulk-revoke",
-            &[
-                ("csrf_token", &csrf),
-                ("filters", ""),
-                ("expected", "0"),
-                ("confirm", "DELETE"),
-            ],
-        )
-        .await;
+    let response = bulk_revoke(&admin, &csrf, "", "0", "DELETE").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(api.me(&secret("ada-fresh")).await.status(), StatusCode::OK);
-    let revocations = app
-        .audit_actions()
-        .await
-        .iter()
-        .filter(|a| *a == "token.revoked")
-        .count();
-    assert_eq!(revocations, 3);
+    assert_eq!(status_of("ada-fresh").await, StatusCode::OK);
+    assert_eq!(revocations(&app).await, 2);
 }
 
 async fn the_inventory_exports_csv(app: TestApp) {

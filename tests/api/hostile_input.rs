@@ -6,18 +6,24 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
 use crate::helpers::{
-    api_error, csrf_token, stored_tokens, user_and_browser, Presented, TestApp, EVERY_WAY,
+    api_error, csrf_token, stored_tokens, user_and_browser, Browser, Presented, TestApp, EVERY_WAY,
 };
 
 backend_tests!(
-    the_token_form_refuses_hostile_fields_and_escapes_what_it_keeps,
+    the_token_form_refuses_hostile_fields_and_stores_nothing,
+    the_token_form_refuses_bodies_it_cannot_read,
+    the_token_form_keeps_odd_names_as_typed_and_shows_them_escaped,
     the_api_refuses_hostile_bodies_with_json_errors,
-    admin_forms_filters_and_ids_refuse_hostile_input,
+    the_api_keeps_odd_names_as_typed,
+    a_query_that_is_not_text_gets_the_apis_json_error,
+    the_member_form_refuses_hostile_fields_and_escapes_what_it_keeps,
+    role_and_policy_forms_change_nothing_on_hostile_values,
+    admin_filters_and_ids_refuse_hostile_input,
     every_form_route_limits_its_body,
     over_http_only_the_real_token_authenticates,
 );
@@ -44,82 +50,96 @@ const KEPT_NAMES: &[&str] = &[
     "%00%27 ${jndi:ldap://x}",
 ];
 
-async fn the_token_form_refuses_hostile_fields_and_escapes_what_it_keeps(app: TestApp) {
-    let (grace, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
-    let count = || async { stored_tokens(&app, grace.id).await.len() };
-    let mut tried = 0;
-
-    for (what, name) in refused_names() {
-        let response = browser
-            .submit_new_token(&[
-                ("name", &name),
-                ("expires_in", "30"),
-                ("scopes", "tag:read"),
-            ])
-            .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "name {what}"
-        );
-        let html = response.text().await.unwrap();
-        assert!(
-            html.contains("field-error"),
-            "name {what}: the field says why"
-        );
-        tried += 1;
-    }
-    let mut refused_other = vec![
-        (
-            "unknown scope",
-            vec![("name", "a"), ("expires_in", "30"), ("scopes", "nope:read")],
-        ),
-        ("no scope", vec![("name", "a"), ("expires_in", "30")]),
-        (
-            "admin-only scope",
-            vec![
-                ("name", "a"),
-                ("expires_in", "30"),
-                ("scopes", "license:write"),
-            ],
-        ),
-        (
-            "unknown expiry",
-            vec![("name", "a"), ("expires_in", "45"), ("scopes", "tag:read")],
-        ),
+/// The New token form's fields: a name, an expiry (with its date, if any) and a scope (if any).
+fn token_form(
+    name: &str,
+    expires_in: &str,
+    expires_on: Option<&str>,
+    scope: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("name", name.to_owned()),
+        ("expires_in", expires_in.to_owned()),
     ];
+    fields.extend(expires_on.map(|date| ("expires_on", date.to_owned())));
+    fields.extend(scope.map(|scope| ("scopes", scope.to_owned())));
+    fields
+}
+
+/// Submissions of the New token form each refused with a field error, as (what, fields).
+fn refused_token_forms() -> Vec<(String, Vec<(&'static str, String)>)> {
+    let mut cases: Vec<_> = refused_names()
+        .into_iter()
+        .map(|(what, name)| {
+            let fields = token_form(&name, "30", None, Some("tag:read"));
+            (format!("name {what}"), fields)
+        })
+        .collect();
+    for (what, expires_in, scope) in [
+        ("unknown scope", "30", Some("nope:read")),
+        ("no scope", "30", None),
+        ("admin-only scope", "30", Some("license:write")),
+        ("unknown expiry", "45", Some("tag:read")),
+    ] {
+        cases.push((what.into(), token_form("a", expires_in, None, scope)));
+    }
+    let today = chrono::Utc::now().date_naive().to_string();
     for (what, date) in [
         ("past date", "2000-01-01"),
-        ("today", &chrono::Utc::now().date_naive().to_string()[..]),
+        ("today", today.as_str()),
         ("far future", "9999-12-31"),
         ("impossible date", "2026-13-45"),
         ("not a date", "next tuesday"),
         ("huge year", "+275760-09-13"),
     ] {
-        let date: &'static str = Box::leak(date.to_owned().into_boxed_str());
-        refused_other.push((
-            what,
-            vec![
-                ("name", "a"),
-                ("expires_in", "custom"),
-                ("expires_on", date),
-                ("scopes", "tag:read"),
-            ],
-        ));
+        let fields = token_form("a", "custom", Some(date), Some("tag:read"));
+        cases.push((what.into(), fields));
     }
-    for (what, fields) in &refused_other {
-        let response = browser.submit_new_token(fields).await;
+    cases
+}
+
+/// Posts `body` to the New token form's action as it stands, with the form's CSRF token first.
+async fn post_raw_token_form(browser: &Browser, body: &str) -> Response {
+    let csrf = csrf_token(&browser.page("/developer/access-tokens/new").await);
+    browser
+        .client
+        .post(browser.url("/developer/access-tokens"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf_token={csrf}&{body}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+// One test over a table: each case is one refused submission, and together they show that
+// nothing refused is stored.
+async fn the_token_form_refuses_hostile_fields_and_stores_nothing(app: TestApp) {
+    let (grace, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let cases = refused_token_forms();
+    for (what, fields) in &cases {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = browser.submit_new_token(&fields).await;
         assert_eq!(
             response.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
             "{what}"
         );
-        assert!(
-            response.text().await.unwrap().contains("field-error"),
-            "{what}"
-        );
-        tried += 1;
+        let html = response.text().await.unwrap();
+        assert!(html.contains("field-error"), "{what}: the field says why");
     }
+    assert_eq!(
+        stored_tokens(&app, grace.id).await.len(),
+        0,
+        "nothing refused was stored"
+    );
+    println!(
+        "hostile input (token form): {} hostile submissions, none a 5xx, nothing half-stored",
+        cases.len()
+    );
+}
+
+async fn the_token_form_refuses_bodies_it_cannot_read(app: TestApp) {
+    let (grace, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
     // Two values for a one-value field: refused as a whole, not half-read.
     let response = browser
         .submit_new_token(&[
@@ -129,52 +149,47 @@ async fn the_token_form_refuses_hostile_fields_and_escapes_what_it_keeps(app: Te
             ("scopes", "tag:read"),
         ])
         .await;
-    assert!(
-        response.status().is_client_error(),
-        "duplicate name: {}",
-        response.status()
-    );
+    let status = response.status();
+    assert!(status.is_client_error(), "duplicate name: {status}");
+
     // Bytes that are not UTF-8 are refused, not stored as replacement characters.
-    let csrf = csrf_token(&browser.page("/developer/access-tokens/new").await);
-    let response = browser
-        .client
-        .post(browser.url("/developer/access-tokens"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "csrf_token={csrf}&name=%FF%FEbad&expires_in=30&scopes=tag%3Aread"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let body = "name=%FF%FEbad&expires_in=30&scopes=tag%3Aread";
+    let response = post_raw_token_form(&browser, body).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "invalid UTF-8");
-    assert!(response
-        .text()
-        .await
-        .unwrap()
-        .contains("not text (invalid UTF-8, or NUL)"));
+    let html = response.text().await.unwrap();
+    assert!(html.contains("not text (invalid UTF-8, or NUL)"));
+
     // NUL is not text either (and PostgreSQL could not store it).
-    let response = browser
-        .submit_new_token(&[
-            ("name", "a\u{0}b"),
-            ("expires_in", "30"),
-            ("scopes", "tag:read"),
-        ])
-        .await;
+    let fields = [
+        ("name", "a\u{0}b"),
+        ("expires_in", "30"),
+        ("scopes", "tag:read"),
+    ];
+    let response = browser.submit_new_token(&fields).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "NUL");
+
     // A megabyte name never reaches the handler.
     let big = "x".repeat(MEGABYTE);
-    let response = browser
-        .submit_new_token(&[("name", &big), ("expires_in", "30"), ("scopes", "tag:read")])
-        .await;
+    let fields = [
+        ("name", big.as_str()),
+        ("expires_in", "30"),
+        ("scopes", "tag:read"),
+    ];
+    let response = browser.submit_new_token(&fields).await;
     assert_eq!(
         response.status(),
         StatusCode::PAYLOAD_TOO_LARGE,
         "1 MB name"
     );
-    tried += 4;
-    assert_eq!(count().await, 0, "nothing refused was stored");
+    assert_eq!(
+        stored_tokens(&app, grace.id).await.len(),
+        0,
+        "nothing refused was stored"
+    );
+}
 
-    // Accepted: stored exactly as typed (trimmed), shown escaped.
+async fn the_token_form_keeps_odd_names_as_typed_and_shows_them_escaped(app: TestApp) {
+    let (grace, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
     for name in KEPT_NAMES {
         let response = browser
             .submit_new_token(&[
@@ -186,7 +201,6 @@ async fn the_token_form_refuses_hostile_fields_and_escapes_what_it_keeps(app: Te
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}");
         browser.page("/developer/access-tokens/reveal").await;
-        tried += 1;
     }
     let stored = stored_tokens(&app, grace.id).await;
     assert_eq!(stored.len(), KEPT_NAMES.len());
@@ -202,158 +216,193 @@ async fn the_token_form_refuses_hostile_fields_and_escapes_what_it_keeps(app: Te
     assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
     assert!(!html.contains("<b>bold</b>"));
     assert!(html.contains("日本語のトークン ✓"));
-    println!(
-        "hostile input (token form): {tried} hostile submissions, none a 5xx, nothing half-stored"
-    );
 }
 
-async fn the_api_refuses_hostile_bodies_with_json_errors(app: TestApp) {
+/// Grace with a token that may manage her tokens through the API; returns her id and its secret.
+async fn grace_with_a_manager_token(app: &TestApp) -> (i64, String) {
     let grace = app
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
-    let (_, token) = app
-        .token_for(
-            grace.id,
-            "manager",
-            &["personalAccessToken:write", "tag:read"],
-        )
-        .await;
-    let url = format!("{}/api/v1/personal-access-tokens", app.address);
-    let client = reqwest::Client::new();
-    let post_raw = |body: Vec<u8>, content_type: &'static str| {
-        client
-            .post(&url)
-            .bearer_auth(&token)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-    };
-    let json = |name: &str, expires_in: &str, expires_on: Option<&str>, scopes: &[&str]| {
-        serde_json::to_vec(&serde_json::json!({
-            "name": name, "expires_in": expires_in, "expires_on": expires_on, "scopes": scopes,
-        }))
+    let scopes = ["personalAccessToken:write", "tag:read"];
+    let (_, token) = app.token_for(grace.id, "manager", &scopes).await;
+    (grace.id, token)
+}
+
+/// `POST /api/v1/personal-access-tokens` with this body, as it stands.
+async fn post_token_body(
+    app: &TestApp,
+    token: &str,
+    body: Vec<u8>,
+    content_type: &str,
+) -> Response {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/personal-access-tokens", app.address))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
         .unwrap()
+}
+
+/// A JSON body for the API's token creation.
+fn token_json(name: &str, expires_in: &str, expires_on: Option<&str>, scopes: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "name": name, "expires_in": expires_in, "expires_on": expires_on, "scopes": scopes,
+    }))
+    .unwrap()
+}
+
+/// A body the API must refuse, and the error it must refuse it with.
+struct HostileBody {
+    what: String,
+    body: Vec<u8>,
+    content_type: &'static str,
+    status: StatusCode,
+    code: &'static str,
+}
+
+/// Every body the API must refuse: a data table, long as the list of cases is.
+fn hostile_api_bodies() -> Vec<HostileBody> {
+    let json = "application/json";
+    let invalid = |what: &str, body: Vec<u8>| HostileBody {
+        what: what.into(),
+        body,
+        content_type: json,
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "validation_failed",
     };
-    let mut cases: Vec<(String, Vec<u8>, &'static str, StatusCode, &'static str)> = Vec::new();
-    for (what, name) in refused_names() {
-        cases.push((
-            format!("name {what}"),
-            json(&name, "30", None, &["tag:read"]),
-            "application/json",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        ));
-    }
-    let validation = [
-        ("unknown scope", json("a", "30", None, &["nope:read"])),
-        ("no scope", json("a", "30", None, &[])),
-        (
-            "past date",
-            json("a", "custom", Some("2000-01-01"), &["tag:read"]),
-        ),
+    let unreadable = |what: &str, body: &[u8], content_type| HostileBody {
+        what: what.into(),
+        body: body.to_vec(),
+        content_type,
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_request",
+    };
+    let mut cases: Vec<_> = refused_names()
+        .into_iter()
+        .map(|(what, name)| {
+            invalid(
+                &format!("name {what}"),
+                token_json(&name, "30", None, &["tag:read"]),
+            )
+        })
+        .collect();
+    for (what, expires_in, expires_on, scopes) in [
+        ("unknown scope", "30", None, &["nope:read"][..]),
+        ("no scope", "30", None, &[][..]),
+        ("past date", "custom", Some("2000-01-01"), &["tag:read"][..]),
         (
             "far future",
-            json("a", "custom", Some("9999-12-31"), &["tag:read"]),
+            "custom",
+            Some("9999-12-31"),
+            &["tag:read"][..],
         ),
         (
             "malformed date",
-            json("a", "custom", Some("31/12/2027"), &["tag:read"]),
+            "custom",
+            Some("31/12/2027"),
+            &["tag:read"][..],
         ),
-        ("unknown expiry", json("a", "forever", None, &["tag:read"])),
-    ];
-    for (what, body) in validation {
-        cases.push((
-            what.into(),
-            body,
-            "application/json",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+        ("unknown expiry", "forever", None, &["tag:read"][..]),
+    ] {
+        cases.push(invalid(
+            what,
+            token_json("a", expires_in, expires_on, scopes),
         ));
     }
-    let unreadable: [(&str, Vec<u8>); 7] = [
-        ("truncated JSON", b"{\"name\": \"a\"".to_vec()),
+    for (what, body) in [
+        ("truncated JSON", &b"{\"name\": \"a\""[..]),
         (
             "a number for the name",
-            br#"{"name": 1, "expires_in": "30", "scopes": ["tag:read"]}"#.to_vec(),
+            &br#"{"name": 1, "expires_in": "30", "scopes": ["tag:read"]}"#[..],
         ),
         (
             "a string for the scopes",
-            br#"{"name": "a", "expires_in": "30", "scopes": "tag:read"}"#.to_vec(),
+            &br#"{"name": "a", "expires_in": "30", "scopes": "tag:read"}"#[..],
         ),
         (
             "duplicate keys",
-            br#"{"name": "a", "name": "b", "expires_in": "30", "scopes": ["tag:read"]}"#.to_vec(),
+            &br#"{"name": "a", "name": "b", "expires_in": "30", "scopes": ["tag:read"]}"#[..],
         ),
         (
             "invalid UTF-8",
-            [&b"{\"name\": \"\xff\xfe\", \"expires_in\": \"30\", \"scopes\": [\"tag:read\"]}"[..]]
-                .concat(),
+            &b"{\"name\": \"\xff\xfe\", \"expires_in\": \"30\", \"scopes\": [\"tag:read\"]}"[..],
         ),
-        ("empty body", Vec::new()),
-        ("a bare string", b"\"name\"".to_vec()),
-    ];
-    for (what, body) in unreadable {
-        cases.push((
-            what.into(),
-            body,
-            "application/json",
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-        ));
+        ("empty body", &b""[..]),
+        ("a bare string", &b"\"name\""[..]),
+    ] {
+        cases.push(unreadable(what, body, json));
     }
-    cases.push((
-        "form-encoded body".into(),
-        b"name=a&expires_in=30&scopes=tag:read".to_vec(),
+    cases.push(unreadable(
+        "form-encoded body",
+        b"name=a&expires_in=30&scopes=tag:read",
         "application/x-www-form-urlencoded",
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
     ));
-    let mut big = json("a", "30", None, &["tag:read"]);
+    let mut big = token_json("a", "30", None, &["tag:read"]);
     big.splice(10..10, vec![b' '; MEGABYTE]);
-    cases.push((
-        "1 MB body".into(),
-        big,
-        "application/json",
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-    ));
-    for (what, body, content_type, status, code) in &cases {
-        let response = post_raw(body.clone(), content_type).await.unwrap();
-        let (got_status, got_code, message) = api_error(response).await;
+    cases.push(HostileBody {
+        what: "1 MB body".into(),
+        body: big,
+        content_type: json,
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "payload_too_large",
+    });
+    cases
+}
+
+// One test over a table: each case is one refused body, and together they show that nothing
+// refused is stored.
+async fn the_api_refuses_hostile_bodies_with_json_errors(app: TestApp) {
+    let (grace_id, token) = grace_with_a_manager_token(&app).await;
+    let cases = hostile_api_bodies();
+    for case in &cases {
+        let response = post_token_body(&app, &token, case.body.clone(), case.content_type).await;
+        let (status, code, message) = api_error(response).await;
         assert_eq!(
-            (got_status, got_code.as_str()),
-            (*status, *code),
-            "{what}: {message}"
+            (status, code.as_str()),
+            (case.status, case.code),
+            "{}: {message}",
+            case.what
         );
-        assert!(!message.is_empty());
+        assert!(!message.is_empty(), "{}", case.what);
     }
     assert_eq!(
-        stored_tokens(&app, grace.id).await.len(),
+        stored_tokens(&app, grace_id).await.len(),
         1,
         "only the manager token exists"
     );
+    println!(
+        "hostile input (API): {} hostile bodies answered with the right JSON error",
+        cases.len()
+    );
+}
 
+async fn the_api_keeps_odd_names_as_typed(app: TestApp) {
+    let (grace_id, token) = grace_with_a_manager_token(&app).await;
     for name in KEPT_NAMES {
-        let response = post_raw(json(name, "30", None, &["tag:read"]), "application/json")
-            .await
-            .unwrap();
+        let body = token_json(name, "30", None, &["tag:read"]);
+        let response = post_token_body(&app, &token, body, "application/json").await;
         assert_eq!(response.status(), StatusCode::CREATED, "{name}");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["token"]["name"], *name);
     }
     assert_eq!(
-        stored_tokens(&app, grace.id).await.len(),
+        stored_tokens(&app, grace_id).await.len(),
         1 + KEPT_NAMES.len()
     );
+}
 
-    // A query that is not text: the API's JSON error, on every form of API address.
+async fn a_query_that_is_not_text_gets_the_apis_json_error(app: TestApp) {
+    let (_, token) = grace_with_a_manager_token(&app).await;
+    // On every form of API address.
     for path in [
         "/api/v1/personal-access-tokens?page=%00".to_owned(),
         "/api/v1/me?x=%FF%FE".to_owned(),
         format!("/{token}/api/v1/me?x=%00"),
         "/auth/verify?x=%C3".to_owned(),
     ] {
-        let response = client
+        let response = reqwest::Client::new()
             .get(format!("{}{path}", app.address))
             .bearer_auth(&token)
             .send()
@@ -364,42 +413,32 @@ async fn the_api_refuses_hostile_bodies_with_json_errors(app: TestApp) {
         assert_eq!(code, "invalid_request", "{path}");
         assert!(message.contains("not text"), "{path}: {message}");
     }
-    println!(
-        "hostile input (API): {} hostile bodies answered with the right JSON error, {} odd but valid names kept",
-        cases.len(),
-        KEPT_NAMES.len()
-    );
 }
 
-async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
-    let admin = app.setup_admin().await;
-    let grace = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
-    app.token_for(grace.id, "ci", &["tag:read"]).await;
-    let mut tried = 0;
+/// Adds a member with a password through the Members form; the answer's status.
+async fn add_member(admin: &Browser, email: &str, name: &str, role: &str) -> StatusCode {
+    admin
+        .submit_form(
+            "/admin/members/new",
+            "/admin/members",
+            &[
+                ("email", email),
+                ("display_name", name),
+                ("role", role),
+                ("method", "password"),
+                ("password", "member-password-1"),
+                ("password_confirm", "member-password-1"),
+            ],
+        )
+        .await
+        .status()
+}
 
-    // New member: bad emails, names and roles are field errors; markup in a name is kept, escaped.
-    let add_member = |email: &'static str, name: &'static str, role: &'static str| {
-        let admin = &admin;
-        async move {
-            admin
-                .submit_form(
-                    "/admin/members/new",
-                    "/admin/members",
-                    &[
-                        ("email", email),
-                        ("display_name", name),
-                        ("role", role),
-                        ("method", "password"),
-                        ("password", "member-password-1"),
-                        ("password_confirm", "member-password-1"),
-                    ],
-                )
-                .await
-                .status()
-        }
-    };
+async fn the_member_form_refuses_hostile_fields_and_escapes_what_it_keeps(app: TestApp) {
+    let admin = app.setup_admin().await;
+    app.create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    // Bad emails, names and roles are field errors.
     for (what, email, name, role) in [
         ("no at sign", "grace.example.com", "G", "user"),
         ("empty email", "", "G", "user"),
@@ -414,11 +453,12 @@ async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
             "superuser",
         ),
     ] {
-        let status = add_member(email, name, role).await;
+        let status = add_member(&admin, email, name, role).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{what}");
-        tried += 1;
     }
+    // Markup in a name is kept, and shown escaped.
     let status = add_member(
+        &admin,
         "mallory@example.com",
         "<img src=x onerror=alert(1)>",
         "user",
@@ -428,16 +468,24 @@ async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
     let html = admin.page("/admin/members").await;
     assert!(!html.contains("<img src=x"), "and shown escaped");
     assert!(html.contains("&#60;img src=x onerror=alert(1)&#62;"));
-    tried += 1;
+}
 
+async fn role_and_policy_forms_change_nothing_on_hostile_values(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
     // Role changes to something that is not a role change nothing.
     let path = format!("/admin/members/{}/role", grace.id);
     for role in ["superuser", "", "ADMIN'--"] {
         let response = admin
             .submit_form("/admin/members", &path, &[("role", role)])
             .await;
-        assert!(response.status().is_client_error() || response.status() == StatusCode::SEE_OTHER);
-        tried += 1;
+        let status = response.status();
+        assert!(
+            status.is_client_error() || status == StatusCode::SEE_OTHER,
+            "role {role}: {status}"
+        );
     }
     let grace_now = app
         .db
@@ -457,25 +505,20 @@ async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
         "<script>",
         "3650000",
     ] {
+        let fields = [("max_lifetime_days", days), ("default_expiry", "30")];
         let response = admin
-            .submit_form(
-                "/admin/settings",
-                "/admin/settings",
-                &[("max_lifetime_days", days), ("default_expiry", "30")],
-            )
+            .submit_form("/admin/settings", "/admin/settings", &fields)
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "max {days}"
-        );
-        tried += 1;
+        let status = response.status();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "max {days}");
     }
     let policy = app.db.run(tokendesk::policy::load).await.unwrap();
     assert_eq!(policy.max_lifetime_days, None, "the policy is unchanged");
+}
 
-    // Filters and paging: any value is a page (perhaps empty) or a 400, never a 5xx, and
-    // nothing typed comes back unescaped.
+/// Every filter and paging key of `page`, each with every hostile value: a page (perhaps
+/// empty) or a 400, never a 5xx, and nothing typed comes back unescaped. Returns how many.
+async fn assert_filters_withstand_hostile_values(admin: &Browser, page: &str) -> usize {
     let hostile = [
         "-1",
         "99999999999999999999",
@@ -487,35 +530,43 @@ async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
         "_",
         "\\",
     ];
+    let keys = [
+        "page", "sort", "status", "q", "owner", "scope", "unused", "role", "action", "actor", "tab",
+    ];
+    for key in keys {
+        for value in hostile {
+            let value = value.replace(' ', "+").replace(';', "%3B");
+            let path = format!("{page}?{key}={value}");
+            let response = admin.get(&path).await;
+            let status = response.status();
+            assert!(
+                status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+                "GET {path}: {status}"
+            );
+            let html = response.text().await.unwrap();
+            assert!(
+                !html.contains("<script>alert(1)"),
+                "GET {path} reflects markup"
+            );
+        }
+    }
+    keys.len() * hostile.len()
+}
+
+async fn admin_filters_and_ids_refuse_hostile_input(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    app.token_for(grace.id, "ci", &["tag:read"]).await;
+    let mut tried = 0;
     for page in [
         "/admin/access-tokens",
         "/admin/members",
         "/admin/audit",
         "/developer/access-tokens",
     ] {
-        for key in [
-            "page", "sort", "status", "q", "owner", "scope", "unused", "role", "action", "actor",
-            "tab",
-        ] {
-            for value in hostile {
-                let path = format!(
-                    "{page}?{key}={}",
-                    value.replace(' ', "+").replace(';', "%3B")
-                );
-                let response = admin.get(&path).await;
-                let status = response.status();
-                assert!(
-                    status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
-                    "GET {path}: {status}"
-                );
-                let html = response.text().await.unwrap();
-                assert!(
-                    !html.contains("<script>alert(1)"),
-                    "GET {path} reflects markup"
-                );
-                tried += 1;
-            }
-        }
+        tried += assert_filters_withstand_hostile_values(&admin, page).await;
     }
     // A query that is not text is refused before any page reads it, with the page's 400.
     for path in ["/admin/access-tokens?owner=%00", "/admin/members?q=%FF%FE"] {
@@ -541,11 +592,8 @@ async fn admin_forms_filters_and_ids_refuse_hostile_input(app: TestApp) {
             format!("/admin/access-tokens/{id}/revoke"),
             format!("/admin/members/{id}/deactivate"),
         ] {
-            assert_eq!(
-                admin.get(&path).await.status(),
-                StatusCode::NOT_FOUND,
-                "{path}"
-            );
+            let status = admin.get(&path).await.status();
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
             tried += 1;
         }
     }

@@ -90,68 +90,66 @@ async fn bad_tokens_and_last_used_go_to_the_address_the_proxy_added(app: TestApp
     );
 }
 
+/// Submits the sign-in form through the proxy: the client writes `client_says` in its own
+/// X-Forwarded-For line, the proxy adds `real`.
+async fn sign_in_through_the_proxy(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    client_says: &str,
+    real: &str,
+) -> StatusCode {
+    let browser = app.browser();
+    let csrf = csrf_token(&browser.page("/sign-in").await);
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("email", email),
+        ("password", password),
+    ];
+    let request = browser.client.post(browser.url("/sign-in")).form(&form);
+    let response = through_the_proxy(request, client_says, real);
+    response.send().await.unwrap().status()
+}
+
+/// The client address the audit trail names for each failed sign-in.
+async fn failed_sign_in_addresses(app: &TestApp) -> Vec<String> {
+    let failures = app.audit_events("sign_in.failed").await;
+    failures
+        .into_iter()
+        .map(|event| event.client_ip.unwrap_or_default())
+        .collect()
+}
+
 async fn sign_in_failures_go_to_the_address_the_proxy_added(app: TestApp) {
     let app = behind_a_proxy(app).await;
     app.setup_admin().await;
-    let sign_in = |email: String, password: &'static str, client_says: String, real| {
-        let browser = app.browser();
-        async move {
-            let csrf = csrf_token(&browser.page("/sign-in").await);
-            let form = [
-                ("csrf_token", csrf.as_str()),
-                ("email", &email),
-                ("password", password),
-            ];
-            let request = browser.client.post(browser.url("/sign-in")).form(&form);
-            let response = through_the_proxy(request, &client_says, real);
-            response.send().await.unwrap().status()
-        }
-    };
-
     // Five wrong passwords from 203.0.113.7, each claiming another address in its own line.
     for n in 0..5 {
-        let status = sign_in(
-            format!("nobody{n}@example.com"),
-            "guess-guess-guess",
-            format!("198.51.100.{n}"),
-            "203.0.113.7",
-        )
-        .await;
+        let email = format!("nobody{n}@example.com");
+        let claimed = format!("198.51.100.{n}");
+        let status =
+            sign_in_through_the_proxy(&app, &email, "guess-guess-guess", &claimed, "203.0.113.7")
+                .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let failures: Vec<_> = app
-        .db
-        .run(|conn| tokendesk::audit::recent(conn, 100))
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|event| event.action == "sign_in.failed")
-        .map(|event| event.client_ip.unwrap_or_default())
-        .collect();
     assert_eq!(
-        failures, ["203.0.113.7"; 5],
+        failed_sign_in_addresses(&app).await,
+        ["203.0.113.7"; 5],
         "the audit names the real address"
     );
 
-    let at_the_limit = sign_in(
-        ADMIN_EMAIL.into(),
-        ADMIN_PASSWORD,
-        "198.51.100.99".into(),
-        "203.0.113.7",
-    );
+    let (email, password) = (ADMIN_EMAIL, ADMIN_PASSWORD);
+    let at_the_limit =
+        sign_in_through_the_proxy(&app, email, password, "198.51.100.99", "203.0.113.7").await;
     assert_eq!(
-        at_the_limit.await,
+        at_the_limit,
         StatusCode::TOO_MANY_REQUESTS,
         "the address is paused whatever its own line says"
     );
-    let someone_else = sign_in(
-        ADMIN_EMAIL.into(),
-        ADMIN_PASSWORD,
-        "203.0.113.7".into(),
-        "203.0.113.8",
-    );
+    let someone_else =
+        sign_in_through_the_proxy(&app, email, password, "203.0.113.7", "203.0.113.8").await;
     assert_eq!(
-        someone_else.await,
+        someone_else,
         StatusCode::SEE_OTHER,
         "another client is not paused by writing the paused address in its own line"
     );

@@ -12,7 +12,9 @@ use crate::backend_tests;
 use crate::helpers::{csrf_token, location, user_and_browser, Browser, TestApp};
 
 backend_tests!(
-    every_route_admits_only_what_its_guard_allows,
+    signed_out_visitors_reach_only_the_open_routes,
+    a_user_reaches_no_admin_route_and_no_one_elses_objects,
+    an_admin_opens_every_admin_page_and_no_one_elses_developer_pages,
     every_state_changing_route_demands_its_forms_csrf_token,
 );
 
@@ -197,9 +199,21 @@ fn assert_sent_to_sign_in(response: &reqwest::Response, what: &str) {
     assert!(location(response).starts_with("/sign-in"), "{what}");
 }
 
-async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
+/// What the walk walks among: Ada (admin), Grace (a user, signed in) and Linus (a user), each
+/// with a token that may read and manage tokens.
+struct World {
+    admin: Browser,
+    grace: Browser,
+    grace_token: String,
+    /// Grace's objects.
+    own: Ids,
+    /// Linus's objects: to Grace, another person's.
+    others: Ids,
+}
+
+async fn the_walks_world(app: &TestApp) -> World {
     let admin = app.setup_admin().await;
-    let (grace, grace_browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let (grace, grace_browser) = user_and_browser(app, "grace@example.com", Role::User).await;
     let linus = app
         .create_user("linus@example.com", "linus-password-1", Role::User)
         .await;
@@ -210,18 +224,54 @@ async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
     ];
     let (grace_token_id, grace_token) = app.token_for(grace.id, "grace-ci", &scopes).await;
     let (linus_token_id, _) = app.token_for(linus.id, "linus-ci", &scopes).await;
-    let mut checked = 0;
+    World {
+        admin,
+        grace: grace_browser,
+        grace_token,
+        own: Ids {
+            token: grace_token_id,
+            member: grace.id,
+        },
+        others: Ids {
+            token: linus_token_id,
+            member: linus.id,
+        },
+    }
+}
 
-    // Signed out: every page sends to sign-in, every form is refused, the API wants a token.
+/// Nothing the walk was refused changed anything: each still holds one unrevoked token, and
+/// the trail records no change to a member, a token or the policy.
+async fn assert_the_walk_changed_nothing(app: &TestApp, world: &World) {
+    for (user_id, name) in [
+        (world.own.member, "grace-ci"),
+        (world.others.member, "linus-ci"),
+    ] {
+        let tokens = crate::helpers::stored_tokens(app, user_id).await;
+        assert_eq!(
+            tokens.len(),
+            1,
+            "{name}: no token was created or regenerated"
+        );
+        assert!(tokens[0].revoked_at.is_none(), "{name} is not revoked");
+    }
+    let actions = app.audit_actions().await;
+    assert!(
+        !actions.iter().any(|a| a.starts_with("member.")
+            || a.starts_with("token.")
+            || a.starts_with("policy.")),
+        "{actions:?}"
+    );
+}
+
+/// Signed out: every page sends to sign-in, every form is refused, the API wants a token.
+async fn signed_out_visitors_reach_only_the_open_routes(app: TestApp) {
+    let world = the_walks_world(&app).await;
     let visitor = app.browser();
     let visitor_csrf = csrf_token(&visitor.page("/sign-in").await);
-    let ids = Ids {
-        token: grace_token_id,
-        member: grace.id,
-    };
+    let mut checked = 0;
     for guard in [Person, Admin] {
         for (method, template) in guarded_routes(guard) {
-            let path = fill(template, &ids);
+            let path = fill(template, &world.own);
             let response = send(&visitor, method, &path, Some(&visitor_csrf)).await;
             assert_sent_to_sign_in(&response, &format!("signed out: {method} {path}"));
             checked += 1;
@@ -230,10 +280,11 @@ async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
     let api = app.api();
     for (method, template) in page_routes(Token) {
         let method = if method == "ANY" { "GET" } else { method };
-        let url = format!("{}{}", app.address, fill(template, &ids));
+        let url = format!("{}{}", app.address, fill(template, &world.own));
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
         let response = api
             .client
-            .request(Method::from_bytes(method.as_bytes()).unwrap(), &url)
+            .request(method.clone(), &url)
             .send()
             .await
             .unwrap();
@@ -245,26 +296,28 @@ async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
         checked += 1;
     }
     for (method, template) in page_routes(Open) {
-        let path = fill(template, &ids);
-        let status = send(&visitor, method, &path, Some(&visitor_csrf))
-            .await
-            .status();
+        let path = fill(template, &world.own);
+        let response = send(&visitor, method, &path, Some(&visitor_csrf)).await;
+        let status = response.status();
         assert!(
             !status.is_server_error() && status != StatusCode::FORBIDDEN,
             "open route {method} {path}: {status}"
         );
         checked += 1;
     }
+    assert_the_walk_changed_nothing(&app, &world).await;
+    println!("route walk (signed out): {checked} refusals and admissions checked");
+}
 
-    // A user: no admin route, and another person's objects do not exist.
-    let grace_csrf = csrf_token(&grace_browser.page("/developer/access-tokens").await);
-    let others = Ids {
-        token: linus_token_id,
-        member: linus.id,
-    };
+/// A user: no admin route, and another person's objects do not exist, in the pages or the API.
+async fn a_user_reaches_no_admin_route_and_no_one_elses_objects(app: TestApp) {
+    let world = the_walks_world(&app).await;
+    let grace = &world.grace;
+    let grace_csrf = csrf_token(&grace.page("/developer/access-tokens").await);
+    let mut checked = 0;
     for (method, template) in guarded_routes(Admin) {
-        let path = fill(template, &others);
-        let response = send(&grace_browser, method, &path, Some(&grace_csrf)).await;
+        let path = fill(template, &world.others);
+        let response = send(grace, method, &path, Some(&grace_csrf)).await;
         assert_eq!(
             response.status(),
             StatusCode::FORBIDDEN,
@@ -273,28 +326,24 @@ async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
         checked += 1;
     }
     for (method, template) in page_routes(Person).filter(|(_, t)| t.contains("{id}")) {
-        let path = fill(template, &others);
-        let response = send(&grace_browser, method, &path, Some(&grace_csrf)).await;
+        let path = fill(template, &world.others);
+        let response = send(grace, method, &path, Some(&grace_csrf)).await;
         assert_eq!(
             response.status(),
             StatusCode::NOT_FOUND,
             "another's: {method} {path}"
         );
-        let own = fill(template, &ids);
+        let own = fill(template, &world.own);
         if method == "GET" {
-            assert_eq!(
-                grace_browser.get(&own).await.status(),
-                StatusCode::OK,
-                "own: {own}"
-            );
+            assert_eq!(grace.get(&own).await.status(), StatusCode::OK, "own: {own}");
         }
         checked += 2;
     }
     let tokens_url = format!("{}/api/v1/personal-access-tokens", app.address);
-    let response = api
-        .client
-        .delete(format!("{tokens_url}/{linus_token_id}"))
-        .bearer_auth(&grace_token)
+    let client = &app.api().client;
+    let response = client
+        .delete(format!("{tokens_url}/{}", world.others.token))
+        .bearer_auth(&world.grace_token)
         .send()
         .await
         .unwrap();
@@ -303,26 +352,28 @@ async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
         StatusCode::NOT_FOUND,
         "API: another's token"
     );
-    let listed = api
-        .client
+    let listed = client
         .get(&tokens_url)
-        .bearer_auth(&grace_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .bearer_auth(&world.grace_token)
+        .send();
+    let listed = listed.await.unwrap().text().await.unwrap();
     assert!(
         listed.contains("grace-ci") && !listed.contains("linus-ci"),
         "{listed}"
     );
     checked += 2;
+    assert_the_walk_changed_nothing(&app, &world).await;
+    println!("route walk (a user): {checked} refusals and admissions checked");
+}
 
-    // An admin: every admin page opens, with the security headers; the developer pages stay
-    // personal even for an admin.
+/// An admin: every admin page opens, with the security headers; the developer pages stay
+/// personal even for an admin.
+async fn an_admin_opens_every_admin_page_and_no_one_elses_developer_pages(app: TestApp) {
+    let world = the_walks_world(&app).await;
+    let admin = &world.admin;
+    let mut checked = 0;
     for (_, template) in page_routes(Admin).filter(|(m, _)| *m == "GET") {
-        let path = fill(template, &others);
+        let path = fill(template, &world.others);
         let response = admin.get(&path).await;
         let status = response.status();
         let expected_redirect = path == "/admin" || path == "/admin/members/link";
@@ -340,7 +391,7 @@ async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
     }
     for (method, template) in page_routes(Person).filter(|(m, t)| *m == "GET" && t.contains("{id}"))
     {
-        let path = fill(template, &others);
+        let path = fill(template, &world.others);
         assert_eq!(
             admin.get(&path).await.status(),
             StatusCode::NOT_FOUND,
@@ -348,72 +399,40 @@ async fn every_route_admits_only_what_its_guard_allows(app: TestApp) {
         );
         checked += 1;
     }
-
-    // Nothing the walk was refused changed anything.
-    for (user_id, name) in [(grace.id, "grace-ci"), (linus.id, "linus-ci")] {
-        let tokens = crate::helpers::stored_tokens(&app, user_id).await;
-        assert_eq!(
-            tokens.len(),
-            1,
-            "{name}: no token was created or regenerated"
-        );
-        assert!(tokens[0].revoked_at.is_none(), "{name} is not revoked");
-    }
-    let actions = app.audit_actions().await;
-    assert!(
-        !actions.iter().any(|a| a.starts_with("member.")
-            || a.starts_with("token.")
-            || a.starts_with("policy.")),
-        "{actions:?}"
-    );
+    assert_the_walk_changed_nothing(&app, &world).await;
     println!(
-        "route walk: {checked} refusals and admissions checked over {} routes",
+        "route walk (an admin): {checked} admissions checked over {} routes",
         ROUTES.len()
     );
 }
 
-async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
-    let admin = app.setup_admin().await;
-    let grace = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
-    let (admins_token_id, _) = app.token_for(1, "admins-own", &["tag:read"]).await;
-    let (graces_token_id, _) = app.token_for(grace.id, "grace-ci", &["tag:read"]).await;
-    let elsewhere = app.browser();
-    let foreign_csrf = csrf_token(&elsewhere.page("/sign-in").await);
-    let audit_before = app.audit_actions().await.len();
-    let mut refused = 0;
+/// Where a forged post goes: the developer pages act on Ada's own token, the admin pages on
+/// Grace's (and Grace is the member).
+fn forged_target(template: &str, adas_token: i64, graces_token: i64, grace: i64) -> String {
+    let developer = template.starts_with("/developer/");
+    let token = if developer { adas_token } else { graces_token };
+    let ids = Ids {
+        token,
+        member: grace,
+    };
+    fill(template, &ids)
+}
 
-    for (method, template, guard) in ROUTES {
-        if *method != "POST" || *guard == Token {
-            continue;
-        }
-        let ids = Ids {
-            token: if template.starts_with("/developer/") {
-                admins_token_id
-            } else {
-                graces_token_id
-            },
-            member: grace.id,
-        };
-        let path = fill(template, &ids);
-        for (how, csrf) in [
-            ("without a token", None),
-            ("with another session's token", Some(foreign_csrf.as_str())),
-            ("with an empty token", Some("")),
-        ] {
-            let status = send(&admin, method, &path, csrf).await.status();
-            assert_eq!(status, StatusCode::FORBIDDEN, "POST {path} {how}");
-            refused += 1;
-        }
-    }
+/// The trail grew by nothing, Ada and Grace each still hold one unrevoked token, and Ada is
+/// still signed in.
+async fn assert_no_forged_post_changed_anything(
+    app: &TestApp,
+    admin: &Browser,
+    grace: i64,
+    audit_before: usize,
+) {
     assert_eq!(
         app.audit_actions().await.len(),
         audit_before,
         "no refused form changed anything"
     );
-    for user_id in [1, grace.id] {
-        let tokens = crate::helpers::stored_tokens(&app, user_id).await;
+    for user_id in [1, grace] {
+        let tokens = crate::helpers::stored_tokens(app, user_id).await;
         assert!(tokens.iter().all(|t| t.revoked_at.is_none()));
         assert_eq!(tokens.len(), 1);
     }
@@ -424,6 +443,35 @@ async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
             .contains("Ada Lovelace"),
         "still signed in"
     );
+}
+
+async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (admins_token_id, _) = app.token_for(1, "admins-own", &["tag:read"]).await;
+    let (graces_token_id, _) = app.token_for(grace.id, "grace-ci", &["tag:read"]).await;
+    let foreign_csrf = csrf_token(&app.browser().page("/sign-in").await);
+    let audit_before = app.audit_actions().await.len();
+    let mut refused = 0;
+
+    for (method, template, guard) in ROUTES {
+        if *method != "POST" || *guard == Token {
+            continue;
+        }
+        let path = forged_target(template, admins_token_id, graces_token_id, grace.id);
+        for (how, csrf) in [
+            ("without a token", None),
+            ("with another session's token", Some(foreign_csrf.as_str())),
+            ("with an empty token", Some("")),
+        ] {
+            let status = send(&admin, method, &path, csrf).await.status();
+            assert_eq!(status, StatusCode::FORBIDDEN, "POST {path} {how}");
+            refused += 1;
+        }
+    }
+    assert_no_forged_post_changed_anything(&app, &admin, grace.id, audit_before).await;
 
     // The same form with its own token goes through: the refusals above were the CSRF check.
     let path = format!("/admin/access-tokens/{graces_token_id}/revoke");

@@ -12,7 +12,9 @@ backend_tests!(
     each_rejection_says_why_without_echoing_the_token,
     two_different_tokens_in_one_request_is_a_bad_request,
     scopes_are_limited_by_the_owners_role_at_this_moment,
-    the_api_lists_creates_and_revokes_tokens,
+    the_api_lists_tokens_without_secrets_to_a_token_that_may_read_them,
+    a_token_created_through_the_api_works_until_revoked_through_it,
+    the_api_finds_no_one_elses_token_and_no_unknown_route,
     api_bodies_are_validated_like_the_form,
     the_gateway_check_reads_the_original_uri,
     the_openapi_document_describes_the_api,
@@ -42,69 +44,67 @@ async fn a_token_works_in_each_of_the_four_ways(app: TestApp) {
     }
 }
 
+/// A 401 whose error, challenge and message say `reason`, and whose message does not repeat
+/// the `token` presented.
+async fn assert_refused_because(response: reqwest::Response, reason: &str, token: &str) {
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let (status, code, message) = api_error(response).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reason}");
+    assert_eq!(code, "invalid_token", "{reason}");
+    assert!(
+        challenge.starts_with("Bearer error=\"invalid_token\""),
+        "{reason}: {challenge}"
+    );
+    assert!(message.contains(reason), "{reason}: {message}");
+    // The part after the prefix, or a short token whole (its tail may be an ordinary word).
+    let echoed = if token.len() >= 10 {
+        &token[4..]
+    } else {
+        token
+    };
+    assert!(
+        echoed.is_empty() || !message.contains(echoed),
+        "the token was echoed: {message}"
+    );
+}
+
 async fn each_rejection_says_why_without_echoing_the_token(app: TestApp) {
     let user = app
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
     let api = app.api();
-    let check = |response: reqwest::Response, reason: &'static str, token: String| async move {
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let (status, code, message) = api_error(response).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{reason}");
-        assert_eq!(code, "invalid_token", "{reason}");
-        assert!(
-            challenge.starts_with("Bearer error=\"invalid_token\""),
-            "{reason}: {challenge}"
-        );
-        assert!(message.contains(reason), "{reason}: {message}");
-        assert!(
-            token.len() < 10 || !message.contains(&token[4..]),
-            "the token was echoed"
-        );
-    };
-
-    let missing = app
-        .api()
-        .client
-        .get(format!("{}/api/v1/me", app.address))
-        .send()
-        .await
-        .unwrap();
-    check(missing, "No token was presented", String::new()).await;
+    let missing = api.client.get(format!("{}/api/v1/me", app.address)).send();
+    assert_refused_because(missing.await.unwrap(), "No token was presented", "").await;
 
     let (id, good) = app.token_for(user.id, "ci", &["tag:read"]).await;
     let mut typo = good.clone().into_bytes();
     typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).unwrap();
-    check(api.me(&typo).await, "malformed", typo).await;
-    check(api.me("tdk_short").await, "malformed", "tdk_short".into()).await;
+    assert_refused_because(api.me(&typo).await, "malformed", &typo).await;
+    assert_refused_because(api.me("tdk_short").await, "malformed", "tdk_short").await;
 
-    let unknown = tokendesk::tokens::TokenSecret::generate()
-        .expose()
-        .to_owned();
-    check(api.me(&unknown).await, "not known", unknown).await;
+    let unknown = tokendesk::tokens::TokenSecret::generate();
+    let unknown = unknown.expose();
+    assert_refused_because(api.me(unknown).await, "not known", unknown).await;
 
     let expired = TokenTimes {
         expires_at: Some(days_ago(1)),
         ..TokenTimes::default()
     };
     app.set_token_times(id, expired).await;
-    check(api.me(&good).await, "expired", good.clone()).await;
+    assert_refused_because(api.me(&good).await, "expired", &good).await;
 
     let (_, second) = app.token_for(user.id, "second", &["tag:read"]).await;
     assert_eq!(api.me(&second).await.status(), StatusCode::OK);
     app.set_member(user.id, Role::User, false).await;
-    check(api.me(&second).await, "deactivated", second.clone()).await;
+    assert_refused_because(api.me(&second).await, "deactivated", &second).await;
     app.set_member(user.id, Role::User, true).await;
-    assert_eq!(
-        api.me(&second).await.status(),
-        StatusCode::OK,
-        "reactivated"
-    );
+    let reactivated = api.me(&second).await.status();
+    assert_eq!(reactivated, StatusCode::OK, "reactivated");
 
     let (third_id, third) = app.token_for(user.id, "third", &["tag:read"]).await;
     let revoked = TokenTimes {
@@ -112,7 +112,7 @@ async fn each_rejection_says_why_without_echoing_the_token(app: TestApp) {
         ..TokenTimes::default()
     };
     app.set_token_times(third_id, revoked).await;
-    check(api.me(&third).await, "revoked", third).await;
+    assert_refused_because(api.me(&third).await, "revoked", &third).await;
 }
 
 async fn two_different_tokens_in_one_request_is_a_bad_request(app: TestApp) {
@@ -199,44 +199,68 @@ async fn scopes_are_limited_by_the_owners_role_at_this_moment(app: TestApp) {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
 
-async fn the_api_lists_creates_and_revokes_tokens(app: TestApp) {
-    let (user, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+/// Grace, signed in, with a token that may only read licences and one that may manage her
+/// tokens: (her id, her browser, the reader, the manager).
+async fn grace_with_a_reader_and_a_manager(
+    app: &TestApp,
+) -> (i64, crate::helpers::Browser, String, String) {
+    let (user, browser) = user_and_browser(app, "grace@example.com", Role::User).await;
     let (_, reader) = app.token_for(user.id, "reader", &["license:read"]).await;
-    let (_, manager) = app
-        .token_for(
-            user.id,
-            "manager",
-            &[
-                "personalAccessToken:read",
-                "personalAccessToken:write",
-                "tag:read",
-            ],
-        )
-        .await;
-    let api = app.api();
-    let url = format!("{}/api/v1/personal-access-tokens", app.address);
+    let scopes = [
+        "personalAccessToken:read",
+        "personalAccessToken:write",
+        "tag:read",
+    ];
+    let (_, manager) = app.token_for(user.id, "manager", &scopes).await;
+    (user.id, browser, reader, manager)
+}
 
-    let (status, code, message) = api_error(
-        api.get("/personal-access-tokens", &reader, Presented::Bearer)
+/// `POST /api/v1/personal-access-tokens` with this JSON, presenting `token`.
+async fn create_through_the_api(
+    app: &TestApp,
+    token: &str,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    app.api()
+        .client
+        .post(format!("{}/api/v1/personal-access-tokens", app.address))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `DELETE /api/v1/personal-access-tokens/{target}`, presenting `token`.
+async fn revoke_through_the_api(app: &TestApp, token: &str, target: &str) -> reqwest::Response {
+    app.api()
+        .client
+        .delete(format!(
+            "{}/api/v1/personal-access-tokens/{target}",
+            app.address
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn the_api_lists_tokens_without_secrets_to_a_token_that_may_read_them(app: TestApp) {
+    let (_, _, reader, manager) = grace_with_a_reader_and_a_manager(&app).await;
+    let api = app.api();
+    let list = |token: &str| {
+        api.get("/personal-access-tokens", token, Presented::Bearer)
             .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    };
+
+    let (status, code, message) = api_error(list(&reader).await.unwrap()).await;
     assert_eq!(
         (status, code.as_str()),
         (StatusCode::FORBIDDEN, "insufficient_scope")
     );
     assert!(message.contains("personalAccessToken:read"));
 
-    let list: serde_json::Value = api
-        .get("/personal-access-tokens", &manager, Presented::Bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = list(&manager).await.unwrap().json().await.unwrap();
     assert_eq!(list["total"], 2);
     let names: Vec<&str> = list["tokens"]
         .as_array()
@@ -249,46 +273,29 @@ async fn the_api_lists_creates_and_revokes_tokens(app: TestApp) {
         !list.to_string().contains(&reader[4..]),
         "no secrets in the list"
     );
-    assert!(list["tokens"][0]["hint"]
-        .as_str()
-        .unwrap()
-        .starts_with("tdk_"));
+    let hint = list["tokens"][0]["hint"].as_str().unwrap();
+    assert!(hint.starts_with("tdk_"));
+}
 
-    let response = api
-        .client
-        .post(&url)
-        .bearer_auth(&manager)
-        .json(&serde_json::json!({"name": "from-api", "expires_in": "7", "scopes": ["tag:read"]}))
-        .send()
-        .await
-        .unwrap();
+async fn a_token_created_through_the_api_works_until_revoked_through_it(app: TestApp) {
+    let (_, browser, _, manager) = grace_with_a_reader_and_a_manager(&app).await;
+    let api = app.api();
+    let body = serde_json::json!({"name": "from-api", "expires_in": "7", "scopes": ["tag:read"]});
+    let response = create_through_the_api(&app, &manager, body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let created: serde_json::Value = response.json().await.unwrap();
     let secret = created["secret"].as_str().unwrap().to_owned();
     assert_eq!(created["token"]["name"], "from-api");
-    assert!(created["token"]["expires_at"]
-        .as_str()
-        .unwrap()
-        .ends_with('Z'));
+    let expires_at = created["token"]["expires_at"].as_str().unwrap();
+    assert!(expires_at.ends_with('Z'));
     let me: serde_json::Value = api.me(&secret).await.json().await.unwrap();
     assert_eq!(me["token"]["name"], "from-api");
-    assert!(
-        browser
-            .page("/developer/access-tokens")
-            .await
-            .contains("from-api"),
-        "the page lists it"
-    );
+    let page = browser.page("/developer/access-tokens").await;
+    assert!(page.contains("from-api"), "the page lists it");
 
     // Revoke through the API: refused on the next request.
-    let id = created["token"]["id"].as_i64().unwrap();
-    let response = api
-        .client
-        .delete(format!("{url}/{id}"))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
+    let id = created["token"]["id"].as_i64().unwrap().to_string();
+    let response = revoke_through_the_api(&app, &manager, &id).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let (status, _, message) = api_error(api.me(&secret).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -298,20 +305,16 @@ async fn the_api_lists_creates_and_revokes_tokens(app: TestApp) {
         actions.contains(&"token.created".to_owned())
             && actions.contains(&"token.revoked".to_owned())
     );
+}
 
-    // Someone else's token, or no token at all, is not found.
+async fn the_api_finds_no_one_elses_token_and_no_unknown_route(app: TestApp) {
+    let (_, _, _, manager) = grace_with_a_reader_and_a_manager(&app).await;
     let other = app
         .create_user("mallory@example.com", "mallory-password", Role::Admin)
         .await;
     let (other_id, _) = app.token_for(other.id, "theirs", &["tag:read"]).await;
     for target in [other_id.to_string(), "999999".into(), "abc".into()] {
-        let response = api
-            .client
-            .delete(format!("{url}/{target}"))
-            .bearer_auth(&manager)
-            .send()
-            .await
-            .unwrap();
+        let response = revoke_through_the_api(&app, &manager, &target).await;
         let (status, code, _) = api_error(response).await;
         assert_eq!(
             (status, code.as_str()),
@@ -320,7 +323,8 @@ async fn the_api_lists_creates_and_revokes_tokens(app: TestApp) {
         );
     }
     assert!(stored_tokens(&app, other.id).await[0].revoked_at.is_none());
-    let response = api
+    let response = app
+        .api()
         .client
         .get(format!("{}/api/v1/nope", app.address))
         .send()
@@ -333,73 +337,43 @@ async fn api_bodies_are_validated_like_the_form(app: TestApp) {
     let user = app
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
-    let (_, manager) = app
-        .token_for(
-            user.id,
-            "manager",
-            &["personalAccessToken:write", "tag:read"],
-        )
-        .await;
-    let api = app.api();
-    let url = format!("{}/api/v1/personal-access-tokens", app.address);
-    let post = |body: serde_json::Value| {
-        api.client
-            .post(&url)
-            .bearer_auth(&manager)
-            .json(&body)
-            .send()
-    };
+    let scopes = ["personalAccessToken:write", "tag:read"];
+    let (_, manager) = app.token_for(user.id, "manager", &scopes).await;
+    let post = |body| create_through_the_api(&app, &manager, body);
 
-    let response = post(serde_json::json!({})).await.unwrap();
+    let response = post(serde_json::json!({})).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "validation_failed");
     assert_eq!(body["fields"]["name"], "Enter a name.");
     assert_eq!(body["fields"]["scopes"], "Choose at least one scope.");
 
-    let body: serde_json::Value =
-        post(serde_json::json!({"name": "x", "expires_in": "30", "scopes": ["license:write"]}))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let beyond_the_role =
+        serde_json::json!({"name": "x", "expires_in": "30", "scopes": ["license:write"]});
+    let body: serde_json::Value = post(beyond_the_role).await.json().await.unwrap();
     assert_eq!(
         body["fields"]["scopes"],
         "Your role (user) does not allow: license:write."
     );
 
-    let body: serde_json::Value =
-        post(serde_json::json!({"name": "manager", "expires_in": "30", "scopes": ["tag:read"]}))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-    assert!(body["fields"]["name"]
-        .as_str()
-        .unwrap()
-        .contains("already have an active token"));
+    let taken = serde_json::json!({"name": "manager", "expires_in": "30", "scopes": ["tag:read"]});
+    let body: serde_json::Value = post(taken).await.json().await.unwrap();
+    let message = body["fields"]["name"].as_str().unwrap();
+    assert!(message.contains("already have an active token"));
 
-    let response = api
-        .client
-        .post(&url)
-        .bearer_auth(&manager)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let raw = |body: String| {
+        app.api()
+            .client
+            .post(format!("{}/api/v1/personal-access-tokens", app.address))
+            .bearer_auth(&manager)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let response = raw("{not json".into()).await.unwrap();
     assert_eq!(api_error(response).await.1, "invalid_request");
-    let response = api
-        .client
-        .post(&url)
-        .bearer_auth(&manager)
-        .header("content-type", "application/json")
-        .body(format!("{{\"name\": \"{}\"}}", "x".repeat(100_000)))
-        .send()
-        .await
-        .unwrap();
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(100_000));
+    let response = raw(huge).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
         stored_tokens(&app, user.id).await.len(),

@@ -6,6 +6,7 @@ use diesel::RunQueryDsl;
 use diesel_migrations::{FileBasedMigrations, MigrationHarness};
 use reqwest::StatusCode;
 use tokendesk::db::{AnyConnection, DatabaseUrl};
+use tokendesk::tokens::TokenSecret;
 
 use crate::backend_tests;
 use crate::helpers::{location, Backend, EmptyDatabase, Presented, TestApp};
@@ -42,18 +43,18 @@ fn migrate_until(conn: &mut AnyConnection, backend: Backend, last: &str) {
     }
 }
 
-async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(app: TestApp) {
-    let backend = app.backend();
-    drop(app);
+/// A database as the release before the fixes left it: its migrations only, then (in its own
+/// SQL, as today's code writes today's schema) an admin whose domain it kept in Unicode, a
+/// token, and an audit event. Returns the database and the token.
+fn a_database_from_the_older_release(backend: Backend) -> (EmptyDatabase, TokenSecret) {
     let database = EmptyDatabase::new(backend);
     let mut conn = DatabaseUrl::parse(&database.url)
         .unwrap()
         .connect()
         .unwrap();
     migrate_until(&mut conn, backend, BEFORE);
-    // What the older release stored: an admin whose domain it kept in Unicode, a token.
     let hash = tokendesk::domain::hash_password("kims-old-password").unwrap();
-    let token = tokendesk::tokens::TokenSecret::generate();
+    let token = TokenSecret::generate();
     let statements = [
         format!(
             "INSERT INTO users (email, display_name, password_hash, role, is_active, created_at, \
@@ -73,15 +74,17 @@ async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(a
     for sql in statements {
         diesel::sql_query(sql).execute(&mut conn).unwrap();
     }
-    drop(conn);
+    (database, token)
+}
+
+async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let (database, token) = a_database_from_the_older_release(backend);
 
     let app = TestApp::spawn_on(database, |_| {}).await;
-    let me = app
-        .api()
-        .get("/me", token.expose(), Presented::Bearer)
-        .send()
-        .await
-        .unwrap();
+    let me = app.api().get("/me", token.expose(), Presented::Bearer);
+    let me = me.send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK, "the old token still works");
     let browser = app.browser();
     let signed_in = browser

@@ -169,14 +169,9 @@ impl Writer {
     }
 }
 
-async fn writers_and_readers_side_by_side(app: TestApp) {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    // Readers present revoked tokens on purpose, all from 127.0.0.1: no 429 for them here.
-    let server =
-        ServerProcess::start(&app.database_url, &[("TOKENDESK_TOKEN_FAILURE_LIMIT", "0")]).await;
-    let api = format!("{}/api/v1", server.address);
-    let http = client();
-
+/// `WRITERS` people, each signed in at `server` with a token that manages tokens; returns them
+/// as writers, and two live tokens of each for the readers.
+async fn sign_up_writers(app: &TestApp, server: &ServerProcess) -> (Vec<Writer>, Vec<String>) {
     let mut writers = Vec::new();
     let mut live = Vec::new();
     for k in 0..WRITERS {
@@ -184,32 +179,73 @@ async fn writers_and_readers_side_by_side(app: TestApp) {
         let user = app
             .create_user(&email, "writer-password-1", Role::User)
             .await;
-        let (_, manager) = app
-            .token_for(
-                user.id,
-                "manager",
-                &["personalAccessToken:write", "tag:read"],
-            )
-            .await;
+        let scopes = ["personalAccessToken:write", "tag:read"];
+        let (_, manager) = app.token_for(user.id, "manager", &scopes).await;
         for n in 0..2 {
-            live.push(
-                app.token_for(user.id, &format!("live {n}"), &["tag:read"])
-                    .await
-                    .1,
-            );
+            let (_, secret) = app
+                .token_for(user.id, &format!("live {n}"), &["tag:read"])
+                .await;
+            live.push(secret);
         }
         let mut browser = app.browser();
         browser.address = server.address.clone();
         let response = browser.sign_in(&email, "writer-password-1").await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} signs in");
         let csrf = csrf_token(&browser.page("/developer/access-tokens").await);
+        let api = format!("{}/api/v1", server.address);
         writers.push(Writer {
             browser,
             csrf,
             manager,
-            api: api.clone(),
+            api,
         });
     }
+    (writers, live)
+}
+
+/// A reader until `deadline`: checks live tokens, and one time in eight a secret already
+/// revoked or replaced, which must be refused.
+async fn read_until(
+    deadline: Instant,
+    http: reqwest::Client,
+    api: String,
+    live: Arc<Vec<String>>,
+    tally: Arc<Tally>,
+) {
+    let mut latencies = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        n += 1;
+        let revoked = n
+            .is_multiple_of(8)
+            .then(|| {
+                let revoked = tally.revoked.lock().unwrap();
+                revoked.choose(&mut rand::rng()).cloned()
+            })
+            .flatten();
+        let (secret, want) = match revoked {
+            Some(secret) => (secret, StatusCode::UNAUTHORIZED),
+            None => (
+                live.choose(&mut rand::rng()).unwrap().clone(),
+                StatusCode::OK,
+            ),
+        };
+        let sent = Instant::now();
+        let got = status_of(http.get(format!("{api}/me")).bearer_auth(&secret)).await;
+        latencies.push(sent.elapsed());
+        let _ = tally.expect("read", got, want);
+    }
+    tally.read_latencies.lock().unwrap().extend(latencies);
+}
+
+async fn writers_and_readers_side_by_side(app: TestApp) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    // Readers present revoked tokens on purpose, all from 127.0.0.1: no 429 for them here.
+    let server =
+        ServerProcess::start(&app.database_url, &[("TOKENDESK_TOKEN_FAILURE_LIMIT", "0")]).await;
+    let api = format!("{}/api/v1", server.address);
+    let http = client();
+    let (writers, live) = sign_up_writers(&app, &server).await;
 
     let tally = Arc::new(Tally::default());
     let live = Arc::new(live);
@@ -228,50 +264,32 @@ async fn writers_and_readers_side_by_side(app: TestApp) {
         }));
     }
     for _ in 0..READERS {
-        let (http, tally, live, api) = (http.clone(), tally.clone(), live.clone(), api.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                n += 1;
-                // One request in eight presents a secret already revoked or replaced.
-                let revoked = n
-                    .is_multiple_of(8)
-                    .then(|| {
-                        tally
-                            .revoked
-                            .lock()
-                            .unwrap()
-                            .choose(&mut rand::rng())
-                            .cloned()
-                    })
-                    .flatten();
-                let (secret, want) = match revoked {
-                    Some(secret) => (secret, StatusCode::UNAUTHORIZED),
-                    None => (
-                        live.choose(&mut rand::rng()).unwrap().clone(),
-                        StatusCode::OK,
-                    ),
-                };
-                let sent = Instant::now();
-                let got = status_of(http.get(format!("{api}/me")).bearer_auth(&secret)).await;
-                latencies.push(sent.elapsed());
-                let _ = tally.expect("read", got, want);
-            }
-            tally.read_latencies.lock().unwrap().extend(latencies);
-        }));
+        let reader = read_until(
+            deadline,
+            http.clone(),
+            api.clone(),
+            live.clone(),
+            tally.clone(),
+        );
+        tasks.push(tokio::spawn(reader));
     }
     for task in tasks {
         task.await.unwrap();
     }
 
+    report_and_check(&tally, app.backend(), duration);
+}
+
+/// Prints the figures; fails on any error, a writer that never finished a cycle, or starved
+/// readers.
+fn report_and_check(tally: &Tally, backend: crate::helpers::Backend, duration: Duration) {
     let errors = tally.errors.lock().unwrap();
     let mut latencies = std::mem::take(&mut *tally.read_latencies.lock().unwrap());
     let requests = tally.requests.load(Ordering::Relaxed);
     let reads = latencies.len();
     println!(
         "concurrency ({:?}, {} s, {WRITERS} writers + {READERS} readers): {requests} requests, {} create-regenerate-revoke cycles, {reads} token checks (p50 {:.1} ms, p99 {:.1} ms), {} expected 401s, {} errors",
-        app.backend(),
+        backend,
         duration.as_secs(),
         tally.cycles.load(Ordering::Relaxed),
         percentile(&mut latencies, 0.5),

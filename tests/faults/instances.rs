@@ -9,90 +9,119 @@ use crate::helpers::{Backend, TestApp};
 use crate::server::ServerProcess;
 use crate::{client, ONE_AT_A_TIME};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_agree_on_revocation_and_last_used() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+/// No verified-token cache: each instance asks the database on every request; Last used is
+/// written only when an instance stops.
+const UNCACHED: [(&str, &str); 2] = [
+    ("TOKENDESK_AUTH_CACHE_MS", "0"),
+    ("TOKENDESK_LAST_USED_FLUSH_SECS", "3600"),
+];
+
+/// Grace on a fresh PostgreSQL database with a token that manages tokens and one named `ci`.
+struct Deployment {
+    app: TestApp,
+    user_id: i64,
+    manager: String,
+    ci_id: i64,
+    ci: String,
+}
+
+async fn a_deployment_on_postgres() -> Deployment {
     let app = TestApp::spawn(Backend::Postgres).await;
     let user = app
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
-    let (_, manager) = app
-        .token_for(
-            user.id,
-            "manager",
-            &["personalAccessToken:write", "tag:read"],
-        )
-        .await;
-    let (id, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
-    // No verified-token cache: each instance asks the database on every request.
-    let uncached = [
-        ("TOKENDESK_AUTH_CACHE_MS", "0"),
-        ("TOKENDESK_LAST_USED_FLUSH_SECS", "3600"),
-    ];
-    let a = ServerProcess::start(&app.database_url, &uncached).await;
-    let b = ServerProcess::start(&app.database_url, &uncached).await;
-    let http = client();
-    let me = |server: &ServerProcess, secret: &str| {
-        http.get(format!("{}/api/v1/me", server.address))
-            .bearer_auth(secret)
-            .send()
-    };
+    let scopes = ["personalAccessToken:write", "tag:read"];
+    let (_, manager) = app.token_for(user.id, "manager", &scopes).await;
+    let (ci_id, ci) = app.token_for(user.id, "ci", &["tag:read"]).await;
+    Deployment {
+        app,
+        user_id: user.id,
+        manager,
+        ci_id,
+        ci,
+    }
+}
 
-    // Last used: B sees the token first, A later; B writes last (its shutdown flush), and the
-    // stored time is still A's later one.
-    assert_eq!(me(&b, &token).await.unwrap().status(), StatusCode::OK);
+/// The status `GET /api/v1/me` answers on `server` for `secret`.
+async fn me(server: &ServerProcess, secret: &str) -> StatusCode {
+    let url = format!("{}/api/v1/me", server.address);
+    let response = client().get(url).bearer_auth(secret).send().await;
+    response.unwrap().status()
+}
+
+/// Revokes token `id` through `server`'s API, presenting `manager`.
+async fn revoke_through(server: &ServerProcess, manager: &str, id: i64) -> StatusCode {
+    let url = format!("{}/api/v1/personal-access-tokens/{id}", server.address);
+    let response = client().delete(url).bearer_auth(manager).send().await;
+    response.unwrap().status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_keep_the_later_last_used() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let deployment = a_deployment_on_postgres().await;
+    let url = &deployment.app.database_url;
+    let a = ServerProcess::start(url, &UNCACHED).await;
+    let b = ServerProcess::start(url, &UNCACHED).await;
+
+    // B sees the token first, A later; B writes last (its shutdown flush), and the stored time
+    // is still A's later one.
+    assert_eq!(me(&b, &deployment.ci).await, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let before_a = chrono::Utc::now().naive_utc();
-    assert_eq!(me(&a, &token).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(me(&a, &deployment.ci).await, StatusCode::OK);
     let (status, a) = a.terminate().await;
     assert!(status.success());
     let (status, b) = b.terminate().await;
     assert!(status.success());
     drop((a, b));
-    let last_used = app.last_used_at(id).await.expect("written by the flushes");
+    let last_used = deployment.app.last_used_at(deployment.ci_id).await;
+    let last_used = last_used.expect("written by the flushes");
     // Stored with microsecond precision on PostgreSQL.
     assert!(
         last_used >= before_a - chrono::Duration::microseconds(1),
         "the later use wins: stored {last_used}, A's use after {before_a}"
     );
+    println!("two instances on one PostgreSQL: the later Last used kept ({last_used})");
+}
 
-    // Revocation: revoked through A, refused by B on its very next request.
-    let a = ServerProcess::start(&app.database_url, &uncached).await;
-    let b = ServerProcess::start(&app.database_url, &uncached).await;
-    assert_eq!(me(&b, &token).await.unwrap().status(), StatusCode::OK);
-    let revoke = http
-        .delete(format!("{}/api/v1/personal-access-tokens/{id}", a.address))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_through_one_instance_is_refused_by_the_other_at_once() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let deployment = a_deployment_on_postgres().await;
+    let url = &deployment.app.database_url;
+    let a = ServerProcess::start(url, &UNCACHED).await;
+    let b = ServerProcess::start(url, &UNCACHED).await;
+    assert_eq!(me(&b, &deployment.ci).await, StatusCode::OK);
+    let revoked = revoke_through(&a, &deployment.manager, deployment.ci_id).await;
+    assert_eq!(revoked, StatusCode::NO_CONTENT);
     assert_eq!(
-        me(&b, &token).await.unwrap().status(),
+        me(&b, &deployment.ci).await,
         StatusCode::UNAUTHORIZED,
         "B refuses at once"
     );
+}
 
-    // With the default 1 s cache, B may serve a token it verified for up to a second more.
-    let (cached_id, cached) = app.token_for(user.id, "cached", &["tag:read"]).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_default_cache_another_instance_refuses_a_revoked_token_within_a_second() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let deployment = a_deployment_on_postgres().await;
+    let app = &deployment.app;
+    let (cached_id, cached) = app
+        .token_for(deployment.user_id, "cached", &["tag:read"])
+        .await;
+    let a = ServerProcess::start(&app.database_url, &UNCACHED).await;
+    // The default 1 s cache: C may serve a token it verified for up to a second more.
     let c = ServerProcess::start(&app.database_url, &[]).await;
-    assert_eq!(me(&c, &cached).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(me(&c, &cached).await, StatusCode::OK);
     // The change is made between sending the revoke and its answer; judge from the sending.
     let revoke_sent = Instant::now();
-    let revoke = http
-        .delete(format!(
-            "{}/api/v1/personal-access-tokens/{cached_id}",
-            a.address
-        ))
-        .bearer_auth(&manager)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    let revoked = revoke_through(&a, &deployment.manager, cached_id).await;
+    assert_eq!(revoked, StatusCode::NO_CONTENT);
     let mut last_accepted = Duration::ZERO;
     let refused_after = loop {
         let sent = revoke_sent.elapsed();
-        match me(&c, &cached).await.unwrap().status() {
+        match me(&c, &cached).await {
             StatusCode::UNAUTHORIZED => break sent,
             StatusCode::OK => last_accepted = sent,
             other => panic!("{other} from C"),
@@ -108,7 +137,7 @@ async fn two_instances_agree_on_revocation_and_last_used() {
         "accepted {last_accepted:?} after the revoke"
     );
     println!(
-        "two instances on one PostgreSQL: the later Last used kept ({last_used}); a revoke through one refused by the other on its next request (cache off); with the default 1 s cache last accepted {} ms after the revoke, refused from {} ms",
+        "two instances on one PostgreSQL, default 1 s cache: last accepted {} ms after the revoke, refused from {} ms",
         last_accepted.as_millis(),
         refused_after.as_millis()
     );

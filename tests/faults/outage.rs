@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -137,141 +138,188 @@ struct Sample {
     status: Result<StatusCode, String>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_database_gives_fast_503s_and_tokendesk_recovers_alone() {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let postgres = tokio::task::spawn_blocking(|| {
-        let postgres = PrivatePostgres::init();
-        postgres.start();
-        postgres
-    })
-    .await
-    .unwrap();
-    let server =
-        ServerProcess::start(&postgres.url(), &[("TOKENDESK_TOKEN_FAILURE_LIMIT", "0")]).await;
+impl PrivatePostgres {
+    /// Initialised and started, off the async runtime.
+    async fn started() -> Self {
+        let postgres = tokio::task::spawn_blocking(|| {
+            let postgres = PrivatePostgres::init();
+            postgres.start();
+            postgres
+        });
+        postgres.await.unwrap()
+    }
 
-    // The server migrated the database; one member and a token per client.
-    let db = Db::connect(DatabaseUrl::parse(&postgres.url()).unwrap(), 1).unwrap();
-    let tokens = db
-        .run(|conn| {
-            let email = tokendesk::domain::Email::parse("grace@example.com").unwrap();
-            let user = tokendesk::users::create(
-                conn,
-                tokendesk::users::NewUser {
-                    email: &email,
-                    display_name: "Grace",
-                    password_hash: None,
-                    role: Role::User,
-                },
-            )
-            .unwrap();
-            Ok((0..CLIENTS)
-                .map(|n| {
-                    let request = TokenRequest {
-                        name: format!("client {n}"),
-                        expiry: Expiry::Never,
-                        scopes: ScopeSet::parse(["tag:read"]).unwrap(),
-                    };
-                    let created =
-                        tokendesk::tokens::store::create(conn, user.id, &request).unwrap();
-                    created.secret.expose().to_owned()
-                })
-                .collect::<Vec<_>>())
-        })
-        .await
+    /// Runs `change` (start or stop) off the async runtime.
+    async fn change(self, change: fn(&PrivatePostgres)) -> Self {
+        let postgres = tokio::task::spawn_blocking(move || {
+            change(&self);
+            self
+        });
+        postgres.await.unwrap()
+    }
+}
+
+/// Grace, with one token per client, straight into the database the server migrated.
+async fn one_token_per_client(database_url: &str) -> Vec<String> {
+    let db = Db::connect(DatabaseUrl::parse(database_url).unwrap(), 1).unwrap();
+    db.run(|conn| {
+        let email = tokendesk::domain::Email::parse("grace@example.com").unwrap();
+        let user = tokendesk::users::create(
+            conn,
+            tokendesk::users::NewUser {
+                email: &email,
+                display_name: "Grace",
+                password_hash: None,
+                role: Role::User,
+            },
+        )
         .unwrap();
-    drop(db);
-
-    let http = client();
-    let samples: Arc<Mutex<Vec<Sample>>> = Default::default();
-    let stop_load = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load: Vec<_> = tokens
-        .into_iter()
-        .map(|token| {
-            let (http, samples, stop_load) = (http.clone(), samples.clone(), stop_load.clone());
-            let url = format!("{}/api/v1/me", server.address);
-            tokio::spawn(async move {
-                while !stop_load.load(std::sync::atomic::Ordering::Relaxed) {
-                    let sent = Instant::now();
-                    let status = http
-                        .get(&url)
-                        .bearer_auth(&token)
-                        .send()
-                        .await
-                        .map(|r| r.status())
-                        .map_err(|e| e.to_string());
-                    let sample = Sample {
-                        sent,
-                        took: sent.elapsed(),
-                        status,
-                    };
-                    samples.lock().unwrap().push(sample);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
+        Ok((0..CLIENTS)
+            .map(|n| {
+                let request = TokenRequest {
+                    name: format!("client {n}"),
+                    expiry: Expiry::Never,
+                    scopes: ScopeSet::parse(["tag:read"]).unwrap(),
+                };
+                let created = tokendesk::tokens::store::create(conn, user.id, &request).unwrap();
+                created.secret.expose().to_owned()
             })
-        })
-        .collect();
-    let readyz = || {
-        let http = http.clone();
-        let url = format!("{}/readyz", server.address);
-        async move {
-            let sent = Instant::now();
-            let status = http.get(&url).send().await.unwrap().status();
-            (status, sent.elapsed())
+            .collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
+
+/// One client per token calling `/api/v1/me` every 5 ms, each answer a [`Sample`].
+struct Load {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(http: &reqwest::Client, address: &str, tokens: Vec<String>) -> Self {
+        let samples: Arc<Mutex<Vec<Sample>>> = Default::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = tokens
+            .into_iter()
+            .map(|token| {
+                let (http, samples, stop) = (http.clone(), samples.clone(), stop.clone());
+                let url = format!("{address}/api/v1/me");
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let sent = Instant::now();
+                        let status = http.get(&url).bearer_auth(&token).send().await;
+                        let status = status.map(|r| r.status()).map_err(|e| e.to_string());
+                        let took = sent.elapsed();
+                        samples.lock().unwrap().push(Sample { sent, took, status });
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+            })
+            .collect();
+        Load {
+            samples,
+            stop,
+            tasks,
         }
-    };
+    }
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let stopping = Instant::now();
-    let postgres = tokio::task::spawn_blocking(move || {
-        postgres.stop();
-        postgres
-    })
-    .await
-    .unwrap();
-    let stopped = Instant::now();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (ready_in_outage, readyz_took) = readyz().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    async fn stop(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        let samples = std::mem::take(&mut *self.samples.lock().unwrap());
+        samples
+    }
+}
 
-    let starting = Instant::now();
-    let postgres = tokio::task::spawn_blocking(move || {
-        postgres.start();
-        postgres
-    })
-    .await
-    .unwrap();
-    let recovered = loop {
-        if readyz().await.0 == StatusCode::OK {
-            break starting.elapsed();
+/// What `/readyz` answers, and how long it took.
+async fn readyz(http: &reqwest::Client, address: &str) -> (StatusCode, Duration) {
+    let sent = Instant::now();
+    let status = http.get(format!("{address}/readyz")).send().await;
+    (status.unwrap().status(), sent.elapsed())
+}
+
+/// How long after `since` `/readyz` first answers 200 (at most 15 s).
+async fn ready_again_after(http: &reqwest::Client, address: &str, since: Instant) -> Duration {
+    loop {
+        if readyz(http, address).await.0 == StatusCode::OK {
+            return since.elapsed();
         }
         assert!(
-            starting.elapsed() < Duration::from_secs(15),
+            since.elapsed() < Duration::from_secs(15),
             "not ready 15 s after PostgreSQL came back"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+}
+
+/// When the outage began and ended, as the test saw it.
+struct Timeline {
+    stopping: Instant,
+    stopped: Instant,
+    starting: Instant,
+    ready_again: Instant,
+    /// What `/readyz` answered in the outage, and how fast.
+    ready_in_outage: (StatusCode, Duration),
+    /// From starting PostgreSQL until `/readyz` said 200.
+    recovered: Duration,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_database_gives_fast_503s_and_tokendesk_recovers_alone() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let postgres = PrivatePostgres::started().await;
+    let server =
+        ServerProcess::start(&postgres.url(), &[("TOKENDESK_TOKEN_FAILURE_LIMIT", "0")]).await;
+    let tokens = one_token_per_client(&postgres.url()).await;
+    let http = client();
+    let address = server.address.as_str();
+    let load = Load::start(&http, address, tokens);
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stopping = Instant::now();
+    let postgres = postgres.change(PrivatePostgres::stop).await;
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ready_in_outage = readyz(&http, address).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let starting = Instant::now();
+    let postgres = postgres.change(PrivatePostgres::start).await;
+    let recovered = ready_again_after(&http, address, starting).await;
     let ready_again = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop_load.store(true, std::sync::atomic::Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
+    let samples = load.stop().await;
     drop(postgres);
+    let timeline = Timeline {
+        stopping,
+        stopped,
+        starting,
+        ready_again,
+        ready_in_outage,
+        recovered,
+    };
+    report_and_check(&samples, &timeline);
+}
 
-    let samples = std::mem::take(&mut *samples.lock().unwrap());
+/// Sorts the samples into before, during and after the outage, prints the figures, and checks
+/// them: 200s before, only fast 503s (or a cached 200) during, 200s after, nothing dropped.
+fn report_and_check(samples: &[Sample], t: &Timeline) {
     let answered_before = |s: &Sample, at: Instant| s.sent + s.took < at;
     let before: Vec<_> = samples
         .iter()
-        .filter(|s| answered_before(s, stopping))
+        .filter(|s| answered_before(s, t.stopping))
         .collect();
     let outage: Vec<_> = samples
         .iter()
-        .filter(|s| s.sent >= stopped && answered_before(s, starting))
+        .filter(|s| s.sent >= t.stopped && answered_before(s, t.starting))
         .collect();
     let after: Vec<_> = samples
         .iter()
-        .filter(|s| s.sent >= ready_again + Duration::from_millis(100))
+        .filter(|s| s.sent >= t.ready_again + Duration::from_millis(100))
         .collect();
     let count = |set: &[&Sample], status: StatusCode| {
         set.iter()
@@ -285,9 +333,10 @@ async fn a_stopped_database_gives_fast_503s_and_tokendesk_recovers_alone() {
     let mut outage_latencies: Vec<_> = outage.iter().map(|s| s.took).collect();
     let outage_503 = count(&outage, StatusCode::SERVICE_UNAVAILABLE);
     let outage_max = outage_latencies.iter().max().copied().unwrap_or_default();
+    let (ready_in_outage, readyz_took) = t.ready_in_outage;
     println!(
         "database outage (PostgreSQL stopped {} ms under {CLIENTS} clients): before, {} of {} answered 200; during, {} requests, {} answered 503 (p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms), the rest 200 from the 1 s cache; /readyz said {} in {} ms; ready again {} ms after PostgreSQL started; after, {} of {} answered 200; {} transport errors",
-        (starting - stopped).as_millis(),
+        (t.starting - t.stopped).as_millis(),
         count(&before, StatusCode::OK),
         before.len(),
         outage.len(),
@@ -297,7 +346,7 @@ async fn a_stopped_database_gives_fast_503s_and_tokendesk_recovers_alone() {
         outage_max.as_secs_f64() * 1000.0,
         ready_in_outage.as_u16(),
         readyz_took.as_millis(),
-        recovered.as_millis(),
+        t.recovered.as_millis(),
         count(&after, StatusCode::OK),
         after.len(),
         transport_errors.len()

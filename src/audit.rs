@@ -24,6 +24,17 @@ pub enum Action {
     PolicyChanged,
 }
 
+/// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
+/// Worked out from the name, so a new action reads well without a table to keep up.
+pub fn action_label(stored: &str) -> String {
+    let words = stored.replace(['.', '_'], " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 impl Action {
     pub fn as_str(self) -> &'static str {
         match self {

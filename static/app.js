@@ -33,13 +33,45 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
-  // Show the custom date field only when "Custom date" is chosen.
+  // Show the custom date field only when "Custom date" is chosen, and say where the chosen
+  // expiry leads (each option carries its own text in data-preview).
   const expiry = document.getElementById("expires_in");
   const custom = document.getElementById("custom-date-field");
+  const preview = document.getElementById("expiry-preview");
   if (expiry && custom) {
-    const sync = () => { custom.hidden = expiry.value !== "custom"; };
+    const sync = () => {
+      custom.hidden = expiry.value !== "custom";
+      const option = expiry.selectedOptions[0];
+      if (preview && option) {
+        preview.textContent = option.dataset.preview || "";
+        const warning = option.hasAttribute("data-warning");
+        preview.className = "expiry-preview " + (warning ? "alert alert-warning" : "help");
+      }
+    };
     expiry.addEventListener("change", sync);
     sync();
+  }
+
+  // Times marked data-local read in the viewer's time zone; the UTC time stays in the title.
+  const local = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  for (const time of document.querySelectorAll("time[data-local][datetime]")) {
+    const at = new Date(time.getAttribute("datetime"));
+    if (!Number.isNaN(at.getTime())) time.textContent = local.format(at);
+  }
+
+  // After a refused form, take keyboard and screen-reader users to the list of what is wrong.
+  const summary = document.querySelector("[data-focus-on-load]");
+  if (summary) summary.focus();
+
+  // On a narrow screen the navigation folds behind the Menu button (see app.css).
+  const toggle = document.querySelector(".nav-toggle");
+  const nav = document.getElementById("sidenav");
+  if (toggle && nav) {
+    document.documentElement.classList.add("js-nav");
+    toggle.addEventListener("click", () => {
+      const open = nav.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", String(open));
+    });
   }
 
   // Close the account menu when clicking elsewhere or pressing Escape.

@@ -13,9 +13,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("domain", 0),
     ("db", 0),
     ("clock", 0),
-    ("config", 0),
     ("telemetry", 0),
     ("http", 0),
+    // Settings: which clock the server reads is one of them.
+    ("config", 1),
     // Stores: rows and the queries that load and change them.
     ("users", 1),
     ("audit", 1),

@@ -29,6 +29,7 @@ diesel::table! {
         last_used_ip -> Nullable<Text>,
         revoked_at -> Nullable<Timestamp>,
         revoked_by -> Nullable<BigInt>,
+        regenerated_at -> Nullable<Timestamp>,
     }
 }
 

@@ -18,4 +18,4 @@ pub use policy::Policy;
 pub use role::Role;
 pub use scope::{Scope, ScopeInfo, ScopeSet, CATALOGUE};
 pub use secret::{sha256_hex, Secret};
-pub use token_request::{parse_expiry, TokenRequest, TokenRequestInput};
+pub use token_request::{custom_date_range, parse_expiry, TokenRequest, TokenRequestInput};

@@ -115,9 +115,7 @@ pub fn parse_expiry(
     }
     let expiry = parse_custom_date(custom_date, now).map_err(|m| ("expires_on", m))?;
     if let (Some(max), false) = (policy.max_lifetime_days, policy.allows(expiry, now)) {
-        // The token works to the end of its day, so the last day allowed is the one whose end
-        // is still within the maximum.
-        let last = (now + Duration::days(max) - Duration::seconds(END_OF_DAY_SECS)).date();
+        let (_, last) = custom_date_range(now, policy);
         let message = if last > now.date() {
             format!(
                 "Choose {last} or earlier: a token works until the end of its day (UTC), \
@@ -132,6 +130,18 @@ pub fn parse_expiry(
         return Err(("expires_on", message));
     }
     Ok(expiry)
+}
+
+/// The first and last day a custom expiry may name under `policy`.
+pub fn custom_date_range(now: NaiveDateTime, policy: &Policy) -> (NaiveDate, NaiveDate) {
+    let first = now.date() + Duration::days(1);
+    let last = match policy.max_lifetime_days {
+        // The token works to the end of its day, so the last day allowed is the one whose end
+        // is still within the maximum.
+        Some(max) => (now + Duration::days(max) - Duration::seconds(END_OF_DAY_SECS)).date(),
+        None => now.date() + Duration::days(MAX_CUSTOM_DAYS),
+    };
+    (first, last)
 }
 
 fn parse_custom_date(raw: &str, now: NaiveDateTime) -> Result<Expiry, String> {

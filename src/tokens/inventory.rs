@@ -126,9 +126,15 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
     if let Some(days) = f.unused.days() {
         let cutoff = now - Duration::days(days);
         query = query.filter(
-            pat::last_used_at
-                .lt(cutoff)
-                .or(pat::last_used_at.is_null().and(pat::created_at.lt(cutoff))),
+            pat::last_used_at.lt(cutoff).or(pat::last_used_at
+                .is_null()
+                .and(pat::created_at.lt(cutoff))
+                .and(
+                    // A regenerated token counts from its new secret.
+                    pat::regenerated_at
+                        .is_null()
+                        .or(pat::regenerated_at.lt(cutoff)),
+                )),
         );
     }
     if f.never_used {

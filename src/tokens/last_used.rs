@@ -84,7 +84,7 @@ impl LastUsedRecorder {
 }
 
 /// Writes a batch, never moving a time backwards: another instance may have written a later use.
-/// A use from before the row's `created_at` was made with a secret since regenerated, and is
+/// A use from before the row's `regenerated_at` was made with a secret since replaced, and is
 /// not the new secret's.
 fn write_batch(
     conn: &mut AnyConnection,
@@ -105,7 +105,8 @@ fn write_batch(
                 "UPDATE personal_access_tokens AS t \
                  SET last_used_at = u.at, last_used_ip = u.ip \
                  FROM unnest($1, $2, $3) AS u(id, at, ip) \
-                 WHERE t.id = u.id AND t.created_at <= u.at \
+                 WHERE t.id = u.id \
+                 AND (t.regenerated_at IS NULL OR t.regenerated_at <= u.at) \
                  AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
             )
             .bind::<Array<BigInt>, _>(ids)
@@ -119,7 +120,7 @@ fn write_batch(
                 diesel::update(
                     pat::table
                         .filter(pat::id.eq(id))
-                        .filter(pat::created_at.le(at))
+                        .filter(pat::regenerated_at.is_null().or(pat::regenerated_at.le(at)))
                         .filter(pat::last_used_at.is_null().or(pat::last_used_at.lt(at))),
                 )
                 .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))

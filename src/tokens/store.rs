@@ -23,6 +23,8 @@ pub struct PersonalAccessToken {
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<NaiveDateTime>,
     pub revoked_by: Option<i64>,
+    /// When the token last got a new secret (`created_at` stays when it was made).
+    pub regenerated_at: Option<NaiveDateTime>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,8 +87,12 @@ pub enum TokenStoreError {
 /// Which of a person's tokens a list shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tab {
-    /// Not revoked (expired ones included, marked as such).
+    /// Not revoked (expired ones included, marked as such): what the API lists.
     Current,
+    /// Neither revoked nor expired.
+    Active,
+    /// Expired, not revoked: they can be regenerated.
+    Expired,
     Revoked,
 }
 
@@ -251,53 +257,62 @@ pub fn owned_rows(
     offset: i64,
     limit: i64,
 ) -> QueryResult<Vec<PersonalAccessToken>> {
-    let owned = pat::table.filter(pat::user_id.eq(user_id));
-    let newest_first = (pat::created_at.desc(), pat::id.desc());
-    match tab {
-        Tab::Current => owned
+    let now = now();
+    let owned = pat::table.filter(pat::user_id.eq(user_id)).into_boxed();
+    let in_tab = match tab {
+        Tab::Current => owned.filter(pat::revoked_at.is_null()),
+        Tab::Active => owned
             .filter(pat::revoked_at.is_null())
-            .order(newest_first)
-            .offset(offset)
-            .limit(limit)
-            .select(PersonalAccessToken::as_select())
-            .load(conn),
-        Tab::Revoked => owned
-            .filter(pat::revoked_at.is_not_null())
-            .order(newest_first)
-            .offset(offset)
-            .limit(limit)
-            .select(PersonalAccessToken::as_select())
-            .load(conn),
-    }
+            .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now))),
+        Tab::Expired => owned
+            .filter(pat::revoked_at.is_null())
+            .filter(pat::expires_at.le(now)),
+        Tab::Revoked => owned.filter(pat::revoked_at.is_not_null()),
+    };
+    in_tab
+        .order((pat::created_at.desc(), pat::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .select(PersonalAccessToken::as_select())
+        .load(conn)
 }
 
 /// How many of a person's tokens each tab holds.
 #[derive(Clone, Copy, Debug)]
 pub struct TabCounts {
-    pub current: i64,
+    pub active: i64,
+    pub expired: i64,
     pub revoked: i64,
 }
 
 impl TabCounts {
     pub fn of(self, tab: Tab) -> i64 {
         match tab {
-            Tab::Current => self.current,
+            Tab::Current => self.active + self.expired,
+            Tab::Active => self.active,
+            Tab::Expired => self.expired,
             Tab::Revoked => self.revoked,
         }
     }
 }
 
-/// Counts for the tabs, in one query.
+/// Counts for the tabs.
 pub fn count_owned(conn: &mut AnyConnection, user_id: i64) -> QueryResult<TabCounts> {
-    let (all, revoked): (i64, i64) = pat::table
-        .filter(pat::user_id.eq(user_id))
+    let owned = pat::table.filter(pat::user_id.eq(user_id));
+    let (all, revoked): (i64, i64) = owned
         .select((
             diesel::dsl::count_star(),
             diesel::dsl::count(pat::revoked_at),
         ))
         .first(conn)?;
+    let expired: i64 = owned
+        .filter(pat::revoked_at.is_null())
+        .filter(pat::expires_at.le(now()))
+        .count()
+        .get_result(conn)?;
     Ok(TabCounts {
-        current: all - revoked,
+        active: all - revoked - expired,
+        expired,
         revoked,
     })
 }
@@ -335,7 +350,7 @@ pub fn regenerate(
     .set((
         pat::digest.eq(secret.digest().0),
         pat::hint.eq(secret.hint()),
-        pat::created_at.eq(now()),
+        pat::regenerated_at.eq(now()),
         pat::expires_at.eq(expiry.at()),
         pat::last_used_at.eq(None::<NaiveDateTime>),
         pat::last_used_ip.eq(None::<String>),

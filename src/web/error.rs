@@ -170,8 +170,12 @@ pub async fn not_found() -> HttpResponse {
 /// saying which part, not actix's plain text. (The API's scopes answer in JSON instead.)
 pub fn query_config() -> actix_web::web::QueryConfig {
     actix_web::web::QueryConfig::default().error_handler(|error, _| {
+        let detail = match &error {
+            actix_web::error::QueryPayloadError::Deserialize(why) => why.to_string(),
+            other => other.to_string(),
+        };
         AppError::BadRequest(format!(
-            "the address's query is not one this page reads ({error})"
+            "This page cannot read a part of its address ({detail}). Open it again from the menu."
         ))
         .into()
     })

@@ -18,6 +18,17 @@ pub fn date(at: NaiveDateTime) -> String {
     )
 }
 
+const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// "Sat, Dec 26, 2026".
+pub fn day(at: NaiveDateTime) -> String {
+    format!(
+        "{}, {}",
+        WEEKDAYS[at.weekday().num_days_from_monday() as usize],
+        date(at)
+    )
+}
+
 /// For hover titles and exports: unambiguous, to the second.
 pub fn exact(at: NaiveDateTime) -> String {
     format!(
@@ -31,7 +42,8 @@ pub fn exact(at: NaiveDateTime) -> String {
     )
 }
 
-fn plural(n: i64, unit: &str) -> String {
+/// "1 token", "3 tokens".
+pub fn plural(n: i64, unit: &str) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
@@ -74,9 +86,11 @@ pub fn expiry(expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> ExpiryVi
     } else if left < Duration::days(1) {
         Some(("badge-warning", "Expires today".to_owned()))
     } else if left <= Duration::days(7) {
+        // To the nearest day: a 7-day token made a moment ago expires in 7 days, not 6.
+        let days = (left + Duration::hours(12)).num_days();
         Some((
             "badge-warning",
-            format!("Expires in {}", plural(left.num_days(), "day")),
+            format!("Expires in {}", plural(days, "day")),
         ))
     } else {
         None
@@ -85,6 +99,14 @@ pub fn expiry(expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> ExpiryVi
         text: date(at),
         badge,
     }
+}
+
+/// A list's `?page=`: a number, or nothing. Whatever else an address holds there (`abc`, `2x`)
+/// means the first page rather than an error page.
+pub fn page_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    let raw = Option::<String>::deserialize(d)?;
+    Ok(raw.and_then(|text| text.trim().parse().ok()))
 }
 
 /// Where a paged list is, and the links to its neighbours.
@@ -170,6 +192,13 @@ mod tests {
         assert_eq!(
             expiry(Some(t(28, 13, 0)), now).badge.unwrap().1,
             "Expires in 3 days"
+        );
+        assert_eq!(
+            expiry(Some(now + Duration::days(7) - Duration::seconds(5)), now)
+                .badge
+                .unwrap()
+                .1,
+            "Expires in 7 days"
         );
         assert_eq!(
             expiry(Some(t(25, 20, 0)), now).badge.unwrap().1,

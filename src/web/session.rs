@@ -120,13 +120,60 @@ pub fn csrf_matches(session: &Session, presented: &str) -> bool {
     expected.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
-/// A one-line notice for the next page (post/redirect/get).
-pub fn set_flash(session: &Session, message: impl Into<String>) {
-    let _ = session.insert(FLASH, message.into());
+/// A one-line notice for the next page (post/redirect/get): news of something done, or word
+/// of why it was not, which must look like an error.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Flash {
+    pub refusal: bool,
+    pub text: String,
 }
 
-pub fn take_flash(session: &Session) -> Option<String> {
-    session.remove_as::<String>(FLASH).and_then(Result::ok)
+impl Flash {
+    /// The alert's class (templates/flash.html).
+    pub fn class(&self) -> &'static str {
+        if self.refusal {
+            "alert-error"
+        } else {
+            "alert-success"
+        }
+    }
+
+    /// An error is announced at once; news waits its turn.
+    pub fn role(&self) -> &'static str {
+        if self.refusal {
+            "alert"
+        } else {
+            "status"
+        }
+    }
+}
+
+impl std::fmt::Display for Flash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// News of something done, for the next page.
+pub fn set_flash(session: &Session, message: impl Into<String>) {
+    let flash = Flash {
+        refusal: false,
+        text: message.into(),
+    };
+    let _ = session.insert(FLASH, flash);
+}
+
+/// Why something was not done, for the next page.
+pub fn set_refusal(session: &Session, message: impl Into<String>) {
+    let flash = Flash {
+        refusal: true,
+        text: message.into(),
+    };
+    let _ = session.insert(FLASH, flash);
+}
+
+pub fn take_flash(session: &Session) -> Option<Flash> {
+    session.remove_as::<Flash>(FLASH).and_then(Result::ok)
 }
 
 /// Something shown once, right after it is made (a new token, a set-password link). It rides

@@ -37,7 +37,7 @@ struct SignInPage<'a> {
     email: &'a str,
     next: &'a str,
     error: Option<String>,
-    notice: Option<String>,
+    notice: Option<crate::web::session::Flash>,
 }
 
 fn page<'a>(

@@ -670,3 +670,13 @@ pub async fn api_error(response: Response) -> (StatusCode, String, String) {
         body["message"].as_str().unwrap_or_default().to_owned(),
     )
 }
+
+/// The first table cell of `class` in a page, tags and all (the list's Last used, say).
+pub fn cell<'a>(html: &'a str, class: &str) -> &'a str {
+    let marker = format!("class=\"nowrap {class}\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("a {class} cell in {html}"));
+    let rest = &html[start..];
+    &rest[..rest.find("</td>").expect("the cell ends")]
+}

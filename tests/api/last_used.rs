@@ -8,7 +8,7 @@ use tokendesk::domain::Role;
 use tokendesk::tokens::LastUsedRecorder;
 
 use crate::backend_tests;
-use crate::helpers::{user_and_browser, Backend, TestApp};
+use crate::helpers::{cell, user_and_browser, Backend, TestApp};
 
 backend_tests!(
     last_used_appears_after_the_flush_interval,
@@ -40,10 +40,8 @@ async fn last_used_appears_after_the_flush_interval(app: TestApp) {
     let app = TestApp::spawn_with(backend, |config| config.last_used_flush_secs = 0.3).await;
     let (user, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
     let (id, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
-    assert!(browser
-        .page("/developer/access-tokens")
-        .await
-        .contains(">Never<"));
+    let list = browser.page("/developer/access-tokens").await;
+    assert!(cell(&list, "last-used").contains(">Never<"));
 
     let used_at = Utc::now().naive_utc();
     assert_eq!(app.api().me(&token).await.status(), StatusCode::OK);
@@ -59,9 +57,20 @@ async fn last_used_appears_after_the_flush_interval(app: TestApp) {
     let at = at.expect("Last used was written");
     assert!((at - used_at).num_seconds().abs() < 5);
     assert_eq!(ip.as_deref(), Some("127.0.0.1"));
-    let html = browser.page("/developer/access-tokens").await;
-    assert!(!html.contains(">Never<"), "the list no longer says Never");
-    assert!(html.contains("just now") && html.contains("from 127.0.0.1"));
+    let list = browser.page("/developer/access-tokens").await;
+    let last_used = cell(&list, "last-used");
+    assert!(
+        !last_used.contains(">Never<"),
+        "no longer Never: {last_used}"
+    );
+    assert!(last_used.contains("just now") && last_used.contains(" from 127.0.0.1\""));
+    let own_page = browser
+        .page(&format!("/developer/access-tokens/{id}"))
+        .await;
+    assert!(
+        own_page.contains("from <code>127.0.0.1</code>"),
+        "{own_page}"
+    );
 }
 
 async fn last_used_never_moves_backwards(app: TestApp) {

@@ -52,6 +52,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/developer/access-tokens/{id}/revoke", Person),
     ("GET", "/developer/access-tokens/{id}/regenerate", Person),
     ("POST", "/developer/access-tokens/{id}/regenerate", Person),
+    ("GET", "/developer/access-tokens/{id}", Person),
     ("GET", "/admin", Admin),
     ("GET", "/admin/members", Admin),
     ("POST", "/admin/members", Admin),

@@ -1,75 +1,114 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use chrono::Utc;
+use chrono::{NaiveDateTime, Utc};
 use serde::Deserialize;
 
 use crate::db::Db;
+use crate::domain::{Role, ScopeSet};
 use crate::tokens::{store, PersonalAccessToken, Tab};
 use crate::web::error::AppError;
 use crate::web::format::{self, ExpiryView, Pager};
 use crate::web::layout::{render, Chrome, Section};
-use crate::web::session::{take_flash, CurrentUser};
+use crate::web::session::{take_flash, CurrentUser, Flash};
+use crate::web::HOME;
 
 const PER_PAGE: i64 = 50;
-/// Scope badges shown before the rest fold away behind "+N more".
-const VISIBLE_SCOPES: usize = 3;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct ListQuery {
     tab: String,
+    #[serde(default, deserialize_with = "crate::web::format::page_number")]
     page: Option<i64>,
 }
 
+/// A granted scope, and whether the owner's role still allows it: after a demotion a token
+/// keeps its scopes on record, but only the allowed ones work.
+pub struct ScopeView {
+    pub name: &'static str,
+    pub allowed: bool,
+}
+
+/// How one of a person's tokens reads, in the list and on its own page.
 pub struct TokenRow {
     pub id: i64,
     pub name: String,
     pub hint: String,
-    pub scopes: Vec<&'static str>,
-    pub more_scopes: Vec<&'static str>,
+    pub scopes: Vec<ScopeView>,
+    /// Granted scopes the role allows no more; none left means the token can do nothing.
+    pub scopes_left: usize,
     pub created: String,
     pub created_exact: String,
+    pub regenerated: String,
+    pub regenerated_exact: String,
     pub expires: ExpiryView,
+    pub expires_exact: String,
     pub last_used: String,
     pub last_used_exact: String,
     pub last_used_ip: String,
     pub revoked: String,
+    pub revoked_exact: String,
 }
 
 impl TokenRow {
-    fn new(token: &PersonalAccessToken) -> Self {
-        let now = Utc::now().naive_utc();
-        let mut scopes: Vec<&'static str> = token.scopes().iter().map(|s| s.name()).collect();
-        let more_scopes = scopes.split_off(scopes.len().min(VISIBLE_SCOPES));
+    pub fn new(token: &PersonalAccessToken, role: Role, now: NaiveDateTime) -> Self {
+        let allowed = ScopeSet::allowed_for(role);
+        let scopes: Vec<ScopeView> = token
+            .scopes()
+            .iter()
+            .map(|scope| ScopeView {
+                name: scope.name(),
+                allowed: allowed.contains(scope),
+            })
+            .collect();
+        let exact = |at: Option<NaiveDateTime>| at.map(format::exact).unwrap_or_default();
         TokenRow {
             id: token.id,
             name: token.name.clone(),
             hint: token.hint.clone(),
+            scopes_left: scopes.iter().filter(|s| s.allowed).count(),
             scopes,
-            more_scopes,
             created: format::date(token.created_at),
             created_exact: format::exact(token.created_at),
+            regenerated: token.regenerated_at.map(format::date).unwrap_or_default(),
+            regenerated_exact: exact(token.regenerated_at),
             expires: format::expiry(token.expires_at, now),
+            expires_exact: exact(token.expires_at),
             last_used: token
                 .last_used_at
                 .map_or_else(|| "Never".to_owned(), |at| format::ago(at, now)),
-            last_used_exact: token.last_used_at.map(format::exact).unwrap_or_default(),
+            last_used_exact: exact(token.last_used_at),
             last_used_ip: token.last_used_ip.clone().unwrap_or_default(),
             revoked: token.revoked_at.map(format::date).unwrap_or_default(),
+            revoked_exact: exact(token.revoked_at),
         }
     }
+
+    /// "3 scopes", for the list's one-line summary.
+    pub fn scope_count(&self) -> String {
+        format::plural(self.scopes.len() as i64, "scope")
+    }
+}
+
+/// A tab of the list: its query value, label and count.
+pub struct TabLink {
+    pub href: &'static str,
+    pub label: &'static str,
+    pub count: i64,
+    pub current: bool,
 }
 
 #[derive(Template)]
 #[template(path = "access_tokens/list.html")]
 struct ListPage {
     chrome: Chrome,
-    revoked_tab: bool,
-    current_count: i64,
-    revoked_count: i64,
+    tab: Tab,
+    tabs: Vec<TabLink>,
+    /// Any token at all, in any tab: the empty state says "yet" only for a first token.
+    any_tokens: bool,
     rows: Vec<TokenRow>,
     pager: Pager,
-    flash: Option<String>,
+    flash: Option<Flash>,
 }
 
 pub async fn show(
@@ -77,12 +116,13 @@ pub async fn show(
     current: CurrentUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let tab = if query.tab == "revoked" {
-        Tab::Revoked
-    } else {
-        Tab::Current
+    let tab = match query.tab.as_str() {
+        "revoked" => Tab::Revoked,
+        "expired" => Tab::Expired,
+        _ => Tab::Active,
     };
     let user_id = current.user.id;
+    let now = Utc::now().naive_utc();
     let requested = query.page.unwrap_or(1);
     // One trip to the database for the tab counts and the page.
     let (counts, items) = db
@@ -95,20 +135,43 @@ pub async fn show(
             ))
         })
         .await?;
-    let tab_param = if tab == Tab::Revoked {
-        "tab=revoked&"
-    } else {
-        ""
+    let tab_param = match tab {
+        Tab::Revoked => "tab=revoked&",
+        Tab::Expired => "tab=expired&",
+        _ => "",
     };
     let pager = Pager::new(requested, PER_PAGE, counts.of(tab), |page| {
-        format!("{}?{tab_param}page={page}", crate::web::HOME)
+        format!("{HOME}?{tab_param}page={page}")
     });
     render(&ListPage {
         chrome: Chrome::for_user(&current, Section::ACCESS_TOKENS),
-        revoked_tab: tab == Tab::Revoked,
-        current_count: counts.current,
-        revoked_count: counts.revoked,
-        rows: items.iter().map(TokenRow::new).collect(),
+        tabs: [
+            (Tab::Active, HOME, "Active"),
+            (
+                Tab::Expired,
+                "/developer/access-tokens?tab=expired",
+                "Expired",
+            ),
+            (
+                Tab::Revoked,
+                "/developer/access-tokens?tab=revoked",
+                "Revoked",
+            ),
+        ]
+        .into_iter()
+        .map(|(each, href, label)| TabLink {
+            href,
+            label,
+            count: counts.of(each),
+            current: each == tab,
+        })
+        .collect(),
+        tab,
+        any_tokens: counts.of(Tab::Current) + counts.revoked > 0,
+        rows: items
+            .iter()
+            .map(|token| TokenRow::new(token, current.user.role(), now))
+            .collect(),
         pager,
         flash: take_flash(&current.session),
     })

@@ -5,12 +5,18 @@ mod new;
 mod regenerate;
 mod reveal;
 pub mod revoke;
+mod token_page;
+
+use chrono::NaiveDateTime;
 
 use crate::db::Db;
-use crate::domain::{FieldErrors, Role, Scope, ScopeSet};
+use crate::domain::{
+    custom_date_range, Expiry, ExpiryChoice, FieldErrors, Policy, Role, Scope, ScopeSet,
+};
 use crate::tokens::actions::TokenError;
 use crate::tokens::{store, PersonalAccessToken};
 use crate::web::error::AppError;
+use crate::web::format;
 use crate::web::HOME;
 
 crate::route_table! {
@@ -23,6 +29,7 @@ crate::route_table! {
     post "/developer/access-tokens/{id}/revoke" => revoke::submit,
     get "/developer/access-tokens/{id}/regenerate" => regenerate::show,
     post "/developer/access-tokens/{id}/regenerate" => regenerate::submit,
+    get "/developer/access-tokens/{id}" => token_page::show,
 }
 
 /// Loads one of the signed-in person's own tokens; anyone else's id, or a malformed one, is
@@ -89,4 +96,71 @@ pub fn refusal_errors(refusal: TokenError) -> Result<FieldErrors, AppError> {
     let mut errors = FieldErrors::default();
     errors.add(field, refusal.to_string());
     Ok(errors)
+}
+
+/// The expiry picker of the New token and Regenerate forms: the choices the policy allows, each
+/// with the date it leads to, and the range of a custom date.
+pub struct ExpiryField {
+    pub options: Vec<ExpiryOption>,
+    pub max_lifetime_days: Option<i64>,
+    /// Bounds of the custom date (YYYY-MM-DD).
+    pub date_min: String,
+    pub date_max: String,
+}
+
+pub struct ExpiryOption {
+    pub choice: ExpiryChoice,
+    /// What the form says under the picker when this is chosen.
+    pub preview: String,
+    /// Said as a warning (no expiration).
+    pub warning: bool,
+}
+
+impl ExpiryField {
+    pub fn new(policy: &Policy, now: NaiveDateTime) -> Self {
+        let options = policy
+            .expiry_choices()
+            .into_iter()
+            .map(|choice| ExpiryOption {
+                choice,
+                preview: match choice.resolve(now) {
+                    Some(Expiry::At(at)) => format!("The token will expire on {} (UTC).", format::day(at)),
+                    Some(Expiry::Never) => "The token will never expire. A token without an expiry works until someone revokes it, also after it leaks: choose an expiry unless you truly need one that never ends.".to_owned(),
+                    None => "The token will expire at the end of the day you choose (UTC).".to_owned(),
+                },
+                warning: choice == ExpiryChoice::Never,
+            })
+            .collect();
+        let (first, last) = custom_date_range(now, policy);
+        ExpiryField {
+            options,
+            max_lifetime_days: policy.max_lifetime_days,
+            date_min: first.to_string(),
+            date_max: last.to_string(),
+        }
+    }
+
+    /// The preview of the choice the form holds, and whether it is a warning.
+    pub fn preview(&self, value: &str) -> Option<&ExpiryOption> {
+        self.options.iter().find(|o| o.choice.value() == value)
+    }
+}
+
+/// A line of a form's error summary: which field, what is wrong, where to jump.
+pub struct ErrorLink {
+    pub target: &'static str,
+    pub message: String,
+}
+
+/// The form's errors in the order its fields stand, each linking to its field.
+pub fn error_links(errors: &FieldErrors, fields: &[(&str, &'static str)]) -> Vec<ErrorLink> {
+    fields
+        .iter()
+        .filter_map(|(field, target)| {
+            errors.get(field).map(|message| ErrorLink {
+                target,
+                message: message.to_owned(),
+            })
+        })
+        .collect()
 }

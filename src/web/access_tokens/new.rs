@@ -8,7 +8,9 @@ use crate::domain::Policy;
 use crate::domain::{FieldErrors, TokenRequestInput};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, Origin};
-use crate::web::access_tokens::{refusal_errors, scope_groups, ScopeGroup};
+use crate::web::access_tokens::{
+    error_links, refusal_errors, scope_groups, ErrorLink, ExpiryField, ScopeGroup,
+};
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
@@ -21,8 +23,8 @@ struct NewTokenPage {
     chrome: Chrome,
     input: TokenRequestInput,
     errors: FieldErrors,
-    expiry_choices: Vec<crate::domain::ExpiryChoice>,
-    max_lifetime_days: Option<i64>,
+    expiry: ExpiryField,
+    error_links: Vec<ErrorLink>,
     groups: Vec<ScopeGroup>,
     role: &'static str,
 }
@@ -37,9 +39,18 @@ fn page(
         chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
         groups: scope_groups(current.user.role(), &input.scopes),
         input,
+        error_links: error_links(
+            &errors,
+            &[
+                ("form", "name"),
+                ("name", "name"),
+                ("expires_in", "expires_in"),
+                ("expires_on", "expires_on"),
+                ("scopes", "scopes"),
+            ],
+        ),
         errors,
-        expiry_choices: policy.expiry_choices(),
-        max_lifetime_days: policy.max_lifetime_days,
+        expiry: ExpiryField::new(policy, Utc::now().naive_utc()),
         role: current.user.role().label(),
     }
 }

@@ -10,11 +10,11 @@ use crate::domain::{parse_expiry, FieldErrors};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, TokenError};
 use crate::tokens::PersonalAccessToken;
-use crate::web::access_tokens::{own_token, refusal_errors};
+use crate::web::access_tokens::{own_token, refusal_errors, ExpiryField};
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
-use crate::web::session::{set_flash, stash_showing, CurrentUser, PendingReveal};
+use crate::web::session::{set_refusal, stash_showing, CurrentUser, PendingReveal};
 use crate::web::{see_other, HOME};
 
 #[derive(Deserialize, Default)]
@@ -32,8 +32,9 @@ struct RegeneratePage {
     scopes: Vec<&'static str>,
     input: RegenerateForm,
     errors: FieldErrors,
-    expiry_choices: Vec<crate::domain::ExpiryChoice>,
-    max_lifetime_days: Option<i64>,
+    expiry: ExpiryField,
+    /// Expired already: its secret stopped working then, not now.
+    expired: bool,
 }
 
 fn page(
@@ -43,14 +44,15 @@ fn page(
     input: RegenerateForm,
     errors: FieldErrors,
 ) -> RegeneratePage {
+    let now = Utc::now().naive_utc();
     RegeneratePage {
         chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
         scopes: token.scopes().iter().map(|s| s.name()).collect(),
+        expired: token.expires_at.is_some_and(|at| at <= now),
         token,
         input,
         errors,
-        expiry_choices: policy.expiry_choices(),
-        max_lifetime_days: policy.max_lifetime_days,
+        expiry: ExpiryField::new(policy, now),
     }
 }
 
@@ -63,7 +65,7 @@ async fn regenerable(
 ) -> Result<Option<PersonalAccessToken>, AppError> {
     let token = own_token(db, current.user.id, id).await?;
     if token.revoked_at.is_some() {
-        set_flash(
+        set_refusal(
             &current.session,
             format!("“{}” is revoked and cannot be regenerated.", token.name),
         );
@@ -122,7 +124,7 @@ pub async fn submit(
     let created = match regenerated {
         Ok(created) => created,
         Err(TokenError::Revoked) => {
-            set_flash(
+            set_refusal(
                 &current.session,
                 format!(
                     "“{}” was revoked meanwhile; nothing was regenerated.",

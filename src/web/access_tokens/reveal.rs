@@ -5,7 +5,7 @@ use crate::db::Db;
 use crate::http::Site;
 use crate::web::error::AppError;
 use crate::web::layout::{render, Chrome, Section};
-use crate::web::session::{set_flash, take_showing, CurrentUser, PendingReveal};
+use crate::web::session::{set_refusal, take_showing, CurrentUser, PendingReveal};
 use crate::web::{see_other, HOME};
 
 #[derive(Template)]
@@ -25,7 +25,7 @@ pub async fn show(
     current: CurrentUser,
 ) -> Result<HttpResponse, AppError> {
     let Some(reveal) = take_showing::<PendingReveal>(&db, &current).await? else {
-        set_flash(
+        set_refusal(
             &current.session,
             "A token is shown only once, right after it is created. If you lost it, regenerate it.",
         );

@@ -28,7 +28,7 @@ pub struct RevokePage {
     /// Whose token, when it is not the viewer's own.
     pub owner: Option<String>,
     pub action: String,
-    pub cancel: &'static str,
+    pub cancel: String,
     pub last_used: String,
     pub created: String,
     pub error: Option<&'static str>,
@@ -44,7 +44,7 @@ pub fn page(
         chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
         owner: None,
         action: format!("/developer/access-tokens/{}/revoke", token.id),
-        cancel: HOME,
+        cancel: HOME.to_owned(),
         last_used: token.last_used_at.map_or_else(
             || "Never".to_owned(),
             |at| format!("{} ({})", format::ago(at, now), format::exact(at)),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Action, AuditFilter, AuditRow};
 use crate::db::Db;
+use crate::domain::FieldErrors;
 use crate::web::admin::AdminUser;
 use crate::web::csv;
 use crate::web::error::AppError;
@@ -25,6 +26,7 @@ pub struct Params {
 
 #[derive(Deserialize)]
 pub struct PageParam {
+    #[serde(default, deserialize_with = "crate::web::format::page_number")]
     page: Option<i64>,
 }
 
@@ -38,17 +40,26 @@ fn parse_date(raw: &str) -> Result<Option<NaiveDate>, ()> {
 }
 
 impl Params {
-    /// The filter, and a message when a date could not be read (that bound is then ignored).
-    fn filter(&self) -> (AuditFilter, Option<&'static str>) {
-        let mut warning = None;
-        let mut date = |raw: &str| {
+    /// The filter, or what is wrong with the dates, by field.
+    fn filter(&self) -> Result<AuditFilter, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let mut date = |field: &str, raw: &str| {
             parse_date(raw).unwrap_or_else(|()| {
-                warning = Some("Dates are YYYY-MM-DD; the one that was not has been ignored.");
+                errors.add(field, "Enter the date as YYYY-MM-DD.");
                 None
             })
         };
-        let from = date(&self.from).map(|d| d.and_time(NaiveTime::MIN));
-        let until = date(&self.to).map(|d| (d + Duration::days(1)).and_time(NaiveTime::MIN));
+        let (from_day, to_day) = (date("from", &self.from), date("to", &self.to));
+        if let (Some(from), Some(to)) = (from_day, to_day) {
+            if from > to {
+                errors.add("to", "The end date is before the start date.");
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let from = from_day.map(|d| d.and_time(NaiveTime::MIN));
+        let until = to_day.map(|d| (d + Duration::days(1)).and_time(NaiveTime::MIN));
         let filter = AuditFilter {
             actor: self.actor.clone(),
             action: Action::ALL
@@ -58,14 +69,17 @@ impl Params {
             from,
             until,
         };
-        (filter, warning)
+        Ok(filter)
     }
 }
 
 pub struct Row {
     pub time: String,
+    /// For the page's script to show in the viewer's own time zone.
+    pub time_iso: String,
     pub actor: String,
     pub action: String,
+    pub action_label: String,
     pub target: String,
     pub client_ip: String,
     pub details: String,
@@ -76,6 +90,8 @@ impl Row {
         let e = row.event;
         Row {
             time: format::exact(e.created_at),
+            time_iso: format!("{}Z", e.created_at.format("%Y-%m-%dT%H:%M:%S")),
+            action_label: audit::action_label(&e.action),
             actor: row.actor_email.unwrap_or_else(|| "—".into()),
             target: match (e.target_type, e.target_label) {
                 (Some(kind), Some(label)) => format!("{kind}: {label}"),
@@ -95,10 +111,10 @@ struct AuditPage {
     chrome: Chrome,
     params: Params,
     query: String,
-    actions: Vec<&'static str>,
+    actions: Vec<(&'static str, String)>,
     rows: Vec<Row>,
     pager: Pager,
-    warning: Option<&'static str>,
+    errors: FieldErrors,
 }
 
 pub async fn list(
@@ -108,10 +124,16 @@ pub async fn list(
     page: web::Query<PageParam>,
 ) -> Result<HttpResponse, AppError> {
     let params = params.into_inner();
-    let (filter, warning) = params.filter();
     let requested = page.page.unwrap_or(1).max(1);
+    let (filter, errors) = match params.filter() {
+        Ok(filter) => (Some(filter), FieldErrors::default()),
+        Err(errors) => (None, errors),
+    };
     let (rows, total) = db
         .run(move |conn| {
+            let Some(filter) = filter else {
+                return Ok((Vec::new(), 0));
+            };
             let total = audit::count(conn, &filter)?;
             Ok((
                 audit::list(
@@ -132,10 +154,13 @@ pub async fn list(
         chrome: Chrome::for_user(&admin, Section::AUDIT),
         params,
         query,
-        actions: Action::ALL.iter().map(|a| a.as_str()).collect(),
+        actions: Action::ALL
+            .iter()
+            .map(|a| (a.as_str(), audit::action_label(a.as_str())))
+            .collect(),
         rows: rows.into_iter().map(Row::cells).collect(),
         pager,
-        warning,
+        errors,
     })
 }
 
@@ -144,7 +169,9 @@ pub async fn export(
     AdminUser(_): AdminUser,
     params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
-    let (filter, _) = params.filter();
+    let filter = params.filter().map_err(|_| {
+        AppError::BadRequest("Enter the dates as YYYY-MM-DD, the start before the end.".into())
+    })?;
     let header = [
         "time_utc",
         "actor",

@@ -20,7 +20,7 @@ use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::format::{self, Pager};
 use crate::web::layout::{render, render_with_status, Chrome, Section};
-use crate::web::session::{set_flash, take_flash, CurrentUser};
+use crate::web::session::{set_flash, take_flash, CurrentUser, Flash};
 use crate::web::{csv, see_other};
 
 const PER_PAGE: i64 = 50;
@@ -67,6 +67,21 @@ impl Params {
         crate::web::non_empty_query(self)
     }
 
+    /// What the page's subtitle says of the order.
+    pub fn sort_note(&self) -> &'static str {
+        match self.sort {
+            SortBy::LastUsed => "Sorted by Last used: the stale ones come first.",
+            SortBy::Created => "Sorted by Created: the newest first.",
+            SortBy::Expires => "Sorted by Expires: the soonest first.",
+        }
+    }
+
+    /// "1 token matches", "3 tokens match".
+    pub fn matches(total: i64) -> String {
+        let verb = if total == 1 { "matches" } else { "match" };
+        format!("{} {verb}.", format::plural(total, "token"))
+    }
+
     fn is_filtered(&self) -> bool {
         let f = self.filter();
         f.status != StatusFilter::Any
@@ -81,6 +96,7 @@ impl Params {
 
 #[derive(Deserialize)]
 pub struct PageParam {
+    #[serde(default, deserialize_with = "crate::web::format::page_number")]
     page: Option<i64>,
 }
 
@@ -92,7 +108,9 @@ pub struct Row {
     pub hint: String,
     pub scopes: Vec<&'static str>,
     pub created: String,
+    pub created_exact: String,
     pub expires: format::ExpiryView,
+    pub expires_exact: String,
     pub last_used: String,
     pub last_used_exact: String,
     pub last_used_ip: String,
@@ -104,6 +122,11 @@ fn status(row: &InventoryRow) -> TokenStatus {
 }
 
 impl Row {
+    /// "3 scopes", for the one-line summary.
+    pub fn scope_count(&self) -> String {
+        format::plural(self.scopes.len() as i64, "scope")
+    }
+
     fn new(row: InventoryRow) -> Self {
         let now = Utc::now().naive_utc();
         let token = &row.token;
@@ -114,10 +137,12 @@ impl Row {
             hint: token.hint.clone(),
             scopes: token.scopes().iter().map(|s| s.name()).collect(),
             created: format::date(token.created_at),
+            created_exact: format::exact(token.created_at),
             expires: format::expiry(token.expires_at, now),
+            expires_exact: token.expires_at.map(format::exact).unwrap_or_default(),
             last_used: token
                 .last_used_at
-                .map_or_else(|| "Never used".into(), |at| format::ago(at, now)),
+                .map_or_else(|| "Never".into(), |at| format::ago(at, now)),
             last_used_exact: token.last_used_at.map(format::exact).unwrap_or_default(),
             last_used_ip: token.last_used_ip.clone().unwrap_or_default(),
             owner: row.owner_name,
@@ -135,7 +160,7 @@ struct InventoryPage {
     rows: Vec<Row>,
     pager: Pager,
     scopes: Vec<&'static str>,
-    flash: Option<String>,
+    flash: Option<Flash>,
     filtered: bool,
 }
 
@@ -269,16 +294,29 @@ async fn inventory_row(db: &Db, raw_id: &str) -> Result<InventoryRow, AppError> 
         .ok_or(AppError::NotFound)
 }
 
+/// The inventory with the filters it was left with, and the same filters as a query string.
+fn back_to(params: &Params) -> (String, String) {
+    let query = params.query_string();
+    if query.is_empty() {
+        ("/admin/access-tokens".to_owned(), query)
+    } else {
+        (format!("/admin/access-tokens?{query}"), format!("?{query}"))
+    }
+}
+
+/// The revoke confirmation; cancelling or revoking returns to the inventory as it was filtered.
 fn revoke_page(
     admin: &CurrentUser,
     row: InventoryRow,
+    params: &Params,
     error: Option<&'static str>,
 ) -> own_revoke::RevokePage {
+    let (back, query) = back_to(params);
     let mut page = own_revoke::page(admin, row.token, error);
     page.chrome.section = Section::INVENTORY;
     page.owner = Some(format!("{} ({})", row.owner_name, row.owner_email));
-    page.action = format!("/admin/access-tokens/{}/revoke", page.token.id);
-    page.cancel = "/admin/access-tokens";
+    page.action = format!("/admin/access-tokens/{}/revoke{query}", page.token.id);
+    page.cancel = back;
     page
 }
 
@@ -286,6 +324,7 @@ pub async fn confirm_revoke(
     db: web::Data<Db>,
     AdminUser(admin): AdminUser,
     id: web::Path<String>,
+    params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
     let row = inventory_row(&db, &id).await?;
     if row.token.revoked_at.is_some() {
@@ -293,9 +332,9 @@ pub async fn confirm_revoke(
             &admin.session,
             format!("“{}” is already revoked.", row.token.name),
         );
-        return Ok(see_other("/admin/access-tokens"));
+        return Ok(see_other(&back_to(&params).0));
     }
-    render(&revoke_page(&admin, row, None))
+    render(&revoke_page(&admin, row, &params, None))
 }
 
 pub async fn revoke(
@@ -303,13 +342,14 @@ pub async fn revoke(
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     id: web::Path<String>,
+    params: web::Query<Params>,
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<HttpResponse, AppError> {
     let row = inventory_row(&db, &id).await?;
     if form.confirm != CONFIRMATION {
         return render_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &revoke_page(&admin, row, Some(CONFIRMATION_ERROR)),
+            &revoke_page(&admin, row, &params, Some(CONFIRMATION_ERROR)),
         );
     }
     let revoked =
@@ -320,7 +360,7 @@ pub async fn revoke(
         format!("“{}” was already revoked.", row.token.name)
     };
     set_flash(&admin.session, message);
-    Ok(see_other("/admin/access-tokens"))
+    Ok(see_other(&back_to(&params).0))
 }
 
 #[derive(Template)]

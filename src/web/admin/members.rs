@@ -16,7 +16,7 @@ use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::format::{self, Pager};
 use crate::web::layout::{render, render_with_status, Chrome, Section};
-use crate::web::session::{set_flash, stash_showing, take_flash, take_showing};
+use crate::web::session::{set_flash, set_refusal, stash_showing, take_flash, take_showing, Flash};
 use crate::web::{see_other, url_encode};
 
 const PER_PAGE: i64 = 50;
@@ -27,6 +27,7 @@ pub struct ListQuery {
     q: String,
     role: String,
     status: String,
+    #[serde(default, deserialize_with = "crate::web::format::page_number")]
     page: Option<i64>,
 }
 
@@ -49,7 +50,7 @@ struct MembersPage {
     rows: Vec<MemberRow>,
     query: ListQuery,
     pager: Pager,
-    flash: Option<String>,
+    flash: Option<Flash>,
     filtered: bool,
 }
 
@@ -342,7 +343,10 @@ pub async fn change_role(
             role
         ),
         Ok(Changed::AlreadySo(member)) => format!("{} already is {role}.", member.display_name),
-        Err(refusal) => refusal_message(refusal)?,
+        Err(refusal) => {
+            set_refusal(&admin.session, refusal_message(refusal)?);
+            return Ok(see_other("/admin/members"));
+        }
     };
     set_flash(&admin.session, message);
     Ok(see_other("/admin/members"))
@@ -416,7 +420,10 @@ pub async fn change_status(
             member.display_name,
             if deactivate { "deactivated" } else { "active" }
         ),
-        Err(refusal) => refusal_message(refusal)?,
+        Err(refusal) => {
+            set_refusal(&admin.session, refusal_message(refusal)?);
+            return Ok(see_other("/admin/members"));
+        }
     };
     set_flash(&admin.session, message);
     Ok(see_other("/admin/members"))

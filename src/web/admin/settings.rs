@@ -15,7 +15,7 @@ use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::layout::{render_with_status, Chrome, Section};
 use crate::web::see_other;
-use crate::web::session::{set_flash, take_flash};
+use crate::web::session::{set_flash, take_flash, Flash};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -32,7 +32,7 @@ struct SettingsPage {
     form: PolicyForm,
     choices: Vec<ExpiryChoice>,
     errors: FieldErrors,
-    flash: Option<String>,
+    flash: Option<Flash>,
 }
 
 /// A default must be a choice made without a date.

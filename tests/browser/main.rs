@@ -8,3 +8,4 @@ mod helpers;
 
 mod harness;
 mod journeys;
+mod widths;

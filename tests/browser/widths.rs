@@ -1,0 +1,190 @@
+//! Every page at a phone's, a tablet's and a laptop's width, with the data a real organisation
+//! has: 60 tokens, names and emails of 100 characters, 60 members. Each page must fit its
+//! window, pass axe, and leave a screenshot in target/browser-artifacts/widths/ to look at.
+
+use tokendesk::domain::{hash_password, Email, Role};
+use tokendesk::users::{self, NewUser};
+
+use crate::harness::{run, Browser};
+use crate::helpers::{Backend, TestApp, TokenTimes};
+
+const WIDTHS: [u32; 3] = [390, 768, 1280];
+const PASSWORD: &str = "correct-horse-battery";
+
+/// "Margaret Hamilton-Lovelace …" padded to exactly `len` characters, numbered.
+fn long(prefix: &str, n: usize, len: usize) -> String {
+    let head = format!("{prefix} {n:02} ");
+    format!("{head}{}", "x".repeat(len - head.len()))
+}
+
+/// An address of 100 characters: a 64-character local part, the most an address may have.
+fn long_email(n: usize) -> String {
+    let local = format!("member{n:02}.{}", "l".repeat(64 - 9));
+    let domain = format!("{}.example.com", "d".repeat(100 - 64 - 1 - 12));
+    let email = format!("{local}@{domain}");
+    assert_eq!(email.len(), 100);
+    email
+}
+
+/// 60 members with long names and addresses (one password hash for all: hashing is slow on
+/// purpose); the first is the admin who looks at the pages. Returns the admin's id and email.
+async fn realistic_organisation(app: &TestApp) -> (i64, String) {
+    let hash = hash_password(PASSWORD).unwrap();
+    let mut admin = None;
+    for n in 0..60 {
+        let email = long_email(n);
+        let name = long("Margaret Hamilton-Lovelace", n, 100);
+        let role = if n == 0 { Role::Admin } else { Role::User };
+        let hash = hash.clone();
+        let parsed = Email::parse(&email).unwrap();
+        let user = app
+            .db
+            .run(move |conn| {
+                Ok(users::create(
+                    conn,
+                    NewUser {
+                        email: &parsed,
+                        display_name: &name,
+                        password_hash: Some(&hash),
+                        role,
+                    },
+                )
+                .expect("member created"))
+            })
+            .await
+            .unwrap();
+        admin.get_or_insert((user.id, email));
+    }
+    let (admin_id, email) = admin.unwrap();
+    app.set_active_token_limit(1000).await;
+    let scopes = ["license:read", "license:write", "tag:read", "webhook:write"];
+    for n in 0..60 {
+        let name = long(
+            "nightly export of every licence for the billing team",
+            n,
+            100,
+        );
+        let (id, _) = app.token_for(admin_id, &name, &scopes[..1 + n % 4]).await;
+        let times = TokenTimes {
+            expires_at: Some(chrono::Utc::now().naive_utc() + chrono::Duration::days(n as i64 - 5)),
+            last_used: (n % 3 == 0).then(|| {
+                (
+                    chrono::Utc::now().naive_utc() - chrono::Duration::hours(n as i64),
+                    Some("2001:db8:ffff:ffff:ffff:ffff:ffff:fffe".to_owned()),
+                )
+            }),
+            ..TokenTimes::default()
+        };
+        app.set_token_times(id, times).await;
+    }
+    (admin_id, email)
+}
+
+/// Sets the window so the page is `width` CSS pixels wide.
+async fn resize(b: &Browser, width: u32) {
+    b.client.set_window_size(width, 900).await.unwrap();
+    let inner = b.script("return window.innerWidth").await;
+    assert_eq!(
+        inner.as_u64(),
+        Some(u64::from(width)),
+        "the window is {width} px wide"
+    );
+}
+
+/// Opens `path` (axe runs), checks nothing is wider than the window, and keeps a screenshot.
+async fn look_at(b: &Browser, label: &str, path: &str, width: u32) {
+    b.visit(path).await;
+    assert_fits(b, label, width).await;
+}
+
+async fn assert_fits(b: &Browser, label: &str, width: u32) {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts/widths");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = b.client.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{label}-{width}.png")), png).unwrap();
+    let scroll = b
+        .script("return document.documentElement.scrollWidth")
+        .await;
+    if scroll.as_u64().unwrap() > u64::from(width) {
+        // Name the outermost elements that stick out, to say what to fix.
+        let culprits = b
+            .script(
+                "const w = window.innerWidth; return [...document.querySelectorAll('body *')]
+                   .filter(e => e.getBoundingClientRect().right > w + 1
+                     && !(e.parentElement && e.parentElement.getBoundingClientRect().right > w + 1))
+                   .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
+            )
+            .await;
+        panic!("{label} at {width} px is {scroll} px wide: {culprits}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let (admin_id, email) = realistic_organisation(&app).await;
+    let token_id = crate::helpers::stored_tokens(&app, admin_id).await[0].id;
+    let member_id = admin_id + 1;
+    run("widths", &app.address, move |journey| async move {
+        let b = journey.browser().await;
+        b.visit("/sign-in").await;
+        for width in WIDTHS {
+            resize(&b, width).await;
+            assert_fits(&b, "sign-in", width).await;
+        }
+        b.fill("#email", &email).await;
+        b.fill("#password", PASSWORD).await;
+        b.submit("form[action='/sign-in'] button").await;
+        let pages = [
+            ("tokens", "/developer/access-tokens".to_owned()),
+            ("tokens-page-2", "/developer/access-tokens?page=2".to_owned()),
+            ("tokens-expired", "/developer/access-tokens?tab=expired".to_owned()),
+            ("token", format!("/developer/access-tokens/{token_id}")),
+            ("new-token", "/developer/access-tokens/new".to_owned()),
+            ("regenerate", format!("/developer/access-tokens/{token_id}/regenerate")),
+            ("revoke", format!("/developer/access-tokens/{token_id}/revoke")),
+            ("members", "/admin/members".to_owned()),
+            ("member-new", "/admin/members/new".to_owned()),
+            ("member-status", format!("/admin/members/{member_id}/deactivate")),
+            ("inventory", "/admin/access-tokens".to_owned()),
+            ("inventory-revoke", format!("/admin/access-tokens/{token_id}/revoke")),
+            ("bulk-revoke", "/admin/access-tokens/bulk-revoke?name=nightly".to_owned()),
+            ("audit", "/admin/audit".to_owned()),
+            ("settings", "/admin/settings".to_owned()),
+        ];
+        for width in WIDTHS {
+            resize(&b, width).await;
+            for (label, path) in &pages {
+                look_at(&b, label, path, width).await;
+            }
+            // A refused form, its error summary within the page.
+            b.visit("/developer/access-tokens/new").await;
+            b.submit("#create-token").await;
+            assert_fits(&b, "new-token-refused", width).await;
+            // The one-time reveal: the whole secret in view.
+            b.fill("#name", &format!("reveal at {width}")).await;
+            b.click("#scope-tag-read").await;
+            b.submit("#create-token").await;
+            assert_fits(&b, "reveal", width).await;
+            let sizes = b
+                .script("const f = document.getElementById('token-value'); return [f.scrollWidth, f.clientWidth]")
+                .await;
+            assert!(
+                sizes[0].as_u64() <= sizes[1].as_u64(),
+                "the whole token shows at {width} px: text {} px in a {} px field",
+                sizes[0],
+                sizes[1]
+            );
+        }
+        // On a phone the navigation folds behind Menu, and opens from it.
+        resize(&b, 390).await;
+        b.visit("/developer/access-tokens").await;
+        let nav_shown = "return getComputedStyle(document.getElementById('sidenav')).display !== 'none'";
+        assert_eq!(b.script(nav_shown).await.as_bool(), Some(false), "folded");
+        b.click(".nav-toggle").await;
+        assert_eq!(b.script(nav_shown).await.as_bool(), Some(true), "opened by Menu");
+        assert_fits(&b, "menu-open", 390).await;
+    })
+    .await;
+}

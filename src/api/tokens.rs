@@ -54,6 +54,7 @@ pub struct TokenList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page of 100.
     page: Option<i64>,

@@ -37,6 +37,7 @@ crate::route_table! {
     get "/openapi.json" => openapi::document,
     get "/personal-access-tokens" => tokens::list,
     post "/personal-access-tokens" => tokens::create,
+    get "/personal-access-tokens/{id}" => tokens::show,
     delete "/personal-access-tokens/{id}" => tokens::revoke,
 }
 

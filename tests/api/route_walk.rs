@@ -78,6 +78,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/api/v1/openapi.json", Open),
     ("GET", "/api/v1/personal-access-tokens", Token),
     ("POST", "/api/v1/personal-access-tokens", Token),
+    ("GET", "/api/v1/personal-access-tokens/{id}", Token),
     ("DELETE", "/api/v1/personal-access-tokens/{id}", Token),
 ];
 
@@ -343,17 +344,22 @@ async fn a_user_reaches_no_admin_route_and_no_one_elses_objects(app: TestApp) {
     }
     let tokens_url = format!("{}/api/v1/personal-access-tokens", app.address);
     let client = &app.api().client;
-    let response = client
-        .delete(format!("{tokens_url}/{}", world.others.token))
-        .bearer_auth(&world.grace_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::NOT_FOUND,
-        "API: another's token"
-    );
+    for method in [Method::GET, Method::DELETE] {
+        let response = client
+            .request(
+                method.clone(),
+                format!("{tokens_url}/{}", world.others.token),
+            )
+            .bearer_auth(&world.grace_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "API: {method} another's token"
+        );
+    }
     let listed = client
         .get(&tokens_url)
         .bearer_auth(&world.grace_token)

@@ -45,6 +45,7 @@ enum UserCommand {
     /// Create an account. The password is asked for at a prompt, or read from the first line of
     /// standard input when it is not a terminal; never from the command line.
     Create {
+        /// Email address the account signs in with.
         #[arg(long)]
         email: String,
         /// Display name.

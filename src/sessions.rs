@@ -70,6 +70,16 @@ pub fn take_showing(conn: &mut AnyConnection, secret: &str, key: &str) -> QueryR
     Ok(taken == 1)
 }
 
+/// Whether `key` is still to be shown, leaving it so.
+pub fn showing_pending(conn: &mut AnyConnection, secret: &str, key: &str) -> QueryResult<bool> {
+    sessions::table
+        .find(digest(secret))
+        .filter(sessions::pending_showing.eq(key))
+        .count()
+        .get_result::<i64>(conn)
+        .map(|found| found == 1)
+}
+
 pub fn end(conn: &mut AnyConnection, secret: &str) -> QueryResult<()> {
     diesel::delete(sessions::table.find(digest(secret)))
         .execute(conn)

@@ -19,6 +19,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("No such resource.")]
     NotFound,
+    /// The path exists; the methods it takes, for the `Allow` header.
+    #[error("This address does not take that method; it takes {0}.")]
+    MethodNotAllowed(String),
     #[error("The request body is larger than allowed.")]
     PayloadTooLarge,
     #[error("The token store is unavailable; try again shortly.")]
@@ -64,7 +67,7 @@ impl From<crate::tokens::actions::TokenError> for ApiError {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// A stable code: invalid_token, insufficient_scope, invalid_request, validation_failed,
-    /// not_found, payload_too_large, too_many_requests, unavailable, internal.
+    /// not_found, method_not_allowed, payload_too_large, too_many_requests, unavailable, internal.
     pub error: &'static str,
     pub message: String,
     /// Per-field messages, on validation_failed.
@@ -82,6 +85,7 @@ impl ApiError {
             ApiError::Auth(_) => "invalid_token",
             ApiError::Validation(_) => "validation_failed",
             ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::TooManyRequests { .. } => "too_many_requests",
             ApiError::Internal => "internal",
@@ -102,6 +106,7 @@ impl ResponseError for ApiError {
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,6 +124,9 @@ impl ResponseError for ApiError {
                 ));
             }
             ApiError::Auth(AuthFailure::Conflicting | AuthFailure::Unavailable(_)) => {}
+            ApiError::MethodNotAllowed(allow) => {
+                response.insert_header((header::ALLOW, allow.as_str()));
+            }
             ApiError::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
@@ -150,6 +158,11 @@ impl ResponseError for ApiError {
 /// Unknown paths under /api answer in JSON too.
 pub async fn not_found() -> HttpResponse {
     ApiError::NotFound.error_response()
+}
+
+/// A known API path asked with a method it does not take.
+pub fn method_not_allowed(allow: &str) -> HttpResponse {
+    ApiError::MethodNotAllowed(allow.to_owned()).error_response()
 }
 
 /// Bad JSON bodies become `invalid_request` (or 413) instead of actix's plain-text default.

@@ -26,17 +26,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 crate::route_table! {
-    fn gateway_routes, GATEWAY_ROUTES;
+    fn gateway_routes, GATEWAY_ROUTES, other_methods => error::method_not_allowed;
     route "/auth/verify" => verify::verify,
 }
 
 crate::route_table! {
     /// Served under `/api/v1` and under `/{token}/api/v1`.
-    fn api_v1_routes, V1_ROUTES;
+    fn api_v1_routes, V1_ROUTES, other_methods => error::method_not_allowed;
     get "/me" => me::me,
     get "/openapi.json" => openapi::document,
     get "/personal-access-tokens" => tokens::list,
     post "/personal-access-tokens" => tokens::create,
+    get "/personal-access-tokens/{id}" => tokens::show,
     delete "/personal-access-tokens/{id}" => tokens::revoke,
 }
 

@@ -1,3 +1,4 @@
+use actix_web::http::header;
 use actix_web::web::{self, Json};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -54,6 +55,7 @@ pub struct TokenList {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page of 100.
     page: Option<i64>,
@@ -115,18 +117,25 @@ pub struct CreatedTokenJson {
 struct CreateTokenBody {
     /// 1 to 100 characters, unique among the owner's active tokens.
     name: String,
-    /// 7, 30, 60, 90, 365, custom or never.
-    expires_in: String,
+    /// 1, 7, 30, 60, 90, 365, custom or never; when left out, the organisation's default expiry
+    /// (the one the New token form preselects).
+    expires_in: Option<String>,
     /// YYYY-MM-DD, when expires_in is custom.
     expires_on: Option<String>,
     /// At least one; only what the owner's role allows.
     scopes: Vec<String>,
 }
 
+/// Where a token of the API is read: the `Location` of a created one.
+fn token_location(id: i64) -> String {
+    format!("/api/v1/personal-access-tokens/{id}")
+}
+
 /// Creates a token for the owner of the presented token.
 #[utoipa::path(post, path = "/api/v1/personal-access-tokens", tag = "tokens", request_body = CreateTokenBody,
     responses(
-        (status = 201, description = "Created; the secret is in this response only", body = CreatedTokenJson),
+        (status = 201, description = "Created; the secret is in this response only", body = CreatedTokenJson,
+            headers(("Location" = String, description = "The new token's address in this API"))),
         (status = 403, description = "The token lacks personalAccessToken:write", body = ErrorBody),
         (status = 422, description = "Field errors", body = ErrorBody),
     ),
@@ -141,6 +150,7 @@ pub async fn create(
     let policy = crate::policy::current(&db).await?;
     let request = body
         .into_inner()
+        .or_default_expiry(&policy)
         .parse(auth.role, Utc::now().naive_utc(), &policy)
         .map_err(ApiError::Validation)?;
     let origin = Origin::Token {
@@ -149,14 +159,40 @@ pub async fn create(
         scopes: auth.scopes,
         expires_at: auth.expires_at,
     };
-    let created = actions::create(&db, actor(&req, &auth), request, origin).await;
-    match created {
-        Ok(created) => Ok(HttpResponse::Created().json(CreatedTokenJson {
+    let created = actions::create(&db, actor(&req, &auth), request, origin).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, token_location(created.token.id)))
+        .json(CreatedTokenJson {
             token: TokenJson::from(&created.token),
             secret: created.secret.expose().to_owned(),
-        })),
-        Err(refusal) => Err(refusal.into()),
-    }
+        }))
+}
+
+/// One of the owner's tokens; anyone else's id, or a malformed one, is not found.
+async fn own_token(db: &Db, user_id: i64, raw_id: &str) -> Result<PersonalAccessToken, ApiError> {
+    let token_id: i64 = raw_id.parse().map_err(|_| ApiError::NotFound)?;
+    db.run(move |conn| store::find_owned(conn, user_id, token_id))
+        .await?
+        .ok_or(ApiError::NotFound)
+}
+
+/// One of the owner's tokens; anything else is not found.
+#[utoipa::path(get, path = "/api/v1/personal-access-tokens/{id}", tag = "tokens",
+    params(("id" = i64, Path, description = "Token id")),
+    responses(
+        (status = 200, description = "The token", body = TokenJson),
+        (status = 403, description = "The token lacks personalAccessToken:read", body = ErrorBody),
+        (status = 404, description = "Not one of the owner's tokens", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
+pub async fn show(
+    db: web::Data<Db>,
+    ApiAuth(auth): ApiAuth,
+    path: web::Path<(String,)>,
+) -> Result<Json<TokenJson>, ApiError> {
+    auth.require(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
+    let token = own_token(&db, auth.user_id, &path.into_inner().0).await?;
+    Ok(Json(TokenJson::from(&token)))
 }
 
 /// Revokes one of the owner's tokens; anything else is not found.
@@ -164,6 +200,7 @@ pub async fn create(
     params(("id" = i64, Path, description = "Token id")),
     responses(
         (status = 204, description = "Revoked (or already revoked)"),
+        (status = 403, description = "The token lacks personalAccessToken:write", body = ErrorBody),
         (status = 404, description = "Not one of the owner's tokens", body = ErrorBody),
     ),
     security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
@@ -174,16 +211,7 @@ pub async fn revoke(
     path: web::Path<(String,)>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
-    let token_id: i64 = path
-        .into_inner()
-        .0
-        .parse()
-        .map_err(|_| ApiError::NotFound)?;
-    let user_id = auth.user_id;
-    let token = db
-        .run(move |conn| store::find_owned(conn, user_id, token_id))
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let token = own_token(&db, auth.user_id, &path.into_inner().0).await?;
     actions::revoke(&db, actor(&req, &auth), &token, &auth.email).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -9,6 +9,7 @@ use crate::api::error::{self, ApiError, ErrorBody};
 use crate::domain::Scope;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct VerifyQuery {
     /// A scope that must be in effect, e.g. license:write.
     scope: Option<String>,

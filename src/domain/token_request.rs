@@ -20,7 +20,9 @@ const END_OF_DAY_SECS: i64 = 86_399;
 pub struct TokenRequestInput {
     #[validate(custom(function = "name_rule"))]
     pub name: String,
-    /// An `ExpiryChoice` value, as sent (checked by `parse`).
+    /// An `ExpiryChoice` value, as sent (checked by `parse`). JSON clients may leave it out
+    /// or send null for the organisation's default (see `or_default_expiry`).
+    #[serde(deserialize_with = "null_as_empty")]
     pub expires_in: String,
     /// YYYY-MM-DD, when `expires_in` is "custom". JSON clients may send null for "none".
     #[serde(deserialize_with = "null_as_empty")]
@@ -56,6 +58,15 @@ impl TokenRequestInput {
             expires_in: policy.default_expiry.value().to_owned(),
             ..Self::default()
         }
+    }
+
+    /// Without an expiry, the policy's default: what the New token form preselects, for a
+    /// client that has no form. (The form itself always sends one.)
+    pub fn or_default_expiry(mut self, policy: &Policy) -> Self {
+        if self.expires_in.is_empty() {
+            self.expires_in = policy.default_expiry.value().to_owned();
+        }
+        self
     }
 
     /// Every rule, every error at once, for someone of `role` at time `now` under `policy`.
@@ -213,6 +224,23 @@ mod tests {
             expires_on: expires_on.into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
         }
+    }
+
+    #[test]
+    fn a_request_without_expiry_takes_the_policys_default_and_a_chosen_one_stays() {
+        let policy = Policy {
+            default_expiry: ExpiryChoice::SevenDays,
+            ..Policy::default()
+        };
+        let parsed = |expires_in: &str| {
+            input("ci", expires_in, "", &["license:read"])
+                .or_default_expiry(&policy)
+                .parse(Role::User, now(), &policy)
+                .unwrap()
+                .expiry
+        };
+        assert_eq!(parsed(""), Expiry::At(now() + Duration::days(7)));
+        assert_eq!(parsed("90"), Expiry::At(now() + Duration::days(90)));
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub enum AppError {
     NotFound,
     #[error("forbidden")]
     Forbidden,
+    /// The page exists; the methods it takes, for the `Allow` header.
+    #[error("method not allowed (allowed: {0})")]
+    MethodNotAllowed(String),
     #[error("the form's security token was missing or wrong")]
     CsrfRejected,
     #[error("bad request: {0}")]
@@ -82,6 +85,10 @@ impl AppError {
                 "Access denied",
                 "Your role does not allow this page. Ask an administrator if you need access.",
             ),
+            AppError::MethodNotAllowed(_) => (
+                "Method not allowed",
+                "This page exists, but not for that kind of request. Nothing was changed.",
+            ),
             AppError::CsrfRejected => (
                 "This form has expired",
                 "The form's security token was missing or did not match your session, so nothing \
@@ -112,6 +119,7 @@ impl ResponseError for AppError {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden | AppError::CsrfRejected => StatusCode::FORBIDDEN,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::SignInRequired { .. } => StatusCode::SEE_OTHER,
@@ -140,6 +148,13 @@ impl ResponseError for AppError {
                     format!("The request could not be understood: {detail}. Nothing was changed.");
                 error_page(status, title, &message)
             }
+            AppError::MethodNotAllowed(allow) => {
+                let mut page = error_page(status, title, message);
+                if let Ok(allow) = header::HeaderValue::from_str(allow) {
+                    page.headers_mut().insert(header::ALLOW, allow);
+                }
+                page
+            }
             _ => error_page(status, title, message),
         }
     }
@@ -164,6 +179,11 @@ pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpRespons
 pub async fn not_found() -> HttpResponse {
     let (title, message) = AppError::NotFound.title_and_message();
     error_page(StatusCode::NOT_FOUND, title, message)
+}
+
+/// A known page asked with a method it does not take.
+pub fn method_not_allowed(allow: &str) -> HttpResponse {
+    AppError::MethodNotAllowed(allow.to_owned()).error_response()
 }
 
 /// A page's query string that does not fit (`?page=abc`, `?status=lost`) is a styled 400 page

@@ -28,7 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 crate::route_table! {
-    fn own_routes, ROUTES;
+    fn own_routes, ROUTES, other_methods => error::method_not_allowed;
     get "/healthz" => health::healthz,
     get "/readyz" => health::readyz,
     get "/static/{name}" => assets::serve,

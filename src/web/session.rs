@@ -6,6 +6,7 @@
 use crate::domain::Secret;
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpRequest};
 use chrono::Utc;
 use futures_util::future::LocalBoxFuture;
@@ -35,7 +36,7 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let session = req.get_session();
         let db = req.app_data::<web::Data<Db>>().cloned();
-        let next = (req.method() == actix_web::http::Method::GET).then(|| {
+        let next = matches!(*req.method(), Method::GET | Method::HEAD).then(|| {
             req.uri()
                 .path_and_query()
                 .map(|pq| pq.as_str().to_owned())
@@ -207,20 +208,35 @@ pub async fn stash_showing<T: Serialize>(
     Ok(())
 }
 
-/// The value stashed for one showing, if it has not been shown yet.
+/// The value stashed for one showing, if it has not been shown yet. A HEAD request shows
+/// nothing (its body is dropped), so it looks without spending the one showing.
 pub async fn take_showing<T: DeserializeOwned>(
+    req: &HttpRequest,
     db: &Db,
     current: &CurrentUser,
 ) -> Result<Option<T>, AppError> {
-    let Some(Ok(showing)) = current.session.remove_as::<Showing<T>>(SHOWING) else {
+    let head = req.method() == Method::HEAD;
+    let showing = if head {
+        current.session.get::<Showing<T>>(SHOWING).ok().flatten()
+    } else {
+        current
+            .session
+            .remove_as::<Showing<T>>(SHOWING)
+            .and_then(Result::ok)
+    };
+    let Some(showing) = showing else {
         return Ok(None);
     };
     let secret = session_secret(&current.session).ok_or(AppError::Forbidden)?;
     let key = showing.key;
-    let first = db
-        .write(move |conn| crate::sessions::take_showing(conn, &secret, &key))
-        .await?;
-    Ok(first.then_some(showing.value))
+    let pending = if head {
+        db.read(move |conn| crate::sessions::showing_pending(conn, &secret, &key))
+            .await?
+    } else {
+        db.write(move |conn| crate::sessions::take_showing(conn, &secret, &key))
+            .await?
+    };
+    Ok(pending.then_some(showing.value))
 }
 
 /// A new token waiting for its one showing (see [`stash_showing`]).

@@ -15,6 +15,8 @@ backend_tests!(
     the_form_keeps_the_input_it_refuses,
     names_are_unique_among_active_tokens,
     the_token_is_revealed_once_and_stored_only_as_a_digest,
+    the_reveal_pages_path_example_runs_against_tokendesk,
+    a_head_request_does_not_spend_the_one_time_reveal,
     refreshing_after_create_never_makes_a_second_token,
     fresh_tokens_show_never_used_and_their_details,
     revoking_needs_the_exact_word_delete,
@@ -244,6 +246,43 @@ async fn the_token_is_revealed_once_and_stored_only_as_a_digest(app: TestApp) {
     assert_ne!(stored.digest, secret);
     assert!(!stored.hint.contains(&secret[4..20]) && secret.starts_with(&stored.hint[..8]));
     assert!(html.contains(&stored.hint), "the list shows the hint");
+}
+
+/// The path-segment example is one a person can paste: it answers. The gateway forms are
+/// shown as the services' own paths.
+async fn the_reveal_pages_path_example_runs_against_tokendesk(app: TestApp) {
+    let (_, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    browser.create_token_unseen("ci").await;
+    let html = browser.page("/developer/access-tokens/reveal").await;
+    let secret = revealed_secret(&html).unwrap();
+    let example = format!("curl {}/{secret}/api/v1/me", app.address);
+    assert!(html.contains(&example), "{example}");
+    let url = example.trim_start_matches("curl ");
+    let response = app.api().client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    assert!(html.contains("Services behind the company's gateway"));
+}
+
+/// HEAD shows nothing (no body), so it must not use up the one showing.
+async fn a_head_request_does_not_spend_the_one_time_reveal(app: TestApp) {
+    let (_, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    browser.create_token_unseen("ci").await;
+    let head = browser
+        .client
+        .head(browser.url("/developer/access-tokens/reveal"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["cache-control"], "no-store");
+    assert!(head.bytes().await.unwrap().is_empty());
+    let html = browser.page("/developer/access-tokens/reveal").await;
+    assert!(
+        revealed_secret(&html).is_some(),
+        "still shown once after the HEAD"
+    );
+    let again = browser.get("/developer/access-tokens/reveal").await;
+    assert_eq!(again.status(), StatusCode::SEE_OTHER, "and only once");
 }
 
 async fn refreshing_after_create_never_makes_a_second_token(app: TestApp) {

@@ -127,3 +127,77 @@ async fn sqlite_files_are_readable_by_their_owner_only() {
         assert_eq!(mode, 0o600, "{file} is {mode:o}");
     }
 }
+
+/// What `tokendesk [COMMAND...] --help` prints.
+fn help_of(command: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_tokendesk"))
+        .args(command)
+        .arg("--help")
+        .output()
+        .expect("run tokendesk --help");
+    assert!(output.status.success(), "{command:?} --help failed");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The entries of a help section (`Options:`, `Commands:`), each with its description: the
+/// text after its name (two spaces on) and the lines below it, without clap's own `[default:
+/// ...]` and `[env: ...]` notes, which say nothing of what it is.
+fn section_entries(help: &str, section: &str) -> Vec<(String, String)> {
+    let is_entry = |line: &str| {
+        let text = line.trim_start();
+        let indent = line.len() - text.len();
+        // `- text: ...` is a possible value in an option's description, not an option.
+        let option = text.starts_with('-') && !text.starts_with("- ");
+        option || (section == "Commands:" && indent == 2 && !text.is_empty())
+    };
+    let mut entries: Vec<(String, String)> = Vec::new();
+    let lines = help
+        .lines()
+        .skip_while(|line| *line != section)
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with(' '));
+    for line in lines {
+        if is_entry(line) {
+            let (name, text) = line.trim().split_once("  ").unwrap_or((line.trim(), ""));
+            entries.push((name.to_owned(), text.to_owned()));
+        } else if let Some((_, description)) = entries.last_mut() {
+            description.push(' ');
+            description.push_str(line.trim());
+        }
+    }
+    for (_, description) in &mut entries {
+        while let Some(open) = description.find('[') {
+            let close = description[open..]
+                .find(']')
+                .map_or(description.len(), |c| open + c + 1);
+            description.replace_range(open..close, "");
+        }
+        *description = description.trim().to_owned();
+    }
+    entries
+}
+
+/// Every command's `--help`, down every subcommand: no option and no command is left
+/// without a line saying what it is.
+#[test]
+fn every_option_and_command_has_help_text() {
+    let mut to_visit: Vec<Vec<String>> = vec![vec![]];
+    let mut options_checked = 0;
+    while let Some(command) = to_visit.pop() {
+        let args: Vec<&str> = command.iter().map(String::as_str).collect();
+        let help = help_of(&args);
+        for (option, description) in section_entries(&help, "Options:") {
+            let at = format!("tokendesk {} {option}", args.join(" "));
+            assert!(!description.is_empty(), "`{at}` has no help text");
+            options_checked += 1;
+        }
+        for (sub, description) in section_entries(&help, "Commands:") {
+            let at = format!("tokendesk {} {sub}", args.join(" "));
+            assert!(!description.is_empty(), "`{at}` has no help text");
+            if sub != "help" {
+                to_visit.push(command.iter().cloned().chain([sub]).collect());
+            }
+        }
+    }
+    assert!(options_checked > 20, "only {options_checked} options seen");
+}

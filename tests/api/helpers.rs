@@ -410,6 +410,14 @@ impl Browser {
         .await
     }
 
+    /// Submits the New token form for a 30-day `tag:read` token named `name`, and stops at its
+    /// redirect: the one-time reveal is still to be seen.
+    pub async fn create_token_unseen(&self, name: &str) {
+        let fields = [("name", name), ("expires_in", "30"), ("scopes", "tag:read")];
+        let response = self.submit_new_token(&fields).await;
+        assert_eq!(location(&response), "/developer/access-tokens/reveal");
+    }
+
     /// Fills in the New token form and returns the secret from the one-time reveal.
     pub async fn create_token(&self, name: &str, expires_in: &str, scopes: &[&str]) -> String {
         let mut fields = vec![("name", name), ("expires_in", expires_in)];

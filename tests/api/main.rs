@@ -15,6 +15,7 @@ mod identities;
 mod invariants;
 mod last_used;
 mod one_time_showing;
+mod openapi;
 mod pages;
 mod process;
 mod proxies;

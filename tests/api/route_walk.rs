@@ -3,7 +3,7 @@
 //! form's CSRF token. The walk's table is checked against the route tables the server registers
 //! from, so a new route cannot be added without being walked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::{Method, StatusCode};
 use tokendesk::domain::Role;
@@ -16,6 +16,8 @@ backend_tests!(
     a_user_reaches_no_admin_route_and_no_one_elses_objects,
     an_admin_opens_every_admin_page_and_no_one_elses_developer_pages,
     every_state_changing_route_demands_its_forms_csrf_token,
+    every_get_answers_head_alike_without_a_body,
+    a_known_path_refuses_other_methods_with_405_naming_its_own,
 );
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,6 +79,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/api/v1/openapi.json", Open),
     ("GET", "/api/v1/personal-access-tokens", Token),
     ("POST", "/api/v1/personal-access-tokens", Token),
+    ("GET", "/api/v1/personal-access-tokens/{id}", Token),
     ("DELETE", "/api/v1/personal-access-tokens/{id}", Token),
 ];
 
@@ -342,17 +345,22 @@ async fn a_user_reaches_no_admin_route_and_no_one_elses_objects(app: TestApp) {
     }
     let tokens_url = format!("{}/api/v1/personal-access-tokens", app.address);
     let client = &app.api().client;
-    let response = client
-        .delete(format!("{tokens_url}/{}", world.others.token))
-        .bearer_auth(&world.grace_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::NOT_FOUND,
-        "API: another's token"
-    );
+    for method in [Method::GET, Method::DELETE] {
+        let response = client
+            .request(
+                method.clone(),
+                format!("{tokens_url}/{}", world.others.token),
+            )
+            .bearer_auth(&world.grace_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::NOT_FOUND,
+            "API: {method} another's token"
+        );
+    }
     let listed = client
         .get(&tokens_url)
         .bearer_auth(&world.grace_token)
@@ -484,4 +492,119 @@ async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
         .revoked_at
         .is_some());
     println!("CSRF walk: {refused} forged posts refused");
+}
+
+/// `method path` from `browser`, with `token` as a bearer when given.
+async fn request(
+    browser: &Browser,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> reqwest::Response {
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    let request = browser.client.request(method, browser.url(path));
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+/// HEAD of every GET route answers as GET does (status, redirect, content type), without a
+/// body: as a signed-out visitor (the pages send to sign-in), as Grace on her own pages, and
+/// with Grace's token on the API.
+async fn every_get_answers_head_alike_without_a_body(app: TestApp) {
+    let world = the_walks_world(&app).await;
+    let visitor = app.browser();
+    let mut checked = 0;
+    for (_, template, guard) in ROUTES.iter().filter(|(m, _, _)| *m == "GET") {
+        let path = fill(template, &world.own);
+        let token = (*guard == Token).then_some(world.grace_token.as_str());
+        let mut who = vec![("signed out", &visitor)];
+        if *guard == Person {
+            who.push(("Grace", &world.grace));
+        }
+        for (who, browser) in who {
+            let get = request(browser, "GET", &path, token).await;
+            let head = request(browser, "HEAD", &path, token).await;
+            let what = format!("{who}: HEAD {path}");
+            assert_eq!(head.status(), get.status(), "{what}");
+            for header in ["location", "content-type", "allow"] {
+                assert_eq!(
+                    head.headers().get(header),
+                    get.headers().get(header),
+                    "{what}"
+                );
+            }
+            assert!(head.bytes().await.unwrap().is_empty(), "{what} has a body");
+            checked += 1;
+        }
+    }
+    println!("route walk (HEAD): {checked} HEADs answered as their GETs");
+}
+
+/// The methods `template` takes, by the walk's table: HEAD beside GET.
+fn allowed(template: &str) -> BTreeSet<&'static str> {
+    let mut methods: BTreeSet<&str> = ROUTES
+        .iter()
+        .filter(|(_, t, _)| *t == template)
+        .map(|(m, _, _)| *m)
+        .collect();
+    if methods.contains("GET") {
+        methods.insert("HEAD");
+    }
+    methods
+}
+
+/// A path the server has, asked with a method it does not take, is a 405 whose `Allow` lists
+/// the methods it does: JSON `method_not_allowed` under the API (also with the token in the
+/// path), a page elsewhere. A path it does not have stays a 404 for every method.
+async fn a_known_path_refuses_other_methods_with_405_naming_its_own(app: TestApp) {
+    let world = the_walks_world(&app).await;
+    let visitor = app.browser();
+    let templates: BTreeMap<&str, BTreeSet<&str>> =
+        ROUTES.iter().map(|(_, t, _)| (*t, allowed(t))).collect();
+    let mut checked = 0;
+    for (template, methods) in templates.iter().filter(|(_, m)| !m.contains("ANY")) {
+        let path = fill(template, &world.own);
+        let token_path = format!("/{}{path}", world.grace_token);
+        let mut paths = vec![path.clone()];
+        if path.starts_with("/api/") {
+            paths.push(token_path);
+        }
+        for path in &paths {
+            for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+                if methods.contains(method) {
+                    continue;
+                }
+                let response = request(&visitor, method, path, None).await;
+                let what = format!("{method} {path}");
+                assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{what}");
+                let allow = response.headers()["allow"].to_str().unwrap();
+                let allow: BTreeSet<&str> = allow.split(", ").collect();
+                assert_eq!(&allow, methods, "{what}");
+                let body = response.text().await.unwrap();
+                if path.contains("/api/") {
+                    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(body["error"], "method_not_allowed", "{what}");
+                } else {
+                    assert!(body.contains("Method not allowed"), "{what}: {body}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    for method in ["GET", "HEAD", "POST", "DELETE", "PATCH"] {
+        for path in [
+            "/nope",
+            "/api/v1/nope",
+            "/developer/nope",
+            "/ext/bc/C/rpc/x",
+        ] {
+            let response = request(&visitor, method, path, None).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        }
+    }
+    assert_the_walk_changed_nothing(&app, &world).await;
+    println!("route walk (405): {checked} other methods refused with Allow");
 }

@@ -14,6 +14,8 @@ backend_tests!(
     scopes_are_limited_by_the_owners_role_at_this_moment,
     the_api_lists_tokens_without_secrets_to_a_token_that_may_read_them,
     a_token_created_through_the_api_works_until_revoked_through_it,
+    a_created_tokens_location_reads_it_back_to_its_owner_only,
+    without_expires_in_the_api_uses_the_organisations_default_expiry,
     the_api_finds_no_one_elses_token_and_no_unknown_route,
     api_bodies_are_validated_like_the_form,
     the_gateway_check_reads_the_original_uri,
@@ -304,6 +306,86 @@ async fn a_token_created_through_the_api_works_until_revoked_through_it(app: Tes
     assert!(
         actions.contains(&"token.created".to_owned())
             && actions.contains(&"token.revoked".to_owned())
+    );
+}
+
+/// `GET` of an API address (`/api/v1/...` or a `Location`), presenting `token`.
+async fn get_through_the_api(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    let url = format!("{}{path}", app.address);
+    let request = app.api().client.get(url).bearer_auth(token);
+    request.send().await.unwrap()
+}
+
+async fn a_created_tokens_location_reads_it_back_to_its_owner_only(app: TestApp) {
+    let (_, _, reader, manager) = grace_with_a_reader_and_a_manager(&app).await;
+    let body = serde_json::json!({"name": "from-api", "expires_in": "7", "scopes": ["tag:read"]});
+    let response = create_through_the_api(&app, &manager, body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let token_location = response.headers()["location"].to_str().unwrap().to_owned();
+    let created: serde_json::Value = response.json().await.unwrap();
+    let id = created["token"]["id"].as_i64().unwrap();
+    assert_eq!(
+        token_location,
+        format!("/api/v1/personal-access-tokens/{id}")
+    );
+
+    let response = get_through_the_api(&app, &manager, &token_location).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let token: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        token, created["token"],
+        "the same token, without its secret"
+    );
+
+    // The scope of listing; and another's token, or no token, is not found.
+    let (status, code, _) =
+        api_error(get_through_the_api(&app, &reader, &token_location).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::FORBIDDEN, "insufficient_scope")
+    );
+    let other = app
+        .create_user("mallory@example.com", "mallory-password", Role::Admin)
+        .await;
+    let (other_id, _) = app.token_for(other.id, "theirs", &["tag:read"]).await;
+    for target in [other_id.to_string(), "999999".into(), "abc".into()] {
+        let path = format!("/api/v1/personal-access-tokens/{target}");
+        let (status, code, _) = api_error(get_through_the_api(&app, &manager, &path).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{target}"
+        );
+    }
+}
+
+async fn without_expires_in_the_api_uses_the_organisations_default_expiry(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let saved = admin.set_token_policy("60", "7").await;
+    assert_eq!(crate::helpers::location(&saved), "/admin/settings");
+    let scopes = ["personalAccessToken:write", "tag:read"];
+    let (_, manager) = app.token_for(1, "manager", &scopes).await;
+    let body = serde_json::json!({"name": "defaulted", "scopes": ["tag:read"]});
+    let response = create_through_the_api(&app, &manager, body).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: serde_json::Value = response.json().await.unwrap();
+    let expires_at: chrono::DateTime<chrono::Utc> = created["token"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let days = (expires_at - chrono::Utc::now()).num_hours() as f64 / 24.0;
+    assert!((6.9..=7.0).contains(&days), "expires in {days} days");
+
+    // A value the form does not offer is a field error naming the ones it does.
+    let body = serde_json::json!({"name": "odd", "expires_in": "45", "scopes": ["tag:read"]});
+    let response = create_through_the_api(&app, &manager, body).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "validation_failed");
+    assert_eq!(
+        body["fields"]["expires_in"],
+        "Choose when the token expires. Allowed values: 1, 7, 30, 60, 90, 365, custom, never."
     );
 }
 

@@ -20,7 +20,7 @@ use crate::web::format;
 use crate::web::HOME;
 
 crate::route_table! {
-    pub fn routes, ROUTES;
+    pub fn routes, ROUTES, other_methods => crate::web::error::method_not_allowed;
     get HOME => list::show,
     post HOME => new::submit,
     get "/developer/access-tokens/new" => new::show,

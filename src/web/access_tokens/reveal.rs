@@ -24,7 +24,7 @@ pub async fn show(
     site: web::Data<Site>,
     current: CurrentUser,
 ) -> Result<HttpResponse, AppError> {
-    let Some(reveal) = take_showing::<PendingReveal>(&db, &current).await? else {
+    let Some(reveal) = take_showing::<PendingReveal>(&req, &db, &current).await? else {
         set_refusal(
             &current.session,
             "A token is shown only once, right after it is created. If you lost it, regenerate it.",

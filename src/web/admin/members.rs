@@ -289,10 +289,12 @@ struct LinkPage {
 
 /// The set-password link, shown once to the admin who created the member.
 pub async fn show_link(
+    req: HttpRequest,
     db: web::Data<Db>,
     AdminUser(admin): AdminUser,
 ) -> Result<HttpResponse, AppError> {
-    let Some((name, email, url)) = take_showing::<(String, String, String)>(&db, &admin).await?
+    let Some((name, email, url)) =
+        take_showing::<(String, String, String)>(&req, &db, &admin).await?
     else {
         return Ok(see_other("/admin/members"));
     };

@@ -33,7 +33,7 @@ impl FromRequest for AdminUser {
 }
 
 crate::route_table! {
-    pub fn routes, ROUTES;
+    pub fn routes, ROUTES, other_methods => crate::web::error::method_not_allowed;
     get "/admin" => || async { crate::web::see_other("/admin/members") },
     get "/admin/members" => members::list,
     post "/admin/members" => members::create,

@@ -21,6 +21,8 @@ pub enum Action {
     MemberReactivated,
     PasswordLinkCreated,
     PasswordSet,
+    PasswordChanged,
+    DisplayNameChanged,
     PolicyChanged,
 }
 
@@ -40,6 +42,8 @@ impl Action {
             Action::MemberReactivated => "member.reactivated",
             Action::PasswordLinkCreated => "password_link.created",
             Action::PasswordSet => "password.set",
+            Action::PasswordChanged => "password.changed",
+            Action::DisplayNameChanged => "account.display_name_changed",
             Action::PolicyChanged => "policy.changed",
         }
     }
@@ -55,6 +59,8 @@ impl Action {
         Action::MemberReactivated,
         Action::PasswordLinkCreated,
         Action::PasswordSet,
+        Action::PasswordChanged,
+        Action::DisplayNameChanged,
         Action::PolicyChanged,
         Action::TokenCreated,
         Action::TokenRegenerated,

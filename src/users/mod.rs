@@ -194,3 +194,14 @@ pub fn set_password(conn: &mut AnyConnection, id: i64, password_hash: &str) -> Q
         .execute(conn)
         .map(drop)
 }
+
+/// The name is [`crate::domain::clean_name`]d by the caller.
+pub fn set_display_name(conn: &mut AnyConnection, id: i64, display_name: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::display_name.eq(display_name),
+            users::updated_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+        .map(drop)
+}

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod access_tokens;
+mod account;
 mod admin;
 mod audit_trail;
 mod auth_cache;

@@ -6,7 +6,8 @@ mod password_links;
 
 pub use listing::{count_members, list_members, Member, MemberFilter};
 pub use password_links::{
-    consume_password_link, find_password_link, insert_password_link, PASSWORD_LINK_HOURS,
+    consume_password_link, find_password_link, insert_password_link, withdraw_password_links,
+    PASSWORD_LINK_HOURS,
 };
 
 use chrono::{NaiveDateTime, Utc};

@@ -377,6 +377,20 @@ impl Browser {
         .await
     }
 
+    /// The one-time set-password link the admin is shown (once) after making one.
+    pub async fn set_password_link_shown(&self) -> String {
+        let html = self.page("/admin/members/link").await;
+        let start = html.find("/set-password/").expect("the link is shown");
+        let end = html[start..].find('"').unwrap() + start;
+        html[start..end].to_owned()
+    }
+
+    /// Sets a password with a set-password link, as the member it was sent to would.
+    pub async fn set_password_by_link(&self, link: &str, password: &str) -> Response {
+        let fields = [("password", password), ("password_confirm", password)];
+        self.submit_form(link, link, &fields).await
+    }
+
     /// Changes the signed-in person's password on My account.
     pub async fn change_password(&self, current: &str, new: &str) -> Response {
         let fields = [

@@ -15,6 +15,7 @@ mod hostile_input;
 mod identities;
 mod invariants;
 mod last_used;
+mod member_links;
 mod one_time_showing;
 mod process;
 mod proxies;

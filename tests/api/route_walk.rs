@@ -61,6 +61,8 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/admin/members/new", Admin),
     ("GET", "/admin/members/link", Admin),
     ("POST", "/admin/members/{id}/role", Admin),
+    ("GET", "/admin/members/{id}/password-link", Admin),
+    ("POST", "/admin/members/{id}/password-link", Admin),
     ("GET", "/admin/members/{id}/{change}", Admin),
     ("POST", "/admin/members/{id}/{change}", Admin),
     ("GET", "/admin/access-tokens", Admin),

@@ -47,6 +47,12 @@ impl User {
         self.password_hash.as_deref()
     }
 
+    /// Added with a set-password link that is not used yet: the account has never had a
+    /// password (every other way of making one sets it), so nobody can sign in to it.
+    pub fn password_never_set(&self) -> bool {
+        self.password_hash.is_none()
+    }
+
     /// Two letters for the avatar in the top bar.
     pub fn initials(&self) -> String {
         let mut initials: String = self

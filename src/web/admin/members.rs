@@ -36,6 +36,8 @@ pub struct MemberRow {
     pub email: String,
     pub is_admin: bool,
     pub active: bool,
+    /// Added with a set-password link not used yet.
+    pub invited: bool,
     pub is_self: bool,
     pub active_tokens: i64,
     pub last_sign_in: String,
@@ -98,6 +100,7 @@ pub async fn list(
                 id: user.id,
                 is_admin: user.is_admin(),
                 active: user.is_active,
+                invited: user.password_never_set(),
                 is_self: user.id == admin.user.id,
                 last_sign_in: user
                     .last_sign_in_at

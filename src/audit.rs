@@ -21,6 +21,8 @@ pub enum Action {
     MemberReactivated,
     PasswordLinkCreated,
     PasswordSet,
+    PasswordChanged,
+    DisplayNameChanged,
     PolicyChanged,
 }
 
@@ -51,6 +53,8 @@ impl Action {
             Action::MemberReactivated => "member.reactivated",
             Action::PasswordLinkCreated => "password_link.created",
             Action::PasswordSet => "password.set",
+            Action::PasswordChanged => "password.changed",
+            Action::DisplayNameChanged => "account.display_name_changed",
             Action::PolicyChanged => "policy.changed",
         }
     }
@@ -66,6 +70,8 @@ impl Action {
         Action::MemberReactivated,
         Action::PasswordLinkCreated,
         Action::PasswordSet,
+        Action::PasswordChanged,
+        Action::DisplayNameChanged,
         Action::PolicyChanged,
         Action::TokenCreated,
         Action::TokenRegenerated,

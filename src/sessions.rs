@@ -91,6 +91,21 @@ pub fn end_all_for(conn: &mut AnyConnection, user_id: i64) -> QueryResult<usize>
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)
 }
 
+/// Ends every session of a member but the one whose cookie holds `kept_secret`: when they
+/// change their own password, where they did it stays signed in.
+pub fn end_others_of(
+    conn: &mut AnyConnection,
+    user_id: i64,
+    kept_secret: &str,
+) -> QueryResult<usize> {
+    diesel::delete(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::digest.ne(digest(kept_secret))),
+    )
+    .execute(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

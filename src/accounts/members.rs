@@ -19,6 +19,8 @@ pub enum MemberError {
     Yourself,
     #[error("No such member.")]
     NotFound,
+    #[error("{0} is deactivated. Reactivate them first.")]
+    Deactivated(String),
     #[error("You are no longer an active admin.")]
     NoLongerAdmin,
     #[error(transparent)]
@@ -198,6 +200,25 @@ pub async fn set_active(
             .target("user", Some(target.id), &target.email)
             .record(conn)?;
         Ok(Changed::Done(reread(conn, target.id)?))
+    })
+    .await
+}
+
+/// A new one-time set-password link for a member who forgot their password (or lost their
+/// first link), in place of any unused one. Their password keeps working until the link is
+/// used; using it ends all their sessions. Returns the member and the secret for its URL.
+pub async fn issue_password_link(
+    db: &Db,
+    actor: Actor,
+    target_id: i64,
+) -> Result<(User, String), MemberError> {
+    db.transact(move |conn| {
+        let target = locked_member(conn, &actor, target_id)?;
+        if !target.is_active {
+            return refuse(MemberError::Deactivated(target.display_name));
+        }
+        let secret = password_links::create(conn, &target, &actor)?;
+        Ok((target, secret))
     })
     .await
 }

@@ -1,8 +1,10 @@
-//! Services for people's accounts: signing in, members and their roles. Each change is one
-//! transaction with its audit event; the pages and the command line call these.
+//! Services for people's accounts: signing in, members and their roles, and what members
+//! change of their own account. Each change is one transaction with its audit event; the
+//! pages and the command line call these.
 
 pub mod members;
 pub mod password_links;
 pub mod passwords;
+pub mod self_service;
 pub mod setup;
 pub mod sign_in;

@@ -1,18 +1,23 @@
 //! One-time set-password links: an admin gives one to a new member, who sets their first
-//! password with it. Only the digest of the link's secret is stored.
+//! password with it, or to a member who forgot theirs. Only the digest of the link's secret is
+//! stored, and a member has one working link at most.
 
 use crate::audit::{Action, Actor, Event};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::tokens::{TokenSecret, TOKEN_PREFIX};
 use crate::users::{self, User};
 
-/// Creates a link for `user_id`; returns the secret for its URL.
+/// Creates a link for `user`, in place of any unused one; returns the secret for its URL.
 pub fn create(conn: &mut AnyConnection, user: &User, by: &Actor) -> diesel::QueryResult<String> {
     let secret = TokenSecret::generate();
+    let withdrawn = users::withdraw_password_links(conn, user.id)?;
     users::insert_password_link(conn, user.id, &secret.digest().0, by.user_id)?;
-    Event::by(Action::PasswordLinkCreated, by)
-        .target("user", Some(user.id), &user.email)
-        .record(conn)?;
+    let mut event =
+        Event::by(Action::PasswordLinkCreated, by).target("user", Some(user.id), &user.email);
+    if withdrawn > 0 {
+        event = event.details(format!("replaces {withdrawn} unused link(s)"));
+    }
+    event.record(conn)?;
     // The URL carries the random part only; it is not an access token and must not look like one.
     Ok(secret.expose()[TOKEN_PREFIX.len()..].to_owned())
 }

@@ -245,6 +245,31 @@ pub async fn sign_in(
     }
 }
 
+/// Checks a signed-in member's password again (before they change it) as one more check under
+/// the limit above: a wrong one is a failed sign-in for the account and address, so a session
+/// left open is no unlimited oracle for the password, and guessing here holds back guessing at
+/// the sign-in page too. `Ok(false)`: not their password.
+pub async fn recheck_password(
+    db: &Db,
+    user: &User,
+    password: String,
+    client_ip: &str,
+) -> Result<bool, SignInError> {
+    let (email, address, user_id) = (user.email.clone(), counted_address(client_ip), user.id);
+    let (attempt_id, stored) = db
+        .transact(move |conn| reserve(conn, &email, &address))
+        .await?;
+    // The hash as stored now, read under the limit's lock.
+    let stored_hash = stored
+        .filter(|u| u.id == user_id)
+        .and_then(|u| u.password_hash().map(str::to_owned));
+    let password_ok = passwords::verify(stored_hash, password).await?;
+    let outcome = if password_ok { SUCCEEDED } else { FAILED };
+    db.write(move |conn| settle(conn, attempt_id, outcome))
+        .await?;
+    Ok(password_ok)
+}
+
 /// Ends the session whose cookie holds `session_secret`: copies of the cookie end with it.
 pub async fn sign_out(
     db: &Db,

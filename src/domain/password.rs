@@ -20,6 +20,15 @@ impl PasswordRules {
         }
         Ok(())
     }
+
+    /// The rules as a person reads them beside a new-password field.
+    pub fn describe() -> String {
+        format!(
+            "At least {} characters (at most {}). A few words make a strong one.",
+            Self::MIN_CHARS,
+            Self::MAX_CHARS
+        )
+    }
 }
 
 /// argon2id with the crate's default (OWASP-recommended) cost.

@@ -6,7 +6,8 @@ mod password_links;
 
 pub use listing::{count_members, list_members, Member, MemberFilter};
 pub use password_links::{
-    consume_password_link, find_password_link, insert_password_link, PASSWORD_LINK_HOURS,
+    consume_password_link, find_password_link, insert_password_link, withdraw_password_links,
+    PASSWORD_LINK_HOURS,
 };
 
 use chrono::{NaiveDateTime, Utc};
@@ -44,6 +45,12 @@ impl User {
 
     pub fn password_hash(&self) -> Option<&str> {
         self.password_hash.as_deref()
+    }
+
+    /// Added with a set-password link that is not used yet: the account has never had a
+    /// password (every other way of making one sets it), so nobody can sign in to it.
+    pub fn password_never_set(&self) -> bool {
+        self.password_hash.is_none()
     }
 
     /// Two letters for the avatar in the top bar.
@@ -189,6 +196,17 @@ pub fn set_password(conn: &mut AnyConnection, id: i64, password_hash: &str) -> Q
     diesel::update(users::table.find(id))
         .set((
             users::password_hash.eq(password_hash),
+            users::updated_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The name is [`crate::domain::clean_name`]d by the caller.
+pub fn set_display_name(conn: &mut AnyConnection, id: i64, display_name: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::display_name.eq(display_name),
             users::updated_at.eq(Utc::now().naive_utc()),
         ))
         .execute(conn)

@@ -57,3 +57,17 @@ pub fn consume_password_link(conn: &mut AnyConnection, link_id: i64) -> QueryRes
         .execute(conn)?;
     Ok(changed == 1)
 }
+
+/// Makes a member's unused links stop working (they expire now); how many there were.
+pub fn withdraw_password_links(conn: &mut AnyConnection, user_id: i64) -> QueryResult<usize> {
+    use crate::db::schema::password_links as links;
+    let now = Utc::now().naive_utc();
+    diesel::update(
+        links::table
+            .filter(links::user_id.eq(user_id))
+            .filter(links::used_at.is_null())
+            .filter(links::expires_at.gt(now)),
+    )
+    .set(links::expires_at.eq(now))
+    .execute(conn)
+}

@@ -47,6 +47,11 @@ pub fn plural(n: i64, unit: &str) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
+/// "1 minute", "3 minutes": the wait until a paused check may run again, rounded up.
+pub fn minutes_until(until: NaiveDateTime, now: NaiveDateTime) -> String {
+    plural((until - now).num_minutes() + 1, "minute")
+}
+
 /// "just now", "3 minutes ago", "2 days ago", ...
 pub fn ago(at: NaiveDateTime, now: NaiveDateTime) -> String {
     let elapsed = now - at;

@@ -1,6 +1,7 @@
 //! The portal's pages: routes, shared helpers, and one module per page.
 
 pub mod access_tokens;
+pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod csrf;
@@ -38,6 +39,9 @@ crate::route_table! {
     get "/sign-in" => sign_in::show,
     post "/sign-in" => sign_in::submit,
     post "/sign-out" => sign_in::sign_out,
+    get "/account" => account::show,
+    post "/account/name" => account::rename,
+    post "/account/password" => account::change_password,
     get "/set-password/{secret}" => set_password::show,
     post "/set-password/{secret}" => set_password::submit,
 }

@@ -22,6 +22,7 @@ struct SetPasswordPage {
     chrome: Chrome,
     email: String,
     action: String,
+    password_rules: String,
     errors: FieldErrors,
 }
 
@@ -40,6 +41,7 @@ fn page(session: &Session, email: String, secret: &str, errors: FieldErrors) -> 
         chrome,
         email,
         action: format!("/set-password/{secret}"),
+        password_rules: PasswordRules::describe(),
         errors,
     }
 }

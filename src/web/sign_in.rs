@@ -12,6 +12,7 @@ use crate::db::Db;
 use crate::http::ClientIp;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
+use crate::web::format;
 use crate::web::layout::{render, render_with_status, Chrome};
 use crate::web::session::{csrf_token, session_secret, sign_in, CurrentUser};
 use crate::web::{safe_next, see_other};
@@ -87,11 +88,10 @@ pub async fn submit(
         }
         Err(SignInError::Throttled { until }) => {
             tracing::warn!(client_ip = %client_ip.0, "sign-in throttled");
-            let minutes = (until - Utc::now().naive_utc()).num_minutes() + 1;
             let message = format!(
                 "Too many failed sign-in attempts. For your security, sign-in is paused; \
-                 try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
+                 try again in {}.",
+                format::minutes_until(until, Utc::now().naive_utc())
             );
             (StatusCode::TOO_MANY_REQUESTS, message)
         }

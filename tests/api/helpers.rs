@@ -377,6 +377,31 @@ impl Browser {
         .await
     }
 
+    /// The one-time set-password link the admin is shown (once) after making one.
+    pub async fn set_password_link_shown(&self) -> String {
+        let html = self.page("/admin/members/link").await;
+        let start = html.find("/set-password/").expect("the link is shown");
+        let end = html[start..].find('"').unwrap() + start;
+        html[start..end].to_owned()
+    }
+
+    /// Sets a password with a set-password link, as the member it was sent to would.
+    pub async fn set_password_by_link(&self, link: &str, password: &str) -> Response {
+        let fields = [("password", password), ("password_confirm", password)];
+        self.submit_form(link, link, &fields).await
+    }
+
+    /// Changes the signed-in person's password on My account.
+    pub async fn change_password(&self, current: &str, new: &str) -> Response {
+        let fields = [
+            ("current_password", current),
+            ("password", new),
+            ("password_confirm", new),
+        ];
+        self.submit_form("/account", "/account/password", &fields)
+            .await
+    }
+
     pub async fn sign_out(&self) -> Response {
         self.submit_form("/developer/access-tokens", "/sign-out", &[])
             .await
@@ -441,11 +466,13 @@ pub fn revealed_secret(html: &str) -> Option<String> {
     Some(html[start..end].to_owned())
 }
 
+/// The password of the people [`user_and_browser`] makes.
+pub const USER_PASSWORD: &str = "correct-horse-battery";
+
 pub async fn user_and_browser(app: &TestApp, email: &str, role: Role) -> (User, Browser) {
-    let password = "correct-horse-battery";
-    let user = app.create_user(email, password, role).await;
+    let user = app.create_user(email, USER_PASSWORD, role).await;
     let browser = app.browser();
-    let response = browser.sign_in(email, password).await;
+    let response = browser.sign_in(email, USER_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{email} signs in");
     (user, browser)
 }

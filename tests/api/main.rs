@@ -3,6 +3,7 @@
 mod helpers;
 
 mod access_tokens;
+mod account;
 mod admin;
 mod audit_trail;
 mod auth_cache;
@@ -14,6 +15,7 @@ mod hostile_input;
 mod identities;
 mod invariants;
 mod last_used;
+mod member_links;
 mod one_time_showing;
 mod openapi;
 mod pages;

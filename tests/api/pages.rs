@@ -241,6 +241,7 @@ async fn a_bad_page_number_gets_a_page_not_a_bare_error(app: TestApp) {
         "/developer/access-tokens?page=abc",
         "/admin/access-tokens?page=-1x",
         "/admin/members?page=%FF",
+        "/admin/members?page=9223372036854775808",
         "/admin/audit?page=1e9",
         "/admin/access-tokens?status=lost",
     ] {

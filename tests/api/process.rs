@@ -96,6 +96,8 @@ async fn no_secret_reaches_the_log(app: TestApp) {
     )
     .await;
     let (admin, linus, mut secrets) = setup_then_a_member_by_one_time_link(&server.address).await;
+    let linus_password = secrets[2].clone();
+    secrets.extend(a_new_password_and_a_new_link(&admin, &linus, &linus_password).await);
 
     // A token made in the portal and revealed; used every way a client might present it.
     let token = linus
@@ -168,6 +170,26 @@ async fn setup_then_a_member_by_one_time_link(address: &str) -> (Browser, Browse
         linus_password.to_owned(),
     ];
     (admin, linus, secrets)
+}
+
+/// Linus changes his password on My account, and Ada gives him a set-password link for when
+/// he forgets it: the new password and the link.
+async fn a_new_password_and_a_new_link(
+    admin: &Browser,
+    linus: &Browser,
+    linus_password: &str,
+) -> Vec<String> {
+    let new_password = "penguin-keeper-1991";
+    let response = linus.change_password(linus_password, new_password).await;
+    assert_eq!(location(&response), "/account");
+    let path = "/admin/members/2/password-link";
+    let response = admin.submit_form(path, path, &[]).await;
+    assert_eq!(location(&response), "/admin/members/link");
+    let link = admin.set_password_link_shown().await;
+    vec![
+        new_password.to_owned(),
+        link["/set-password/".len()..].to_owned(),
+    ]
 }
 
 /// Presents `token` every way a client does, in odd places a client might put it, through the

@@ -297,12 +297,11 @@ async fn links_are_built_from_the_configured_address_not_from_forwarded_headers(
 
 async fn odd_page_queries_get_a_page(app: TestApp) {
     let admin = app.setup_admin().await;
+    // (A page number that is not one means the first page: pages::a_bad_page_number_….)
     for path in [
-        "/developer/access-tokens?page=abc",
         "/admin/access-tokens?status=lost",
         "/admin/access-tokens?sort=sideways",
         "/admin/access-tokens?unused=45",
-        "/admin/members?page=9223372036854775808",
     ] {
         let response = admin.get(path).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");

@@ -152,6 +152,8 @@ async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
             ("bulk-revoke", "/admin/access-tokens/bulk-revoke?name=nightly".to_owned()),
             ("audit", "/admin/audit".to_owned()),
             ("settings", "/admin/settings".to_owned()),
+            ("account", "/account".to_owned()),
+            ("member-link", format!("/admin/members/{member_id}/password-link")),
         ];
         for width in WIDTHS {
             resize(&b, width).await;

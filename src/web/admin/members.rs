@@ -2,7 +2,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::accounts::members::{self, Changed, FirstPassword, MemberError, NewMember};
 use crate::accounts::passwords;
@@ -37,6 +37,8 @@ pub struct MemberRow {
     pub email: String,
     pub is_admin: bool,
     pub active: bool,
+    /// Added with a set-password link not used yet.
+    pub invited: bool,
     pub is_self: bool,
     pub active_tokens: i64,
     pub last_sign_in: String,
@@ -99,6 +101,7 @@ pub async fn list(
                 id: user.id,
                 is_admin: user.is_admin(),
                 active: user.is_active,
+                invited: user.password_never_set(),
                 is_self: user.id == admin.user.id,
                 last_sign_in: user
                     .last_sign_in_at
@@ -262,8 +265,7 @@ pub async fn create(
     let user = created.user;
     match created.link_secret {
         Some(secret) => {
-            let url = format!("{}/set-password/{secret}", public_base_url(&req, &site));
-            let link = (user.display_name.clone(), user.email.clone(), url);
+            let link = LinkShown::new(&req, &site, &user, &secret, true);
             stash_showing(&db, &admin, link).await?;
             Ok(see_other("/admin/members/link"))
         }
@@ -277,34 +279,99 @@ pub async fn create(
     }
 }
 
+/// A set-password link waiting for its one showing to the admin who made it.
+#[derive(Serialize, Deserialize)]
+struct LinkShown {
+    name: String,
+    email: String,
+    url: String,
+    /// Made with the member, rather than for one who forgot their password.
+    new_member: bool,
+}
+
+impl LinkShown {
+    fn new(req: &HttpRequest, site: &Site, member: &User, secret: &str, new_member: bool) -> Self {
+        LinkShown {
+            name: member.display_name.clone(),
+            email: member.email.clone(),
+            url: format!("{}/set-password/{secret}", public_base_url(req, site)),
+            new_member,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/member_link.html")]
 struct LinkPage {
     chrome: Chrome,
-    name: String,
-    email: String,
-    url: String,
+    link: LinkShown,
     hours: i64,
 }
 
-/// The set-password link, shown once to the admin who created the member.
+/// The set-password link, shown once to the admin who made it.
 pub async fn show_link(
     req: HttpRequest,
     db: web::Data<Db>,
     AdminUser(admin): AdminUser,
 ) -> Result<HttpResponse, AppError> {
-    let Some((name, email, url)) =
-        take_showing::<(String, String, String)>(&req, &db, &admin).await?
-    else {
+    let Some(link) = take_showing::<LinkShown>(&req, &db, &admin).await? else {
         return Ok(see_other("/admin/members"));
     };
     render(&LinkPage {
         chrome: Chrome::for_user(&admin, Section::MEMBERS),
-        name,
-        email,
-        url,
+        link,
         hours: users::PASSWORD_LINK_HOURS,
     })
+}
+
+#[derive(Template)]
+#[template(path = "admin/member_password_link.html")]
+struct PasswordLinkPage {
+    chrome: Chrome,
+    member: User,
+    hours: i64,
+}
+
+/// Asks before giving a member a new set-password link.
+pub async fn confirm_password_link(
+    db: web::Data<Db>,
+    AdminUser(admin): AdminUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let member = member(&db, &id).await?;
+    render(&PasswordLinkPage {
+        chrome: Chrome::for_user(&admin, Section::MEMBERS),
+        member,
+        hours: users::PASSWORD_LINK_HOURS,
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PasswordLinkForm {}
+
+pub async fn issue_password_link(
+    req: HttpRequest,
+    db: web::Data<Db>,
+    site: web::Data<Site>,
+    AdminUser(admin): AdminUser,
+    client_ip: ClientIp,
+    id: web::Path<String>,
+    CsrfForm(_): CsrfForm<PasswordLinkForm>,
+) -> Result<HttpResponse, AppError> {
+    let target_id = member_id(&id)?;
+    let issued = members::issue_password_link(&db, admin.actor(&client_ip), target_id).await;
+    match issued {
+        Ok((member, secret)) => {
+            let link = LinkShown::new(&req, &site, &member, &secret, false);
+            stash_showing(&db, &admin, link).await?;
+            Ok(see_other("/admin/members/link"))
+        }
+        Err(refusal) => {
+            set_flash(&admin.session, refusal_message(refusal)?);
+            Ok(see_other("/admin/members"))
+        }
+    }
 }
 
 fn member_id(raw_id: &str) -> Result<i64, AppError> {
@@ -357,7 +424,9 @@ pub async fn change_role(
 /// A refusal as the notice to show; anything else is an error page.
 fn refusal_message(error: MemberError) -> Result<String, AppError> {
     match error {
-        refusal @ (MemberError::LastAdmin(_) | MemberError::Yourself) => Ok(refusal.to_string()),
+        refusal @ (MemberError::LastAdmin(_)
+        | MemberError::Yourself
+        | MemberError::Deactivated(_)) => Ok(refusal.to_string()),
         other => Err(other.into()),
     }
 }

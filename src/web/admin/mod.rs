@@ -40,6 +40,9 @@ crate::route_table! {
     get "/admin/members/new" => members::new_form,
     get "/admin/members/link" => members::show_link,
     post "/admin/members/{id}/role" => members::change_role,
+    // Before `{change}`, which would take "password-link" for a status change.
+    get "/admin/members/{id}/password-link" => members::confirm_password_link,
+    post "/admin/members/{id}/password-link" => members::issue_password_link,
     get "/admin/members/{id}/{change}" => members::confirm_status,
     post "/admin/members/{id}/{change}" => members::change_status,
     get "/admin/access-tokens" => inventory::list,

@@ -76,6 +76,18 @@ pub fn ago(at: NaiveDateTime, now: NaiveDateTime) -> String {
 pub struct ExpiryView {
     pub text: String,
     pub badge: Option<(&'static str, String)>,
+    pub expired: bool,
+}
+
+impl ExpiryView {
+    /// The badge of an expiry still ahead ("Expires in 3 days"), for lists whose tab or
+    /// status column already says Expired.
+    pub fn ahead_badge(&self) -> Option<(&'static str, &str)> {
+        match &self.badge {
+            Some((class, label)) if !self.expired => Some((class, label.as_str())),
+            _ => None,
+        }
+    }
 }
 
 pub fn expiry(expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> ExpiryView {
@@ -83,6 +95,7 @@ pub fn expiry(expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> ExpiryVi
         return ExpiryView {
             text: "Never".to_owned(),
             badge: None,
+            expired: false,
         };
     };
     let left = at - now;
@@ -103,6 +116,7 @@ pub fn expiry(expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> ExpiryVi
     ExpiryView {
         text: date(at),
         badge,
+        expired: left <= Duration::zero(),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct RevokePage {
     pub owner: Option<String>,
     pub action: String,
     pub cancel: String,
+    /// The list this confirmation comes from.
+    pub breadcrumb: &'static str,
     pub last_used: String,
     pub created: String,
     pub error: Option<&'static str>,
@@ -45,6 +47,7 @@ pub fn page(
         owner: None,
         action: format!("/developer/access-tokens/{}/revoke", token.id),
         cancel: HOME.to_owned(),
+        breadcrumb: "Access Tokens",
         last_used: token.last_used_at.map_or_else(
             || "Never".to_owned(),
             |at| format!("{} ({})", format::ago(at, now), format::exact(at)),

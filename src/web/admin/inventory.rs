@@ -317,6 +317,7 @@ fn revoke_page(
     page.owner = Some(format!("{} ({})", row.owner_name, row.owner_email));
     page.action = format!("/admin/access-tokens/{}/revoke{query}", page.token.id);
     page.cancel = back;
+    page.breadcrumb = "All access tokens";
     page
 }
 

@@ -22,6 +22,7 @@ pub enum Action {
     PasswordLinkCreated,
     PasswordSet,
     PasswordChanged,
+    PasswordChangeRefused,
     DisplayNameChanged,
     PolicyChanged,
 }
@@ -54,6 +55,7 @@ impl Action {
             Action::PasswordLinkCreated => "password_link.created",
             Action::PasswordSet => "password.set",
             Action::PasswordChanged => "password.changed",
+            Action::PasswordChangeRefused => "password.change_refused",
             Action::DisplayNameChanged => "account.display_name_changed",
             Action::PolicyChanged => "policy.changed",
         }
@@ -71,6 +73,7 @@ impl Action {
         Action::PasswordLinkCreated,
         Action::PasswordSet,
         Action::PasswordChanged,
+        Action::PasswordChangeRefused,
         Action::DisplayNameChanged,
         Action::PolicyChanged,
         Action::TokenCreated,

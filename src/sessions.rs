@@ -86,6 +86,21 @@ pub fn end(conn: &mut AnyConnection, secret: &str) -> QueryResult<()> {
         .map(drop)
 }
 
+/// Ends this session and starts another for the same member: the secret in every copy of the
+/// old cookie stops working. The new secret, or `None` when the session had already ended.
+pub fn renew(conn: &mut AnyConnection, secret: &str, user_id: i64) -> QueryResult<Option<String>> {
+    let ended = diesel::delete(
+        sessions::table
+            .find(digest(secret))
+            .filter(sessions::user_id.eq(user_id)),
+    )
+    .execute(conn)?;
+    if ended == 0 {
+        return Ok(None);
+    }
+    start(conn, user_id).map(Some)
+}
+
 /// Ends every session of a member: on deactivation and when their password changes.
 pub fn end_all_for(conn: &mut AnyConnection, user_id: i64) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id))).execute(conn)

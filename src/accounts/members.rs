@@ -190,6 +190,8 @@ pub async fn set_active(
         users::set_active(conn, target.id, active)?;
         if !active {
             crate::sessions::end_all_for(conn, target.id)?;
+            // A link that leaked must not come back with a reactivation.
+            users::withdraw_password_links(conn, target.id)?;
         }
         let action = if active {
             Action::MemberReactivated

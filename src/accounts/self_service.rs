@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use crate::accounts::passwords;
 use crate::accounts::sign_in::{self, SignInError};
 use crate::audit::{Action, Actor, Event};
-use crate::db::{Db, DbError};
+use crate::db::{refuse, Db, DbError};
 use crate::users::{self, User};
 
 /// Renames the actor to `display_name` (already [`crate::domain::clean_name`]d); the member as
@@ -33,6 +33,9 @@ pub enum PasswordChangeError {
     WrongPassword,
     #[error("too many wrong passwords")]
     Throttled { until: NaiveDateTime },
+    /// Another change (or a sign-out) got there first: nothing was written.
+    #[error("Your password or your session changed meanwhile. Nothing was changed; sign in again if you were signed out.")]
+    ChangedMeanwhile,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -50,10 +53,18 @@ impl From<SignInError> for PasswordChangeError {
     }
 }
 
+/// A changed password: how many other sessions ended, and the secret of the session that
+/// replaces the one it was changed from (for its cookie).
+pub struct PasswordChanged {
+    pub sessions_ended: usize,
+    pub session_secret: String,
+}
+
 /// Changes `user`'s password from `current` (checked under the sign-in limit, see
-/// [`sign_in::recheck_password`]) to `new` (the rules already met), and ends every other
-/// session of theirs: a copied cookie, or a browser left signed in elsewhere, stops working.
-/// The session whose cookie holds `session_secret` stays. Returns how many sessions ended.
+/// [`sign_in::recheck_password`]; a wrong one is audited) to `new` (the rules already met).
+/// Every session of theirs ends: a browser left signed in elsewhere, and every copy of this
+/// session's cookie, whose session is replaced by a new one. Two changes at once from the same
+/// old password: the second writes nothing.
 pub async fn change_password(
     db: &Db,
     user: &User,
@@ -61,22 +72,39 @@ pub async fn change_password(
     session_secret: String,
     current: String,
     new: String,
-) -> Result<usize, PasswordChangeError> {
-    if !sign_in::recheck_password(db, user, current, &actor.client_ip).await? {
-        return Err(PasswordChangeError::WrongPassword);
-    }
-    let hash = passwords::hash(new).await?;
-    let (user_id, email) = (user.id, user.email.clone());
-    let ended = db
-        .write(move |conn| {
-            users::set_password(conn, user_id, &hash)?;
-            let ended = crate::sessions::end_others_of(conn, user_id, &session_secret)?;
-            Event::by(Action::PasswordChanged, &actor)
+) -> Result<PasswordChanged, PasswordChangeError> {
+    let Some(checked_hash) = sign_in::recheck_password(db, user, current, &actor.client_ip).await?
+    else {
+        let (user_id, email) = (user.id, user.email.clone());
+        db.write(move |conn| {
+            Event::by(Action::PasswordChangeRefused, &actor)
                 .target("user", Some(user_id), &email)
-                .details(format!("other sessions ended: {ended}"))
-                .record(conn)?;
-            Ok(ended)
+                .details("wrong current password")
+                .record(conn)
         })
         .await?;
-    Ok(ended)
+        return Err(PasswordChangeError::WrongPassword);
+    };
+    let hash = passwords::hash(new).await?;
+    let (user_id, email) = (user.id, user.email.clone());
+    db.transact(move |conn| {
+        if !users::replace_password(conn, user_id, &checked_hash, &hash)? {
+            return refuse(PasswordChangeError::ChangedMeanwhile);
+        }
+        let Some(session_secret) = crate::sessions::renew(conn, &session_secret, user_id)? else {
+            return refuse(PasswordChangeError::ChangedMeanwhile);
+        };
+        let ended = crate::sessions::end_others_of(conn, user_id, &session_secret)?;
+        // A set-password link still out would undo what was just chosen.
+        users::withdraw_password_links(conn, user_id)?;
+        Event::by(Action::PasswordChanged, &actor)
+            .target("user", Some(user_id), &email)
+            .details(format!("other sessions ended: {ended}"))
+            .record(conn)?;
+        Ok(PasswordChanged {
+            sessions_ended: ended,
+            session_secret,
+        })
+    })
+    .await
 }

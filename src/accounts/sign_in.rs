@@ -254,7 +254,7 @@ pub async fn recheck_password(
     user: &User,
     password: String,
     client_ip: &str,
-) -> Result<bool, SignInError> {
+) -> Result<Option<String>, SignInError> {
     let (email, address, user_id) = (user.email.clone(), counted_address(client_ip), user.id);
     let (attempt_id, stored) = db
         .transact(move |conn| reserve(conn, &email, &address))
@@ -263,11 +263,11 @@ pub async fn recheck_password(
     let stored_hash = stored
         .filter(|u| u.id == user_id)
         .and_then(|u| u.password_hash().map(str::to_owned));
-    let password_ok = passwords::verify(stored_hash, password).await?;
+    let password_ok = passwords::verify(stored_hash.clone(), password).await?;
     let outcome = if password_ok { SUCCEEDED } else { FAILED };
     db.write(move |conn| settle(conn, attempt_id, outcome))
         .await?;
-    Ok(password_ok)
+    Ok(stored_hash.filter(|_| password_ok))
 }
 
 /// Ends the session whose cookie holds `session_secret`: copies of the cookie end with it.

@@ -148,11 +148,16 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
     let policy = crate::policy::current(&db).await?;
-    let request = body
-        .into_inner()
+    let input = body.into_inner();
+    let defaulted = input.expires_in.is_empty();
+    let mut request = input
         .or_default_expiry(&policy)
         .parse(auth.role, Utc::now().naive_utc(), &policy)
         .map_err(ApiError::Validation)?;
+    if defaulted {
+        // Left to the default, a token made by a token lives no longer than its maker.
+        request.expiry = request.expiry.no_later_than(auth.expires_at);
+    }
     let origin = Origin::Token {
         id: auth.token_id,
         name: auth.token_name.clone(),
@@ -176,6 +181,13 @@ async fn own_token(db: &Db, user_id: i64, raw_id: &str) -> Result<PersonalAccess
         .ok_or(ApiError::NotFound)
 }
 
+/// A token's id in the path. By name, not position: under `/{token}/api/v1/…` the token is a
+/// path segment too.
+#[derive(Deserialize)]
+pub struct TokenPath {
+    id: String,
+}
+
 /// One of the owner's tokens; anything else is not found.
 #[utoipa::path(get, path = "/api/v1/personal-access-tokens/{id}", tag = "tokens",
     params(("id" = i64, Path, description = "Token id")),
@@ -188,10 +200,10 @@ async fn own_token(db: &Db, user_id: i64, raw_id: &str) -> Result<PersonalAccess
 pub async fn show(
     db: web::Data<Db>,
     ApiAuth(auth): ApiAuth,
-    path: web::Path<(String,)>,
+    path: web::Path<TokenPath>,
 ) -> Result<Json<TokenJson>, ApiError> {
     auth.require(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
-    let token = own_token(&db, auth.user_id, &path.into_inner().0).await?;
+    let token = own_token(&db, auth.user_id, &path.id).await?;
     Ok(Json(TokenJson::from(&token)))
 }
 
@@ -208,10 +220,10 @@ pub async fn revoke(
     req: HttpRequest,
     db: web::Data<Db>,
     ApiAuth(auth): ApiAuth,
-    path: web::Path<(String,)>,
+    path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
-    let token = own_token(&db, auth.user_id, &path.into_inner().0).await?;
+    let token = own_token(&db, auth.user_id, &path.id).await?;
     actions::revoke(&db, actor(&req, &auth), &token, &auth.email).await?;
     Ok(HttpResponse::NoContent().finish())
 }

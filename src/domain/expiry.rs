@@ -19,6 +19,15 @@ impl Expiry {
             Expiry::At(at) => Some(at),
         }
     }
+
+    /// This expiry, or `limit` when that comes first.
+    pub fn no_later_than(self, limit: Option<NaiveDateTime>) -> Expiry {
+        match (self, limit) {
+            (_, None) => self,
+            (Expiry::Never, Some(limit)) => Expiry::At(limit),
+            (Expiry::At(at), Some(limit)) => Expiry::At(at.min(limit)),
+        }
+    }
 }
 
 /// One of the expiry choices the New token form offers; the API takes the same values.

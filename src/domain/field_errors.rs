@@ -53,7 +53,7 @@ pub fn clean_name(raw: &str) -> Result<String, &'static str> {
     }
     let composed = ComposingNormalizerBorrowed::new_nfc().normalize(trimmed);
     let name = composed.split_whitespace().collect::<Vec<_>>().join(" ");
-    if name.is_empty() {
+    if name.is_empty() || !name.chars().any(shows_on_its_own) {
         return Err("Enter a name.");
     }
     if name.chars().count() > 100 {
@@ -74,11 +74,31 @@ pub fn clean_name(raw: &str) -> Result<String, &'static str> {
 /// the same, or one that reads as another: "Mallory \u{202E}nimda" shows as "Mallory admin".
 /// Default-ignorable code points too (the combining grapheme joiner, variation selectors, the
 /// Hangul fillers): they are drawn as nothing.
+/// Also characters drawn blank or as a box whatever the font: the Braille blank (U+2800), the
+/// object replacement character, and private-use characters (no font but a private one has them).
 pub fn has_invisible_characters(text: &str) -> bool {
     let categories = CodePointMapData::<GeneralCategory>::new();
     let ignorable = CodePointSetData::new::<DefaultIgnorableCodePoint>();
-    text.chars()
-        .any(|c| categories.get(c) == GeneralCategory::Format || ignorable.contains(c))
+    text.chars().any(|c| {
+        let category = categories.get(c);
+        category == GeneralCategory::Format
+            || category == GeneralCategory::PrivateUse
+            || ignorable.contains(c)
+            || matches!(c, '\u{2800}' | '\u{FFFC}')
+    })
+}
+
+/// A character that is something by itself: not white space, and not a mark, which only
+/// decorates the character before it (a name of accents alone shows as nothing readable).
+fn shows_on_its_own(c: char) -> bool {
+    let category = CodePointMapData::<GeneralCategory>::new().get(c);
+    !c.is_whitespace()
+        && !matches!(
+            category,
+            GeneralCategory::NonspacingMark
+                | GeneralCategory::SpacingMark
+                | GeneralCategory::EnclosingMark
+        )
 }
 
 #[cfg(test)]
@@ -95,6 +115,11 @@ mod tests {
             "dep\u{3164}loy",
             "deploy\u{fe0f}",
             "deploy\u{115f}",
+            "\u{2800}",
+            "Ali\u{2800}ce",
+            "deploy\u{e000}",
+            "deploy\u{fffc}",
+            "\u{301}\u{301}",
         ] {
             assert!(clean_name(invisible).is_err(), "{invisible:?}");
         }

@@ -202,6 +202,28 @@ pub fn set_password(conn: &mut AnyConnection, id: i64, password_hash: &str) -> Q
         .map(drop)
 }
 
+/// Replaces the password only if the stored hash is still `expected` (the one just checked):
+/// of two changes made at once from the same old password, the second finds it changed and
+/// writes nothing. Whether this call wrote it.
+pub fn replace_password(
+    conn: &mut AnyConnection,
+    id: i64,
+    expected: &str,
+    password_hash: &str,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        users::table
+            .find(id)
+            .filter(users::password_hash.eq(expected)),
+    )
+    .set((
+        users::password_hash.eq(password_hash),
+        users::updated_at.eq(Utc::now().naive_utc()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
 /// The name is [`crate::domain::clean_name`]d by the caller.
 pub fn set_display_name(conn: &mut AnyConnection, id: i64, display_name: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id))

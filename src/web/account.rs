@@ -120,9 +120,18 @@ pub async fn change_password(
         let changed =
             self_service::change_password(&db, &current.user, actor, session_secret, old, new);
         match changed.await {
-            Ok(ended) => {
-                set_flash(&current.session, password_changed_notice(ended));
+            Ok(changed) => {
+                // This browser carries on in the session that replaced its old one.
+                crate::web::session::sign_in(&current.session, changed.session_secret)?;
+                set_flash(
+                    &current.session,
+                    password_changed_notice(changed.sessions_ended),
+                );
                 return Ok(see_other("/account"));
+            }
+            Err(meanwhile @ PasswordChangeError::ChangedMeanwhile) => {
+                errors.add("current_password", meanwhile.to_string());
+                status = StatusCode::CONFLICT;
             }
             Err(wrong @ PasswordChangeError::WrongPassword) => {
                 errors.add("current_password", wrong.to_string());

@@ -5,13 +5,15 @@ use tokendesk::accounts::sign_in::MAX_FAILURES;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{location, user_and_browser, TestApp, USER_PASSWORD};
+use crate::helpers::{location, user_and_browser, Browser, TestApp, USER_PASSWORD};
 
 backend_tests!(
     a_new_display_name_shows_in_the_header,
     a_wrong_current_password_changes_nothing,
     wrong_current_passwords_count_toward_the_sign_in_limit,
     a_new_password_signs_out_every_other_session,
+    a_copy_of_the_changing_browsers_cookie_stops_working,
+    two_changes_at_once_from_the_same_password_make_one,
 );
 
 const GRACE: &str = "grace@example.com";
@@ -72,6 +74,9 @@ async fn a_wrong_current_password_changes_nothing(app: TestApp) {
     assert!(too_short.text().await.unwrap().contains("Use at least 10"));
 
     assert!(app.audit_events("password.changed").await.is_empty());
+    let refused = app.audit_events("password.change_refused").await;
+    assert_eq!(refused.len(), 1, "the wrong guess is in the trail");
+    assert_eq!(refused[0].details, "wrong current password");
     let with_new = app.browser().sign_in(GRACE, NEW_PASSWORD).await;
     assert_eq!(with_new.status(), StatusCode::UNAUTHORIZED);
     let with_old = app.browser().sign_in(GRACE, USER_PASSWORD).await;
@@ -131,4 +136,60 @@ async fn a_new_password_signs_out_every_other_session(app: TestApp) {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].target_id, Some(grace_user.id));
     assert_eq!(events[0].details, "other sessions ended: 1");
+}
+
+/// Changing the password from a browser whose cookie was copied: the copy is signed out, the
+/// browser carries on.
+async fn a_copy_of_the_changing_browsers_cookie_stops_working(app: TestApp) {
+    app.setup_admin().await;
+    let (_, grace) = user_and_browser(&app, GRACE, Role::User).await;
+    let mut stolen_headers = reqwest::header::HeaderMap::new();
+    stolen_headers.insert("cookie", grace.cookie_header().parse().unwrap());
+    let thief = Browser::at(&app.address, stolen_headers);
+    assert_eq!(thief.get("/account").await.status(), StatusCode::OK);
+
+    let changed = grace.change_password(USER_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(location(&changed), "/account");
+    let after = thief.get("/developer/access-tokens").await;
+    assert!(
+        location(&after).starts_with("/sign-in"),
+        "the copy is signed out"
+    );
+    assert_eq!(
+        grace.get("/developer/access-tokens").await.status(),
+        StatusCode::OK
+    );
+}
+
+/// Two sessions change the password at the same moment from the same old one: one change is
+/// made, and its password is the one that works.
+async fn two_changes_at_once_from_the_same_password_make_one(app: TestApp) {
+    app.setup_admin().await;
+    let (_, first) = user_and_browser(&app, GRACE, Role::User).await;
+    let second = app.browser();
+    assert_eq!(
+        second.sign_in(GRACE, USER_PASSWORD).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (a, b) = ("first-choice-pass-1", "second-choice-pass-2");
+    let (first_done, second_done) = tokio::join!(
+        first.change_password(USER_PASSWORD, a),
+        second.change_password(USER_PASSWORD, b)
+    );
+    let made: Vec<&str> = [(first_done, a), (second_done, b)]
+        .iter()
+        .filter(|(response, _)| {
+            let to = response.headers().get("location");
+            to.and_then(|v| v.to_str().ok()) == Some("/account")
+        })
+        .map(|(_, password)| *password)
+        .collect();
+    assert_eq!(made.len(), 1, "one change is made");
+    assert_eq!(app.audit_events("password.changed").await.len(), 1);
+    let works = app.browser().sign_in(GRACE, made[0]).await;
+    assert_eq!(
+        works.status(),
+        StatusCode::SEE_OTHER,
+        "the reported password works"
+    );
 }

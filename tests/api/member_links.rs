@@ -11,6 +11,7 @@ backend_tests!(
     an_admin_issued_link_works_once_and_replaces_the_earlier_one,
     the_members_list_marks_who_has_not_set_a_password,
     a_deactivated_member_gets_no_link,
+    a_link_does_not_come_back_with_a_reactivation,
 );
 
 const NEW_PASSWORD: &str = "compiler-pioneer-1952";
@@ -102,4 +103,22 @@ async fn a_deactivated_member_gets_no_link(app: TestApp) {
     let notice = admin.page("/admin/members").await;
     assert!(notice.contains("grace is deactivated. Reactivate them first."));
     assert!(app.audit_events("password_link.created").await.is_empty());
+}
+
+/// An admin who deactivates someone because their link leaked must not revive the link by
+/// reactivating them.
+async fn a_link_does_not_come_back_with_a_reactivation(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let (grace, _) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let link = issue_link(&admin, grace.id).await;
+    for change in ["deactivate", "reactivate"] {
+        let path = format!("/admin/members/{}/{change}", grace.id);
+        admin.submit_form(&path, &path, &[]).await;
+    }
+    let members = admin.page("/admin/members").await;
+    assert!(row_of(&members, "grace@example.com").contains("Active"));
+    assert_eq!(
+        app.browser().get(&link).await.status(),
+        StatusCode::NOT_FOUND
+    );
 }

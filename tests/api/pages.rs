@@ -18,6 +18,7 @@ backend_tests!(
     the_inventory_agrees_in_number_and_follows_its_sort,
     a_single_revoke_returns_to_the_filtered_inventory,
     a_bad_page_number_gets_a_page_not_a_bare_error,
+    audit_dates_beyond_the_calendar_are_field_errors,
 );
 
 async fn expired_tokens_have_their_own_tab(app: TestApp) {
@@ -260,5 +261,27 @@ async fn a_bad_page_number_gets_a_page_not_a_bare_error(app: TestApp) {
             !html.contains("deserialize"),
             "{path} says nothing of its parser"
         );
+    }
+}
+
+/// Years the databases cannot compare (PostgreSQL's timestamps start in 4713 BC) are refused
+/// with the other unreadable dates, never a 500 or a cut-off export.
+async fn audit_dates_beyond_the_calendar_are_field_errors(app: TestApp) {
+    let admin = app.setup_admin().await;
+    for query in [
+        "from=-4714-01-01",
+        "to=-9999-01-01",
+        "from=0000-01-01",
+        "to=+10000-01-01",
+    ] {
+        let page = admin.get(&format!("/admin/audit?{query}")).await;
+        assert_eq!(page.status(), StatusCode::OK, "{query}");
+        assert!(page
+            .text()
+            .await
+            .unwrap()
+            .contains("Enter the date as YYYY-MM-DD."));
+        let export = admin.get(&format!("/admin/audit.csv?{query}")).await;
+        assert_eq!(export.status(), StatusCode::BAD_REQUEST, "{query}");
     }
 }

@@ -16,6 +16,8 @@ backend_tests!(
     a_token_created_through_the_api_works_until_revoked_through_it,
     a_created_tokens_location_reads_it_back_to_its_owner_only,
     without_expires_in_the_api_uses_the_organisations_default_expiry,
+    by_default_a_token_made_by_a_token_lives_no_longer_than_it,
+    the_path_form_reaches_a_token_by_its_id,
     the_api_finds_no_one_elses_token_and_no_unknown_route,
     api_bodies_are_validated_like_the_form,
     the_gateway_check_reads_the_original_uri,
@@ -618,4 +620,47 @@ async fn a_bad_checksum_never_reaches_the_database() {
         (status, code.as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     );
+}
+
+async fn by_default_a_token_made_by_a_token_lives_no_longer_than_it(app: TestApp) {
+    app.setup_admin().await;
+    let scopes = ["personalAccessToken:write", "tag:read"];
+    let (maker_id, maker) = app.token_for(1, "maker", &scopes).await;
+    let maker_expiry = (chrono::Utc::now() + chrono::Duration::days(3)).naive_utc();
+    let times = crate::helpers::TokenTimes {
+        expires_at: Some(maker_expiry),
+        ..Default::default()
+    };
+    app.set_token_times(maker_id, times).await;
+    let body = serde_json::json!({"name": "child", "scopes": ["tag:read"]});
+    let response = create_through_the_api(&app, &maker, body).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "the 30-day default is cut to fit"
+    );
+    let created: serde_json::Value = response.json().await.unwrap();
+    let expires_at: chrono::DateTime<chrono::Utc> = created["token"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let gap = (expires_at.naive_utc() - maker_expiry).num_seconds().abs();
+    assert!(gap <= 1, "the child expires with its maker ({gap} s apart)");
+}
+
+async fn the_path_form_reaches_a_token_by_its_id(app: TestApp) {
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let scopes = ["personalAccessToken:read", "personalAccessToken:write"];
+    let (id, token) = app.token_for(user.id, "manager", &scopes).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/{token}/api/v1/personal-access-tokens/{id}", app.address);
+    let read = client.get(&url).send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let json: serde_json::Value = read.json().await.unwrap();
+    assert_eq!(json["id"], id);
+    let revoked = client.delete(&url).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
 }

@@ -1,6 +1,6 @@
 use actix_web::{web, HttpResponse};
 use askama::Template;
-use chrono::{Duration, NaiveDate, NaiveTime};
+use chrono::{Datelike, Duration, NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Action, AuditFilter, AuditRow};
@@ -33,9 +33,12 @@ pub struct PageParam {
 fn parse_date(raw: &str) -> Result<Option<NaiveDate>, ()> {
     match raw.trim() {
         "" => Ok(None),
+        // Years 1 to 9999: what YYYY-MM-DD says, and what both databases can compare.
         text => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .filter(|d| (1..=9999).contains(&d.year()))
             .map(Some)
-            .map_err(drop),
+            .ok_or(()),
     }
 }
 

@@ -370,12 +370,7 @@ async fn without_expires_in_the_api_uses_the_organisations_default_expiry(app: T
     let body = serde_json::json!({"name": "defaulted", "scopes": ["tag:read"]});
     let response = create_through_the_api(&app, &manager, body).await;
     assert_eq!(response.status(), StatusCode::CREATED);
-    let created: serde_json::Value = response.json().await.unwrap();
-    let expires_at: chrono::DateTime<chrono::Utc> = created["token"]["expires_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let expires_at = created_expiry(response).await;
     let days = (expires_at - chrono::Utc::now()).num_hours() as f64 / 24.0;
     assert!((6.9..=7.0).contains(&days), "expires in {days} days");
 
@@ -639,12 +634,7 @@ async fn by_default_a_token_made_by_a_token_lives_no_longer_than_it(app: TestApp
         StatusCode::CREATED,
         "the 30-day default is cut to fit"
     );
-    let created: serde_json::Value = response.json().await.unwrap();
-    let expires_at: chrono::DateTime<chrono::Utc> = created["token"]["expires_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let expires_at = created_expiry(response).await;
     let gap = (expires_at.naive_utc() - maker_expiry).num_seconds().abs();
     assert!(gap <= 1, "the child expires with its maker ({gap} s apart)");
 }
@@ -663,4 +653,14 @@ async fn the_path_form_reaches_a_token_by_its_id(app: TestApp) {
     assert_eq!(json["id"], id);
     let revoked = client.delete(&url).send().await.unwrap();
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+}
+
+/// When the token a 201 describes expires.
+async fn created_expiry(response: reqwest::Response) -> chrono::DateTime<chrono::Utc> {
+    let created: serde_json::Value = response.json().await.unwrap();
+    created["token"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }

@@ -258,23 +258,28 @@ pub fn owned_rows(
     limit: i64,
 ) -> QueryResult<Vec<PersonalAccessToken>> {
     let now = now();
-    let owned = pat::table.filter(pat::user_id.eq(user_id)).into_boxed();
-    let in_tab = match tab {
-        Tab::Current => owned.filter(pat::revoked_at.is_null()),
-        Tab::Active => owned
+    let owned = pat::table.filter(pat::user_id.eq(user_id));
+    // One fixed statement per tab (not a boxed query): diesel prepares each once per connection.
+    macro_rules! page_of {
+        ($query:expr) => {
+            $query
+                .order((pat::created_at.desc(), pat::id.desc()))
+                .offset(offset)
+                .limit(limit)
+                .select(PersonalAccessToken::as_select())
+                .load(conn)
+        };
+    }
+    match tab {
+        Tab::Current => page_of!(owned.filter(pat::revoked_at.is_null())),
+        Tab::Active => page_of!(owned
             .filter(pat::revoked_at.is_null())
-            .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now))),
-        Tab::Expired => owned
+            .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now)))),
+        Tab::Expired => page_of!(owned
             .filter(pat::revoked_at.is_null())
-            .filter(pat::expires_at.le(now)),
-        Tab::Revoked => owned.filter(pat::revoked_at.is_not_null()),
-    };
-    in_tab
-        .order((pat::created_at.desc(), pat::id.desc()))
-        .offset(offset)
-        .limit(limit)
-        .select(PersonalAccessToken::as_select())
-        .load(conn)
+            .filter(pat::expires_at.le(now))),
+        Tab::Revoked => page_of!(owned.filter(pat::revoked_at.is_not_null())),
+    }
 }
 
 /// How many of a person's tokens each tab holds.
@@ -296,20 +301,18 @@ impl TabCounts {
     }
 }
 
-/// Counts for the tabs.
+/// Counts for the tabs, in one query.
 pub fn count_owned(conn: &mut AnyConnection, user_id: i64) -> QueryResult<TabCounts> {
-    let owned = pat::table.filter(pat::user_id.eq(user_id));
-    let (all, revoked): (i64, i64) = owned
+    use diesel::dsl::{case_when, count, count_star};
+    let expired = pat::revoked_at.is_null().and(pat::expires_at.le(now()));
+    let (all, revoked, expired): (i64, i64, i64) = pat::table
+        .filter(pat::user_id.eq(user_id))
         .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::count(pat::revoked_at),
+            count_star(),
+            count(pat::revoked_at),
+            count(case_when(expired, pat::id)),
         ))
         .first(conn)?;
-    let expired: i64 = owned
-        .filter(pat::revoked_at.is_null())
-        .filter(pat::expires_at.le(now()))
-        .count()
-        .get_result(conn)?;
     Ok(TabCounts {
         active: all - revoked - expired,
         expired,

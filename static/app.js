@@ -59,6 +59,20 @@ document.addEventListener("DOMContentLoaded", () => {
     if (!Number.isNaN(at.getTime())) time.textContent = local.format(at);
   }
 
+  // Parts of a form shown only for one choice: data-shown-by="name=value" (a radio group).
+  for (const part of document.querySelectorAll("[data-shown-by]")) {
+    const [name, value] = part.dataset.shownBy.split("=");
+    const radios = document.querySelectorAll(`input[type=radio][name="${name}"]`);
+    const sync = () => { part.hidden = !document.querySelector(`input[name="${name}"][value="${value}"]:checked`); };
+    for (const radio of radios) radio.addEventListener("change", sync);
+    sync();
+  }
+
+  // On a phone the list filters fold away unless one is in use.
+  if (window.matchMedia("(max-width: 720px)").matches) {
+    for (const fold of document.querySelectorAll(".filters-fold:not([data-in-use])")) fold.open = false;
+  }
+
   // After a refused form, take keyboard and screen-reader users to the list of what is wrong.
   const summary = document.querySelector("[data-focus-on-load]");
   if (summary) summary.focus();

@@ -39,6 +39,7 @@ crate::route_table! {
     post "/personal-access-tokens" => tokens::create,
     get "/personal-access-tokens/{id}" => tokens::show,
     delete "/personal-access-tokens/{id}" => tokens::revoke,
+    post "/personal-access-tokens/self/rotate" => tokens::rotate_self,
 }
 
 fn api_v1(cfg: &mut web::ServiceConfig) {

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "tokendesk API", description = "Personal access tokens: who a token speaks for, the owner's tokens, and the gateway check."),
-    paths(super::me::me, super::tokens::list, super::tokens::create, super::tokens::show, super::tokens::revoke, super::verify::verify),
+    paths(super::me::me, super::tokens::list, super::tokens::create, super::tokens::show, super::tokens::revoke, super::tokens::rotate_self, super::verify::verify),
     modifiers(&TokenSchemes),
 )]
 struct ApiDoc;

@@ -8,9 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::db::Db;
-use crate::domain::{Scope, TokenRequestInput};
+use crate::domain::{parse_expiry, FieldErrors, Scope, TokenRequestInput};
 use crate::http::ClientIp;
-use crate::tokens::actions::{self, Actor, Origin};
+use crate::tokens::actions::{self, Actor, NewExpiry, Origin};
 use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab};
 
 const PER_PAGE: i64 = 100;
@@ -226,4 +226,60 @@ pub async fn revoke(
     let token = own_token(&db, auth.user_id, &path.id).await?;
     actions::revoke(&db, actor(&req, &auth), &token, &auth.email).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The body of a self-rotation; empty keeps the token's lifetime.
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct RotateBody {
+    /// As for a new token (1, 7, 30, 60, 90, 365, custom or never); left out, the new secret
+    /// lives as long as the token was given last time.
+    expires_in: Option<String>,
+    /// YYYY-MM-DD, when expires_in is custom.
+    expires_on: Option<String>,
+}
+
+/// Replaces the presenting token's secret: same name and scopes, a new secret, the old one
+/// refused from now on. For automation that renews its own credential.
+#[utoipa::path(post, path = "/api/v1/personal-access-tokens/self/rotate", tag = "tokens", request_body = RotateBody,
+    responses(
+        (status = 200, description = "The new secret; the only time it is returned", body = CreatedTokenJson),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 422, description = "The expiry is not allowed", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
+pub async fn rotate_self(
+    req: HttpRequest,
+    db: web::Data<Db>,
+    ApiAuth(auth): ApiAuth,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    // No body at all is the common case: keep the lifetime. A body must be readable JSON.
+    let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("The JSON body could not be read: {e}")))?
+    };
+    let expiry = match body.expires_in {
+        None => NewExpiry::SameLength,
+        Some(choice) => {
+            let policy = crate::policy::current(&db).await?;
+            let custom_date = body.expires_on.unwrap_or_default();
+            let chosen = parse_expiry(&choice, &custom_date, Utc::now().naive_utc(), &policy)
+                .map_err(|(field, message)| {
+                    let mut errors = FieldErrors::default();
+                    errors.add(field, message);
+                    ApiError::Validation(errors)
+                })?;
+            NewExpiry::Chosen(chosen)
+        }
+    };
+    let rotated = actions::regenerate(&db, actor(&req, &auth), auth.token_id, expiry).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::LOCATION, token_location(rotated.token.id)))
+        .json(CreatedTokenJson {
+            token: TokenJson::from(&rotated.token),
+            secret: rotated.secret.expose().to_owned(),
+        }))
 }

@@ -20,6 +20,19 @@ impl Expiry {
         }
     }
 
+    /// An expiry as far from `now` as `expires_at` was from `issued`: a token renewed for as
+    /// long as it was given before. One that never expired still does not.
+    pub fn lasting_as_long_as(
+        issued: NaiveDateTime,
+        expires_at: Option<NaiveDateTime>,
+        now: NaiveDateTime,
+    ) -> Expiry {
+        match expires_at {
+            None => Expiry::Never,
+            Some(at) => Expiry::At(now + (at - issued)),
+        }
+    }
+
     /// This expiry, or `limit` when that comes first.
     pub fn no_later_than(self, limit: Option<NaiveDateTime>) -> Expiry {
         match (self, limit) {

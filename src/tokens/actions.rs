@@ -277,12 +277,20 @@ pub async fn revoke_matching(
     .await
 }
 
+/// The expiry a regenerated token gets.
+#[derive(Clone, Copy, Debug)]
+pub enum NewExpiry {
+    Chosen(Expiry),
+    /// As long from now as the token was given last time (a token rotating itself).
+    SameLength,
+}
+
 /// A new secret for one of the actor's tokens, with a new expiry.
 pub async fn regenerate(
     db: &Db,
     actor: Actor,
     token_id: i64,
-    expiry: Expiry,
+    expiry: NewExpiry,
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
         let (owner, policy) = locked_owner(conn, actor.user_id)?;
@@ -293,6 +301,14 @@ pub async fn regenerate(
         if token.status(now) == TokenStatus::Revoked {
             return refuse(TokenError::Revoked);
         }
+        let expiry = match expiry {
+            NewExpiry::Chosen(expiry) => expiry,
+            NewExpiry::SameLength => Expiry::lasting_as_long_as(
+                token.regenerated_at.unwrap_or(token.created_at),
+                token.expires_at,
+                now,
+            ),
+        };
         check(conn, &owner, &policy, token.scopes(), expiry, reviving)?;
         let created = match store::regenerate(conn, &token, expiry) {
             Ok(Some(created)) => created,

@@ -28,5 +28,6 @@ mod server;
 mod sign_in;
 mod sign_in_limits;
 mod token_auth;
+mod token_rotation;
 mod token_rules;
 mod upgrade;

@@ -86,6 +86,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/api/v1/personal-access-tokens", Token),
     ("GET", "/api/v1/personal-access-tokens/{id}", Token),
     ("DELETE", "/api/v1/personal-access-tokens/{id}", Token),
+    ("POST", "/api/v1/personal-access-tokens/self/rotate", Token),
 ];
 
 /// Every field any form takes, filled in plausibly: a refused request is refused for who

@@ -8,7 +8,7 @@ use crate::db::Db;
 use crate::domain::Policy;
 use crate::domain::{parse_expiry, FieldErrors};
 use crate::http::ClientIp;
-use crate::tokens::actions::{self, TokenError};
+use crate::tokens::actions::{self, NewExpiry, TokenError};
 use crate::tokens::PersonalAccessToken;
 use crate::web::access_tokens::{own_token, refusal_errors, ExpiryField};
 use crate::web::csrf::CsrfForm;
@@ -120,7 +120,13 @@ pub async fn submit(
             );
         }
     };
-    let regenerated = actions::regenerate(&db, current.actor(&client_ip), token.id, expiry).await;
+    let regenerated = actions::regenerate(
+        &db,
+        current.actor(&client_ip),
+        token.id,
+        NewExpiry::Chosen(expiry),
+    )
+    .await;
     let created = match regenerated {
         Ok(created) => created,
         Err(TokenError::Revoked) => {

@@ -141,8 +141,6 @@ type TokenRow = (
     bool,
 );
 
-/// Checks a presented token against the store. A malformed one is refused before any
-/// database work; a valid one's use is recorded for Last used.
 /// Checks presented tokens: the one authenticator of the API and the gateway check, with what it
 /// keeps between requests (verified tokens, Last used times, bad-token counts). Registered once
 /// as `web::Data<Authenticator>`.
@@ -174,6 +172,8 @@ impl Authenticator {
     }
 }
 
+/// Checks a presented token against the store. A malformed one is refused before any
+/// database work; a valid one's use is recorded for Last used.
 async fn authenticate(
     db: &Db,
     cache: &AuthCache,

@@ -19,6 +19,7 @@ backend_tests!(
     a_single_revoke_returns_to_the_filtered_inventory,
     a_bad_page_number_gets_a_page_not_a_bare_error,
     audit_dates_beyond_the_calendar_are_field_errors,
+    a_bulk_revoke_says_in_words_what_it_matches,
 );
 
 async fn expired_tokens_have_their_own_tab(app: TestApp) {
@@ -284,4 +285,25 @@ async fn audit_dates_beyond_the_calendar_are_field_errors(app: TestApp) {
         let export = admin.get(&format!("/admin/audit.csv?{query}")).await;
         assert_eq!(export.status(), StatusCode::BAD_REQUEST, "{query}");
     }
+}
+
+async fn a_bulk_revoke_says_in_words_what_it_matches(app: TestApp) {
+    let admin = app.setup_admin().await;
+    admin.create_token("ci", "30", &["tag:read"]).await;
+    let page = admin
+        .page("/admin/access-tokens/bulk-revoke?status=active&unused=90&scope=tag:read&name=ci")
+        .await;
+    for words in [
+        "active",
+        "not used for 90 days",
+        "holding tag:read",
+        "name matching “ci”",
+    ] {
+        assert!(
+            page.contains(&format!("<li>{words}</li>")),
+            "{words}: {page}"
+        );
+    }
+    let everything = admin.page("/admin/access-tokens/bulk-revoke").await;
+    assert!(everything.contains("No filter is set: this revokes every unrevoked token"));
 }

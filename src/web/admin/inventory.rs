@@ -67,6 +67,37 @@ impl Params {
         crate::web::non_empty_query(self)
     }
 
+    /// The filters in use, in words, for a confirmation that acts on what they match.
+    pub fn in_words(&self) -> Vec<String> {
+        let f = self.filter();
+        let mut words = Vec::new();
+        match f.status {
+            StatusFilter::Any => {}
+            StatusFilter::Active => words.push("active".to_owned()),
+            StatusFilter::Expired => words.push("expired".to_owned()),
+            StatusFilter::Revoked => words.push("revoked".to_owned()),
+        }
+        if let Some(days) = f.unused.days() {
+            words.push(format!("not used for {days} days"));
+        }
+        if f.never_used {
+            words.push("never used".to_owned());
+        }
+        if let Some(scope) = f.scope {
+            words.push(format!("holding {}", scope.name()));
+        }
+        if !self.owner.trim().is_empty() {
+            words.push(format!("owner matching “{}”", self.owner.trim()));
+        }
+        if !self.name.trim().is_empty() {
+            words.push(format!("name matching “{}”", self.name.trim()));
+        }
+        if !self.leaked.trim().is_empty() {
+            words.push("matching the leaked token searched for".to_owned());
+        }
+        words
+    }
+
     /// What the page's subtitle says of the order.
     pub fn sort_note(&self) -> &'static str {
         match self.sort {
@@ -370,6 +401,8 @@ struct BulkRevokePage {
     chrome: Chrome,
     count: usize,
     query: String,
+    /// The filters in words: what "matching" means here.
+    filters: Vec<String>,
     error: Option<&'static str>,
 }
 
@@ -387,6 +420,7 @@ pub async fn confirm_bulk_revoke(
         chrome: Chrome::for_user(&admin, Section::INVENTORY),
         count,
         query: params.query_string(),
+        filters: params.in_words(),
         error: None,
     })
 }
@@ -418,6 +452,7 @@ pub async fn bulk_revoke(
             chrome: Chrome::for_user(&admin, Section::INVENTORY),
             count,
             query: params.query_string(),
+            filters: params.in_words(),
             error: Some(CONFIRMATION_ERROR),
         };
         return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);

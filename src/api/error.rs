@@ -55,9 +55,8 @@ impl From<crate::tokens::actions::TokenError> for ApiError {
             TokenError::CreatorInactive => ApiError::Auth(AuthFailure::Revoked),
             TokenError::OwnerInactive => ApiError::Auth(AuthFailure::OwnerDeactivated),
             refusal => {
-                let mut errors = FieldErrors::default();
-                errors.add(refusal.field().unwrap_or("request"), refusal.to_string());
-                ApiError::Validation(errors)
+                let field = refusal.field().unwrap_or("request");
+                ApiError::Validation(FieldErrors::one(field, refusal.to_string()))
             }
         }
     }

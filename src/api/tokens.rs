@@ -268,9 +268,7 @@ pub async fn rotate_self(
             let custom_date = body.expires_on.unwrap_or_default();
             let chosen = parse_expiry(&choice, &custom_date, Utc::now().naive_utc(), &policy)
                 .map_err(|(field, message)| {
-                    let mut errors = FieldErrors::default();
-                    errors.add(field, message);
-                    ApiError::Validation(errors)
+                    ApiError::Validation(FieldErrors::one(field, message))
                 })?;
             NewExpiry::Chosen(chosen)
         }

@@ -12,6 +12,13 @@ use validator::ValidationErrors;
 pub struct FieldErrors(BTreeMap<String, String>);
 
 impl FieldErrors {
+    /// One field's error: what a check on a single field, or a refusal tied to one, reports.
+    pub fn one(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
+    }
+
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
         self.0
             .entry(field.to_owned())

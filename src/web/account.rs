@@ -66,8 +66,7 @@ pub async fn rename(
     let name = match clean_name(&form.display_name) {
         Ok(name) => name,
         Err(problem) => {
-            let mut errors = FieldErrors::default();
-            errors.add("display_name", problem);
+            let errors = FieldErrors::one("display_name", problem);
             let page = page(&current, form.display_name, errors);
             return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }

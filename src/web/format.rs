@@ -42,6 +42,19 @@ pub fn exact(at: NaiveDateTime) -> String {
     )
 }
 
+/// For `<time datetime>`, which a script shows in the viewer's time zone.
+pub fn iso(at: NaiveDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        at.year(),
+        at.month(),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    )
+}
+
 /// "1 token", "3 tokens".
 pub fn plural(n: i64, unit: &str) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
@@ -128,6 +141,13 @@ pub fn page_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>
     Ok(raw.and_then(|text| text.trim().parse().ok()))
 }
 
+/// A list page's own query: just `?page=`.
+#[derive(serde::Deserialize)]
+pub struct PageParam {
+    #[serde(default, deserialize_with = "page_number")]
+    pub page: Option<i64>,
+}
+
 /// Where a paged list is, and the links to its neighbours.
 pub struct Pager {
     pub page: i64,
@@ -189,6 +209,7 @@ mod tests {
         for at in [t(5, 9, 7), t(25, 23, 59), t(1, 0, 0) - Duration::days(300)] {
             assert_eq!(date(at), at.format("%b %-d, %Y").to_string());
             assert_eq!(exact(at), at.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+            assert_eq!(iso(at), at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
         }
         assert_eq!(date(t(5, 9, 7)), "Nov 5, 2026");
     }

@@ -93,9 +93,7 @@ pub fn refusal_errors(refusal: TokenError) -> Result<FieldErrors, AppError> {
     let Some(field) = refusal.field() else {
         return Err(refusal.into());
     };
-    let mut errors = FieldErrors::default();
-    errors.add(field, refusal.to_string());
-    Ok(errors)
+    Ok(FieldErrors::one(field, refusal.to_string()))
 }
 
 /// The expiry picker of the New token and Regenerate forms: the choices the policy allows, each

@@ -112,8 +112,7 @@ pub async fn submit(
     ) {
         Ok(expiry) => expiry,
         Err((field, message)) => {
-            let mut errors = FieldErrors::default();
-            errors.add(field, message);
+            let errors = FieldErrors::one(field, message);
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &page(&current, &policy, token, input, errors),

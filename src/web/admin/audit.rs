@@ -9,7 +9,7 @@ use crate::domain::FieldErrors;
 use crate::web::admin::AdminUser;
 use crate::web::csv;
 use crate::web::error::AppError;
-use crate::web::format::{self, Pager};
+use crate::web::format::{self, PageParam, Pager};
 use crate::web::layout::{render, Chrome, Section};
 
 const PER_PAGE: i64 = 50;
@@ -22,12 +22,6 @@ pub struct Params {
     action: String,
     from: String,
     to: String,
-}
-
-#[derive(Deserialize)]
-pub struct PageParam {
-    #[serde(default, deserialize_with = "crate::web::format::page_number")]
-    page: Option<i64>,
 }
 
 fn parse_date(raw: &str) -> Result<Option<NaiveDate>, ()> {
@@ -93,7 +87,7 @@ impl Row {
         let e = row.event;
         Row {
             time: format::exact(e.created_at),
-            time_iso: format!("{}Z", e.created_at.format("%Y-%m-%dT%H:%M:%S")),
+            time_iso: format::iso(e.created_at),
             action_label: audit::action_label(&e.action),
             actor: row.actor_email.unwrap_or_else(|| "—".into()),
             target: match (e.target_type, e.target_label) {

@@ -18,7 +18,7 @@ use crate::web::access_tokens::revoke::{
 use crate::web::admin::AdminUser;
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
-use crate::web::format::{self, Pager};
+use crate::web::format::{self, PageParam, Pager};
 use crate::web::layout::{render, render_with_status, Chrome, Section};
 use crate::web::session::{set_flash, take_flash, CurrentUser, Flash};
 use crate::web::{csv, see_other};
@@ -123,12 +123,6 @@ impl Params {
                 .iter()
                 .any(|v| !v.trim().is_empty())
     }
-}
-
-#[derive(Deserialize)]
-pub struct PageParam {
-    #[serde(default, deserialize_with = "crate::web::format::page_number")]
-    page: Option<i64>,
 }
 
 pub struct Row {

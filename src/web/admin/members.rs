@@ -256,9 +256,7 @@ pub async fn create(
     let created = match members::add(&db, admin.actor(&client_ip), new).await {
         Ok(created) => created,
         Err(taken @ MemberError::EmailTaken) => {
-            let mut errors = FieldErrors::default();
-            errors.add("email", taken.to_string());
-            return rerender(form, errors);
+            return rerender(form, FieldErrors::one("email", taken.to_string()));
         }
         Err(other) => return Err(other.into()),
     };

@@ -25,6 +25,14 @@ pub enum Action {
     PasswordChangeRefused,
     DisplayNameChanged,
     PolicyChanged,
+    ApplicationCreated,
+    ApplicationRenamed,
+    ApplicationArchived,
+    MaintainerAdded,
+    MaintainerRemoved,
+    ApplicationTokenCreated,
+    ApplicationTokenRegenerated,
+    ApplicationTokenRevoked,
 }
 
 /// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
@@ -58,6 +66,14 @@ impl Action {
             Action::PasswordChangeRefused => "password.change_refused",
             Action::DisplayNameChanged => "account.display_name_changed",
             Action::PolicyChanged => "policy.changed",
+            Action::ApplicationCreated => "application.created",
+            Action::ApplicationRenamed => "application.renamed",
+            Action::ApplicationArchived => "application.archived",
+            Action::MaintainerAdded => "application.maintainer_added",
+            Action::MaintainerRemoved => "application.maintainer_removed",
+            Action::ApplicationTokenCreated => "application_token.created",
+            Action::ApplicationTokenRegenerated => "application_token.regenerated",
+            Action::ApplicationTokenRevoked => "application_token.revoked",
         }
     }
 
@@ -79,6 +95,14 @@ impl Action {
         Action::TokenCreated,
         Action::TokenRegenerated,
         Action::TokenRevoked,
+        Action::ApplicationCreated,
+        Action::ApplicationRenamed,
+        Action::ApplicationArchived,
+        Action::MaintainerAdded,
+        Action::MaintainerRemoved,
+        Action::ApplicationTokenCreated,
+        Action::ApplicationTokenRegenerated,
+        Action::ApplicationTokenRevoked,
     ];
 }
 

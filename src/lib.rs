@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod applications;
 pub mod audit;
 pub mod clock;
 pub mod config;

@@ -6,17 +6,26 @@ use diesel::prelude::*;
 use crate::audit::{Action, Actor, Event};
 use crate::db::schema::settings;
 use crate::db::{lock, refuse, AnyConnection, Db, DbError, Lock};
-use crate::domain::policy::DEFAULT_MAX_ACTIVE_TOKENS;
-use crate::domain::{ExpiryChoice, Policy};
+use crate::domain::policy::{DEFAULT_APPLICATION_MAX_LIFETIME_DAYS, DEFAULT_MAX_ACTIVE_TOKENS};
+use crate::domain::{ExpiryChoice, Policy, ScopeSet};
 
 const MAX_LIFETIME_KEY: &str = "policy.max_token_lifetime_days";
 const DEFAULT_EXPIRY_KEY: &str = "policy.default_expiry";
 const MAX_ACTIVE_TOKENS_KEY: &str = "policy.max_active_tokens";
+const APPLICATION_MAX_LIFETIME_KEY: &str = "policy.application_max_lifetime_days";
+const APPLICATION_SCOPES_KEY: &str = "policy.application_scopes";
+const KEYS: [&str; 5] = [
+    MAX_LIFETIME_KEY,
+    DEFAULT_EXPIRY_KEY,
+    MAX_ACTIVE_TOKENS_KEY,
+    APPLICATION_MAX_LIFETIME_KEY,
+    APPLICATION_SCOPES_KEY,
+];
 
 /// The policy in force, from the settings table.
 pub fn load(conn: &mut AnyConnection) -> QueryResult<Policy> {
     let rows: Vec<(String, String)> = settings::table
-        .filter(settings::key.eq_any([MAX_LIFETIME_KEY, DEFAULT_EXPIRY_KEY, MAX_ACTIVE_TOKENS_KEY]))
+        .filter(settings::key.eq_any(KEYS))
         .select((settings::key, settings::value))
         .load(conn)?;
     let mut policy = Policy::default();
@@ -33,6 +42,12 @@ pub fn load(conn: &mut AnyConnection) -> QueryResult<Policy> {
             MAX_ACTIVE_TOKENS_KEY => {
                 policy.max_active_tokens = value.parse().unwrap_or(DEFAULT_MAX_ACTIVE_TOKENS)
             }
+            APPLICATION_MAX_LIFETIME_KEY => {
+                policy.application_max_lifetime_days = value
+                    .parse()
+                    .unwrap_or(DEFAULT_APPLICATION_MAX_LIFETIME_DAYS)
+            }
+            APPLICATION_SCOPES_KEY => policy.application_scopes = ScopeSet::from_stored(&value),
             _ => {}
         }
     }
@@ -47,10 +62,14 @@ pub fn save(conn: &mut AnyConnection, policy: &Policy) -> QueryResult<()> {
         .map(|d| d.to_string())
         .unwrap_or_default();
     let max_active = policy.max_active_tokens.to_string();
+    let application_max = policy.application_max_lifetime_days.to_string();
+    let application_scopes = policy.application_scopes.to_stored();
     for (key, value) in [
         (MAX_LIFETIME_KEY, max.as_str()),
         (DEFAULT_EXPIRY_KEY, policy.default_expiry.value()),
         (MAX_ACTIVE_TOKENS_KEY, max_active.as_str()),
+        (APPLICATION_MAX_LIFETIME_KEY, application_max.as_str()),
+        (APPLICATION_SCOPES_KEY, application_scopes.as_str()),
     ] {
         diesel::delete(settings::table.filter(settings::key.eq(key))).execute(conn)?;
         diesel::insert_into(settings::table)

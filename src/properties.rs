@@ -158,7 +158,9 @@ fn the_token_form_accepts_only_what_its_rules_allow() {
                 expires_on,
                 scopes,
             };
-            if let Ok(request) = input.parse(Role::User, now, &policy) {
+            if let Ok(request) =
+                input.parse(&crate::domain::ScopeLimit::Role(Role::User), now, &policy)
+            {
                 prop_assert_eq!(request.name.trim(), request.name.as_str());
                 prop_assert!((1..=100).contains(&request.name.chars().count()));
                 prop_assert!(!request.name.chars().any(char::is_control));

@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("users", 1),
     ("audit", 1),
     ("sessions", 2),
+    ("applications", 2),
     // Services: each change one transaction with its audit event.
     ("policy", 3),
     ("tokens", 4),

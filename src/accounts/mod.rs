@@ -2,6 +2,7 @@
 //! change of their own account. Each change is one transaction with its audit event; the
 //! pages and the command line call these.
 
+pub mod applications;
 pub mod members;
 pub mod password_links;
 pub mod passwords;

@@ -19,6 +19,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("No such resource.")]
     NotFound,
+    /// Known, and not the caller's to do.
+    #[error("{0}")]
+    Forbidden(String),
     /// The path exists; the methods it takes, for the `Allow` header.
     #[error("This address does not take that method; it takes {0}.")]
     MethodNotAllowed(String),
@@ -54,6 +57,10 @@ impl From<crate::tokens::actions::TokenError> for ApiError {
             // The token was good when the request began; it is not by the time it would act.
             TokenError::CreatorInactive => ApiError::Auth(AuthFailure::Revoked),
             TokenError::OwnerInactive => ApiError::Auth(AuthFailure::OwnerDeactivated),
+            TokenError::NoSuchApplication => ApiError::NotFound,
+            TokenError::NotAllowed | TokenError::ApplicationArchived => {
+                ApiError::Forbidden(e.to_string())
+            }
             refusal => {
                 let field = refusal.field().unwrap_or("request");
                 ApiError::Validation(FieldErrors::one(field, refusal.to_string()))
@@ -65,8 +72,8 @@ impl From<crate::tokens::actions::TokenError> for ApiError {
 /// The body of every error response.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A stable code: invalid_token, insufficient_scope, invalid_request, validation_failed,
-    /// not_found, method_not_allowed, payload_too_large, too_many_requests, unavailable, internal.
+    /// A stable code: invalid_token, insufficient_scope, personal_token_required,
+    /// invalid_request, validation_failed, not_found, forbidden, method_not_allowed, payload_too_large, too_many_requests, unavailable, internal.
     pub error: &'static str,
     pub message: String,
     /// Per-field messages, on validation_failed.
@@ -80,10 +87,12 @@ impl ApiError {
         match self {
             ApiError::Auth(AuthFailure::Conflicting) | ApiError::BadRequest(_) => "invalid_request",
             ApiError::Auth(AuthFailure::InsufficientScope(_)) => "insufficient_scope",
+            ApiError::Auth(AuthFailure::NotAPerson) => "personal_token_required",
             ApiError::Auth(AuthFailure::Unavailable(_)) | ApiError::Unavailable => "unavailable",
             ApiError::Auth(_) => "invalid_token",
             ApiError::Validation(_) => "validation_failed",
             ApiError::NotFound => "not_found",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::TooManyRequests { .. } => "too_many_requests",
@@ -98,13 +107,16 @@ impl ResponseError for ApiError {
             ApiError::Auth(AuthFailure::Conflicting) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::Auth(AuthFailure::InsufficientScope(_)) => StatusCode::FORBIDDEN,
+            ApiError::Auth(AuthFailure::InsufficientScope(_) | AuthFailure::NotAPerson) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::Auth(AuthFailure::Unavailable(_)) | ApiError::Unavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -122,7 +134,9 @@ impl ResponseError for ApiError {
                     format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""),
                 ));
             }
-            ApiError::Auth(AuthFailure::Conflicting | AuthFailure::Unavailable(_)) => {}
+            ApiError::Auth(
+                AuthFailure::Conflicting | AuthFailure::Unavailable(_) | AuthFailure::NotAPerson,
+            ) => {}
             ApiError::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, allow.as_str()));
             }

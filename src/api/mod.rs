@@ -1,5 +1,6 @@
 //! The JSON API (token-authenticated) and the gateway check.
 
+mod applications;
 pub mod auth;
 pub mod error;
 mod me;
@@ -40,6 +41,11 @@ crate::route_table! {
     get "/personal-access-tokens/{id}" => tokens::show,
     delete "/personal-access-tokens/{id}" => tokens::revoke,
     post "/personal-access-tokens/self/rotate" => tokens::rotate_self,
+    get "/applications" => applications::list,
+    post "/applications" => applications::create,
+    get "/applications/{id}/tokens" => applications::tokens,
+    post "/applications/{id}/tokens" => applications::create_token,
+    delete "/applications/{id}/tokens/{token_id}" => applications::revoke_token,
 }
 
 fn api_v1(cfg: &mut web::ServiceConfig) {

@@ -6,8 +6,10 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "tokendesk API", description = "Personal access tokens: who a token speaks for, the owner's tokens, and the gateway check."),
-    paths(super::me::me, super::tokens::list, super::tokens::create, super::tokens::show, super::tokens::revoke, super::tokens::rotate_self, super::verify::verify),
+    info(title = "tokendesk API", description = "Personal and application access tokens: who a token speaks for, the owner's tokens, applications and their tokens, and the gateway check."),
+    paths(super::me::me, super::tokens::list, super::tokens::create, super::tokens::show, super::tokens::revoke, super::tokens::rotate_self,
+        super::applications::list, super::applications::create, super::applications::tokens, super::applications::create_token, super::applications::revoke_token,
+        super::verify::verify),
     modifiers(&TokenSchemes),
 )]
 struct ApiDoc;
@@ -23,7 +25,7 @@ impl Modify for TokenSchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("tdk_ token")
+                    .bearer_format("tdk_ or tda_ token")
                     .build(),
             ),
         );

@@ -8,16 +8,18 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::db::Db;
-use crate::domain::{parse_expiry, FieldErrors, Scope, TokenRequestInput};
+use crate::domain::{parse_expiry, FieldErrors, Scope, ScopeLimit, TokenRequestInput};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, Actor, NewExpiry, Origin};
-use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab};
+use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenOwner};
 
-const PER_PAGE: i64 = 100;
+pub(crate) const PER_PAGE: i64 = 100;
 
 #[derive(Serialize, ToSchema)]
 pub struct TokenJson {
     pub id: i64,
+    /// personal or application
+    pub kind: &'static str,
     pub name: String,
     /// Enough to recognise the token, never enough to use it.
     pub hint: String,
@@ -34,6 +36,7 @@ impl From<&PersonalAccessToken> for TokenJson {
     fn from(token: &PersonalAccessToken) -> Self {
         TokenJson {
             id: token.id,
+            kind: token.kind().as_str(),
             name: token.name.clone(),
             hint: token.hint.clone(),
             scopes: token.scopes().iter().map(|s| s.name()).collect(),
@@ -58,17 +61,20 @@ pub struct TokenList {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page of 100.
-    page: Option<i64>,
+    pub(crate) page: Option<i64>,
     /// true to list revoked tokens instead of current ones.
-    revoked: Option<bool>,
+    pub(crate) revoked: Option<bool>,
 }
 
-fn actor(req: &HttpRequest, auth: &Authenticated) -> Actor {
-    Actor {
-        user_id: auth.user_id,
-        email: auth.email.clone(),
+/// The person acting through their token; an application token is refused (it has no tokens
+/// or applications of its own).
+pub(crate) fn actor(req: &HttpRequest, auth: &Authenticated) -> Result<Actor, ApiError> {
+    let person = auth.person()?;
+    Ok(Actor {
+        user_id: person.user_id,
+        email: person.email.clone(),
         client_ip: ClientIp::of_request(req).0,
-    }
+    })
 }
 
 /// The token owner's tokens, newest first.
@@ -84,6 +90,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
     auth.require(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
+    let owner = TokenOwner::Person(auth.person()?.user_id);
     let tab = if query.revoked.unwrap_or(false) {
         Tab::Revoked
     } else {
@@ -92,9 +99,8 @@ pub async fn list(
     let page = query.page.unwrap_or(1).max(1);
     // A page past the end is empty, however far past: never an overflow.
     let offset = (page - 1).saturating_mul(PER_PAGE);
-    let user_id = auth.user_id;
     let found = db
-        .run(move |conn| store::list_owned(conn, user_id, tab, offset, PER_PAGE))
+        .run(move |conn| store::list_owned(conn, owner, tab, offset, PER_PAGE))
         .await?;
     Ok(Json(TokenList {
         tokens: found.items.iter().map(TokenJson::from).collect(),
@@ -114,7 +120,7 @@ pub struct CreatedTokenJson {
 /// The body of a create request; the same rules as the New token form.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-struct CreateTokenBody {
+pub(crate) struct CreateTokenBody {
     /// 1 to 100 characters, unique among the owner's active tokens.
     name: String,
     /// 1, 7, 30, 60, 90, 365, custom or never; when left out, the organisation's default expiry
@@ -147,36 +153,55 @@ pub async fn create(
     body: Json<TokenRequestInput>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
+    let actor = actor(&req, &auth)?;
+    let role = auth.person()?.role;
     let policy = crate::policy::current(&db).await?;
     let input = body.into_inner();
     let defaulted = input.expires_in.is_empty();
     let mut request = input
         .or_default_expiry(&policy)
-        .parse(auth.role, Utc::now().naive_utc(), &policy)
+        .parse(&ScopeLimit::Role(role), Utc::now().naive_utc(), &policy)
         .map_err(ApiError::Validation)?;
     if defaulted {
         // Left to the default, a token made by a token lives no longer than its maker.
         request.expiry = request.expiry.no_later_than(auth.expires_at);
     }
-    let origin = Origin::Token {
+    let owner = TokenOwner::Person(actor.user_id);
+    let created = actions::create(&db, actor, owner, request, origin(&auth)).await?;
+    Ok(created_response(&created, token_location(created.token.id)))
+}
+
+/// The token making a request, as the maker of what it creates.
+pub(crate) fn origin(auth: &Authenticated) -> Origin {
+    Origin::Token {
         id: auth.token_id,
         name: auth.token_name.clone(),
         scopes: auth.scopes,
         expires_at: auth.expires_at,
-    };
-    let created = actions::create(&db, actor(&req, &auth), request, origin).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, token_location(created.token.id)))
+    }
+}
+
+/// 201 with the new token, its secret (the only time it is sent) and its address.
+pub(crate) fn created_response(
+    created: &crate::tokens::CreatedToken,
+    location: String,
+) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
         .json(CreatedTokenJson {
             token: TokenJson::from(&created.token),
             secret: created.secret.expose().to_owned(),
-        }))
+        })
 }
 
 /// One of the owner's tokens; anyone else's id, or a malformed one, is not found.
-async fn own_token(db: &Db, user_id: i64, raw_id: &str) -> Result<PersonalAccessToken, ApiError> {
+pub(crate) async fn own_token(
+    db: &Db,
+    owner: TokenOwner,
+    raw_id: &str,
+) -> Result<PersonalAccessToken, ApiError> {
     let token_id: i64 = raw_id.parse().map_err(|_| ApiError::NotFound)?;
-    db.run(move |conn| store::find_owned(conn, user_id, token_id))
+    db.run(move |conn| store::find_owned(conn, owner, token_id))
         .await?
         .ok_or(ApiError::NotFound)
 }
@@ -203,7 +228,8 @@ pub async fn show(
     path: web::Path<TokenPath>,
 ) -> Result<Json<TokenJson>, ApiError> {
     auth.require(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
-    let token = own_token(&db, auth.user_id, &path.id).await?;
+    let owner = TokenOwner::Person(auth.person()?.user_id);
+    let token = own_token(&db, owner, &path.id).await?;
     Ok(Json(TokenJson::from(&token)))
 }
 
@@ -223,8 +249,10 @@ pub async fn revoke(
     path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
-    let token = own_token(&db, auth.user_id, &path.id).await?;
-    actions::revoke(&db, actor(&req, &auth), &token, &auth.email).await?;
+    let actor = actor(&req, &auth)?;
+    let token = own_token(&db, TokenOwner::Person(actor.user_id), &path.id).await?;
+    let owner_email = actor.email.clone();
+    actions::revoke(&db, actor, &token, &owner_email).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -273,7 +301,9 @@ pub async fn rotate_self(
             NewExpiry::Chosen(chosen)
         }
     };
-    let rotated = actions::regenerate(&db, actor(&req, &auth), auth.token_id, expiry).await?;
+    let actor = actor(&req, &auth)?;
+    let owner = TokenOwner::Person(actor.user_id);
+    let rotated = actions::regenerate(&db, actor, owner, auth.token_id, expiry).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::LOCATION, token_location(rotated.token.id)))
         .json(CreatedTokenJson {

@@ -461,6 +461,8 @@ pub enum Lock {
     /// One person's tokens and the facts they are checked against (role, active, the token
     /// that makes another).
     TokensOf(i64),
+    /// One application: its maintainers, its archiving, and the tokens made for it.
+    Application(i64),
     /// The token policy: saving it (exclusive) and tokens made under it (shared).
     Policy,
     /// The failed sign-in counts.
@@ -475,6 +477,7 @@ impl Lock {
             Lock::Policy => 2 << CLASS,
             Lock::SignIn => 3 << CLASS,
             Lock::TokensOf(user_id) => (4 << CLASS) | (user_id & ((1 << CLASS) - 1)),
+            Lock::Application(id) => (5 << CLASS) | (id & ((1 << CLASS) - 1)),
         }
     }
 }

@@ -18,7 +18,7 @@ diesel::table! {
 diesel::table! {
     personal_access_tokens (id) {
         id -> BigInt,
-        user_id -> BigInt,
+        user_id -> Nullable<BigInt>,
         name -> Text,
         digest -> Text,
         hint -> Text,
@@ -30,6 +30,30 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         revoked_by -> Nullable<BigInt>,
         regenerated_at -> Nullable<Timestamp>,
+        application_id -> Nullable<BigInt>,
+        created_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    applications (id) {
+        id -> BigInt,
+        name -> Text,
+        name_key -> Text,
+        description -> Text,
+        created_at -> Timestamp,
+        created_by -> Nullable<BigInt>,
+        archived_at -> Nullable<Timestamp>,
+        archived_by -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    application_maintainers (application_id, user_id) {
+        application_id -> BigInt,
+        user_id -> BigInt,
+        added_at -> Timestamp,
+        added_by -> Nullable<BigInt>,
     }
 }
 
@@ -97,6 +121,9 @@ diesel::joinable!(audit_events -> users (actor_id));
 diesel::joinable!(token_scopes -> personal_access_tokens (token_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
+diesel::joinable!(personal_access_tokens -> applications (application_id));
+diesel::joinable!(application_maintainers -> applications (application_id));
+diesel::joinable!(application_maintainers -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
@@ -105,5 +132,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_links,
     settings,
     sign_in_attempts,
-    token_scopes
+    token_scopes,
+    applications,
+    application_maintainers
 );

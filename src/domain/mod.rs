@@ -1,5 +1,6 @@
 //! Values parsed once at the edge; past it, the type is the proof.
 
+pub mod application;
 mod email;
 mod expiry;
 mod field_errors;
@@ -10,6 +11,7 @@ mod scope;
 pub mod secret;
 mod token_request;
 
+pub use application::{ApplicationDetails, ApplicationInput};
 pub use email::Email;
 pub use expiry::{Expiry, ExpiryChoice};
 pub use field_errors::{clean_name, FieldErrors};
@@ -18,4 +20,6 @@ pub use policy::Policy;
 pub use role::Role;
 pub use scope::{Scope, ScopeInfo, ScopeSet, CATALOGUE};
 pub use secret::{sha256_hex, Secret};
-pub use token_request::{custom_date_range, parse_expiry, TokenRequest, TokenRequestInput};
+pub use token_request::{
+    custom_date_range, parse_expiry, ScopeLimit, TokenRequest, TokenRequestInput,
+};

@@ -1,15 +1,17 @@
 //! The organisation's token policy as a value: the longest a token may live, the expiry the New
-//! token form preselects, and how many active tokens one person may hold. Loading and saving it
-//! is `crate::policy`'s.
+//! token form preselects, how many active tokens one person (or application) may hold, and what
+//! application tokens may be. Loading and saving it is `crate::policy`'s.
 
 use chrono::{Duration, NaiveDateTime};
 
-use crate::domain::{Expiry, ExpiryChoice};
+use crate::domain::{Expiry, ExpiryChoice, ScopeSet};
 
 pub const MAX_LIFETIME_LIMIT_DAYS: i64 = 3650;
 /// Active tokens one person may hold, unless the policy says otherwise.
 pub const DEFAULT_MAX_ACTIVE_TOKENS: i64 = 100;
 pub const MAX_ACTIVE_TOKENS_LIMIT: i64 = 10_000;
+/// Application tokens must expire; within a year unless the policy says otherwise (as GitLab).
+pub const DEFAULT_APPLICATION_MAX_LIFETIME_DAYS: i64 = 365;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -17,8 +19,12 @@ pub struct Policy {
     pub max_lifetime_days: Option<i64>,
     /// What the New token form preselects (never `Custom`).
     pub default_expiry: ExpiryChoice,
-    /// Active (neither revoked nor expired) tokens one person may hold.
+    /// Active (neither revoked nor expired) tokens one person, or one application, may hold.
     pub max_active_tokens: i64,
+    /// The longest an application token may live: they always expire.
+    pub application_max_lifetime_days: i64,
+    /// The scopes application tokens may hold (a person's role does not bound them).
+    pub application_scopes: ScopeSet,
 }
 
 impl Default for Policy {
@@ -27,11 +33,31 @@ impl Default for Policy {
             max_lifetime_days: None,
             default_expiry: ExpiryChoice::default(),
             max_active_tokens: DEFAULT_MAX_ACTIVE_TOKENS,
+            application_max_lifetime_days: DEFAULT_APPLICATION_MAX_LIFETIME_DAYS,
+            application_scopes: ScopeSet::ALL,
         }
     }
 }
 
 impl Policy {
+    /// The rules an application token's expiry meets, as a policy of its own: its maximum
+    /// lifetime (so never "No expiration"), and the organisation's default expiry if that fits.
+    pub fn for_applications(&self) -> Policy {
+        let mut rules = Policy {
+            max_lifetime_days: Some(self.application_max_lifetime_days),
+            ..self.clone()
+        };
+        if !rules.allows_choice(rules.default_expiry) {
+            rules.default_expiry = rules
+                .expiry_choices()
+                .into_iter()
+                .filter(|choice| choice.days().is_some())
+                .last()
+                .unwrap_or(ExpiryChoice::Custom);
+        }
+        rules
+    }
+
     /// Whether an expiry choice fits the policy (a custom date always may; its date is checked).
     pub fn allows_choice(&self, choice: ExpiryChoice) -> bool {
         match (choice, self.max_lifetime_days) {
@@ -65,9 +91,15 @@ impl Policy {
             Some(days) => format!("max lifetime {days} days"),
             None => "no max lifetime".to_owned(),
         };
+        let application_scopes = if self.application_scopes == ScopeSet::ALL {
+            "any scope".to_owned()
+        } else {
+            self.application_scopes.to_stored()
+        };
         format!(
-            "{lifetime}; default expiry {}; max {} active tokens a person",
-            self.default_expiry, self.max_active_tokens
+            "{lifetime}; default expiry {}; max {} active tokens a person; application tokens: \
+             max lifetime {} days, {application_scopes}",
+            self.default_expiry, self.max_active_tokens, self.application_max_lifetime_days
         )
     }
 }
@@ -90,6 +122,27 @@ mod tests {
             .map(|c| c.value())
             .collect();
         assert!(open.contains(&"never") && open.contains(&"365"));
+    }
+
+    #[test]
+    fn application_tokens_always_expire_within_their_own_maximum() {
+        let policy = Policy {
+            default_expiry: ExpiryChoice::Never,
+            application_max_lifetime_days: 90,
+            ..Policy::default()
+        };
+        let rules = policy.for_applications();
+        let offered: Vec<&str> = rules.expiry_choices().iter().map(|c| c.value()).collect();
+        assert_eq!(offered, ["1", "7", "30", "60", "90", "custom"]);
+        assert_eq!(rules.default_expiry, ExpiryChoice::NinetyDays);
+        let kept = Policy {
+            default_expiry: ExpiryChoice::ThirtyDays,
+            ..Policy::default()
+        };
+        assert_eq!(
+            kept.for_applications().default_expiry,
+            ExpiryChoice::ThirtyDays
+        );
     }
 
     #[test]

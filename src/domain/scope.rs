@@ -23,6 +23,14 @@ pub const CATALOGUE: &[ScopeInfo] = &[
         "Read-only access to all the license activations.",
     ),
     scope("analytics:read", "Read-only access to analytics."),
+    scope(
+        "applicationToken:read",
+        "List the applications you maintain and their tokens.",
+    ),
+    scope(
+        "applicationToken:write",
+        "Create and revoke tokens of the applications you maintain.",
+    ),
     scope("eventLog:read", "Read-only access to event logs."),
     scope("invoice:read", "Read-only access to all the invoices."),
     scope("license:read", "Read-only access to all the licenses."),
@@ -124,6 +132,8 @@ impl Scope {
     /// The scopes code names: the API's own and the one a user may hold beyond reading.
     pub const PERSONAL_ACCESS_TOKEN_READ: Scope = Scope::named("personalAccessToken:read");
     pub const PERSONAL_ACCESS_TOKEN_WRITE: Scope = Scope::named("personalAccessToken:write");
+    pub const APPLICATION_TOKEN_READ: Scope = Scope::named("applicationToken:read");
+    pub const APPLICATION_TOKEN_WRITE: Scope = Scope::named("applicationToken:write");
 
     pub fn all() -> impl Iterator<Item = Scope> {
         (0..CATALOGUE.len() as u8).map(Scope)
@@ -150,11 +160,16 @@ impl Scope {
     }
 
     /// Role inheritance: an admin may hold every scope; a user every read scope, and may
-    /// manage their own tokens.
+    /// manage their own tokens and those of the applications they maintain (which of those
+    /// they maintain is checked when they act).
     pub fn allowed_for(self, role: Role) -> bool {
         match role {
             Role::Admin => true,
-            Role::User => self.is_read() || self == Scope::PERSONAL_ACCESS_TOKEN_WRITE,
+            Role::User => {
+                self.is_read()
+                    || self == Scope::PERSONAL_ACCESS_TOKEN_WRITE
+                    || self == Scope::APPLICATION_TOKEN_WRITE
+            }
         }
     }
 }
@@ -183,6 +198,12 @@ pub struct ScopeSet(u64);
 
 impl ScopeSet {
     pub const EMPTY: ScopeSet = ScopeSet(0);
+    /// Every scope of the catalogue.
+    pub const ALL: ScopeSet = ScopeSet(if CATALOGUE.len() == 64 {
+        u64::MAX
+    } else {
+        (1 << CATALOGUE.len()) - 1
+    });
 
     pub fn allowed_for(role: Role) -> ScopeSet {
         Scope::all().filter(|s| s.allowed_for(role)).collect()
@@ -244,7 +265,7 @@ mod tests {
     #[test]
     fn catalogue_names_are_unique_and_well_formed() {
         let mut names: Vec<&str> = CATALOGUE.iter().map(|s| s.name).collect();
-        assert_eq!(names.len(), 30);
+        assert_eq!(names.len(), 32);
         names.sort();
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len());

@@ -35,6 +35,32 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<St
     Option::<String>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
+/// Which scopes a new token may hold: a person's within their role, an application's within
+/// the organisation's policy for application tokens.
+#[derive(Clone, Copy, Debug)]
+pub enum ScopeLimit {
+    Role(Role),
+    Applications(ScopeSet),
+}
+
+impl ScopeLimit {
+    fn allowed(self) -> ScopeSet {
+        match self {
+            ScopeLimit::Role(role) => ScopeSet::allowed_for(role),
+            ScopeLimit::Applications(allowed) => allowed,
+        }
+    }
+
+    fn refusal(self, forbidden: &str) -> String {
+        match self {
+            ScopeLimit::Role(role) => format!("Your role ({role}) does not allow: {forbidden}."),
+            ScopeLimit::Applications(_) => {
+                format!("Your organisation does not allow application tokens to hold: {forbidden}.")
+            }
+        }
+    }
+}
+
 /// A request that met every rule but the ones that need the database (unique name).
 #[derive(Clone, Debug)]
 pub struct TokenRequest {
@@ -69,10 +95,11 @@ impl TokenRequestInput {
         self
     }
 
-    /// Every rule, every error at once, for someone of `role` at time `now` under `policy`.
+    /// Every rule, every error at once, for a token within `limit` made at time `now` under
+    /// `policy`.
     pub fn parse(
         &self,
-        role: Role,
+        limit: &ScopeLimit,
         now: NaiveDateTime,
         policy: &Policy,
     ) -> Result<TokenRequest, FieldErrors> {
@@ -83,7 +110,7 @@ impl TokenRequestInput {
         let expiry = parse_expiry(&self.expires_in, &self.expires_on, now, policy)
             .map_err(|(field, message)| errors.add(field, message))
             .ok();
-        let scopes = parse_scopes(&self.scopes, role)
+        let scopes = parse_scopes(&self.scopes, *limit)
             .map_err(|message| errors.add("scopes", message))
             .ok();
         match (clean_name(&self.name), expiry, scopes) {
@@ -175,7 +202,7 @@ fn parse_custom_date(raw: &str, now: NaiveDateTime) -> Result<Expiry, String> {
     ))
 }
 
-fn parse_scopes(names: &[String], role: Role) -> Result<ScopeSet, String> {
+fn parse_scopes(names: &[String], limit: ScopeLimit) -> Result<ScopeSet, String> {
     if names.is_empty() {
         return Err("Choose at least one scope.".into());
     }
@@ -191,17 +218,10 @@ fn parse_scopes(names: &[String], role: Role) -> Result<ScopeSet, String> {
         return Err(format!("Unknown scope: {}.", unknown.join(", ")));
     }
     let requested: ScopeSet = set.into_iter().collect();
-    let forbidden = requested.difference(ScopeSet::allowed_for(role));
+    let forbidden = requested.difference(limit.allowed());
     if !forbidden.is_empty() {
-        return Err(format!(
-            "Your role ({}) does not allow: {}.",
-            role,
-            forbidden
-                .iter()
-                .map(Scope::name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        let names: Vec<&str> = forbidden.iter().map(Scope::name).collect();
+        return Err(limit.refusal(&names.join(", ")));
     }
     Ok(requested)
 }
@@ -235,7 +255,7 @@ mod tests {
         let parsed = |expires_in: &str| {
             input("ci", expires_in, "", &["license:read"])
                 .or_default_expiry(&policy)
-                .parse(Role::User, now(), &policy)
+                .parse(&ScopeLimit::Role(Role::User), now(), &policy)
                 .unwrap()
                 .expiry
         };
@@ -247,7 +267,7 @@ mod tests {
     fn accepts_each_expiry_kind() {
         let ok = |choice: &str, date: &str| {
             input(" ci ", choice, date, &["license:read"])
-                .parse(Role::User, now(), &Policy::default())
+                .parse(&ScopeLimit::Role(Role::User), now(), &Policy::default())
                 .unwrap()
         };
         assert_eq!(ok("30", "").expiry, Expiry::At(now() + Duration::days(30)));
@@ -264,7 +284,7 @@ mod tests {
     #[test]
     fn reports_every_error_at_once() {
         let errors = input("  ", "42", "", &[])
-            .parse(Role::User, now(), &Policy::default())
+            .parse(&ScopeLimit::Role(Role::User), now(), &Policy::default())
             .unwrap_err();
         assert_eq!(errors.get("name"), Some("Enter a name."));
         assert_eq!(
@@ -288,7 +308,7 @@ mod tests {
             ),
         ] {
             let errors = input("ci", "custom", date, &["tag:read"])
-                .parse(Role::Admin, now(), &Policy::default())
+                .parse(&ScopeLimit::Role(Role::Admin), now(), &Policy::default())
                 .unwrap_err();
             assert_eq!(errors.get("expires_on"), Some(message), "{date}");
         }
@@ -297,17 +317,17 @@ mod tests {
     #[test]
     fn scopes_must_exist_and_fit_the_role() {
         let errors = input("ci", "30", "", &["license:write"])
-            .parse(Role::User, now(), &Policy::default())
+            .parse(&ScopeLimit::Role(Role::User), now(), &Policy::default())
             .unwrap_err();
         assert_eq!(
             errors.get("scopes"),
             Some("Your role (user) does not allow: license:write.")
         );
         assert!(input("ci", "30", "", &["license:write"])
-            .parse(Role::Admin, now(), &Policy::default())
+            .parse(&ScopeLimit::Role(Role::Admin), now(), &Policy::default())
             .is_ok());
         let errors = input("ci", "30", "", &["root:write"])
-            .parse(Role::Admin, now(), &Policy::default())
+            .parse(&ScopeLimit::Role(Role::Admin), now(), &Policy::default())
             .unwrap_err();
         assert_eq!(errors.get("scopes"), Some("Unknown scope: root:write."));
     }
@@ -320,7 +340,11 @@ mod tests {
             ..Policy::default()
         };
         let parse = |choice: &str, date: &str| {
-            input("ci", choice, date, &["tag:read"]).parse(Role::User, now(), &policy)
+            input("ci", choice, date, &["tag:read"]).parse(
+                &ScopeLimit::Role(Role::User),
+                now(),
+                &policy,
+            )
         };
         assert!(parse("60", "").is_ok());
         assert!(parse("custom", "2027-01-20").is_ok());
@@ -349,18 +373,18 @@ mod tests {
     fn names_are_trimmed_and_bounded() {
         let long = "x".repeat(101);
         let errors = input(&long, "30", "", &["tag:read"])
-            .parse(Role::User, now(), &Policy::default())
+            .parse(&ScopeLimit::Role(Role::User), now(), &Policy::default())
             .unwrap_err();
         assert_eq!(errors.get("name"), Some("Use at most 100 characters."));
         let errors = input("a\u{0}b", "30", "", &["tag:read"])
-            .parse(Role::User, now(), &Policy::default())
+            .parse(&ScopeLimit::Role(Role::User), now(), &Policy::default())
             .unwrap_err();
         assert_eq!(
             errors.get("name"),
             Some("Remove control characters from the name.")
         );
         assert!(input(&"x".repeat(100), "30", "", &["tag:read"])
-            .parse(Role::User, now(), &Policy::default())
+            .parse(&ScopeLimit::Role(Role::User), now(), &Policy::default())
             .is_ok());
     }
 }

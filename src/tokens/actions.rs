@@ -1,20 +1,25 @@
-//! Changing tokens, with the audit event in the same transaction. The pages and the JSON API
-//! both call these, so they behave and audit the same.
+//! Changing tokens, a person's or an application's, with the audit event in the same
+//! transaction. The pages and the JSON API both call these, so they behave and audit the same.
 //!
 //! What a new or regenerated token is checked against (the owner's role and status, the token
 //! policy, the owner's other tokens) is read inside the transaction that writes it, under
-//! [`Lock::TokensOf`] the owner (which role changes and deactivation take too) and
+//! [`Lock::TokensOf`] the person acting (which role changes and deactivation take too), for an
+//! application's token [`Lock::Application`] (which maintainer changes and archiving take), and
 //! [`Lock::Policy`] shared (which saving the policy takes exclusively). A change that commits
 //! first is seen; one that commits later waits for the token.
 
 use chrono::{NaiveDateTime, Utc};
 
+use crate::applications::{self, Application};
 use crate::audit::{Action, Event};
 use crate::db::{lock, lock_shared, refuse, Abort, AnyConnection, Db, DbError, Lock};
 use crate::domain::Policy;
 use crate::domain::{Expiry, Scope, ScopeSet, TokenRequest};
 use crate::tokens::inventory::{self, InventoryFilter};
-use crate::tokens::{store, CreatedToken, PersonalAccessToken, TokenStatus, TokenStoreError};
+use crate::tokens::store::TokenOwner;
+use crate::tokens::{
+    store, CreatedToken, PersonalAccessToken, TokenKind, TokenStatus, TokenStoreError,
+};
 use crate::users::{self, User};
 
 pub use crate::audit::Actor;
@@ -41,6 +46,16 @@ pub enum TokenError {
         "You already have an active token named “{0}”. Choose another name, or revoke that one."
     )]
     NameTaken(String),
+    #[error("This application already has an active token named “{0}”. Choose another name, or revoke that one.")]
+    ApplicationNameTaken(String),
+    #[error("Your organisation does not allow application tokens to hold: {0}.")]
+    ApplicationScopesForbid(String),
+    #[error("This application holds {held} active tokens, and your organisation allows {allowed}. Revoke one it no longer needs first.")]
+    ApplicationFull { held: i64, allowed: i64 },
+    #[error("No such application.")]
+    NoSuchApplication,
+    #[error("The application is archived; its tokens cannot change.")]
+    ApplicationArchived,
     #[error("Your account is deactivated.")]
     OwnerInactive,
     #[error("Your role ({role}) does not allow: {scopes}.")]
@@ -67,12 +82,16 @@ impl TokenError {
     /// The form field the refusal is about, if any.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            TokenError::NameTaken(_) => Some("name"),
+            TokenError::NameTaken(_) | TokenError::ApplicationNameTaken(_) => Some("name"),
             // Not one field's fault: the form as a whole.
-            TokenError::TooMany { .. } => Some("form"),
-            TokenError::RoleForbids { .. } | TokenError::BeyondCreatorScopes(_) => Some("scopes"),
+            TokenError::TooMany { .. } | TokenError::ApplicationFull { .. } => Some("form"),
+            TokenError::RoleForbids { .. }
+            | TokenError::BeyondCreatorScopes(_)
+            | TokenError::ApplicationScopesForbid(_) => Some("scopes"),
             TokenError::BeyondPolicy(_) | TokenError::OutlivesCreator(_) => Some("expires_in"),
             TokenError::OwnerInactive
+            | TokenError::NoSuchApplication
+            | TokenError::ApplicationArchived
             | TokenError::Revoked
             | TokenError::CreatorInactive
             | TokenError::NotAllowed
@@ -81,16 +100,31 @@ impl TokenError {
     }
 }
 
-/// What the audit trail records about a token: never its secret.
-pub fn details(token: &PersonalAccessToken, owner_email: &str) -> String {
+/// What the audit trail records about a token: never its secret. `owner`: the owner's email,
+/// or the application's name.
+pub fn details(token: &PersonalAccessToken, owner: &str) -> String {
     let expires = token.expires_at.map_or_else(
         || "never".to_owned(),
         |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     );
+    let whose = match token.kind() {
+        TokenKind::Personal => "owner",
+        TokenKind::Application => "application",
+    };
     format!(
-        "owner={owner_email}; scopes={}; expires={expires}",
+        "{whose}={owner}; scopes={}; expires={expires}",
         token.scopes().to_stored()
     )
+}
+
+/// The audit action of a token change, by the token's kind.
+fn token_action(kind: TokenKind, personal: Action) -> Action {
+    match (kind, personal) {
+        (TokenKind::Personal, action) => action,
+        (TokenKind::Application, Action::TokenCreated) => Action::ApplicationTokenCreated,
+        (TokenKind::Application, Action::TokenRegenerated) => Action::ApplicationTokenRegenerated,
+        (TokenKind::Application, _) => Action::ApplicationTokenRevoked,
+    }
 }
 
 fn names(scopes: ScopeSet) -> String {
@@ -101,58 +135,130 @@ fn names(scopes: ScopeSet) -> String {
         .join(", ")
 }
 
-/// Locks the owner's tokens and the policy, and reads both afresh.
-fn locked_owner(
-    conn: &mut AnyConnection,
-    owner_id: i64,
-) -> Result<(User, Policy), Abort<TokenError>> {
-    lock(conn, Lock::TokensOf(owner_id))?;
-    lock_shared(conn, Lock::Policy)?;
-    let owner = users::find(conn, owner_id)?.ok_or(diesel::result::Error::NotFound)?;
-    if !owner.is_active {
-        return refuse(TokenError::OwnerInactive);
-    }
-    Ok((owner, crate::policy::load(conn)?))
+/// Whose token a change is for, read afresh under the locks.
+enum Holder {
+    Person(User),
+    Application(Application),
 }
 
-/// The rules every token that becomes active meets, read under the locks.
+impl Holder {
+    fn owner(&self) -> TokenOwner {
+        match self {
+            Holder::Person(user) => TokenOwner::Person(user.id),
+            Holder::Application(application) => TokenOwner::Application(application.id),
+        }
+    }
+
+    /// How the audit trail names the owner.
+    fn label(&self) -> &str {
+        match self {
+            Holder::Person(user) => &user.email,
+            Holder::Application(application) => &application.name,
+        }
+    }
+}
+
+/// Takes the locks a change of `owner`'s tokens by `actor` needs, and reads the owner, the
+/// actor's right to act and the policy afresh. A person's tokens are changed by that person
+/// only; an application's by an active admin or an active maintainer, while it is not archived.
+fn lock_holder(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    owner: TokenOwner,
+) -> Result<(Holder, Policy), Abort<TokenError>> {
+    lock(conn, Lock::TokensOf(actor.user_id))?;
+    let holder = match owner {
+        TokenOwner::Person(user_id) => {
+            if user_id != actor.user_id {
+                return refuse(TokenError::NotAllowed);
+            }
+            lock_shared(conn, Lock::Policy)?;
+            let user = users::find(conn, user_id)?.ok_or(diesel::result::Error::NotFound)?;
+            if !user.is_active {
+                return refuse(TokenError::OwnerInactive);
+            }
+            Holder::Person(user)
+        }
+        TokenOwner::Application(application_id) => {
+            lock(conn, Lock::Application(application_id))?;
+            lock_shared(conn, Lock::Policy)?;
+            let Some(application) = applications::find(conn, application_id)? else {
+                return refuse(TokenError::NoSuchApplication);
+            };
+            if application.is_archived() {
+                return refuse(TokenError::ApplicationArchived);
+            }
+            let user = users::find(conn, actor.user_id)?.ok_or(diesel::result::Error::NotFound)?;
+            if !applications::may_manage(conn, &application, &user)? {
+                return refuse(TokenError::NotAllowed);
+            }
+            Holder::Application(application)
+        }
+    };
+    Ok((holder, crate::policy::load(conn)?))
+}
+
+/// The rules every token that becomes active meets, read under the locks: a person's token
+/// within their role and the policy, an application's within the policy for applications.
 fn check(
     conn: &mut AnyConnection,
-    owner: &User,
+    holder: &Holder,
     policy: &Policy,
     scopes: ScopeSet,
     expiry: Expiry,
     reviving: bool,
 ) -> Result<(), Abort<TokenError>> {
-    let forbidden = scopes.difference(ScopeSet::allowed_for(owner.role()));
-    if !forbidden.is_empty() {
-        return refuse(TokenError::RoleForbids {
-            role: owner.role().to_string(),
-            scopes: names(forbidden),
-        });
-    }
-    if !policy.allows(expiry, Utc::now().naive_utc()) {
+    let rules = match holder {
+        Holder::Person(owner) => {
+            let forbidden = scopes.difference(ScopeSet::allowed_for(owner.role()));
+            if !forbidden.is_empty() {
+                return refuse(TokenError::RoleForbids {
+                    role: owner.role().to_string(),
+                    scopes: names(forbidden),
+                });
+            }
+            policy.clone()
+        }
+        Holder::Application(_) => {
+            let forbidden = scopes.difference(policy.application_scopes);
+            if !forbidden.is_empty() {
+                return refuse(TokenError::ApplicationScopesForbid(names(forbidden)));
+            }
+            policy.for_applications()
+        }
+    };
+    if !rules.allows(expiry, Utc::now().naive_utc()) {
         return refuse(TokenError::BeyondPolicy(
-            policy.max_lifetime_days.unwrap_or_default(),
+            rules.max_lifetime_days.unwrap_or_default(),
         ));
     }
     if reviving {
-        let held = store::count_active(conn, owner.id)?;
+        let held = store::count_active(conn, holder.owner())?;
         if held >= policy.max_active_tokens {
-            return refuse(TokenError::TooMany {
-                held,
-                allowed: policy.max_active_tokens,
+            let allowed = policy.max_active_tokens;
+            return refuse(match holder {
+                Holder::Person(_) => TokenError::TooMany { held, allowed },
+                Holder::Application(_) => TokenError::ApplicationFull { held, allowed },
             });
         }
     }
     Ok(())
 }
 
+fn name_taken(holder: &Holder, name: String) -> TokenError {
+    match holder {
+        Holder::Person(_) => TokenError::NameTaken(name),
+        Holder::Application(_) => TokenError::ApplicationNameTaken(name),
+    }
+}
+
 /// A token making a token: still active (read under the owner's lock, which revoking takes
-/// too), and what it makes stays within its own scopes and life.
+/// too), and a personal token it makes stays within its own scopes and life. (An application
+/// token is bounded by the policy for applications instead, whoever makes it.)
 fn check_origin(
     conn: &mut AnyConnection,
-    owner_id: i64,
+    actor_id: i64,
+    owner: TokenOwner,
     origin: &Origin,
     request: &TokenRequest,
 ) -> Result<(), Abort<TokenError>> {
@@ -165,8 +271,11 @@ fn check_origin(
     else {
         return Ok(());
     };
-    if !store::is_active_locked(conn, owner_id, *id)? {
+    if !store::is_active_locked(conn, actor_id, *id)? {
         return refuse(TokenError::CreatorInactive);
+    }
+    if owner.kind() == TokenKind::Application {
+        return Ok(());
     }
     let lacking = request.scopes.difference(*scopes);
     if !lacking.is_empty() {
@@ -186,27 +295,28 @@ fn check_origin(
     Ok(())
 }
 
-/// Creates a token owned by the actor.
+/// Creates a token for `owner`: the actor themself, or an application they may manage.
 pub async fn create(
     db: &Db,
     actor: Actor,
+    owner: TokenOwner,
     request: TokenRequest,
     origin: Origin,
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
-        let (owner, policy) = locked_owner(conn, actor.user_id)?;
-        check(conn, &owner, &policy, request.scopes, request.expiry, true)?;
-        check_origin(conn, owner.id, &origin, &request)?;
-        let created = match store::create(conn, owner.id, &request) {
+        let (holder, policy) = lock_holder(conn, &actor, owner)?;
+        check(conn, &holder, &policy, request.scopes, request.expiry, true)?;
+        check_origin(conn, actor.user_id, owner, &origin, &request)?;
+        let created = match store::create(conn, owner, actor.user_id, &request) {
             Ok(created) => created,
-            Err(TokenStoreError::NameTaken) => return refuse(TokenError::NameTaken(request.name)),
+            Err(TokenStoreError::NameTaken) => return refuse(name_taken(&holder, request.name)),
             Err(TokenStoreError::Query(e)) => return Err(e.into()),
         };
-        let mut details = details(&created.token, &owner.email);
+        let mut details = details(&created.token, holder.label());
         if let Origin::Token { id, name, .. } = &origin {
             details.push_str(&format!("; made by token #{id} ({name})"));
         }
-        Event::by(Action::TokenCreated, &actor)
+        Event::by(token_action(owner.kind(), Action::TokenCreated), &actor)
             .target("token", Some(created.token.id), &created.token.name)
             .details(details)
             .record(conn)?;
@@ -224,25 +334,49 @@ fn lock_as_admin(conn: &mut AnyConnection, actor: &Actor) -> Result<(), Abort<To
     Ok(())
 }
 
-/// Revokes `token` (owned by `owner_email`); false when it was already revoked.
+/// Revokes `token` (owned by `owner`: an email, or an application's name); false when it was
+/// already revoked. A person revokes their own tokens, an admin anyone's, a maintainer their
+/// application's.
 pub async fn revoke(
     db: &Db,
     actor: Actor,
     token: &PersonalAccessToken,
-    owner_email: &str,
+    owner: &str,
 ) -> Result<bool, TokenError> {
-    let (token_id, owner_id, name) = (token.id, token.user_id, token.name.clone());
-    let details = details(token, owner_email);
+    let (token_id, token_owner, name) = (token.id, token.owner(), token.name.clone());
+    let details = details(token, owner);
     db.transact(move |conn| {
-        if actor.user_id != owner_id {
-            lock_as_admin(conn, &actor)?;
+        match token_owner {
+            TokenOwner::Person(owner_id) if owner_id == actor.user_id => {}
+            TokenOwner::Person(_) => lock_as_admin(conn, &actor)?,
+            TokenOwner::Application(application_id) => {
+                lock(conn, Lock::TokensOf(actor.user_id))?;
+                lock(conn, Lock::Application(application_id))?;
+                let user = users::find(conn, actor.user_id)?;
+                let application = applications::find(conn, application_id)?;
+                let allowed = match (user, application) {
+                    (Some(user), Some(application)) => {
+                        // Archiving revoked its tokens already; an admin may still tidy up.
+                        user.is_active
+                            && (user.is_admin()
+                                || applications::may_manage(conn, &application, &user)?)
+                    }
+                    _ => false,
+                };
+                if !allowed {
+                    return refuse(TokenError::NotAllowed);
+                }
+            }
         }
         let revoked = store::revoke(conn, token_id, actor.user_id)?;
         if revoked {
-            Event::by(Action::TokenRevoked, &actor)
-                .target("token", Some(token_id), &name)
-                .details(details)
-                .record(conn)?;
+            Event::by(
+                token_action(token_owner.kind(), Action::TokenRevoked),
+                &actor,
+            )
+            .target("token", Some(token_id), &name)
+            .details(details)
+            .record(conn)?;
         }
         Ok(revoked)
     })
@@ -267,9 +401,9 @@ pub async fn revoke_matching(
         let ids: Vec<i64> = rows.iter().map(|row| row.token.id).collect();
         let revoked = inventory::revoke_many(conn, &ids, actor.user_id)?;
         for row in &rows {
-            Event::by(Action::TokenRevoked, &actor)
+            Event::by(token_action(row.token.kind(), Action::TokenRevoked), &actor)
                 .target("token", Some(row.token.id), &row.token.name)
-                .details(format!("{}; bulk", details(&row.token, &row.owner_email)))
+                .details(format!("{}; bulk", details(&row.token, row.owner_label())))
                 .record(conn)?;
         }
         Ok(Some(revoked))
@@ -285,17 +419,18 @@ pub enum NewExpiry {
     SameLength,
 }
 
-/// A new secret for one of the actor's tokens, with a new expiry.
+/// A new secret for one of `owner`'s tokens, with a new expiry.
 pub async fn regenerate(
     db: &Db,
     actor: Actor,
+    owner: TokenOwner,
     token_id: i64,
     expiry: NewExpiry,
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
-        let (owner, policy) = locked_owner(conn, actor.user_id)?;
+        let (holder, policy) = lock_holder(conn, &actor, owner)?;
         let token =
-            store::find_owned(conn, owner.id, token_id)?.ok_or(diesel::result::Error::NotFound)?;
+            store::find_owned(conn, owner, token_id)?.ok_or(diesel::result::Error::NotFound)?;
         let now = Utc::now().naive_utc();
         let reviving = token.status(now) == TokenStatus::Expired;
         if token.status(now) == TokenStatus::Revoked {
@@ -309,16 +444,16 @@ pub async fn regenerate(
                 now,
             ),
         };
-        check(conn, &owner, &policy, token.scopes(), expiry, reviving)?;
+        check(conn, &holder, &policy, token.scopes(), expiry, reviving)?;
         let created = match store::regenerate(conn, &token, expiry) {
             Ok(Some(created)) => created,
             Ok(None) => return refuse(TokenError::Revoked),
-            Err(TokenStoreError::NameTaken) => return refuse(TokenError::NameTaken(token.name)),
+            Err(TokenStoreError::NameTaken) => return refuse(name_taken(&holder, token.name)),
             Err(TokenStoreError::Query(e)) => return Err(e.into()),
         };
-        Event::by(Action::TokenRegenerated, &actor)
+        Event::by(token_action(owner.kind(), Action::TokenRegenerated), &actor)
             .target("token", Some(created.token.id), &created.token.name)
-            .details(details(&created.token, &owner.email))
+            .details(details(&created.token, holder.label()))
             .record(conn)?;
         Ok(created)
     })

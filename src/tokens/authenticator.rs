@@ -5,24 +5,44 @@ use actix_web::http::header::HeaderMap;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{personal_access_tokens as pat, users};
+use crate::db::schema::{applications, personal_access_tokens as pat, users};
 use crate::db::{Db, DbError};
 use crate::domain::{Role, Scope, ScopeSet};
 use crate::tokens::cache::AuthCache;
 use crate::tokens::last_used::LastUsedRecorder;
-use crate::tokens::{looks_like_token, TokenSecret};
+use crate::tokens::{looks_like_token, TokenKind, TokenSecret};
 
-/// Who a valid token speaks for, and what it may do right now.
+/// The person a personal token speaks for.
 #[derive(Clone, Debug)]
-pub struct Authenticated {
+pub struct Person {
     pub user_id: i64,
     pub email: String,
     pub display_name: String,
     pub role: Role,
+}
+
+/// The application an application token speaks for.
+#[derive(Clone, Debug)]
+pub struct ApplicationIdentity {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub enum Principal {
+    Person(Person),
+    Application(ApplicationIdentity),
+}
+
+/// Who a valid token speaks for, and what it may do right now.
+#[derive(Clone, Debug)]
+pub struct Authenticated {
+    pub principal: Principal,
     pub token_id: i64,
     pub token_name: String,
     pub expires_at: Option<NaiveDateTime>,
-    /// The token's scopes within what the owner's role allows at this moment.
+    /// The token's scopes within what its owner's role (or, for an application, the policy
+    /// for application tokens) allows at this moment.
     pub scopes: ScopeSet,
 }
 
@@ -32,6 +52,22 @@ impl Authenticated {
             Ok(())
         } else {
             Err(AuthFailure::InsufficientScope(scope))
+        }
+    }
+
+    /// The person behind a personal token; an application token is refused, for routes that
+    /// act on a person's own tokens or applications.
+    pub fn person(&self) -> Result<&Person, AuthFailure> {
+        match &self.principal {
+            Principal::Person(person) => Ok(person),
+            Principal::Application(_) => Err(AuthFailure::NotAPerson),
+        }
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        match self.principal {
+            Principal::Person(_) => TokenKind::Personal,
+            Principal::Application(_) => TokenKind::Application,
         }
     }
 }
@@ -54,6 +90,8 @@ pub enum AuthFailure {
     OwnerDeactivated,
     #[error("The token lacks the `{0}` scope (or its owner's role no longer allows it).")]
     InsufficientScope(Scope),
+    #[error("This is an application token: it speaks for an application, not a person, so it has no tokens or applications of its own to act on. Use a personal access token.")]
+    NotAPerson,
     #[error("The token store is unavailable.")]
     Unavailable(#[from] DbError),
 }
@@ -128,18 +166,34 @@ pub fn extract(sources: &TokenSources<'_>) -> Result<Option<String>, AuthFailure
     Ok(Some(first.clone()))
 }
 
-type TokenRow = (
+/// What a token's row says about it, whatever its kind: id, name, stored scopes, expiry,
+/// revocation.
+type TokenFacts = (
     i64,
     String,
     String,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
-    i64,
-    String,
-    String,
-    String,
-    bool,
 );
+
+const TOKEN_FACTS: (
+    pat::id,
+    pat::name,
+    pat::scopes,
+    pat::expires_at,
+    pat::revoked_at,
+) = (
+    pat::id,
+    pat::name,
+    pat::scopes,
+    pat::expires_at,
+    pat::revoked_at,
+);
+
+/// A token's facts with its owner's: a person's email, name, role and whether they are active,
+/// or an application's name and whether it is archived.
+type PersonRow = (TokenFacts, (i64, String, String, String, bool));
+type ApplicationRow = (TokenFacts, (i64, String, Option<NaiveDateTime>));
 
 /// Checks presented tokens: the one authenticator of the API and the gateway check, with what it
 /// keeps between requests (verified tokens, Last used times, bad-token counts). Registered once
@@ -194,62 +248,104 @@ async fn authenticate(
         return Ok(auth);
     }
     let cache_key = digest.0.clone();
-    let row: Option<TokenRow> = db
-        .read(move |conn| {
-            pat::table
-                .inner_join(users::table)
-                .filter(pat::digest.eq(&digest.0))
-                .select((
-                    pat::id,
-                    pat::name,
-                    pat::scopes,
-                    pat::expires_at,
-                    pat::revoked_at,
-                    users::id,
-                    users::email,
-                    users::display_name,
-                    users::role,
-                    users::is_active,
-                ))
-                .first(conn)
-                .optional()
-        })
-        .await?;
-    let (
+    let (facts, principal, allowed) = match secret.kind() {
+        TokenKind::Personal => {
+            let row: Option<PersonRow> = db
+                .read(move |conn| {
+                    pat::table
+                        .inner_join(users::table)
+                        .filter(pat::digest.eq(&digest.0))
+                        .select((
+                            TOKEN_FACTS,
+                            (
+                                users::id,
+                                users::email,
+                                users::display_name,
+                                users::role,
+                                users::is_active,
+                            ),
+                        ))
+                        .first(conn)
+                        .optional()
+                })
+                .await?;
+            let (facts, (user_id, email, display_name, role, active)) =
+                row.ok_or(AuthFailure::Unknown)?;
+            check_lifetime(&facts, now)?;
+            if !active {
+                return Err(AuthFailure::OwnerDeactivated);
+            }
+            let role: Role = role.parse().unwrap_or(Role::User);
+            let person = Person {
+                user_id,
+                email,
+                display_name,
+                role,
+            };
+            (
+                facts,
+                Principal::Person(person),
+                ScopeSet::allowed_for(role),
+            )
+        }
+        TokenKind::Application => {
+            let found: Option<(ApplicationRow, ScopeSet)> = db
+                .read(move |conn| {
+                    let row: Option<ApplicationRow> = pat::table
+                        .inner_join(applications::table)
+                        .filter(pat::digest.eq(&digest.0))
+                        .select((
+                            TOKEN_FACTS,
+                            (
+                                applications::id,
+                                applications::name,
+                                applications::archived_at,
+                            ),
+                        ))
+                        .first(conn)
+                        .optional()?;
+                    match row {
+                        Some(row) => {
+                            let allowed = crate::policy::load(conn)?.application_scopes;
+                            Ok(Some((row, allowed)))
+                        }
+                        None => Ok(None),
+                    }
+                })
+                .await?;
+            let ((facts, (id, name, archived_at)), allowed) = found.ok_or(AuthFailure::Unknown)?;
+            check_lifetime(&facts, now)?;
+            if archived_at.is_some() {
+                // Archiving revokes every token of the application in the same transaction.
+                return Err(AuthFailure::Revoked);
+            }
+            let application = ApplicationIdentity { id, name };
+            (facts, Principal::Application(application), allowed)
+        }
+    };
+    let (token_id, token_name, scopes, expires_at, _) = facts;
+    last_used.record(token_id, now, client_ip);
+    let auth = Authenticated {
+        principal,
         token_id,
         token_name,
-        scopes,
         expires_at,
-        revoked_at,
-        user_id,
-        email,
-        display_name,
-        role,
-        active,
-    ) = row.ok_or(AuthFailure::Unknown)?;
+        scopes: ScopeSet::from_stored(&scopes).intersection(allowed),
+    };
+    cache.put(cache_key, auth.clone(), generation);
+    Ok(auth)
+}
+
+/// Revoked or expired: refused whoever owns it.
+fn check_lifetime(facts: &TokenFacts, now: NaiveDateTime) -> Result<(), AuthFailure> {
+    let (_, _, _, expires_at, revoked_at) = facts;
     if revoked_at.is_some() {
         return Err(AuthFailure::Revoked);
     }
     if expires_at.is_some_and(|at| at <= now) {
         return Err(AuthFailure::Expired);
     }
-    if !active {
-        return Err(AuthFailure::OwnerDeactivated);
-    }
-    let role: Role = role.parse().unwrap_or(Role::User);
-    last_used.record(token_id, now, client_ip);
-    let auth = Authenticated {
-        user_id,
-        email,
-        display_name,
-        role,
-        token_id,
-        token_name,
-        expires_at,
-        scopes: ScopeSet::from_stored(&scopes).intersection(ScopeSet::allowed_for(role)),
-    };
-    cache.put(cache_key, auth.clone(), generation);
-    Ok(auth)
+    Ok(())
 }
 
 #[cfg(test)]

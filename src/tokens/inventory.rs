@@ -4,10 +4,21 @@ use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::escape_like;
-use crate::db::schema::{personal_access_tokens as pat, users};
+use crate::db::schema::{applications, personal_access_tokens as pat, users};
 use crate::db::{AnyConnection, MultiBackend};
 use crate::domain::Scope;
-use crate::tokens::{PersonalAccessToken, TokenSecret};
+use crate::tokens::{PersonalAccessToken, TokenKind, TokenSecret};
+
+/// Which kind of token; in addresses as `kind=personal` or `application` (empty for both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KindFilter {
+    #[default]
+    #[serde(rename = "")]
+    Any,
+    Personal,
+    Application,
+}
 
 /// Which tokens by status; in addresses as `status=active` (empty for any).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -65,7 +76,8 @@ pub struct InventoryFilter {
     /// Not used for so long (never-used tokens older than that count too).
     pub unused: UnusedFor,
     pub never_used: bool,
-    /// Part of the owner's email.
+    pub kind: KindFilter,
+    /// Part of the owner's email, or of the application's name.
     pub owner: String,
     pub scope: Option<Scope>,
     /// Part of the token's name.
@@ -101,10 +113,10 @@ pub fn leak_match(fragment: &str) -> String {
             .collect();
         tail.into_iter().rev().collect()
     };
-    match fragment.strip_prefix(super::TOKEN_PREFIX) {
-        Some(rest) => {
-            let start: String = rest.chars().take(4).collect();
-            format!("{}{start}…{end}", super::TOKEN_PREFIX)
+    match TokenKind::of(fragment) {
+        Some(kind) => {
+            let start: String = fragment[kind.prefix().len()..].chars().take(4).collect();
+            format!("{}{start}…{end}", kind.prefix())
         }
         None => format!("…{end}"),
     }
@@ -140,12 +152,24 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
     if f.never_used {
         query = query.filter(pat::last_used_at.is_null());
     }
+    query = match f.kind {
+        KindFilter::Any => query,
+        KindFilter::Personal => query.filter(pat::application_id.is_null()),
+        KindFilter::Application => query.filter(pat::application_id.is_not_null()),
+    };
     if !f.owner.trim().is_empty() {
         let pattern = format!("%{}%", escape_like(&f.owner.trim().to_lowercase()));
         let owners = users::table
-            .filter(users::email.like(pattern).escape('\\'))
-            .select(users::id);
-        query = query.filter(pat::user_id.eq_any(owners));
+            .filter(users::email.like(pattern.clone()).escape('\\'))
+            .select(users::id.nullable());
+        let named = applications::table
+            .filter(applications::name_key.like(pattern).escape('\\'))
+            .select(applications::id.nullable());
+        query = query.filter(
+            pat::user_id
+                .eq_any(owners)
+                .or(pat::application_id.eq_any(named)),
+        );
     }
     if let Some(scope) = f.scope {
         use crate::db::schema::token_scopes;
@@ -181,10 +205,7 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
                     >,
                 >;
             // The start of a token (prefix + 4) or its last 4 characters, as the hint shows them.
-            if leaked.starts_with(super::TOKEN_PREFIX)
-                && leaked.len() >= 8
-                && leaked.is_char_boundary(8)
-            {
+            if TokenKind::of(leaked).is_some() && leaked.len() >= 8 && leaked.is_char_boundary(8) {
                 condition = Box::new(
                     condition.or(pat::hint
                         .like(format!("{}…%", escape_like(&leaked[..8])))
@@ -211,8 +232,20 @@ pub struct InventoryTotals(pub super::FreshCache<i64>);
 
 pub struct InventoryRow {
     pub token: PersonalAccessToken,
+    /// The owner's email; empty for an application's token.
     pub owner_email: String,
+    /// The owner's display name, or the application's name.
     pub owner_name: String,
+}
+
+impl InventoryRow {
+    /// How the audit trail and exports name the owner: an email or an application's name.
+    pub fn owner_label(&self) -> &str {
+        match self.token.kind() {
+            TokenKind::Personal => &self.owner_email,
+            TokenKind::Application => &self.owner_name,
+        }
+    }
 }
 
 pub fn count(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<i64> {
@@ -242,23 +275,42 @@ pub fn list(
     with_owners(conn, tokens)
 }
 
-/// The tokens with their owners' email and name, in one more query.
+/// The tokens with their owners (people's email and name, applications' names), in two more
+/// queries.
 fn with_owners(
     conn: &mut AnyConnection,
     tokens: Vec<PersonalAccessToken>,
 ) -> QueryResult<Vec<InventoryRow>> {
-    let owner_ids: Vec<i64> = tokens.iter().map(|t| t.user_id).collect();
-    let owners: std::collections::HashMap<i64, (String, String)> = users::table
-        .filter(users::id.eq_any(&owner_ids))
+    let distinct = |ids: Vec<i64>| -> Vec<i64> {
+        let set: std::collections::BTreeSet<i64> = ids.into_iter().collect();
+        set.into_iter().collect()
+    };
+    let people = distinct(tokens.iter().filter_map(|t| t.user_id).collect());
+    let people: std::collections::HashMap<i64, (String, String)> = users::table
+        .filter(users::id.eq_any(&people))
         .select((users::id, users::email, users::display_name))
         .load::<(i64, String, String)>(conn)?
         .into_iter()
         .map(|(id, email, name)| (id, (email, name)))
         .collect();
+    let owning_applications = distinct(tokens.iter().filter_map(|t| t.application_id).collect());
+    let application_names: std::collections::HashMap<i64, String> = applications::table
+        .filter(applications::id.eq_any(&owning_applications))
+        .select((applications::id, applications::name))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .collect();
     Ok(tokens
         .into_iter()
         .map(|token| {
-            let (owner_email, owner_name) = owners.get(&token.user_id).cloned().unwrap_or_default();
+            let (owner_email, owner_name) = match (token.user_id, token.application_id) {
+                (Some(user_id), _) => people.get(&user_id).cloned().unwrap_or_default(),
+                (None, Some(id)) => (
+                    String::new(),
+                    application_names.get(&id).cloned().unwrap_or_default(),
+                ),
+                (None, None) => Default::default(),
+            };
             InventoryRow {
                 token,
                 owner_email,
@@ -288,21 +340,12 @@ pub fn revocable_ids(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResu
 
 /// One token with its owner, for an admin acting on it.
 pub fn find(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Option<InventoryRow>> {
-    let row: Option<(PersonalAccessToken, String, String)> = pat::table
-        .inner_join(users::table)
-        .filter(pat::id.eq(token_id))
-        .select((
-            PersonalAccessToken::as_select(),
-            users::email,
-            users::display_name,
-        ))
+    let token: Option<PersonalAccessToken> = pat::table
+        .find(token_id)
+        .select(PersonalAccessToken::as_select())
         .first(conn)
         .optional()?;
-    Ok(row.map(|(token, owner_email, owner_name)| InventoryRow {
-        token,
-        owner_email,
-        owner_name,
-    }))
+    Ok(with_owners(conn, token.into_iter().collect())?.pop())
 }
 
 /// Revokes these tokens in one statement per chunk; returns how many this call revoked.

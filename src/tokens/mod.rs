@@ -1,4 +1,4 @@
-//! Personal access tokens: the secret's format, the store, the authenticator, Last used.
+//! Access tokens, personal and application: the secret's format, the store, the authenticator, Last used.
 
 pub mod actions;
 pub mod authenticator;
@@ -9,9 +9,14 @@ mod secret;
 pub mod store;
 pub mod throttle;
 
-pub use authenticator::{extract, AuthFailure, Authenticated, Authenticator, TokenSources};
+pub use authenticator::{
+    extract, ApplicationIdentity, AuthFailure, Authenticated, Authenticator, Person, Principal,
+    TokenSources,
+};
 pub use cache::{AuthCache, FreshCache};
 pub use last_used::{LastUsedFlusher, LastUsedRecorder};
-pub use secret::{looks_like_token, TokenDigest, TokenSecret, TOKEN_PREFIX};
-pub use store::{CreatedToken, PersonalAccessToken, Tab, TokenStatus, TokenStoreError};
+pub use secret::{
+    looks_like_token, TokenDigest, TokenKind, TokenSecret, APPLICATION_TOKEN_PREFIX, TOKEN_PREFIX,
+};
+pub use store::{CreatedToken, PersonalAccessToken, Tab, TokenOwner, TokenStatus, TokenStoreError};
 pub use throttle::FailureThrottle;

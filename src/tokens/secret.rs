@@ -1,16 +1,51 @@
-//! The token format: `tdk_` + 32 base62 characters from the OS CSPRNG (190 bits) + a
-//! 6-character base62 CRC32 of everything before it. The checksum lets a typo or a random
+//! The token format: a kind's prefix (`tdk_` personal, `tda_` application) + 32 base62
+//! characters from the OS CSPRNG (190 bits) + a 6-character base62 CRC32 of everything before it. The checksum lets a typo or a random
 //! string be refused without touching the database, and lets secret scanners spot a leak.
 
 use std::fmt;
 
 use crate::domain::{sha256_hex, Secret};
 
-/// Changing this would silently invalidate every token ever issued.
+/// Changing this would silently invalidate every personal token ever issued.
 pub const TOKEN_PREFIX: &str = "tdk_";
+/// The same for application tokens: a secret scanner tells the kinds apart by it.
+pub const APPLICATION_TOKEN_PREFIX: &str = "tda_";
+const PREFIX_LEN: usize = 4;
 const RANDOM_CHARS: usize = 32;
 const CHECKSUM_CHARS: usize = 6;
-const TOKEN_LEN: usize = TOKEN_PREFIX.len() + RANDOM_CHARS + CHECKSUM_CHARS;
+const TOKEN_LEN: usize = PREFIX_LEN + RANDOM_CHARS + CHECKSUM_CHARS;
+
+/// Whom a token speaks for: a person, or an application (a service that outlives the people
+/// who made its tokens).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    Personal,
+    Application,
+}
+
+impl TokenKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Personal => TOKEN_PREFIX,
+            TokenKind::Application => APPLICATION_TOKEN_PREFIX,
+        }
+    }
+
+    /// As the API, the gateway headers and CSV exports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Personal => "personal",
+            TokenKind::Application => "application",
+        }
+    }
+
+    /// The kind a token's text names by its prefix.
+    pub fn of(candidate: &str) -> Option<TokenKind> {
+        [TokenKind::Personal, TokenKind::Application]
+            .into_iter()
+            .find(|kind| candidate.starts_with(kind.prefix()))
+    }
+}
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// A token in plaintext. It exists once, between generation and the reveal page, or for the
@@ -23,9 +58,14 @@ pub struct TokenSecret(String);
 pub struct TokenDigest(pub String);
 
 impl TokenSecret {
+    /// A new personal token.
     pub fn generate() -> Self {
+        Self::generate_kind(TokenKind::Personal)
+    }
+
+    pub fn generate_kind(kind: TokenKind) -> Self {
         let mut token = String::with_capacity(TOKEN_LEN);
-        token.push_str(TOKEN_PREFIX);
+        token.push_str(kind.prefix());
         token.push_str(Secret::generate(RANDOM_CHARS).expose());
         token.push_str(&checksum(&token));
         Self(token)
@@ -48,14 +88,18 @@ impl TokenSecret {
         &self.0
     }
 
+    pub fn kind(&self) -> TokenKind {
+        TokenKind::of(&self.0).expect("a parsed or generated token has a known prefix")
+    }
+
     pub fn digest(&self) -> TokenDigest {
         TokenDigest(sha256_hex(&self.0))
     }
 
     /// What lists show: enough to recognise a token, far too little to use it.
     pub fn hint(&self) -> String {
-        let body = &self.0[TOKEN_PREFIX.len()..];
-        format!("{TOKEN_PREFIX}{}…{}", &body[..4], &body[body.len() - 4..])
+        let (prefix, body) = self.0.split_at(PREFIX_LEN);
+        format!("{prefix}{}…{}", &body[..4], &body[body.len() - 4..])
     }
 }
 
@@ -65,12 +109,12 @@ impl fmt::Debug for TokenSecret {
     }
 }
 
-/// True when `candidate` has the prefix, the length, the alphabet and a matching checksum.
+/// True when `candidate` has a kind's prefix, the length, the alphabet and a matching checksum.
 pub fn looks_like_token(candidate: &str) -> bool {
-    if candidate.len() != TOKEN_LEN || !candidate.starts_with(TOKEN_PREFIX) {
+    if candidate.len() != TOKEN_LEN || TokenKind::of(candidate).is_none() {
         return false;
     }
-    if !candidate[TOKEN_PREFIX.len()..]
+    if !candidate[PREFIX_LEN..]
         .bytes()
         .all(|b| b.is_ascii_alphanumeric())
     {
@@ -101,6 +145,21 @@ mod tests {
         let token = TokenSecret::generate();
         assert!(token.expose().starts_with("tdk_"));
         assert_eq!(token.expose().len(), 42);
+    }
+
+    #[test]
+    fn application_tokens_have_their_own_pinned_prefix_and_the_same_format() {
+        assert_eq!(APPLICATION_TOKEN_PREFIX, "tda_");
+        let token = TokenSecret::generate_kind(TokenKind::Application);
+        assert!(token.expose().starts_with("tda_") && token.expose().len() == 42);
+        let parsed = TokenSecret::parse(token.expose()).unwrap();
+        assert_eq!(parsed.kind(), TokenKind::Application);
+        assert!(token.hint().starts_with("tda_"));
+        // The checksum covers the prefix: a personal token relabelled is refused.
+        assert!(!looks_like_token(
+            &token.expose().replacen("tda_", "tdk_", 1)
+        ));
+        assert_eq!(TokenSecret::generate().kind(), TokenKind::Personal);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Personal access tokens in the database. Queries live here, beside the model they load.
+//! Access tokens in the database, a person's or an application's. Queries live here, beside the
+//! model they load.
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -6,14 +7,49 @@ use diesel::prelude::*;
 use crate::db::schema::personal_access_tokens as pat;
 use crate::db::AnyConnection;
 use crate::domain::{Expiry, ScopeSet, TokenRequest};
-use crate::tokens::TokenSecret;
+use crate::tokens::{TokenKind, TokenSecret};
 
-/// A stored token. It has no secret to leak: the digest is not even loaded.
+/// Whose a token is: one of these is set on every row (the database checks it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenOwner {
+    Person(i64),
+    Application(i64),
+}
+
+impl TokenOwner {
+    pub fn kind(self) -> TokenKind {
+        match self {
+            TokenOwner::Person(_) => TokenKind::Personal,
+            TokenOwner::Application(_) => TokenKind::Application,
+        }
+    }
+}
+
+/// Runs `$body` with `$owned` bound to the owner's tokens. Two fixed statements, one per kind
+/// of owner, rather than one boxed query: diesel keeps fixed statements prepared.
+macro_rules! of_owner {
+    ($owner:expr, |$owned:ident| $body:expr) => {
+        match $owner {
+            TokenOwner::Person(id) => {
+                let $owned = pat::table.filter(pat::user_id.eq(id));
+                $body
+            }
+            TokenOwner::Application(id) => {
+                let $owned = pat::table.filter(pat::application_id.eq(id));
+                $body
+            }
+        }
+    };
+}
+
+/// A stored token, personal or an application's. It has no secret to leak: the digest is not
+/// even loaded.
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = pat)]
 pub struct PersonalAccessToken {
     pub id: i64,
-    pub user_id: i64,
+    /// The person a personal token belongs to.
+    pub user_id: Option<i64>,
     pub name: String,
     pub hint: String,
     scopes: String,
@@ -25,6 +61,10 @@ pub struct PersonalAccessToken {
     pub revoked_by: Option<i64>,
     /// When the token last got a new secret (`created_at` stays when it was made).
     pub regenerated_at: Option<NaiveDateTime>,
+    /// The application an application token belongs to.
+    pub application_id: Option<i64>,
+    /// Who made it (for an application token, the admin or maintainer).
+    pub created_by: Option<i64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +95,18 @@ impl TokenStatus {
 }
 
 impl PersonalAccessToken {
+    pub fn owner(&self) -> TokenOwner {
+        match (self.user_id, self.application_id) {
+            (Some(user_id), _) => TokenOwner::Person(user_id),
+            (None, Some(application_id)) => TokenOwner::Application(application_id),
+            (None, None) => unreachable!("the database requires an owner"),
+        }
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        self.owner().kind()
+    }
+
     pub fn scopes(&self) -> ScopeSet {
         ScopeSet::from_stored(&self.scopes)
     }
@@ -78,13 +130,13 @@ pub struct CreatedToken {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenStoreError {
-    #[error("you already have an active token with this name")]
+    #[error("the owner already has an active token with this name")]
     NameTaken,
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
 }
 
-/// Which of a person's tokens a list shows.
+/// Which of an owner's tokens a list shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tab {
     /// Not revoked (expired ones included, marked as such): what the API lists.
@@ -104,47 +156,52 @@ fn now() -> NaiveDateTime {
 /// being regenerated, which keeps its own name.
 fn active_name_taken(
     conn: &mut AnyConnection,
-    user_id: i64,
+    owner: TokenOwner,
     name: &str,
     except: Option<i64>,
 ) -> QueryResult<bool> {
     let now = now();
-    diesel::select(diesel::dsl::exists(
-        pat::table
-            .filter(pat::user_id.eq(user_id))
+    of_owner!(owner, |owned| diesel::select(diesel::dsl::exists(
+        owned
             .filter(pat::name.eq(name))
             .filter(pat::id.ne(except.unwrap_or(0)))
             .filter(pat::revoked_at.is_null())
             .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now))),
     ))
-    .get_result(conn)
+    .get_result(conn))
 }
 
-/// How many active tokens `user_id` holds.
-pub fn count_active(conn: &mut AnyConnection, user_id: i64) -> QueryResult<i64> {
+/// How many active tokens `owner` holds.
+pub fn count_active(conn: &mut AnyConnection, owner: TokenOwner) -> QueryResult<i64> {
     let now = now();
-    pat::table
-        .filter(pat::user_id.eq(user_id))
+    of_owner!(owner, |owned| owned
         .filter(pat::revoked_at.is_null())
         .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now)))
         .count()
-        .get_result(conn)
+        .get_result(conn))
 }
 
-/// Creates a token for `user_id`. Run inside a write transaction.
+/// Creates a token for `owner`, made by `creator_id`. Run inside a write transaction.
 pub fn create(
     conn: &mut AnyConnection,
-    user_id: i64,
+    owner: TokenOwner,
+    creator_id: i64,
     request: &TokenRequest,
 ) -> Result<CreatedToken, TokenStoreError> {
-    if active_name_taken(conn, user_id, &request.name, None)? {
+    if active_name_taken(conn, owner, &request.name, None)? {
         return Err(TokenStoreError::NameTaken);
     }
-    let secret = TokenSecret::generate();
+    let secret = TokenSecret::generate_kind(owner.kind());
     let digest = secret.digest();
+    let (user_id, application_id) = match owner {
+        TokenOwner::Person(id) => (Some(id), None),
+        TokenOwner::Application(id) => (None, Some(id)),
+    };
     diesel::insert_into(pat::table)
         .values((
             pat::user_id.eq(user_id),
+            pat::application_id.eq(application_id),
+            pat::created_by.eq(creator_id),
             pat::name.eq(&request.name),
             pat::digest.eq(&digest.0),
             pat::hint.eq(secret.hint()),
@@ -181,18 +238,17 @@ fn index_scopes(conn: &mut AnyConnection, token_id: i64, scopes: ScopeSet) -> Qu
     Ok(())
 }
 
-/// One of `user_id`'s own tokens; someone else's id is simply not found.
+/// One of `owner`'s own tokens; anyone else's id is simply not found.
 pub fn find_owned(
     conn: &mut AnyConnection,
-    user_id: i64,
+    owner: TokenOwner,
     token_id: i64,
 ) -> QueryResult<Option<PersonalAccessToken>> {
-    pat::table
+    of_owner!(owner, |owned| owned
         .filter(pat::id.eq(token_id))
-        .filter(pat::user_id.eq(user_id))
         .select(PersonalAccessToken::as_select())
         .first(conn)
-        .optional()
+        .optional())
 }
 
 /// Whether one of `user_id`'s tokens is active, read so that a revoke of it cannot commit
@@ -219,10 +275,12 @@ pub fn is_active_locked(
         .bind::<diesel::sql_types::BigInt, _>(user_id)
         .get_result(pg)
         .optional()?,
-        AnyConnection::Sqlite(_) => find_owned(conn, user_id, token_id)?.map(|t| Lifetime {
-            revoked_at: t.revoked_at,
-            expires_at: t.expires_at,
-        }),
+        AnyConnection::Sqlite(_) => {
+            find_owned(conn, TokenOwner::Person(user_id), token_id)?.map(|t| Lifetime {
+                revoked_at: t.revoked_at,
+                expires_at: t.expires_at,
+            })
+        }
     };
     let now = now();
     Ok(found.is_some_and(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|at| at > now)))
@@ -235,30 +293,29 @@ pub struct Page<T> {
 
 pub fn list_owned(
     conn: &mut AnyConnection,
-    user_id: i64,
+    owner: TokenOwner,
     tab: Tab,
     offset: i64,
     limit: i64,
 ) -> QueryResult<Page<PersonalAccessToken>> {
-    let counts = count_owned(conn, user_id)?;
+    let counts = count_owned(conn, owner)?;
     Ok(Page {
-        items: owned_rows(conn, user_id, tab, offset, limit)?,
+        items: owned_rows(conn, owner, tab, offset, limit)?,
         total: counts.of(tab),
     })
 }
 
-/// One page of a person's tokens in a tab, newest first. Two fixed queries rather than one
-/// boxed one: diesel keeps fixed queries prepared, and parsing the SQL on every view was a
-/// visible share of the page's cost.
+/// One page of an owner's tokens in a tab, newest first. Fixed queries rather than one boxed
+/// one: diesel keeps fixed queries prepared, and parsing the SQL on every view was a visible
+/// share of the page's cost.
 pub fn owned_rows(
     conn: &mut AnyConnection,
-    user_id: i64,
+    owner: TokenOwner,
     tab: Tab,
     offset: i64,
     limit: i64,
 ) -> QueryResult<Vec<PersonalAccessToken>> {
     let now = now();
-    let owned = pat::table.filter(pat::user_id.eq(user_id));
     // One fixed statement per tab (not a boxed query): diesel prepares each once per connection.
     macro_rules! page_of {
         ($query:expr) => {
@@ -270,7 +327,7 @@ pub fn owned_rows(
                 .load(conn)
         };
     }
-    match tab {
+    of_owner!(owner, |owned| match tab {
         Tab::Current => page_of!(owned.filter(pat::revoked_at.is_null())),
         Tab::Active => page_of!(owned
             .filter(pat::revoked_at.is_null())
@@ -279,10 +336,10 @@ pub fn owned_rows(
             .filter(pat::revoked_at.is_null())
             .filter(pat::expires_at.le(now))),
         Tab::Revoked => page_of!(owned.filter(pat::revoked_at.is_not_null())),
-    }
+    })
 }
 
-/// How many of a person's tokens each tab holds.
+/// How many of an owner's tokens each tab holds.
 #[derive(Clone, Copy, Debug)]
 pub struct TabCounts {
     pub active: i64,
@@ -302,17 +359,16 @@ impl TabCounts {
 }
 
 /// Counts for the tabs, in one query.
-pub fn count_owned(conn: &mut AnyConnection, user_id: i64) -> QueryResult<TabCounts> {
+pub fn count_owned(conn: &mut AnyConnection, owner: TokenOwner) -> QueryResult<TabCounts> {
     use diesel::dsl::{case_when, count, count_star};
     let expired = pat::revoked_at.is_null().and(pat::expires_at.le(now()));
-    let (all, revoked, expired): (i64, i64, i64) = pat::table
-        .filter(pat::user_id.eq(user_id))
+    let (all, revoked, expired): (i64, i64, i64) = of_owner!(owner, |owned| owned
         .select((
             count_star(),
             count(pat::revoked_at),
             count(case_when(expired, pat::id)),
         ))
-        .first(conn)?;
+        .first(conn))?;
     Ok(TabCounts {
         active: all - revoked - expired,
         expired,
@@ -340,11 +396,11 @@ pub fn regenerate(
     token: &PersonalAccessToken,
     expiry: Expiry,
 ) -> Result<Option<CreatedToken>, TokenStoreError> {
-    if active_name_taken(conn, token.user_id, &token.name, Some(token.id))? {
+    if active_name_taken(conn, token.owner(), &token.name, Some(token.id))? {
         return Err(TokenStoreError::NameTaken);
     }
     let token_id = token.id;
-    let secret = TokenSecret::generate();
+    let secret = TokenSecret::generate_kind(token.kind());
     let changed = diesel::update(
         pat::table
             .filter(pat::id.eq(token_id))

@@ -69,14 +69,14 @@ pub fn list_members(
         .load(conn)?;
     let ids: Vec<i64> = people.iter().map(|u| u.id).collect();
     let now = Utc::now().naive_utc();
-    let active_counts: Vec<(i64, i64)> = pat::table
+    let active_counts: Vec<(Option<i64>, i64)> = pat::table
         .filter(pat::user_id.eq_any(&ids))
         .filter(pat::revoked_at.is_null())
         .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now)))
         .group_by(pat::user_id)
         .select((pat::user_id, diesel::dsl::count_star()))
         .load(conn)?;
-    let last_uses: Vec<(i64, Option<NaiveDateTime>)> = pat::table
+    let last_uses: Vec<(Option<i64>, Option<NaiveDateTime>)> = pat::table
         .filter(pat::user_id.eq_any(&ids))
         .group_by(pat::user_id)
         .select((pat::user_id, diesel::dsl::max(pat::last_used_at)))
@@ -86,11 +86,11 @@ pub fn list_members(
         .map(|user| Member {
             active_tokens: active_counts
                 .iter()
-                .find(|(id, _)| *id == user.id)
+                .find(|(id, _)| *id == Some(user.id))
                 .map_or(0, |(_, n)| *n),
             last_token_use: last_uses
                 .iter()
-                .find(|(id, _)| *id == user.id)
+                .find(|(id, _)| *id == Some(user.id))
                 .and_then(|(_, at)| *at),
             user,
         })

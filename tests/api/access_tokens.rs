@@ -523,7 +523,13 @@ async fn the_list_is_paged_past_fifty(app: TestApp) {
                     name: format!("token-{n:02}"),
                     ..request.clone()
                 };
-                tokendesk::tokens::store::create(conn, user.id, &request).unwrap();
+                tokendesk::tokens::store::create(
+                    conn,
+                    tokendesk::tokens::TokenOwner::Person(user.id),
+                    user.id,
+                    &request,
+                )
+                .unwrap();
             }
             Ok(())
         })

@@ -760,7 +760,13 @@ async fn the_inventory_pages_past_fifty(app: TestApp) {
                     expiry: tokendesk::domain::Expiry::Never,
                     scopes: tokendesk::domain::ScopeSet::parse(["tag:read"]).unwrap(),
                 };
-                tokendesk::tokens::store::create(conn, 1, &request).unwrap();
+                tokendesk::tokens::store::create(
+                    conn,
+                    tokendesk::tokens::TokenOwner::Person(1),
+                    1,
+                    &request,
+                )
+                .unwrap();
             }
             Ok(())
         })

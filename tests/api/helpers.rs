@@ -356,6 +356,8 @@ impl Browser {
                 ("max_lifetime_days", max_lifetime_days),
                 ("default_expiry", default_expiry),
                 ("max_active_tokens", "100"),
+                ("application_max_lifetime_days", "365"),
+                ("application_scope_rule", "any"),
             ],
         )
         .await
@@ -543,7 +545,13 @@ impl TestApp {
         let created = self
             .db
             .write(move |conn| {
-                Ok(tokendesk::tokens::store::create(conn, user_id, &request).unwrap())
+                Ok(tokendesk::tokens::store::create(
+                    conn,
+                    tokendesk::tokens::TokenOwner::Person(user_id),
+                    user_id,
+                    &request,
+                )
+                .unwrap())
             })
             .await
             .unwrap();

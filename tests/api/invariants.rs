@@ -161,6 +161,8 @@ async fn a_policy_lowered_mid_burst_binds_every_token_written_after_it(app: Test
         ("max_lifetime_days", "7"),
         ("default_expiry", "7"),
         ("max_active_tokens", "1000"),
+        ("application_max_lifetime_days", "365"),
+        ("application_scope_rule", "any"),
     ];
     let (statuses, saved) = tokio::join!(
         burst(&app, &url, &token, BURST, never_expiring),
@@ -273,6 +275,8 @@ async fn two_admins_saving_the_policy_at_once_both_succeed(app: TestApp) {
                             ("max_lifetime_days", days),
                             ("default_expiry", "7"),
                             ("max_active_tokens", "100"),
+                            ("application_max_lifetime_days", "365"),
+                            ("application_scope_rule", "any"),
                         ],
                     )
                     .await

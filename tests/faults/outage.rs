@@ -181,7 +181,13 @@ async fn one_token_per_client(database_url: &str) -> Vec<String> {
                     expiry: Expiry::Never,
                     scopes: ScopeSet::parse(["tag:read"]).unwrap(),
                 };
-                let created = tokendesk::tokens::store::create(conn, user.id, &request).unwrap();
+                let created = tokendesk::tokens::store::create(
+                    conn,
+                    tokendesk::tokens::TokenOwner::Person(user.id),
+                    user.id,
+                    &request,
+                )
+                .unwrap();
                 created.secret.expose().to_owned()
             })
             .collect::<Vec<_>>())

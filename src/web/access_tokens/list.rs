@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::db::Db;
 use crate::domain::{Role, ScopeSet};
-use crate::tokens::{store, PersonalAccessToken, Tab};
+use crate::tokens::{store, PersonalAccessToken, Tab, TokenOwner};
 use crate::web::error::AppError;
 use crate::web::format::{self, ExpiryView, Pager};
 use crate::web::layout::{render, Chrome, Section};
@@ -127,11 +127,11 @@ pub async fn show(
     // One trip to the database for the tab counts and the page.
     let (counts, items) = db
         .read(move |conn| {
-            let counts = store::count_owned(conn, user_id)?;
+            let counts = store::count_owned(conn, TokenOwner::Person(user_id))?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));
             Ok((
                 counts,
-                store::owned_rows(conn, user_id, tab, offset, PER_PAGE)?,
+                store::owned_rows(conn, TokenOwner::Person(user_id), tab, offset, PER_PAGE)?,
             ))
         })
         .await?;

@@ -11,10 +11,10 @@ use chrono::NaiveDateTime;
 
 use crate::db::Db;
 use crate::domain::{
-    custom_date_range, Expiry, ExpiryChoice, FieldErrors, Policy, Role, Scope, ScopeSet,
+    custom_date_range, Expiry, ExpiryChoice, FieldErrors, Policy, Scope, ScopeSet,
 };
 use crate::tokens::actions::TokenError;
-use crate::tokens::{store, PersonalAccessToken};
+use crate::tokens::{store, PersonalAccessToken, TokenOwner};
 use crate::web::error::AppError;
 use crate::web::format;
 use crate::web::HOME;
@@ -36,7 +36,8 @@ crate::route_table! {
 /// a 404, so ids reveal nothing.
 async fn own_token(db: &Db, user_id: i64, raw_id: &str) -> Result<PersonalAccessToken, AppError> {
     let token_id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
-    db.run(move |conn| store::find_owned(conn, user_id, token_id))
+    let owner = TokenOwner::Person(user_id);
+    db.run(move |conn| store::find_owned(conn, owner, token_id))
         .await?
         .ok_or(AppError::NotFound)
 }
@@ -57,8 +58,8 @@ pub struct ScopeGroup {
     pub write: Option<ScopeOption>,
 }
 
-pub fn scope_groups(role: Role, checked: &[String]) -> Vec<ScopeGroup> {
-    let allowed = ScopeSet::allowed_for(role);
+/// The catalogue as checkboxes: `allowed` enabled, the rest greyed out.
+pub fn scope_groups(allowed: ScopeSet, checked: &[String]) -> Vec<ScopeGroup> {
     let mut groups: Vec<ScopeGroup> = Vec::new();
     for scope in Scope::all() {
         let option = ScopeOption {

@@ -5,9 +5,10 @@ use chrono::Utc;
 
 use crate::db::Db;
 use crate::domain::Policy;
-use crate::domain::{FieldErrors, TokenRequestInput};
+use crate::domain::{FieldErrors, ScopeLimit, ScopeSet, TokenRequestInput};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, Origin};
+use crate::tokens::TokenOwner;
 use crate::web::access_tokens::{
     error_links, refusal_errors, scope_groups, ErrorLink, ExpiryField, ScopeGroup,
 };
@@ -37,7 +38,7 @@ fn page(
 ) -> NewTokenPage {
     NewTokenPage {
         chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
-        groups: scope_groups(current.user.role(), &input.scopes),
+        groups: scope_groups(ScopeSet::allowed_for(current.user.role()), &input.scopes),
         input,
         error_links: error_links(
             &errors,
@@ -69,7 +70,11 @@ pub async fn submit(
     CsrfForm(input): CsrfForm<TokenRequestInput>,
 ) -> Result<HttpResponse, AppError> {
     let policy = crate::policy::current(&db).await?;
-    let request = match input.parse(current.user.role(), Utc::now().naive_utc(), &policy) {
+    let request = match input.parse(
+        &ScopeLimit::Role(current.user.role()),
+        Utc::now().naive_utc(),
+        &policy,
+    ) {
         Ok(request) => request,
         Err(errors) => {
             return render_with_status(
@@ -78,7 +83,15 @@ pub async fn submit(
             )
         }
     };
-    let created = actions::create(&db, current.actor(&client_ip), request, Origin::Portal).await;
+    let owner = TokenOwner::Person(current.user.id);
+    let created = actions::create(
+        &db,
+        current.actor(&client_ip),
+        owner,
+        request,
+        Origin::Portal,
+    )
+    .await;
     match created {
         Ok(created) => {
             stash_showing(&db, &current, PendingReveal::of(&created, false)).await?;

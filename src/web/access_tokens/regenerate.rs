@@ -122,6 +122,7 @@ pub async fn submit(
     let regenerated = actions::regenerate(
         &db,
         current.actor(&client_ip),
+        token.owner(),
         token.id,
         NewExpiry::Chosen(expiry),
     )

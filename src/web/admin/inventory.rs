@@ -9,7 +9,8 @@ use crate::domain::Scope;
 use crate::http::ClientIp;
 use crate::tokens::actions;
 use crate::tokens::inventory::{
-    self, InventoryFilter, InventoryRow, InventoryTotals, SortBy, StatusFilter, UnusedFor,
+    self, InventoryFilter, InventoryRow, InventoryTotals, KindFilter, SortBy, StatusFilter,
+    UnusedFor,
 };
 use crate::tokens::TokenStatus;
 use crate::web::access_tokens::revoke::{
@@ -35,6 +36,7 @@ pub struct Params {
     pub unused: UnusedFor,
     /// "1" when ticked.
     pub never_used: String,
+    pub kind: KindFilter,
     pub owner: String,
     pub scope: String,
     pub name: String,
@@ -54,6 +56,7 @@ impl Params {
             status: self.status,
             unused: self.unused,
             never_used: self.never_used == "1",
+            kind: self.kind,
             owner: self.owner.clone(),
             scope: self.scope.parse::<Scope>().ok(),
             name: self.name.clone(),

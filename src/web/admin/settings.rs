@@ -5,9 +5,10 @@ use serde::Deserialize;
 
 use crate::db::Db;
 use crate::domain::policy::{
-    Policy, DEFAULT_MAX_ACTIVE_TOKENS, MAX_ACTIVE_TOKENS_LIMIT, MAX_LIFETIME_LIMIT_DAYS,
+    Policy, DEFAULT_APPLICATION_MAX_LIFETIME_DAYS, DEFAULT_MAX_ACTIVE_TOKENS,
+    MAX_ACTIVE_TOKENS_LIMIT, MAX_LIFETIME_LIMIT_DAYS,
 };
-use crate::domain::{ExpiryChoice, FieldErrors};
+use crate::domain::{ExpiryChoice, FieldErrors, ScopeSet};
 use crate::http::ClientIp;
 use crate::policy::ChangeError;
 use crate::web::admin::AdminUser;
@@ -23,6 +24,40 @@ pub struct PolicyForm {
     max_lifetime_days: String,
     default_expiry: String,
     max_active_tokens: String,
+    application_max_lifetime_days: String,
+    /// "any", or "chosen" for the `application_scopes` checked.
+    application_scope_rule: String,
+    application_scopes: Vec<String>,
+}
+
+impl PolicyForm {
+    fn of(policy: &Policy) -> Self {
+        let any = policy.application_scopes == ScopeSet::ALL;
+        PolicyForm {
+            max_lifetime_days: policy
+                .max_lifetime_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            default_expiry: policy.default_expiry.value().to_owned(),
+            max_active_tokens: policy.max_active_tokens.to_string(),
+            application_max_lifetime_days: policy.application_max_lifetime_days.to_string(),
+            application_scope_rule: if any { "any" } else { "chosen" }.to_owned(),
+            application_scopes: policy
+                .application_scopes
+                .iter()
+                .map(|s| s.name().to_owned())
+                .collect(),
+        }
+    }
+
+    /// The scope checkboxes, for the template.
+    fn scope_options(&self) -> Vec<crate::web::access_tokens::ScopeOption> {
+        crate::web::access_tokens::scope_groups(ScopeSet::ALL, &self.application_scopes)
+            .into_iter()
+            .flat_map(|group| [group.read, group.write])
+            .flatten()
+            .collect()
+    }
 }
 
 #[derive(Template)]
@@ -50,14 +85,7 @@ pub async fn show(
     let policy = crate::policy::current(&db).await?;
     let page = SettingsPage {
         chrome: Chrome::for_user(&admin, Section::SETTINGS),
-        form: PolicyForm {
-            max_lifetime_days: policy
-                .max_lifetime_days
-                .map(|d| d.to_string())
-                .unwrap_or_default(),
-            default_expiry: policy.default_expiry.value().to_owned(),
-            max_active_tokens: policy.max_active_tokens.to_string(),
-        },
+        form: PolicyForm::of(&policy),
         choices: default_choices(),
         errors: FieldErrors::default(),
         flash: take_flash(&admin.session),
@@ -97,10 +125,50 @@ fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
         .parse()
         .ok()
         .filter(|choice| default_choices().contains(choice));
+    let application_max_lifetime_days = match form
+        .application_max_lifetime_days
+        .trim()
+        .parse::<i64>()
+    {
+        Ok(days) if (1..=MAX_LIFETIME_LIMIT_DAYS).contains(&days) => days,
+        _ => {
+            errors.add(
+                    "application_max_lifetime_days",
+                    format!("Enter a whole number of days from 1 to {MAX_LIFETIME_LIMIT_DAYS}: application tokens always expire."),
+                );
+            DEFAULT_APPLICATION_MAX_LIFETIME_DAYS
+        }
+    };
+    let application_scopes = match form.application_scope_rule.as_str() {
+        "any" => ScopeSet::ALL,
+        "chosen" => match ScopeSet::parse(form.application_scopes.iter().map(String::as_str)) {
+            Ok(chosen) if !chosen.is_empty() => chosen,
+            Ok(_) => {
+                errors.add(
+                    "application_scopes",
+                    "Choose at least one scope, or allow any scope.",
+                );
+                ScopeSet::ALL
+            }
+            Err(message) => {
+                errors.add("application_scopes", message);
+                ScopeSet::ALL
+            }
+        },
+        _ => {
+            errors.add(
+                "application_scopes",
+                "Choose whether application tokens may hold any scope or only some.",
+            );
+            ScopeSet::ALL
+        }
+    };
     let policy = Policy {
         max_lifetime_days: max,
         default_expiry: default_expiry.unwrap_or_default(),
         max_active_tokens,
+        application_max_lifetime_days,
+        application_scopes,
     };
     if default_expiry.is_none() {
         errors.add("default_expiry", "Choose a default expiry.");

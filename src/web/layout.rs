@@ -17,6 +17,8 @@ pub struct Section(pub &'static str);
 impl Section {
     pub const NONE: Section = Section("");
     pub const ACCESS_TOKENS: Section = Section("access-tokens");
+    pub const APPLICATIONS: Section = Section("applications");
+    pub const ADMIN_APPLICATIONS: Section = Section("admin-applications");
     pub const MEMBERS: Section = Section("members");
     pub const INVENTORY: Section = Section("inventory");
     pub const AUDIT: Section = Section("audit");

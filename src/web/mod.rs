@@ -3,6 +3,7 @@
 pub mod access_tokens;
 pub mod account;
 pub mod admin;
+pub mod applications;
 pub mod assets;
 pub mod csrf;
 pub mod csv;
@@ -25,12 +26,14 @@ pub const HOME: &str = "/developer/access-tokens";
 pub fn routes(cfg: &mut web::ServiceConfig) {
     own_routes(cfg);
     access_tokens::routes(cfg);
+    access_tokens::application_routes(cfg);
     admin::routes(cfg);
 }
 
 crate::route_table! {
     fn own_routes, ROUTES, other_methods => error::method_not_allowed;
     get "/healthz" => health::healthz,
+    get "/developer/applications" => applications::list,
     get "/readyz" => health::readyz,
     get "/static/{name}" => assets::serve,
     get "/" => || async { see_other(HOME) },

@@ -879,7 +879,7 @@ async fn the_inventory_exports_csv(app: TestApp) {
         .contains("access-tokens.csv"));
     let body = response.text().await.unwrap();
     let lines: Vec<&str> = body.lines().collect();
-    assert_eq!(lines[0], "id,owner_email,owner_name,name,hint,scopes,status,created_at,expires_at,last_used_at,last_used_ip,revoked_at");
+    assert_eq!(lines[0], "id,kind,owner_email,owner_name,name,hint,scopes,status,created_at,expires_at,last_used_at,last_used_ip,revoked_at");
     assert_eq!(lines.len(), 5, "header + grace's four tokens: {body}");
     let used = lines.iter().find(|l| l.contains(",grace-used,")).unwrap();
     assert!(

@@ -16,6 +16,7 @@ mod identities;
 mod invariants;
 mod last_used;
 mod member_links;
+mod nginx;
 mod one_time_showing;
 mod openapi;
 mod pages;

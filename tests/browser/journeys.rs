@@ -8,6 +8,7 @@ use tokendesk::domain::Role;
 use crate::backend_tests;
 use crate::harness::{run, Browser};
 use crate::helpers::TestApp;
+use crate::nginx::{port_of, Nginx};
 
 backend_tests!(
     first_run_to_a_used_and_revoked_token,
@@ -15,6 +16,7 @@ backend_tests!(
     the_token_is_revealed_once,
     an_admin_finds_revokes_and_deactivates,
     the_new_token_form_works_from_the_keyboard,
+    an_application_token_outlives_the_maintainer_who_made_it,
 );
 
 const PASSWORD: &str = "correct-horse-battery";
@@ -279,6 +281,95 @@ async fn the_new_token_form_works_from_the_keyboard(app: TestApp) {
         }
         b.axe().await;
         assert!(b.text("main").await.contains("keyboard only"));
+    })
+    .await;
+}
+
+/// A request through the real nginx gateway in front of a service, with `token` as a Bearer.
+async fn through_gateway(nginx: &Nginx, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/service/nightly", nginx.port))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn an_application_token_outlives_the_maintainer_who_made_it(app: TestApp) {
+    for (email, role) in [
+        ("ada@example.com", Role::Admin),
+        ("kim@example.com", Role::User),
+        ("linus@example.com", Role::User),
+    ] {
+        app.create_user(email, PASSWORD, role).await;
+    }
+    let nginx = Nginx::start(port_of(&app)).await;
+    run("application", &app.address, move |journey| async move {
+        // Ada creates the application and names two maintainers.
+        let admin = journey.browser().await;
+        sign_in(&admin, "ada@example.com").await;
+        admin.visit("/admin/applications").await;
+        admin.axe().await;
+        admin.fill("#name", "Billing sync").await;
+        admin
+            .fill("#description", "Exports invoices every night")
+            .await;
+        admin
+            .submit("form[action='/admin/applications'] button")
+            .await;
+        let page = admin.path().await;
+        assert!(page.starts_with("/admin/applications/"), "{page}");
+        for maintainer in ["kim@example.com", "linus@example.com"] {
+            admin.fill("#email", maintainer).await;
+            admin.submit("form[action$='/maintainers'] button").await;
+            assert!(admin.text("main").await.contains("now maintains"));
+        }
+        admin.axe().await;
+
+        // Kim, a user, gives it a token with a write scope her own role does not allow.
+        let kim = journey.browser().await;
+        sign_in(&kim, "kim@example.com").await;
+        kim.visit("/developer/applications").await;
+        kim.axe().await;
+        kim.click("a.token-name").await;
+        let tokens_page = kim.path().await;
+        assert!(tokens_page.ends_with("/tokens"), "{tokens_page}");
+        assert!(kim.text("main").await.contains("No application tokens yet"));
+        kim.click(".page-header a.button-primary").await;
+        kim.axe().await;
+        kim.fill("#name", "nightly export").await;
+        kim.click("#scope-license-write").await;
+        kim.submit("#create-token").await;
+        assert_eq!(kim.path().await, format!("{tokens_page}/reveal"));
+        let token = kim.value("#token-value").await;
+        assert!(token.starts_with("tda_") && token.len() == 42, "{token}");
+        assert_eq!(through_gateway(&nginx, &token).await, StatusCode::OK);
+
+        // Kim leaves: the token she made keeps working.
+        admin.visit("/admin/members").await;
+        admin.click("a[aria-label='Deactivate kim']").await;
+        admin.submit(".button-danger").await;
+        assert_eq!(
+            through_gateway(&nginx, &token).await,
+            StatusCode::OK,
+            "the application's token survives its maker"
+        );
+
+        // Linus, the other maintainer, revokes it.
+        let linus = journey.browser().await;
+        sign_in(&linus, "linus@example.com").await;
+        linus.visit(&tokens_page).await;
+        assert!(linus.text("main").await.contains("nightly export"));
+        linus.click("a[aria-label='Revoke nightly export']").await;
+        linus.axe().await;
+        linus.fill("#confirm", "DELETE").await;
+        linus.submit(".button-danger").await;
+        assert!(linus.text("main").await.contains("was revoked"));
+        assert_eq!(
+            through_gateway(&nginx, &token).await,
+            StatusCode::UNAUTHORIZED
+        );
     })
     .await;
 }

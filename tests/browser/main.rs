@@ -6,6 +6,9 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 
+#[path = "../api/nginx.rs"]
+mod nginx;
+
 mod harness;
 mod journeys;
 mod widths;

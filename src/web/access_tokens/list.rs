@@ -4,13 +4,13 @@ use chrono::{NaiveDateTime, Utc};
 use serde::Deserialize;
 
 use crate::db::Db;
-use crate::domain::{Role, ScopeSet};
-use crate::tokens::{store, PersonalAccessToken, Tab, TokenOwner};
+use crate::domain::ScopeSet;
+use crate::tokens::{store, PersonalAccessToken, Tab};
+use crate::web::access_tokens::Shelf;
 use crate::web::error::AppError;
 use crate::web::format::{self, ExpiryView, Pager};
-use crate::web::layout::{render, Chrome, Section};
-use crate::web::session::{take_flash, CurrentUser, Flash};
-use crate::web::HOME;
+use crate::web::layout::{render, Chrome};
+use crate::web::session::{take_flash, Flash};
 
 const PER_PAGE: i64 = 50;
 
@@ -22,14 +22,15 @@ pub struct ListQuery {
     page: Option<i64>,
 }
 
-/// A granted scope, and whether the owner's role still allows it: after a demotion a token
-/// keeps its scopes on record, but only the allowed ones work.
+/// A granted scope, and whether it is still allowed (by the owner's role, or the policy for
+/// application tokens): after a demotion a token keeps its scopes on record, but only the
+/// allowed ones work.
 pub struct ScopeView {
     pub name: &'static str,
     pub allowed: bool,
 }
 
-/// How one of a person's tokens reads, in the list and on its own page.
+/// How a token reads, in the list and on its own page.
 pub struct TokenRow {
     pub id: i64,
     pub name: String,
@@ -51,8 +52,7 @@ pub struct TokenRow {
 }
 
 impl TokenRow {
-    pub fn new(token: &PersonalAccessToken, role: Role, now: NaiveDateTime) -> Self {
-        let allowed = ScopeSet::allowed_for(role);
+    pub fn new(token: &PersonalAccessToken, allowed: ScopeSet, now: NaiveDateTime) -> Self {
         let scopes: Vec<ScopeView> = token
             .scopes()
             .iter()
@@ -92,7 +92,7 @@ impl TokenRow {
 
 /// A tab of the list: its query value, label and count.
 pub struct TabLink {
-    pub href: &'static str,
+    pub href: String,
     pub label: &'static str,
     pub count: i64,
     pub current: bool,
@@ -102,6 +102,7 @@ pub struct TabLink {
 #[template(path = "access_tokens/list.html")]
 struct ListPage {
     chrome: Chrome,
+    shelf: Shelf,
     tab: Tab,
     tabs: Vec<TabLink>,
     /// Any token at all, in any tab: the empty state says "yet" only for a first token.
@@ -113,7 +114,7 @@ struct ListPage {
 
 pub async fn show(
     db: web::Data<Db>,
-    current: CurrentUser,
+    shelf: Shelf,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let tab = match query.tab.as_str() {
@@ -121,17 +122,17 @@ pub async fn show(
         "expired" => Tab::Expired,
         _ => Tab::Active,
     };
-    let user_id = current.user.id;
+    let owner = shelf.owner;
     let now = Utc::now().naive_utc();
     let requested = query.page.unwrap_or(1);
     // One trip to the database for the tab counts and the page.
     let (counts, items) = db
         .read(move |conn| {
-            let counts = store::count_owned(conn, TokenOwner::Person(user_id))?;
+            let counts = store::count_owned(conn, owner)?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));
             Ok((
                 counts,
-                store::owned_rows(conn, TokenOwner::Person(user_id), tab, offset, PER_PAGE)?,
+                store::owned_rows(conn, owner, tab, offset, PER_PAGE)?,
             ))
         })
         .await?;
@@ -141,26 +142,18 @@ pub async fn show(
         _ => "",
     };
     let pager = Pager::new(requested, PER_PAGE, counts.of(tab), |page| {
-        format!("{HOME}?{tab_param}page={page}")
+        shelf.at(&format!("?{tab_param}page={page}"))
     });
     render(&ListPage {
-        chrome: Chrome::for_user(&current, Section::ACCESS_TOKENS),
+        chrome: shelf.chrome(),
         tabs: [
-            (Tab::Active, HOME, "Active"),
-            (
-                Tab::Expired,
-                "/developer/access-tokens?tab=expired",
-                "Expired",
-            ),
-            (
-                Tab::Revoked,
-                "/developer/access-tokens?tab=revoked",
-                "Revoked",
-            ),
+            (Tab::Active, "", "Active"),
+            (Tab::Expired, "?tab=expired", "Expired"),
+            (Tab::Revoked, "?tab=revoked", "Revoked"),
         ]
         .into_iter()
-        .map(|(each, href, label)| TabLink {
-            href,
+        .map(|(each, query, label)| TabLink {
+            href: shelf.at(query),
             label,
             count: counts.of(each),
             current: each == tab,
@@ -170,9 +163,10 @@ pub async fn show(
         any_tokens: counts.of(Tab::Current) + counts.revoked > 0,
         rows: items
             .iter()
-            .map(|token| TokenRow::new(token, current.user.role(), now))
+            .map(|token| TokenRow::new(token, shelf.allowed, now))
             .collect(),
         pager,
-        flash: take_flash(&current.session),
+        flash: take_flash(&shelf.current.session),
+        shelf,
     })
 }

@@ -1,4 +1,6 @@
-//! Developer → Access Tokens: a person's own tokens.
+//! Developer → Access Tokens: a person's own tokens; and, by the same pages, the tokens of an
+//! application the person maintains (Developer → Applications → its tokens). A [`Shelf`] says
+//! whose tokens a request is about.
 
 mod list;
 mod new;
@@ -7,9 +9,14 @@ mod reveal;
 pub mod revoke;
 mod token_page;
 
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
 use chrono::NaiveDateTime;
+use futures_util::future::LocalBoxFuture;
 
+use crate::applications::{self, Application};
 use crate::db::Db;
+use crate::domain::ScopeLimit;
 use crate::domain::{
     custom_date_range, Expiry, ExpiryChoice, FieldErrors, Policy, Scope, ScopeSet,
 };
@@ -17,6 +24,8 @@ use crate::tokens::actions::TokenError;
 use crate::tokens::{store, PersonalAccessToken, TokenOwner};
 use crate::web::error::AppError;
 use crate::web::format;
+use crate::web::layout::{Chrome, Section};
+use crate::web::session::CurrentUser;
 use crate::web::HOME;
 
 crate::route_table! {
@@ -32,14 +41,148 @@ crate::route_table! {
     get "/developer/access-tokens/{id}" => token_page::show,
 }
 
-/// Loads one of the signed-in person's own tokens; anyone else's id, or a malformed one, is
-/// a 404, so ids reveal nothing.
-async fn own_token(db: &Db, user_id: i64, raw_id: &str) -> Result<PersonalAccessToken, AppError> {
-    let token_id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
-    let owner = TokenOwner::Person(user_id);
-    db.run(move |conn| store::find_owned(conn, owner, token_id))
-        .await?
-        .ok_or(AppError::NotFound)
+crate::route_table! {
+    /// The same pages for an application's tokens.
+    pub fn application_routes, APPLICATION_ROUTES, other_methods => crate::web::error::method_not_allowed;
+    get "/developer/applications/{app}/tokens" => list::show,
+    post "/developer/applications/{app}/tokens" => new::submit,
+    get "/developer/applications/{app}/tokens/new" => new::show,
+    get "/developer/applications/{app}/tokens/reveal" => reveal::show,
+    get "/developer/applications/{app}/tokens/{id}/revoke" => revoke::show,
+    post "/developer/applications/{app}/tokens/{id}/revoke" => revoke::submit,
+    get "/developer/applications/{app}/tokens/{id}/regenerate" => regenerate::show,
+    post "/developer/applications/{app}/tokens/{id}/regenerate" => regenerate::submit,
+    get "/developer/applications/{app}/tokens/{id}" => token_page::show,
+}
+
+/// A token's id in the path, by name: an application's pages have its id in the path too.
+#[derive(serde::Deserialize)]
+pub struct TokenPath {
+    pub id: String,
+}
+
+/// Whose tokens a page shows and changes: the signed-in person's own, or those of the
+/// application in the path (`{app}`), which they must be allowed to manage (an active admin,
+/// or a maintainer): anything else is a 404, so ids reveal nothing.
+pub struct Shelf {
+    pub current: CurrentUser,
+    pub owner: TokenOwner,
+    pub application: Option<Application>,
+    /// Where the shelf's pages are: `/developer/access-tokens` or
+    /// `/developer/applications/7/tokens`.
+    pub base: String,
+    /// The heading and breadcrumb of its pages.
+    pub title: String,
+    /// The scopes a token here may hold now: the person's role's, or the policy's for
+    /// application tokens.
+    pub allowed: ScopeSet,
+}
+
+impl Shelf {
+    pub fn chrome(&self) -> Chrome {
+        let section = match self.owner {
+            TokenOwner::Person(_) => Section::ACCESS_TOKENS,
+            TokenOwner::Application(_) => Section::APPLICATIONS,
+        };
+        Chrome::for_user(&self.current, section)
+    }
+
+    pub fn is_application(&self) -> bool {
+        self.application.is_some()
+    }
+
+    /// The address of one of its pages: `path` is "" for the list, or "/new", "/12/revoke"…
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The rules a token's expiry follows here.
+    pub fn rules(&self, policy: &Policy) -> Policy {
+        match self.owner {
+            TokenOwner::Person(_) => policy.clone(),
+            TokenOwner::Application(_) => policy.for_applications(),
+        }
+    }
+
+    pub fn limit(&self) -> ScopeLimit {
+        match self.owner {
+            TokenOwner::Person(_) => ScopeLimit::Role(self.current.user.role()),
+            TokenOwner::Application(_) => ScopeLimit::Applications(self.allowed),
+        }
+    }
+
+    /// How a scope the token holds but may not use is explained.
+    pub fn not_allowed_note(&self) -> &'static str {
+        match self.owner {
+            TokenOwner::Person(_) => "not allowed for your role",
+            TokenOwner::Application(_) => "not allowed for application tokens",
+        }
+    }
+
+    /// How the audit trail names the owner.
+    pub fn owner_label(&self) -> &str {
+        match &self.application {
+            Some(application) => &application.name,
+            None => &self.current.user.email,
+        }
+    }
+
+    /// One of the shelf's tokens; anyone else's id, or a malformed one, is a 404.
+    async fn token(&self, db: &Db, raw_id: &str) -> Result<PersonalAccessToken, AppError> {
+        let token_id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
+        let owner = self.owner;
+        db.run(move |conn| store::find_owned(conn, owner, token_id))
+            .await?
+            .ok_or(AppError::NotFound)
+    }
+}
+
+impl FromRequest for Shelf {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let current = CurrentUser::from_request(req, payload);
+        let app = req.match_info().get("app").map(str::to_owned);
+        let db = req.app_data::<web::Data<Db>>().cloned();
+        Box::pin(async move {
+            let current = current.await?;
+            let Some(app) = app else {
+                return Ok(Shelf {
+                    owner: TokenOwner::Person(current.user.id),
+                    application: None,
+                    base: HOME.to_owned(),
+                    title: "Access Tokens".to_owned(),
+                    allowed: ScopeSet::allowed_for(current.user.role()),
+                    current,
+                });
+            };
+            let id: i64 = app.parse().map_err(|_| AppError::NotFound)?;
+            let db = db.ok_or_else(|| anyhow::anyhow!("the database is not registered"))?;
+            let user = current.user.clone();
+            let found = db
+                .read(move |conn| {
+                    let Some(application) = applications::find(conn, id)? else {
+                        return Ok(None);
+                    };
+                    if !applications::may_manage(conn, &application, &user)? {
+                        return Ok(None);
+                    }
+                    let allowed = crate::policy::load(conn)?.application_scopes;
+                    Ok(Some((application, allowed)))
+                })
+                .await?;
+            let (application, allowed) = found.ok_or(AppError::NotFound)?;
+            Ok(Shelf {
+                owner: TokenOwner::Application(application.id),
+                base: format!("/developer/applications/{}/tokens", application.id),
+                title: application.name.clone(),
+                application: Some(application),
+                allowed,
+                current,
+            })
+        })
+    }
 }
 
 /// A checkbox of the scope picker.

@@ -5,23 +5,23 @@ use chrono::Utc;
 
 use crate::db::Db;
 use crate::domain::Policy;
-use crate::domain::{FieldErrors, ScopeLimit, ScopeSet, TokenRequestInput};
+use crate::domain::{FieldErrors, TokenRequestInput};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, Origin};
-use crate::tokens::TokenOwner;
 use crate::web::access_tokens::{
-    error_links, refusal_errors, scope_groups, ErrorLink, ExpiryField, ScopeGroup,
+    error_links, refusal_errors, scope_groups, ErrorLink, ExpiryField, ScopeGroup, Shelf,
 };
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
-use crate::web::layout::{render_with_status, Chrome, Section};
+use crate::web::layout::{render_with_status, Chrome};
 use crate::web::see_other;
-use crate::web::session::{stash_showing, CurrentUser, PendingReveal};
+use crate::web::session::{stash_showing, PendingReveal};
 
 #[derive(Template)]
 #[template(path = "access_tokens/new.html")]
 struct NewTokenPage {
     chrome: Chrome,
+    shelf: Shelf,
     input: TokenRequestInput,
     errors: FieldErrors,
     expiry: ExpiryField,
@@ -31,14 +31,14 @@ struct NewTokenPage {
 }
 
 fn page(
-    current: &CurrentUser,
+    shelf: Shelf,
     policy: &Policy,
     input: TokenRequestInput,
     errors: FieldErrors,
 ) -> NewTokenPage {
     NewTokenPage {
-        chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
-        groups: scope_groups(ScopeSet::allowed_for(current.user.role()), &input.scopes),
+        chrome: shelf.chrome(),
+        groups: scope_groups(shelf.allowed, &input.scopes),
         input,
         error_links: error_links(
             &errors,
@@ -52,56 +52,46 @@ fn page(
         ),
         errors,
         expiry: ExpiryField::new(policy, Utc::now().naive_utc()),
-        role: current.user.role().label(),
+        role: shelf.current.user.role().label(),
+        shelf,
     }
 }
 
-pub async fn show(db: web::Data<Db>, current: CurrentUser) -> Result<HttpResponse, AppError> {
-    let policy = crate::policy::current(&db).await?;
+pub async fn show(db: web::Data<Db>, shelf: Shelf) -> Result<HttpResponse, AppError> {
+    let policy = shelf.rules(&crate::policy::current(&db).await?);
     let input = TokenRequestInput::with_defaults(&policy);
-    let page = page(&current, &policy, input, FieldErrors::default());
+    let page = page(shelf, &policy, input, FieldErrors::default());
     render_with_status(StatusCode::OK, &page)
 }
 
 pub async fn submit(
     db: web::Data<Db>,
-    current: CurrentUser,
+    shelf: Shelf,
     client_ip: ClientIp,
     CsrfForm(input): CsrfForm<TokenRequestInput>,
 ) -> Result<HttpResponse, AppError> {
-    let policy = crate::policy::current(&db).await?;
-    let request = match input.parse(
-        &ScopeLimit::Role(current.user.role()),
-        Utc::now().naive_utc(),
-        &policy,
-    ) {
+    let policy = shelf.rules(&crate::policy::current(&db).await?);
+    let request = match input.parse(&shelf.limit(), Utc::now().naive_utc(), &policy) {
         Ok(request) => request,
         Err(errors) => {
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&current, &policy, input, errors),
+                &page(shelf, &policy, input, errors),
             )
         }
     };
-    let owner = TokenOwner::Person(current.user.id);
-    let created = actions::create(
-        &db,
-        current.actor(&client_ip),
-        owner,
-        request,
-        Origin::Portal,
-    )
-    .await;
+    let actor = shelf.current.actor(&client_ip);
+    let created = actions::create(&db, actor, shelf.owner, request, Origin::Portal).await;
     match created {
         Ok(created) => {
-            stash_showing(&db, &current, PendingReveal::of(&created, false)).await?;
-            Ok(see_other("/developer/access-tokens/reveal"))
+            stash_showing(&db, &shelf.current, PendingReveal::of(&created, false)).await?;
+            Ok(see_other(&shelf.at("/reveal")))
         }
         Err(refusal) => {
             let errors = refusal_errors(refusal)?;
             render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&current, &policy, input, errors),
+                &page(shelf, &policy, input, errors),
             )
         }
     }

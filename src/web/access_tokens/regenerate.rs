@@ -10,12 +10,12 @@ use crate::domain::{parse_expiry, FieldErrors};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, NewExpiry, TokenError};
 use crate::tokens::PersonalAccessToken;
-use crate::web::access_tokens::{own_token, refusal_errors, ExpiryField};
+use crate::web::access_tokens::{refusal_errors, ExpiryField, Shelf, TokenPath};
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
-use crate::web::layout::{render_with_status, Chrome, Section};
-use crate::web::session::{set_refusal, stash_showing, CurrentUser, PendingReveal};
-use crate::web::{see_other, HOME};
+use crate::web::layout::{render_with_status, Chrome};
+use crate::web::see_other;
+use crate::web::session::{set_refusal, stash_showing, PendingReveal};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -28,6 +28,7 @@ pub struct RegenerateForm {
 #[template(path = "access_tokens/regenerate.html")]
 struct RegeneratePage {
     chrome: Chrome,
+    shelf: Shelf,
     token: PersonalAccessToken,
     scopes: Vec<&'static str>,
     input: RegenerateForm,
@@ -38,7 +39,7 @@ struct RegeneratePage {
 }
 
 fn page(
-    current: &CurrentUser,
+    shelf: Shelf,
     policy: &Policy,
     token: PersonalAccessToken,
     input: RegenerateForm,
@@ -46,7 +47,8 @@ fn page(
 ) -> RegeneratePage {
     let now = Utc::now().naive_utc();
     RegeneratePage {
-        chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
+        chrome: shelf.chrome(),
+        shelf,
         scopes: token.scopes().iter().map(|s| s.name()).collect(),
         expired: token.expires_at.is_some_and(|at| at <= now),
         token,
@@ -56,17 +58,17 @@ fn page(
     }
 }
 
-/// One of the person's tokens that can be regenerated; `None` (with a notice for the list)
+/// One of the shelf's tokens that can be regenerated; `None` (with a notice for the list)
 /// when it is revoked.
 async fn regenerable(
     db: &Db,
-    current: &CurrentUser,
+    shelf: &Shelf,
     id: &str,
 ) -> Result<Option<PersonalAccessToken>, AppError> {
-    let token = own_token(db, current.user.id, id).await?;
+    let token = shelf.token(db, id).await?;
     if token.revoked_at.is_some() {
         set_refusal(
-            &current.session,
+            &shelf.current.session,
             format!("“{}” is revoked and cannot be regenerated.", token.name),
         );
         return Ok(None);
@@ -76,34 +78,34 @@ async fn regenerable(
 
 pub async fn show(
     db: web::Data<Db>,
-    current: CurrentUser,
-    id: web::Path<String>,
+    shelf: Shelf,
+    path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(token) = regenerable(&db, &current, &id).await? else {
-        return Ok(see_other(HOME));
+    let Some(token) = regenerable(&db, &shelf, &path.id).await? else {
+        return Ok(see_other(&shelf.base));
     };
-    let policy = crate::policy::current(&db).await?;
+    let policy = shelf.rules(&crate::policy::current(&db).await?);
     let input = RegenerateForm {
         expires_in: policy.default_expiry.value().to_owned(),
         expires_on: String::new(),
     };
     render_with_status(
         StatusCode::OK,
-        &page(&current, &policy, token, input, FieldErrors::default()),
+        &page(shelf, &policy, token, input, FieldErrors::default()),
     )
 }
 
 pub async fn submit(
     db: web::Data<Db>,
-    current: CurrentUser,
+    shelf: Shelf,
     client_ip: ClientIp,
-    id: web::Path<String>,
+    path: web::Path<TokenPath>,
     CsrfForm(input): CsrfForm<RegenerateForm>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(token) = regenerable(&db, &current, &id).await? else {
-        return Ok(see_other(HOME));
+    let Some(token) = regenerable(&db, &shelf, &path.id).await? else {
+        return Ok(see_other(&shelf.base));
     };
-    let policy = crate::policy::current(&db).await?;
+    let policy = shelf.rules(&crate::policy::current(&db).await?);
     let expiry = match parse_expiry(
         &input.expires_in,
         &input.expires_on,
@@ -115,13 +117,13 @@ pub async fn submit(
             let errors = FieldErrors::one(field, message);
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&current, &policy, token, input, errors),
+                &page(shelf, &policy, token, input, errors),
             );
         }
     };
     let regenerated = actions::regenerate(
         &db,
-        current.actor(&client_ip),
+        shelf.current.actor(&client_ip),
         token.owner(),
         token.id,
         NewExpiry::Chosen(expiry),
@@ -131,22 +133,22 @@ pub async fn submit(
         Ok(created) => created,
         Err(TokenError::Revoked) => {
             set_refusal(
-                &current.session,
+                &shelf.current.session,
                 format!(
                     "“{}” was revoked meanwhile; nothing was regenerated.",
                     token.name
                 ),
             );
-            return Ok(see_other(HOME));
+            return Ok(see_other(&shelf.base));
         }
         Err(refusal) => {
             let errors = refusal_errors(refusal)?;
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&current, &policy, token, input, errors),
+                &page(shelf, &policy, token, input, errors),
             );
         }
     };
-    stash_showing(&db, &current, PendingReveal::of(&created, true)).await?;
-    Ok(see_other("/developer/access-tokens/reveal"))
+    stash_showing(&db, &shelf.current, PendingReveal::of(&created, true)).await?;
+    Ok(see_other(&shelf.at("/reveal")))
 }

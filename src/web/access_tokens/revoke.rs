@@ -7,13 +7,13 @@ use serde::Deserialize;
 use crate::db::Db;
 use crate::http::ClientIp;
 use crate::tokens::{actions, PersonalAccessToken};
-use crate::web::access_tokens::own_token;
+use crate::web::access_tokens::{Shelf, TokenPath};
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
 use crate::web::format;
-use crate::web::layout::{render_with_status, Chrome, Section};
-use crate::web::session::{set_flash, CurrentUser};
-use crate::web::{see_other, HOME};
+use crate::web::layout::{render_with_status, Chrome};
+use crate::web::see_other;
+use crate::web::session::set_flash;
 
 /// Exactly this, case and all.
 pub const CONFIRMATION: &str = "DELETE";
@@ -30,24 +30,20 @@ pub struct RevokePage {
     pub action: String,
     pub cancel: String,
     /// The list this confirmation comes from.
-    pub breadcrumb: &'static str,
+    pub breadcrumb: String,
     pub last_used: String,
     pub created: String,
     pub error: Option<&'static str>,
 }
 
-pub fn page(
-    current: &CurrentUser,
-    token: PersonalAccessToken,
-    error: Option<&'static str>,
-) -> RevokePage {
+pub fn page(chrome: Chrome, token: PersonalAccessToken, error: Option<&'static str>) -> RevokePage {
     let now = Utc::now().naive_utc();
     RevokePage {
-        chrome: Chrome::for_user(current, Section::ACCESS_TOKENS),
+        chrome,
         owner: None,
-        action: format!("/developer/access-tokens/{}/revoke", token.id),
-        cancel: HOME.to_owned(),
-        breadcrumb: "Access Tokens",
+        action: String::new(),
+        cancel: String::new(),
+        breadcrumb: String::new(),
         last_used: token.last_used_at.map_or_else(
             || "Never".to_owned(),
             |at| format!("{} ({})", format::ago(at, now), format::exact(at)),
@@ -58,20 +54,33 @@ pub fn page(
     }
 }
 
+/// The confirmation on a shelf: back to its list.
+fn shelf_page(
+    shelf: &Shelf,
+    token: PersonalAccessToken,
+    error: Option<&'static str>,
+) -> RevokePage {
+    let mut page = page(shelf.chrome(), token, error);
+    page.action = shelf.at(&format!("/{}/revoke", page.token.id));
+    page.cancel = shelf.base.clone();
+    page.breadcrumb = shelf.title.clone();
+    page
+}
+
 pub async fn show(
     db: web::Data<Db>,
-    current: CurrentUser,
-    id: web::Path<String>,
+    shelf: Shelf,
+    path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, AppError> {
-    let token = own_token(&db, current.user.id, &id).await?;
+    let token = shelf.token(&db, &path.id).await?;
     if token.revoked_at.is_some() {
         set_flash(
-            &current.session,
+            &shelf.current.session,
             format!("“{}” is already revoked.", token.name),
         );
-        return Ok(see_other(HOME));
+        return Ok(see_other(&shelf.base));
     }
-    render_with_status(StatusCode::OK, &page(&current, token, None))
+    render_with_status(StatusCode::OK, &shelf_page(&shelf, token, None))
 }
 
 #[derive(Deserialize, Default)]
@@ -82,21 +91,21 @@ pub struct RevokeForm {
 
 pub async fn submit(
     db: web::Data<Db>,
-    current: CurrentUser,
+    shelf: Shelf,
     client_ip: ClientIp,
-    id: web::Path<String>,
+    path: web::Path<TokenPath>,
     CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<HttpResponse, AppError> {
-    let token = own_token(&db, current.user.id, &id).await?;
+    let token = shelf.token(&db, &path.id).await?;
     if form.confirm != CONFIRMATION {
         let error = Some(CONFIRMATION_ERROR);
         return render_with_status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &page(&current, token, error),
+            &shelf_page(&shelf, token, error),
         );
     }
-    let revoked =
-        actions::revoke(&db, current.actor(&client_ip), &token, &current.user.email).await?;
+    let actor = shelf.current.actor(&client_ip);
+    let revoked = actions::revoke(&db, actor, &token, shelf.owner_label()).await?;
     let message = if revoked {
         format!(
             "“{}” was revoked. Anything still using it is refused from now on.",
@@ -105,6 +114,6 @@ pub async fn submit(
     } else {
         format!("“{}” is already revoked.", token.name)
     };
-    set_flash(&current.session, message);
-    Ok(see_other(HOME))
+    set_flash(&shelf.current.session, message);
+    Ok(see_other(&shelf.base))
 }

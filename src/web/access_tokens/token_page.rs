@@ -7,29 +7,31 @@ use chrono::Utc;
 use crate::db::Db;
 use crate::tokens::TokenStatus;
 use crate::web::access_tokens::list::TokenRow;
-use crate::web::access_tokens::own_token;
+use crate::web::access_tokens::Shelf;
+use crate::web::access_tokens::TokenPath;
 use crate::web::error::AppError;
-use crate::web::layout::{render, Chrome, Section};
-use crate::web::session::CurrentUser;
+use crate::web::layout::{render, Chrome};
 
 #[derive(Template)]
 #[template(path = "access_tokens/token.html")]
 struct TokenPage {
     chrome: Chrome,
+    shelf: Shelf,
     row: TokenRow,
     status: TokenStatus,
 }
 
 pub async fn show(
     db: web::Data<Db>,
-    current: CurrentUser,
-    id: web::Path<String>,
+    shelf: Shelf,
+    path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, AppError> {
-    let token = own_token(&db, current.user.id, &id).await?;
+    let token = shelf.token(&db, &path.id).await?;
     let now = Utc::now().naive_utc();
     render(&TokenPage {
-        chrome: Chrome::for_user(&current, Section::ACCESS_TOKENS),
+        chrome: shelf.chrome(),
         status: token.status(now),
-        row: TokenRow::new(&token, current.user.role(), now),
+        row: TokenRow::new(&token, shelf.allowed, now),
+        shelf,
     })
 }

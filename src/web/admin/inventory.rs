@@ -12,7 +12,7 @@ use crate::tokens::inventory::{
     self, InventoryFilter, InventoryRow, InventoryTotals, KindFilter, SortBy, StatusFilter,
     UnusedFor,
 };
-use crate::tokens::TokenStatus;
+use crate::tokens::{TokenKind, TokenStatus};
 use crate::web::access_tokens::revoke::{
     self as own_revoke, RevokeForm, CONFIRMATION, CONFIRMATION_ERROR,
 };
@@ -89,6 +89,11 @@ impl Params {
         if let Some(scope) = f.scope {
             words.push(format!("holding {}", scope.name()));
         }
+        match f.kind {
+            KindFilter::Any => {}
+            KindFilter::Personal => words.push("personal".to_owned()),
+            KindFilter::Application => words.push("application tokens".to_owned()),
+        }
         if !self.owner.trim().is_empty() {
             words.push(format!("owner matching “{}”", self.owner.trim()));
         }
@@ -121,6 +126,7 @@ impl Params {
         f.status != StatusFilter::Any
             || f.unused.days().is_some()
             || f.never_used
+            || f.kind != KindFilter::Any
             || f.scope.is_some()
             || [&self.owner, &self.name, &self.leaked]
                 .iter()
@@ -130,6 +136,8 @@ impl Params {
 
 pub struct Row {
     pub id: i64,
+    /// An application's token: `owner` is the application's name.
+    pub application: bool,
     pub owner: String,
     pub owner_email: String,
     pub name: String,
@@ -160,6 +168,7 @@ impl Row {
         let token = &row.token;
         Row {
             id: token.id,
+            application: token.kind() == TokenKind::Application,
             status: status(&row).label(),
             name: token.name.clone(),
             hint: token.hint.clone(),
@@ -266,6 +275,7 @@ pub async fn export(
     let filter = params.filter();
     let header = [
         "id",
+        "kind",
         "owner_email",
         "owner_name",
         "name",
@@ -301,6 +311,7 @@ fn csv_cells(row: InventoryRow) -> Vec<String> {
     let time = |at: Option<chrono::NaiveDateTime>| at.map(format::exact).unwrap_or_default();
     vec![
         t.id.to_string(),
+        t.kind().as_str().to_owned(),
         row.owner_email,
         row.owner_name,
         t.name.clone(),
@@ -340,12 +351,19 @@ fn revoke_page(
     error: Option<&'static str>,
 ) -> own_revoke::RevokePage {
     let (back, query) = back_to(params);
-    let mut page = own_revoke::page(admin, row.token, error);
-    page.chrome.section = Section::INVENTORY;
-    page.owner = Some(format!("{} ({})", row.owner_name, row.owner_email));
+    let owner = match row.token.kind() {
+        TokenKind::Personal => format!("{} ({})", row.owner_name, row.owner_email),
+        TokenKind::Application => format!("Application {}", row.owner_name),
+    };
+    let mut page = own_revoke::page(
+        Chrome::for_user(admin, Section::INVENTORY),
+        row.token,
+        error,
+    );
+    page.owner = Some(owner);
     page.action = format!("/admin/access-tokens/{}/revoke{query}", page.token.id);
     page.cancel = back;
-    page.breadcrumb = "All access tokens";
+    page.breadcrumb = "All access tokens".to_owned();
     page
 }
 
@@ -382,9 +400,9 @@ pub async fn revoke(
         );
     }
     let revoked =
-        actions::revoke(&db, admin.actor(&client_ip), &row.token, &row.owner_email).await?;
+        actions::revoke(&db, admin.actor(&client_ip), &row.token, row.owner_label()).await?;
     let message = if revoked {
-        format!("Revoked “{}” of {}.", row.token.name, row.owner_email)
+        format!("Revoked “{}” of {}.", row.token.name, row.owner_label())
     } else {
         format!("“{}” was already revoked.", row.token.name)
     };

@@ -1,6 +1,7 @@
-//! Admin: members and roles, the organisation's tokens, policy, the audit trail. Every route
+//! Admin: members and roles, applications, the organisation's tokens, policy, the audit trail. Every route
 //! takes an [`AdminUser`], so a user gets the 403 page before anything else happens.
 
+pub mod applications;
 mod audit;
 mod inventory;
 mod members;
@@ -52,6 +53,14 @@ crate::route_table! {
     post "/admin/access-tokens/bulk-revoke" => inventory::bulk_revoke,
     get "/admin/access-tokens/{id}/revoke" => inventory::confirm_revoke,
     post "/admin/access-tokens/{id}/revoke" => inventory::revoke,
+    get "/admin/applications" => applications::list,
+    post "/admin/applications" => applications::create,
+    get "/admin/applications/{app}" => applications::show,
+    post "/admin/applications/{app}" => applications::rename,
+    post "/admin/applications/{app}/maintainers" => applications::add_maintainer,
+    post "/admin/applications/{app}/maintainers/{user}/remove" => applications::remove_maintainer,
+    get "/admin/applications/{app}/archive" => applications::confirm_archive,
+    post "/admin/applications/{app}/archive" => applications::archive,
     get "/admin/settings" => settings::show,
     post "/admin/settings" => settings::save,
     get "/admin/audit" => audit::list,

@@ -30,6 +30,8 @@ pub enum Guard {
     Admin,
     /// A personal access token (the API and the gateway check).
     Token,
+    /// A signed-in admin or maintainer of the application in the path.
+    Maintainer,
 }
 use Guard::*;
 
@@ -58,6 +60,56 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/developer/access-tokens/{id}/regenerate", Person),
     ("POST", "/developer/access-tokens/{id}/regenerate", Person),
     ("GET", "/developer/access-tokens/{id}", Person),
+    ("GET", "/developer/applications", Person),
+    ("GET", "/developer/applications/{app}/tokens", Maintainer),
+    ("POST", "/developer/applications/{app}/tokens", Maintainer),
+    (
+        "GET",
+        "/developer/applications/{app}/tokens/new",
+        Maintainer,
+    ),
+    (
+        "GET",
+        "/developer/applications/{app}/tokens/reveal",
+        Maintainer,
+    ),
+    (
+        "GET",
+        "/developer/applications/{app}/tokens/{id}/revoke",
+        Maintainer,
+    ),
+    (
+        "POST",
+        "/developer/applications/{app}/tokens/{id}/revoke",
+        Maintainer,
+    ),
+    (
+        "GET",
+        "/developer/applications/{app}/tokens/{id}/regenerate",
+        Maintainer,
+    ),
+    (
+        "POST",
+        "/developer/applications/{app}/tokens/{id}/regenerate",
+        Maintainer,
+    ),
+    (
+        "GET",
+        "/developer/applications/{app}/tokens/{id}",
+        Maintainer,
+    ),
+    ("GET", "/admin/applications", Admin),
+    ("POST", "/admin/applications", Admin),
+    ("GET", "/admin/applications/{app}", Admin),
+    ("POST", "/admin/applications/{app}", Admin),
+    ("POST", "/admin/applications/{app}/maintainers", Admin),
+    (
+        "POST",
+        "/admin/applications/{app}/maintainers/{user}/remove",
+        Admin,
+    ),
+    ("GET", "/admin/applications/{app}/archive", Admin),
+    ("POST", "/admin/applications/{app}/archive", Admin),
     ("GET", "/admin", Admin),
     ("GET", "/admin/members", Admin),
     ("POST", "/admin/members", Admin),
@@ -87,6 +139,15 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/api/v1/personal-access-tokens/{id}", Token),
     ("DELETE", "/api/v1/personal-access-tokens/{id}", Token),
     ("POST", "/api/v1/personal-access-tokens/self/rotate", Token),
+    ("GET", "/api/v1/applications", Token),
+    ("POST", "/api/v1/applications", Token),
+    ("GET", "/api/v1/applications/{id}/tokens", Token),
+    ("POST", "/api/v1/applications/{id}/tokens", Token),
+    (
+        "DELETE",
+        "/api/v1/applications/{id}/tokens/{token_id}",
+        Token,
+    ),
 ];
 
 /// Every field any form takes, filled in plausibly: a refused request is refused for who
@@ -118,6 +179,7 @@ fn routes_served() -> BTreeSet<(String, String)> {
     let pages = [
         tokendesk::web::ROUTES,
         tokendesk::web::access_tokens::ROUTES,
+        tokendesk::web::access_tokens::APPLICATION_ROUTES,
         tokendesk::web::admin::ROUTES,
         tokendesk::api::GATEWAY_ROUTES,
     ];
@@ -159,6 +221,8 @@ struct Ids {
     /// A token of the person walking (or, for the admin, of someone else).
     token: i64,
     member: i64,
+    /// An application (0: none).
+    application: i64,
 }
 
 fn fill(template: &str, ids: &Ids) -> String {
@@ -170,6 +234,9 @@ fn fill(template: &str, ids: &Ids) -> String {
     template
         .replace("{id}", &id.to_string())
         .replace("{change}", "deactivate")
+        .replace("{app}", &ids.application.to_string())
+        .replace("{user}", &ids.member.to_string())
+        .replace("{token_id}", &ids.token.to_string())
         .replace("{secret}", "0000000000000000000000000000000000")
         .replace("{name}", "app.css")
 }
@@ -235,6 +302,16 @@ async fn the_walks_world(app: &TestApp) -> World {
     ];
     let (grace_token_id, grace_token) = app.token_for(grace.id, "grace-ci", &scopes).await;
     let (linus_token_id, _) = app.token_for(linus.id, "linus-ci", &scopes).await;
+    // An application nobody walking maintains (admins manage every one).
+    let application = app
+        .db
+        .run(|conn| {
+            Ok(tokendesk::applications::insert(conn, "walked-app", "", 1)
+                .unwrap()
+                .id)
+        })
+        .await
+        .unwrap();
     World {
         admin,
         grace: grace_browser,
@@ -242,10 +319,12 @@ async fn the_walks_world(app: &TestApp) -> World {
         own: Ids {
             token: grace_token_id,
             member: grace.id,
+            application,
         },
         others: Ids {
             token: linus_token_id,
             member: linus.id,
+            application,
         },
     }
 }
@@ -280,7 +359,7 @@ async fn signed_out_visitors_reach_only_the_open_routes(app: TestApp) {
     let visitor = app.browser();
     let visitor_csrf = csrf_token(&visitor.page("/sign-in").await);
     let mut checked = 0;
-    for guard in [Person, Admin] {
+    for guard in [Person, Admin, Maintainer] {
         for (method, template) in guarded_routes(guard) {
             let path = fill(template, &world.own);
             let response = send(&visitor, method, &path, Some(&visitor_csrf)).await;
@@ -430,6 +509,7 @@ fn forged_target(template: &str, adas_token: i64, graces_token: i64, grace: i64)
     let ids = Ids {
         token,
         member: grace,
+        application: 0,
     };
     fill(template, &ids)
 }

@@ -66,9 +66,10 @@ pub async fn show(db: web::Data<Db>, shelf: Shelf) -> Result<HttpResponse, AppEr
 
 pub async fn submit(
     db: web::Data<Db>,
+    // Before the shelf: a forged form is refused whatever application it names.
+    CsrfForm(input): CsrfForm<TokenRequestInput>,
     shelf: Shelf,
     client_ip: ClientIp,
-    CsrfForm(input): CsrfForm<TokenRequestInput>,
 ) -> Result<HttpResponse, AppError> {
     let policy = shelf.rules(&crate::policy::current(&db).await?);
     let request = match input.parse(&shelf.limit(), Utc::now().naive_utc(), &policy) {

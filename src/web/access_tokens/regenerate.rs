@@ -97,10 +97,11 @@ pub async fn show(
 
 pub async fn submit(
     db: web::Data<Db>,
+    // Before the shelf: a forged form is refused whatever application it names.
+    CsrfForm(input): CsrfForm<RegenerateForm>,
     shelf: Shelf,
     client_ip: ClientIp,
     path: web::Path<TokenPath>,
-    CsrfForm(input): CsrfForm<RegenerateForm>,
 ) -> Result<HttpResponse, AppError> {
     let Some(token) = regenerable(&db, &shelf, &path.id).await? else {
         return Ok(see_other(&shelf.base));

@@ -91,10 +91,11 @@ pub struct RevokeForm {
 
 pub async fn submit(
     db: web::Data<Db>,
+    // Before the shelf: a forged form is refused whatever application it names.
+    CsrfForm(form): CsrfForm<RevokeForm>,
     shelf: Shelf,
     client_ip: ClientIp,
     path: web::Path<TokenPath>,
-    CsrfForm(form): CsrfForm<RevokeForm>,
 ) -> Result<HttpResponse, AppError> {
     let token = shelf.token(&db, &path.id).await?;
     if form.confirm != CONFIRMATION {

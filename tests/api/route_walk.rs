@@ -87,6 +87,15 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/api/v1/personal-access-tokens/{id}", Token),
     ("DELETE", "/api/v1/personal-access-tokens/{id}", Token),
     ("POST", "/api/v1/personal-access-tokens/self/rotate", Token),
+    ("GET", "/api/v1/applications", Token),
+    ("POST", "/api/v1/applications", Token),
+    ("GET", "/api/v1/applications/{id}/tokens", Token),
+    ("POST", "/api/v1/applications/{id}/tokens", Token),
+    (
+        "DELETE",
+        "/api/v1/applications/{id}/tokens/{token_id}",
+        Token,
+    ),
 ];
 
 /// Every field any form takes, filled in plausibly: a refused request is refused for who
@@ -169,6 +178,7 @@ fn fill(template: &str, ids: &Ids) -> String {
     };
     template
         .replace("{id}", &id.to_string())
+        .replace("{token_id}", &ids.token.to_string())
         .replace("{change}", "deactivate")
         .replace("{secret}", "0000000000000000000000000000000000")
         .replace("{name}", "app.css")

@@ -60,7 +60,7 @@ struct CreateApplicationBody {
 
 /// The live applications the token's owner may manage: every one for an admin, the ones they
 /// maintain for anyone else.
-#[utoipa::path(get, path = "/api/v1/applications", tag = "applications",
+#[utoipa::path(get, path = "/api/v1/applications", tag = "applications", operation_id = "list_applications",
     responses(
         (status = 200, description = "Applications by name", body = ApplicationList),
         (status = 403, description = "The token lacks applicationToken:read, or is an application's", body = ErrorBody),
@@ -83,7 +83,7 @@ pub async fn list(
 }
 
 /// Creates an application (admins only).
-#[utoipa::path(post, path = "/api/v1/applications", tag = "applications", request_body = CreateApplicationBody,
+#[utoipa::path(post, path = "/api/v1/applications", tag = "applications", operation_id = "create_application", request_body = CreateApplicationBody,
     responses(
         (status = 201, description = "Created", body = ApplicationJson,
             headers(("Location" = String, description = "The application's tokens in this API"))),
@@ -161,7 +161,7 @@ pub struct ApplicationPath {
 }
 
 /// The application's tokens, newest first.
-#[utoipa::path(get, path = "/api/v1/applications/{id}/tokens", tag = "applications", params(("id" = i64, Path, description = "Application id"), ListQuery),
+#[utoipa::path(get, path = "/api/v1/applications/{id}/tokens", tag = "applications", operation_id = "list_application_tokens", params(("id" = i64, Path, description = "Application id"), ListQuery),
     responses(
         (status = 200, description = "A page of its tokens", body = TokenList),
         (status = 403, description = "The token lacks applicationToken:read, or is an application's", body = ErrorBody),
@@ -198,7 +198,7 @@ pub async fn tokens(
 /// Creates a token for the application. Its scopes may be any the organisation allows
 /// application tokens (not bounded by the maker's role); it must expire, within the maximum
 /// lifetime for application tokens.
-#[utoipa::path(post, path = "/api/v1/applications/{id}/tokens", tag = "applications",
+#[utoipa::path(post, path = "/api/v1/applications/{id}/tokens", tag = "applications", operation_id = "create_application_token",
     params(("id" = i64, Path, description = "Application id")),
     request_body = crate::api::tokens::CreateTokenBody,
     responses(
@@ -238,7 +238,7 @@ pub async fn create_token(
 }
 
 /// Revokes one of the application's tokens.
-#[utoipa::path(delete, path = "/api/v1/applications/{id}/tokens/{token_id}", tag = "applications",
+#[utoipa::path(delete, path = "/api/v1/applications/{id}/tokens/{token_id}", tag = "applications", operation_id = "revoke_application_token",
     params(("id" = i64, Path, description = "Application id"), ("token_id" = i64, Path, description = "Token id")),
     responses(
         (status = 204, description = "Revoked (or already revoked)"),

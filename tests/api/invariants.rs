@@ -308,6 +308,8 @@ async fn creates_at_once_stop_at_the_active_token_limit(app: TestApp) {
                 ("max_lifetime_days", ""),
                 ("default_expiry", "30"),
                 ("max_active_tokens", "5"),
+                ("application_max_lifetime_days", "365"),
+                ("application_scope_rule", "any"),
             ],
         )
         .await;

@@ -70,8 +70,7 @@ pub async fn list(
     db: web::Data<Db>,
     ApiAuth(auth): ApiAuth,
 ) -> Result<Json<ApplicationList>, ApiError> {
-    auth.require(Scope::APPLICATION_TOKEN_READ)?;
-    let person = auth.person()?;
+    let person = auth.person_holding(Scope::APPLICATION_TOKEN_READ)?;
     let scope = if person.role == crate::domain::Role::Admin {
         applications::Scope::All
     } else {
@@ -98,8 +97,7 @@ pub async fn create(
     ApiAuth(auth): ApiAuth,
     body: Json<ApplicationInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Scope::APPLICATION_TOKEN_WRITE)?;
-    if !(auth.person()?.role == crate::domain::Role::Admin) {
+    if auth.person_holding(Scope::APPLICATION_TOKEN_WRITE)?.role != crate::domain::Role::Admin {
         return Err(ApiError::Forbidden(
             "Only admins create applications.".into(),
         ));
@@ -176,8 +174,8 @@ pub async fn tokens(
     path: web::Path<ApplicationPath>,
     query: web::Query<ListQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
-    auth.require(Scope::APPLICATION_TOKEN_READ)?;
-    let application = managed(&db, auth.person()?, &path.id).await?;
+    let person = auth.person_holding(Scope::APPLICATION_TOKEN_READ)?;
+    let application = managed(&db, person, &path.id).await?;
     let owner = TokenOwner::Application(application.id);
     let tab = if query.revoked.unwrap_or(false) {
         Tab::Revoked
@@ -218,8 +216,8 @@ pub async fn create_token(
     path: web::Path<ApplicationPath>,
     body: Json<TokenRequestInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Scope::APPLICATION_TOKEN_WRITE)?;
-    let application = managed(&db, auth.person()?, &path.id).await?;
+    let person = auth.person_holding(Scope::APPLICATION_TOKEN_WRITE)?;
+    let application = managed(&db, person, &path.id).await?;
     let policy = crate::policy::current(&db).await?;
     let rules = policy.for_applications();
     let request = body
@@ -254,8 +252,8 @@ pub async fn revoke_token(
     ApiAuth(auth): ApiAuth,
     path: web::Path<ApplicationPath>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Scope::APPLICATION_TOKEN_WRITE)?;
-    let application = managed(&db, auth.person()?, &path.id).await?;
+    let person = auth.person_holding(Scope::APPLICATION_TOKEN_WRITE)?;
+    let application = managed(&db, person, &path.id).await?;
     let owner = TokenOwner::Application(application.id);
     let token = own_token(&db, owner, &path.token_id).await?;
     actions::revoke(&db, actor(&req, &auth)?, &token, &application.name).await?;

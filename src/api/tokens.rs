@@ -89,8 +89,8 @@ pub async fn list(
     ApiAuth(auth): ApiAuth,
     query: web::Query<ListQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
-    auth.require(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
-    let owner = TokenOwner::Person(auth.person()?.user_id);
+    let person = auth.person_holding(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
+    let owner = TokenOwner::Person(person.user_id);
     let tab = if query.revoked.unwrap_or(false) {
         Tab::Revoked
     } else {
@@ -152,9 +152,10 @@ pub async fn create(
     ApiAuth(auth): ApiAuth,
     body: Json<TokenRequestInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
+    let role = auth
+        .person_holding(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?
+        .role;
     let actor = actor(&req, &auth)?;
-    let role = auth.person()?.role;
     let policy = crate::policy::current(&db).await?;
     let input = body.into_inner();
     let defaulted = input.expires_in.is_empty();
@@ -227,8 +228,8 @@ pub async fn show(
     ApiAuth(auth): ApiAuth,
     path: web::Path<TokenPath>,
 ) -> Result<Json<TokenJson>, ApiError> {
-    auth.require(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
-    let owner = TokenOwner::Person(auth.person()?.user_id);
+    let person = auth.person_holding(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
+    let owner = TokenOwner::Person(person.user_id);
     let token = own_token(&db, owner, &path.id).await?;
     Ok(Json(TokenJson::from(&token)))
 }
@@ -248,7 +249,7 @@ pub async fn revoke(
     ApiAuth(auth): ApiAuth,
     path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
+    auth.person_holding(Scope::PERSONAL_ACCESS_TOKEN_WRITE)?;
     let actor = actor(&req, &auth)?;
     let token = own_token(&db, TokenOwner::Person(actor.user_id), &path.id).await?;
     let owner_email = actor.email.clone();

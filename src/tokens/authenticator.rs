@@ -64,6 +64,14 @@ impl Authenticated {
         }
     }
 
+    /// The person behind a personal token that holds `scope`. An application token is refused
+    /// for what it is before any scope is checked: no scope would let it act here.
+    pub fn person_holding(&self, scope: Scope) -> Result<&Person, AuthFailure> {
+        let person = self.person()?;
+        self.require(scope)?;
+        Ok(person)
+    }
+
     pub fn kind(&self) -> TokenKind {
         match self.principal {
             Principal::Person(_) => TokenKind::Personal,

@@ -75,7 +75,8 @@ async fn a_demoted_admins_held_request_changes_nothing(app: TestApp) {
     );
     let add = Held::start(&app, &head("/admin/members"), &new_admin).await;
     let policy = format!(
-        "csrf_token={csrf}&max_lifetime_days=&default_expiry=never&max_active_tokens=10000"
+        "csrf_token={csrf}&max_lifetime_days=&default_expiry=never&max_active_tokens=10000\
+         &application_max_lifetime_days=365&application_scope_rule=any"
     );
     let save = Held::start(&app, &head("/admin/settings"), &policy).await;
 

@@ -73,3 +73,21 @@ async fn only_placeholders_of_the_path_are_path_parameters() {
         }
     }
 }
+
+/// What the validator caught once, checked without it too: every operation has its own id
+/// (a client generator names its methods by them).
+#[tokio::test]
+async fn every_operation_has_its_own_id() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc: serde_json::Value = serde_json::from_str(&the_openapi_document(&app).await).unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            let here = format!("{method} {path}");
+            if let Some(before) = seen.insert(id.to_owned(), here.clone()) {
+                panic!("{here} and {before} share the operation id {id:?}");
+            }
+        }
+    }
+}

@@ -233,6 +233,7 @@ fn fill(template: &str, ids: &Ids) -> String {
     };
     template
         .replace("{id}", &id.to_string())
+        .replace("{token_id}", &ids.token.to_string())
         .replace("{change}", "deactivate")
         .replace("{app}", &ids.application.to_string())
         .replace("{user}", &ids.member.to_string())

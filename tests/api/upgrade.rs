@@ -86,6 +86,14 @@ async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(a
     let me = app.api().get("/me", token.expose(), Presented::Bearer);
     let me = me.send().await.unwrap();
     assert_eq!(me.status(), StatusCode::OK, "the old token still works");
+    let me: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(me["kind"], "personal");
+    assert_eq!(me["token"]["id"], 1, "it keeps its id");
+    assert_eq!(
+        me["token"]["scopes"],
+        serde_json::json!(["license:read", "tag:read"]),
+        "and its scopes"
+    );
     let browser = app.browser();
     let signed_in = browser
         .sign_in("kim@bücher.example", "kims-old-password")
@@ -108,4 +116,28 @@ async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(a
     browser
         .create_token("after the upgrade", "30", &["tag:read"])
         .await;
+    an_application_gets_a_working_token(&app).await;
+}
+
+/// Kim (an admin) creates an application through the API and a token for it, which works.
+async fn an_application_gets_a_working_token(app: &TestApp) {
+    let scopes = ["applicationToken:read", "applicationToken:write"];
+    let (id, kims) = app.token_for(1, "apps", &scopes).await;
+    assert!(id > 1, "a new token, a new id: {id}");
+    let api = app.api();
+    let url = format!("{}/api/v1/applications", app.address);
+    let body = serde_json::json!({"name": "Billing"});
+    let created = api.client.post(&url).bearer_auth(&kims).json(&body);
+    let created = created.send().await.unwrap();
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "an application after the upgrade"
+    );
+    let tokens_url = format!("{}{}", app.address, location(&created));
+    let body = serde_json::json!({"name": "ci", "expires_in": "30", "scopes": ["tag:read"]});
+    let made = api.client.post(tokens_url).bearer_auth(&kims).json(&body);
+    let made: serde_json::Value = made.send().await.unwrap().json().await.unwrap();
+    let secret = made["secret"].as_str().expect("a token for it");
+    assert_eq!(api.me(secret).await.status(), StatusCode::OK);
 }

@@ -80,6 +80,39 @@ async fn realistic_organisation(app: &TestApp) -> (i64, String) {
     (admin_id, email)
 }
 
+/// An application with a 100-character name and description, a maintainer with a long name,
+/// and 60 tokens of 100-character names. Returns the application's id and one token's.
+async fn busy_application(app: &TestApp, admin_id: i64) -> (i64, i64) {
+    use tokendesk::domain::{Expiry, ScopeSet, TokenRequest};
+    use tokendesk::tokens::{store, TokenOwner};
+    let name = long("Billing and invoicing export to the finance warehouse", 0, 100);
+    let description = long("Runs every night from the CI pipeline of the finance team", 0, 500);
+    let application = app
+        .db
+        .run(move |conn| {
+            let application =
+                tokendesk::applications::insert(conn, &name, &description, admin_id).unwrap();
+            tokendesk::applications::add_maintainer(conn, application.id, admin_id + 1, admin_id)
+                .unwrap();
+            let mut token_id = 0;
+            for n in 0..60 {
+                let request = TokenRequest {
+                    name: long("deploy key of the nightly finance export job", n, 100),
+                    expiry: Expiry::At(
+                        chrono::Utc::now().naive_utc() + chrono::Duration::days(1 + n as i64),
+                    ),
+                    scopes: ScopeSet::parse(["license:read", "license:write"]).unwrap(),
+                };
+                let owner = TokenOwner::Application(application.id);
+                token_id = store::create(conn, owner, admin_id, &request).unwrap().token.id;
+            }
+            Ok((application.id, token_id))
+        })
+        .await
+        .unwrap();
+    application
+}
+
 /// Sets the window so the page is `width` CSS pixels wide.
 async fn resize(b: &Browser, width: u32) {
     b.client.set_window_size(width, 900).await.unwrap();
@@ -126,6 +159,7 @@ async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
     let (admin_id, email) = realistic_organisation(&app).await;
     let token_id = crate::helpers::stored_tokens(&app, admin_id).await[0].id;
     let member_id = admin_id + 1;
+    let (application, app_token) = busy_application(&app, admin_id).await;
     run("widths", &app.address, move |journey| async move {
         let b = journey.browser().await;
         b.visit("/sign-in").await;
@@ -154,6 +188,15 @@ async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
             ("settings", "/admin/settings".to_owned()),
             ("account", "/account".to_owned()),
             ("member-link", format!("/admin/members/{member_id}/password-link")),
+            ("applications", "/developer/applications".to_owned()),
+            ("application-tokens", format!("/developer/applications/{application}/tokens")),
+            ("application-token", format!("/developer/applications/{application}/tokens/{app_token}")),
+            ("application-new-token", format!("/developer/applications/{application}/tokens/new")),
+            ("application-revoke", format!("/developer/applications/{application}/tokens/{app_token}/revoke")),
+            ("admin-applications", "/admin/applications".to_owned()),
+            ("admin-application", format!("/admin/applications/{application}")),
+            ("admin-application-archive", format!("/admin/applications/{application}/archive")),
+            ("inventory-applications", "/admin/access-tokens?kind=application".to_owned()),
         ];
         for width in WIDTHS {
             resize(&b, width).await;

@@ -33,6 +33,10 @@ enum BenchCommand {
         tokens_out: std::path::PathBuf,
         #[arg(long)]
         revoked_out: std::path::PathBuf,
+        /// Where to write sample application tokens (every tenth seeded token past the first
+        /// user's is an application's), for a case of their own.
+        #[arg(long)]
+        application_tokens_out: Option<std::path::PathBuf>,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -65,11 +69,16 @@ fn bench(command: BenchCommand) -> anyhow::Result<()> {
             revoked,
             tokens_out,
             revoked_out,
+            application_tokens_out,
             database,
         } => {
             let db = open(&database)?;
             let mut out = std::io::BufWriter::new(std::fs::File::create(tokens_out)?);
             let mut revoked_file = std::io::BufWriter::new(std::fs::File::create(revoked_out)?);
+            let mut application_file = match application_tokens_out {
+                Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+                None => None,
+            };
             let plan = seed::SeedPlan {
                 users,
                 tokens,
@@ -77,7 +86,12 @@ fn bench(command: BenchCommand) -> anyhow::Result<()> {
                 sample,
                 revoked,
             };
-            seed::seed(&db, &plan, &mut out, &mut revoked_file)?;
+            let files = seed::SeedFiles {
+                active: &mut out,
+                revoked: &mut revoked_file,
+                application: application_file.as_mut().map(|f| f as &mut dyn std::io::Write),
+            };
+            seed::seed(&db, &plan, files)?;
             println!("seeded {users} users and {tokens} tokens ({revoked} more revoked)");
         }
         BenchCommand::FreshTokens { count } => {

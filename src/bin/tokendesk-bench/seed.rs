@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use tokendesk::db::schema::{personal_access_tokens as pat, users};
 use tokendesk::db::{AnyConnection, Db};
 use tokendesk::domain::{hash_password, ScopeSet};
-use tokendesk::tokens::TokenSecret;
+use tokendesk::tokens::{TokenKind, TokenSecret};
 
 pub const BENCH_PASSWORD: &str = "bench-password-1";
 const BATCH: usize = 1_000;
@@ -17,7 +17,8 @@ const BATCH: usize = 1_000;
 #[derive(Insertable)]
 #[diesel(table_name = pat)]
 struct TokenRow {
-    user_id: i64,
+    user_id: Option<i64>,
+    application_id: Option<i64>,
     name: String,
     digest: String,
     hint: String,
@@ -65,13 +66,28 @@ pub struct SeedPlan {
     pub revoked: usize,
 }
 
-/// Seeds the plan, writing sample active tokens to `out` and every revoked one to `revoked_out`.
-pub fn seed(
-    db: &Db,
-    plan: &SeedPlan,
-    out: &mut impl Write,
-    revoked_out: &mut impl Write,
-) -> anyhow::Result<()> {
+/// Where seeded plaintexts go, one a line.
+pub struct SeedFiles<'a> {
+    /// Sample active tokens of both kinds, in seeding order.
+    pub active: &'a mut dyn Write,
+    /// Every revoked token.
+    pub revoked: &'a mut dyn Write,
+    /// Sample active application tokens.
+    pub application: Option<&'a mut dyn Write>,
+}
+
+/// One seeded token in ten (past the first user's) belongs to the application.
+fn is_application_token(i: usize, first_user_tokens: usize) -> bool {
+    i >= first_user_tokens && i % 10 == 9
+}
+
+/// Seeds the plan, writing sample active tokens and every revoked one to `files`.
+pub fn seed(db: &Db, plan: &SeedPlan, files: SeedFiles<'_>) -> anyhow::Result<()> {
+    let SeedFiles {
+        active: out,
+        revoked: revoked_out,
+        application: mut application_out,
+    } = files;
     let SeedPlan {
         users: users_count,
         tokens,
@@ -106,6 +122,9 @@ pub fn seed(
             .select(users::id)
             .load(conn)
     })?;
+    let application = db.run_blocking(|conn| {
+        tokendesk::applications::insert(conn, "bench-app", "seeded by bench", ids[0])
+    })?;
     let scopes = ScopeSet::parse(["license:read", "personalAccessToken:read", "tag:read"])
         .expect("catalogue")
         .to_stored();
@@ -117,7 +136,12 @@ pub fn seed(
         let end = (n + 50 * BATCH).min(total);
         let mut rows = Vec::with_capacity(end - n);
         for i in n..end {
-            let secret = TokenSecret::generate();
+            let for_application = is_application_token(i, first_user_tokens);
+            let secret = if for_application {
+                TokenSecret::generate_kind(TokenKind::Application)
+            } else {
+                TokenSecret::generate()
+            };
             let owner = if i < first_user_tokens {
                 ids[0]
             } else {
@@ -128,9 +152,13 @@ pub fn seed(
             } else if written < sample {
                 writeln!(out, "{}", secret.expose())?;
                 written += 1;
+                if let (true, Some(file)) = (for_application, application_out.as_mut()) {
+                    writeln!(file, "{}", secret.expose())?;
+                }
             }
             rows.push(TokenRow {
-                user_id: owner,
+                user_id: (!for_application).then_some(owner),
+                application_id: for_application.then_some(application.id),
                 name: format!("bench-{i}"),
                 digest: secret.digest().0,
                 hint: secret.hint(),

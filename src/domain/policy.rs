@@ -51,8 +51,7 @@ impl Policy {
             rules.default_expiry = rules
                 .expiry_choices()
                 .into_iter()
-                .rev()
-                .find(|choice| choice.days().is_some())
+                .rfind(|choice| choice.days().is_some())
                 .unwrap_or(ExpiryChoice::Custom);
         }
         rules

@@ -797,9 +797,15 @@ async fn the_inventory_shows_application_tokens_by_kind_and_in_the_csv(app: Test
         .text()
         .await
         .unwrap();
-    let row = csv
-        .lines()
-        .find(|line| line.contains("billing-deploy"))
-        .expect("a row for it");
-    assert!(row.contains("Billing"), "the application as owner: {row}");
+    let cells = |name: &str| -> Vec<String> {
+        let line = csv.lines().find(|line| line.contains(name)).expect("a row");
+        line.split(',').map(str::to_owned).collect()
+    };
+    let (application, personal) = (cells("billing-deploy"), cells("ada-personal"));
+    assert_eq!(
+        &application[1..4],
+        ["application", "", "Billing"],
+        "kind, then the application as owner"
+    );
+    assert_eq!(&personal[1..3], ["personal", "ada@example.com"]);
 }

@@ -504,13 +504,21 @@ async fn an_admin_opens_every_admin_page_and_no_one_elses_developer_pages(app: T
 
 /// Where a forged post goes: the developer pages act on Ada's own token, the admin pages on
 /// Grace's (and Grace is the member).
-fn forged_target(template: &str, adas_token: i64, graces_token: i64, grace: i64) -> String {
+/// Where a forged form goes: Ada's own objects on the developer pages, Grace's on the admin
+/// pages, and an application Ada may manage (so only the missing CSRF token is wrong).
+fn forged_target(
+    template: &str,
+    adas_token: i64,
+    graces_token: i64,
+    grace: i64,
+    application: i64,
+) -> String {
     let developer = template.starts_with("/developer/");
     let token = if developer { adas_token } else { graces_token };
     let ids = Ids {
         token,
         member: grace,
-        application: 0,
+        application,
     };
     fill(template, &ids)
 }
@@ -549,6 +557,15 @@ async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
         .await;
     let (admins_token_id, _) = app.token_for(1, "admins-own", &["tag:read"]).await;
     let (graces_token_id, _) = app.token_for(grace.id, "grace-ci", &["tag:read"]).await;
+    let application = app
+        .db
+        .run(|conn| {
+            Ok(tokendesk::applications::insert(conn, "forged-at", "", 1)
+                .unwrap()
+                .id)
+        })
+        .await
+        .unwrap();
     let foreign_csrf = csrf_token(&app.browser().page("/sign-in").await);
     let audit_before = app.audit_actions().await.len();
     let mut refused = 0;
@@ -557,7 +574,13 @@ async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
         if *method != "POST" || *guard == Token {
             continue;
         }
-        let path = forged_target(template, admins_token_id, graces_token_id, grace.id);
+        let path = forged_target(
+            template,
+            admins_token_id,
+            graces_token_id,
+            grace.id,
+            application,
+        );
         for (how, csrf) in [
             ("without a token", None),
             ("with another session's token", Some(foreign_csrf.as_str())),

@@ -85,8 +85,16 @@ async fn realistic_organisation(app: &TestApp) -> (i64, String) {
 async fn busy_application(app: &TestApp, admin_id: i64) -> (i64, i64) {
     use tokendesk::domain::{Expiry, ScopeSet, TokenRequest};
     use tokendesk::tokens::{store, TokenOwner};
-    let name = long("Billing and invoicing export to the finance warehouse", 0, 100);
-    let description = long("Runs every night from the CI pipeline of the finance team", 0, 500);
+    let name = long(
+        "Billing and invoicing export to the finance warehouse",
+        0,
+        100,
+    );
+    let description = long(
+        "Runs every night from the CI pipeline of the finance team",
+        0,
+        500,
+    );
     let application = app
         .db
         .run(move |conn| {
@@ -104,7 +112,10 @@ async fn busy_application(app: &TestApp, admin_id: i64) -> (i64, i64) {
                     scopes: ScopeSet::parse(["license:read", "license:write"]).unwrap(),
                 };
                 let owner = TokenOwner::Application(application.id);
-                token_id = store::create(conn, owner, admin_id, &request).unwrap().token.id;
+                token_id = store::create(conn, owner, admin_id, &request)
+                    .unwrap()
+                    .token
+                    .id;
             }
             Ok((application.id, token_id))
         })

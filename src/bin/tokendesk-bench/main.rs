@@ -89,7 +89,9 @@ fn bench(command: BenchCommand) -> anyhow::Result<()> {
             let files = seed::SeedFiles {
                 active: &mut out,
                 revoked: &mut revoked_file,
-                application: application_file.as_mut().map(|f| f as &mut dyn std::io::Write),
+                application: application_file
+                    .as_mut()
+                    .map(|f| f as &mut dyn std::io::Write),
             };
             seed::seed(&db, &plan, files)?;
             println!("seeded {users} users and {tokens} tokens ({revoked} more revoked)");

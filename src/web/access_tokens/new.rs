@@ -66,7 +66,6 @@ pub async fn show(db: web::Data<Db>, shelf: Shelf) -> Result<HttpResponse, AppEr
 
 pub async fn submit(
     db: web::Data<Db>,
-    // Before the shelf: a forged form is refused whatever application it names.
     CsrfForm(input): CsrfForm<TokenRequestInput>,
     shelf: Shelf,
     client_ip: ClientIp,

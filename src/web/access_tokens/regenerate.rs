@@ -97,7 +97,6 @@ pub async fn show(
 
 pub async fn submit(
     db: web::Data<Db>,
-    // Before the shelf: a forged form is refused whatever application it names.
     CsrfForm(input): CsrfForm<RegenerateForm>,
     shelf: Shelf,
     client_ip: ClientIp,

@@ -91,7 +91,6 @@ pub struct RevokeForm {
 
 pub async fn submit(
     db: web::Data<Db>,
-    // Before the shelf: a forged form is refused whatever application it names.
     CsrfForm(form): CsrfForm<RevokeForm>,
     shelf: Shelf,
     client_ip: ClientIp,

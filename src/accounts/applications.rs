@@ -67,6 +67,7 @@ pub async fn create(
     actor: Actor,
     details: ApplicationDetails,
 ) -> Result<Application, ApplicationError> {
+    let name = details.name.clone();
     db.transact(move |conn| {
         if !users::still_admin(conn, actor.user_id)? {
             return refuse(ApplicationError::NoLongerAdmin);
@@ -83,13 +84,18 @@ pub async fn create(
         Ok(application)
     })
     .await
-    .map_err(|e| match e {
-        // Two admins creating the same name at once: the unique index refuses the second.
+    .map_err(|e| name_conflict(e, name))
+}
+
+/// Two admins giving the same name at once: the unique index on live names refuses the
+/// second, which is told so like any other taken name.
+fn name_conflict(error: ApplicationError, name: String) -> ApplicationError {
+    match error {
         ApplicationError::Db(DbError::Query(ref q)) if crate::db::is_unique_violation(q) => {
-            ApplicationError::NameTaken(String::new())
+            ApplicationError::NameTaken(name)
         }
         other => other,
-    })
+    }
 }
 
 /// A new name and description.
@@ -99,6 +105,7 @@ pub async fn rename(
     id: i64,
     details: ApplicationDetails,
 ) -> Result<Application, ApplicationError> {
+    let name = details.name.clone();
     db.transact(move |conn| {
         let before = lock_live(conn, &actor, id)?;
         if applications::name_taken(conn, &details.name, Some(id))? {
@@ -112,6 +119,7 @@ pub async fn rename(
         Ok(applications::find(conn, id)?.ok_or(diesel::result::Error::NotFound)?)
     })
     .await
+    .map_err(|e| name_conflict(e, name))
 }
 
 /// Archives an application and revokes every token it holds, each audited. Returns how many

@@ -27,6 +27,7 @@ backend_tests!(
     creates_with_one_name_at_once_make_one_application_token,
     a_maintainer_removed_mid_burst_makes_no_token_after_the_removal,
     the_inventory_shows_application_tokens_by_kind_and_in_the_csv,
+    two_admins_naming_applications_alike_at_once_make_one,
 );
 
 /// What a personal token needs to manage applications' tokens.
@@ -808,4 +809,45 @@ async fn the_inventory_shows_application_tokens_by_kind_and_in_the_csv(app: Test
         "kind, then the application as owner"
     );
     assert_eq!(&personal[1..3], ["personal", "ada@example.com"]);
+}
+
+async fn two_admins_naming_applications_alike_at_once_make_one(app: TestApp) {
+    app.setup_admin().await;
+    let bob = app
+        .create_user("bob@example.com", "bobs-password-1", Role::Admin)
+        .await;
+    let (_, adas) = app.token_for(1, "apps", &MANAGES).await;
+    let (_, bobs) = app.token_for(bob.id, "apps", &MANAGES).await;
+    let mut taken = 0;
+    for round in 0..6 {
+        // One name in any case: "Billing 0", "BILLING 0", "billing 0", ...
+        let statuses = join_all((0..12).map(|i| {
+            let name = match i % 3 {
+                0 => format!("Billing {round}"),
+                1 => format!("BILLING {round}"),
+                _ => format!("billing {round}"),
+            };
+            let (app, token) = (&app, if i % 2 == 0 { &adas } else { &bobs });
+            let body = json!({"name": name, "description": ""});
+            async move {
+                app.call(Method::POST, "/applications", token, Some(body))
+                    .await
+            }
+        }))
+        .await;
+        let mut made = 0;
+        for response in statuses {
+            match response.status() {
+                StatusCode::CREATED => made += 1,
+                StatusCode::UNPROCESSABLE_ENTITY => {
+                    let (_, fields) = refused_fields(response).await;
+                    assert_eq!(fields, ["name"], "round {round}: refused for its name");
+                    taken += 1;
+                }
+                other => panic!("round {round}: {other}"),
+            }
+        }
+        assert_eq!(made, 1, "round {round}: one application of that name");
+    }
+    println!("same-name applications at once: 6 made, {taken} refused as taken");
 }

@@ -47,11 +47,33 @@ pub fn load(conn: &mut AnyConnection) -> QueryResult<Policy> {
                     .parse()
                     .unwrap_or(DEFAULT_APPLICATION_MAX_LIFETIME_DAYS)
             }
-            APPLICATION_SCOPES_KEY => policy.application_scopes = ScopeSet::from_stored(&value),
+            APPLICATION_SCOPES_KEY => {
+                policy.application_scopes = application_scopes_from(Some(&value))
+            }
             _ => {}
         }
     }
     Ok(policy)
+}
+
+/// The stored scopes application tokens may hold, as a subquery a token lookup can select in
+/// the same statement (NULL while the policy was never saved).
+#[allow(clippy::type_complexity)]
+pub fn application_scopes_setting() -> diesel::dsl::SingleValue<
+    diesel::dsl::Select<
+        diesel::dsl::Filter<settings::table, diesel::dsl::Eq<settings::key, &'static str>>,
+        settings::value,
+    >,
+> {
+    settings::table
+        .filter(settings::key.eq(APPLICATION_SCOPES_KEY))
+        .select(settings::value)
+        .single_value()
+}
+
+/// What [`application_scopes_setting`] read means: every scope unless the policy says which.
+pub fn application_scopes_from(stored: Option<&str>) -> ScopeSet {
+    stored.map_or(ScopeSet::ALL, ScopeSet::from_stored)
 }
 
 /// Saves the policy. Run inside a write transaction that holds [`Lock::Policy`]: two admins

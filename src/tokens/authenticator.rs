@@ -297,31 +297,30 @@ async fn authenticate(
             )
         }
         TokenKind::Application => {
-            let found: Option<(ApplicationRow, ScopeSet)> = db
+            // The policy's scopes for application tokens come in the same statement: one round
+            // trip, as for a personal token.
+            let found: Option<(ApplicationRow, Option<String>)> = db
                 .read(move |conn| {
-                    let row: Option<ApplicationRow> = pat::table
+                    pat::table
                         .inner_join(applications::table)
                         .filter(pat::digest.eq(&digest.0))
                         .select((
-                            TOKEN_FACTS,
                             (
-                                applications::id,
-                                applications::name,
-                                applications::archived_at,
+                                TOKEN_FACTS,
+                                (
+                                    applications::id,
+                                    applications::name,
+                                    applications::archived_at,
+                                ),
                             ),
+                            crate::policy::application_scopes_setting(),
                         ))
                         .first(conn)
-                        .optional()?;
-                    match row {
-                        Some(row) => {
-                            let allowed = crate::policy::load(conn)?.application_scopes;
-                            Ok(Some((row, allowed)))
-                        }
-                        None => Ok(None),
-                    }
+                        .optional()
                 })
                 .await?;
-            let ((facts, (id, name, archived_at)), allowed) = found.ok_or(AuthFailure::Unknown)?;
+            let ((facts, (id, name, archived_at)), stored) = found.ok_or(AuthFailure::Unknown)?;
+            let allowed = crate::policy::application_scopes_from(stored.as_deref());
             check_lifetime(&facts, now)?;
             if archived_at.is_some() {
                 // Archiving revokes every token of the application in the same transaction.

@@ -33,9 +33,13 @@ pub struct Listed {
     pub last_used_at: Option<NaiveDateTime>,
 }
 
-/// How names are compared for uniqueness: "Billing" and "billing" are one name.
+/// How names are compared for uniqueness: "Billing", "billing" and the fullwidth "Ｂｉｌｌｉｎｇ"
+/// are one name to a person, so one name here (compatibility-normalised, NFKC, then in lower
+/// case, as email addresses are compared).
 pub fn name_key(name: &str) -> String {
-    name.to_lowercase()
+    icu_normalizer::ComposingNormalizerBorrowed::new_nfkc()
+        .normalize(name)
+        .to_lowercase()
 }
 
 pub fn find(conn: &mut AnyConnection, id: i64) -> QueryResult<Option<Application>> {

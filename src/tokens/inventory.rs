@@ -160,10 +160,15 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
     if !f.owner.trim().is_empty() {
         let pattern = format!("%{}%", escape_like(&f.owner.trim().to_lowercase()));
         let owners = users::table
-            .filter(users::email.like(pattern.clone()).escape('\\'))
+            .filter(users::email.like(pattern).escape('\\'))
             .select(users::id.nullable());
+        // Spelled as application names are compared (fullwidth letters, any case).
+        let name_pattern = format!(
+            "%{}%",
+            escape_like(&crate::applications::name_key(f.owner.trim()))
+        );
         let named = applications::table
-            .filter(applications::name_key.like(pattern).escape('\\'))
+            .filter(applications::name_key.like(name_pattern).escape('\\'))
             .select(applications::id.nullable());
         query = query.filter(
             pat::user_id

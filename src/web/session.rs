@@ -239,6 +239,12 @@ pub async fn take_showing<T: DeserializeOwned>(
     Ok(pending.then_some(showing.value))
 }
 
+/// What waits for its one showing, without spending it: which page it belongs on.
+pub fn peek_showing<T: DeserializeOwned>(current: &CurrentUser) -> Option<T> {
+    let showing = current.session.get::<Showing<T>>(SHOWING).ok().flatten()?;
+    Some(showing.value)
+}
+
 /// A new token waiting for its one showing (see [`stash_showing`]).
 #[derive(Serialize, Deserialize)]
 pub struct PendingReveal {
@@ -246,6 +252,10 @@ pub struct PendingReveal {
     pub name: String,
     pub secret: String,
     pub regenerated: bool,
+    /// Whose token: an application's (its id), or the person's own (`None`). It is shown on
+    /// that shelf's reveal page only, under that shelf's name.
+    #[serde(default)]
+    pub application_id: Option<i64>,
 }
 
 impl PendingReveal {
@@ -255,6 +265,7 @@ impl PendingReveal {
             name: created.token.name.clone(),
             secret: created.secret.expose().to_owned(),
             regenerated,
+            application_id: created.token.application_id,
         }
     }
 }

@@ -5,6 +5,7 @@ mod helpers;
 mod access_tokens;
 mod account;
 mod admin;
+mod application_attacks;
 mod applications;
 mod audit_trail;
 mod auth_cache;

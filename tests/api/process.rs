@@ -14,6 +14,7 @@ use crate::server::ServerProcess;
 backend_tests!(
     sigterm_drains_and_writes_pending_last_used,
     no_secret_reaches_the_log,
+    no_application_token_reaches_the_log,
     json_logs_follow_one_request_by_its_id,
 );
 
@@ -129,6 +130,90 @@ async fn no_secret_reaches_the_log(app: TestApp) {
         log.lines().count(),
         secrets.len()
     );
+}
+
+/// The same for application tokens (`tda_`): made and regenerated on an application's pages,
+/// revealed, presented every way and in odd places, looked up as leaked; the whole log is
+/// searched for every piece of each.
+async fn no_application_token_reaches_the_log(app: TestApp) {
+    let server = ServerProcess::start(
+        &app.database_url,
+        &[
+            ("RUST_LOG", "debug"),
+            ("TOKENDESK_LAST_USED_FLUSH_SECS", "0.2"),
+        ],
+    )
+    .await;
+    let (admin, _, mut secrets) = setup_then_a_member_by_one_time_link(&server.address).await;
+    let response = admin
+        .submit_form(
+            "/admin/applications",
+            "/admin/applications",
+            &[("name", "Billing"), ("description", "")],
+        )
+        .await;
+    assert_eq!(location(&response), "/admin/applications/1");
+    let base = "/developer/applications/1/tokens";
+    let fields = [
+        ("name", "deploy"),
+        ("expires_in", "30"),
+        ("scopes", "tag:read"),
+    ];
+    let response = admin
+        .submit_form(&format!("{base}/new"), base, &fields)
+        .await;
+    assert_eq!(location(&response), format!("{base}/reveal"));
+    let first = application_secret(&admin.page(&format!("{base}/reveal")).await);
+    let path = format!("{base}/1/regenerate");
+    let response = admin
+        .submit_form(&path, &path, &[("expires_in", "30")])
+        .await;
+    assert_eq!(location(&response), format!("{base}/reveal"));
+    let token = application_secret(&admin.page(&format!("{base}/reveal")).await);
+    assert_ne!(first, token);
+    secrets.extend([first.clone(), token.clone()]);
+    secrets.push(present_every_way(&server.address, &token).await);
+    // The replaced secret, presented: refused, and not logged either.
+    let api = Api {
+        address: server.address.clone(),
+        client: reqwest::Client::new(),
+    };
+    let refused = api.get("/me", &first, Presented::PathSegment).send().await;
+    assert_eq!(refused.unwrap().status(), StatusCode::UNAUTHORIZED);
+    admin_looks_up_the_leak(&admin, &token).await;
+    for fragment in [&token[..8], &token[30..]] {
+        admin
+            .submit_form(
+                "/admin/access-tokens",
+                "/admin/access-tokens/leaked",
+                &[("fragment", fragment)],
+            )
+            .await;
+    }
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, server) = server.terminate().await;
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("/{token}/api/v1/me"),
+        "requests are logged: {log}"
+    );
+    assert_no_piece_of_a_secret_in(&log, &secrets);
+    println!(
+        "log at debug level: {} lines, none holding any of {} secrets (application tokens)",
+        log.lines().count(),
+        secrets.len()
+    );
+}
+
+/// The application token a reveal page shows.
+fn application_secret(html: &str) -> String {
+    let start = html
+        .find("value=\"tda_")
+        .expect("an application token is shown")
+        + 7;
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_owned()
 }
 
 /// First run (Ada), a member (Linus) added with a one-time link, Linus setting his password

@@ -7,7 +7,8 @@ use crate::web::access_tokens::Shelf;
 use crate::web::error::AppError;
 use crate::web::layout::{render, Chrome};
 use crate::web::see_other;
-use crate::web::session::{set_refusal, take_showing, PendingReveal};
+use crate::web::session::{peek_showing, set_refusal, take_showing, PendingReveal};
+use crate::web::HOME;
 
 #[derive(Template)]
 #[template(path = "access_tokens/reveal.html")]
@@ -26,6 +27,17 @@ pub async fn show(
     site: web::Data<Site>,
     shelf: Shelf,
 ) -> Result<HttpResponse, AppError> {
+    // Another shelf's token is shown on its own shelf, under its own name: never on this one,
+    // where the page would say it is this application's (or the person's own).
+    let this_shelf = shelf.application.as_ref().map(|a| a.id);
+    if let Some(pending) = peek_showing::<PendingReveal>(&shelf.current) {
+        if pending.application_id != this_shelf {
+            return Ok(see_other(&match pending.application_id {
+                Some(id) => format!("/developer/applications/{id}/tokens/reveal"),
+                None => format!("{HOME}/reveal"),
+            }));
+        }
+    }
     let Some(reveal) = take_showing::<PendingReveal>(&req, &db, &shelf.current).await? else {
         set_refusal(
             &shelf.current.session,

@@ -118,7 +118,7 @@ fn connect(database: &DatabaseArgs) -> anyhow::Result<AnyConnection> {
     let url = DatabaseUrl::parse(&database.database_url).map_err(anyhow::Error::msg)?;
     let mut conn = url.connect().context("cannot open the database")?;
     run_migrations(&mut conn)?;
-    members::canonicalise_stored_emails(&mut conn)?;
+    tokendesk::accounts::upgrade_stored_data(&mut conn)?;
     Ok(conn)
 }
 

@@ -40,7 +40,7 @@ impl Application {
         let db = Db::connect(url.clone(), config.database.db_pool_size)
             .with_context(|| format!("cannot open the {} database", url.backend_name()))?;
         db.migrate()?;
-        db.run_blocking(crate::accounts::members::canonicalise_stored_emails)?;
+        db.run_blocking(crate::accounts::upgrade_stored_data)?;
         let session_key = session_key(&config, &url)?;
         let listener = TcpListener::bind(&config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;

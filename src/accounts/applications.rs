@@ -206,3 +206,58 @@ pub async fn remove_maintainer(
     })
     .await
 }
+
+const NAME_KEYS_NFKC: &str = "upgrade.application_name_keys_nfkc";
+
+/// Rewrites the keys names are compared by, as stored before they were compared across width
+/// (NFKC) as well as case, once. Two live applications whose names turn out to be one are
+/// both left as they are, and logged for an admin to rename one.
+pub fn rekey_stored_names(conn: &mut AnyConnection) -> diesel::QueryResult<usize> {
+    use crate::db::schema::{applications as apps, settings};
+    use diesel::prelude::*;
+    crate::db::write_transaction(conn, |conn| {
+        // Instances starting together: one rewrites, the others find it done.
+        lock(conn, Lock::Members)?;
+        let done: Option<String> = settings::table
+            .find(NAME_KEYS_NFKC)
+            .select(settings::value)
+            .first(conn)
+            .optional()?;
+        if done.is_some() {
+            return Ok(0);
+        }
+        let stored: Vec<(i64, String, String, bool)> = apps::table
+            .select((
+                apps::id,
+                apps::name,
+                apps::name_key,
+                apps::archived_at.is_null(),
+            ))
+            .load(conn)?;
+        let mut rewritten = 0;
+        for (id, name, key, live) in &stored {
+            let new_key = applications::name_key(name);
+            if &new_key == key {
+                continue;
+            }
+            let clash = stored.iter().any(|(other, other_name, _, other_live)| {
+                other != id && *live && *other_live && applications::name_key(other_name) == new_key
+            });
+            if clash {
+                tracing::warn!(
+                    application_id = id,
+                    "two applications share one name; left as they are"
+                );
+                continue;
+            }
+            diesel::update(apps::table.find(id))
+                .set(apps::name_key.eq(new_key))
+                .execute(conn)?;
+            rewritten += 1;
+        }
+        diesel::insert_into(settings::table)
+            .values((settings::key.eq(NAME_KEYS_NFKC), settings::value.eq("1")))
+            .execute(conn)?;
+        Ok(rewritten)
+    })
+}

@@ -9,3 +9,11 @@ pub mod passwords;
 pub mod self_service;
 pub mod setup;
 pub mod sign_in;
+
+/// Rewrites, once, what an older release stored in a form this one no longer writes: run at
+/// every start (and by every command), after the migrations.
+pub fn upgrade_stored_data(conn: &mut crate::db::AnyConnection) -> diesel::QueryResult<()> {
+    members::canonicalise_stored_emails(conn)?;
+    applications::rekey_stored_names(conn)?;
+    Ok(())
+}

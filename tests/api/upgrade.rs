@@ -11,7 +11,10 @@ use tokendesk::tokens::TokenSecret;
 use crate::backend_tests;
 use crate::helpers::{location, Backend, EmptyDatabase, Presented, TestApp};
 
-backend_tests!(a_database_from_before_the_security_fixes_keeps_its_people_and_tokens);
+backend_tests!(
+    a_database_from_before_the_security_fixes_keeps_its_people_and_tokens,
+    application_names_stored_before_width_counted_are_rekeyed_once,
+);
 
 /// The last migration of the release before sign-in reservations and one-time showings.
 const BEFORE: &str = "2026-11-25-000004";
@@ -140,4 +143,60 @@ async fn an_application_gets_a_working_token(app: &TestApp) {
     let made: serde_json::Value = made.send().await.unwrap().json().await.unwrap();
     let secret = made["secret"].as_str().expect("a token for it");
     assert_eq!(api.me(secret).await.status(), StatusCode::OK);
+}
+
+/// Applications named before names were compared across width (their keys lower-cased only)
+/// get today's keys from what every start runs, so a look-alike name is refused; two that turn
+/// out to be one name are left for an admin to rename.
+async fn application_names_stored_before_width_counted_are_rekeyed_once(app: TestApp) {
+    let stored_by_the_release_before = [
+        "INSERT INTO applications (name, name_key, created_at) \
+         VALUES ('Ｂｉｌｌｉｎｇ', 'ｂｉｌｌｉｎｇ', '2026-11-26 00:00:00')",
+        "INSERT INTO applications (name, name_key, created_at) \
+         VALUES ('Ｐａｙｒｏｌｌ', 'ｐａｙｒｏｌｌ', '2026-11-26 00:00:00')",
+        "INSERT INTO applications (name, name_key, created_at) \
+         VALUES ('payroll', 'payroll', '2026-11-26 00:00:00')",
+        "DELETE FROM settings WHERE key = 'upgrade.application_name_keys_nfkc'",
+    ];
+    app.db
+        .run(move |conn| {
+            for sql in stored_by_the_release_before {
+                diesel::sql_query(sql).execute(conn)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // What every start runs after the migrations.
+    app.db
+        .run(tokendesk::accounts::upgrade_stored_data)
+        .await
+        .unwrap();
+
+    let taken = |name: &'static str| {
+        app.db
+            .run(move |conn| tokendesk::applications::name_taken(conn, name, None))
+    };
+    assert!(
+        taken("billing").await.unwrap(),
+        "the fullwidth name is Billing's"
+    );
+    assert!(taken("payroll").await.unwrap());
+    let keys: Vec<String> = app
+        .db
+        .run(|conn| {
+            use diesel::prelude::*;
+            use tokendesk::db::schema::applications as apps;
+            apps::table
+                .order(apps::id)
+                .select(apps::name_key)
+                .load(conn)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        ["billing", "ｐａｙｒｏｌｌ", "payroll"],
+        "the clashing one is left as it was"
+    );
 }

@@ -60,6 +60,8 @@ impl From<crate::tokens::actions::TokenError> for AppError {
         match e {
             TokenError::Db(e) => AppError::Db(e),
             TokenError::NotAllowed | TokenError::OwnerInactive => AppError::Forbidden,
+            // Gone between the page's check and the write: as if it had never been found.
+            TokenError::NoSuchApplication | TokenError::ApplicationArchived => AppError::NotFound,
             refusal => AppError::BadRequest(refusal.to_string()),
         }
     }

@@ -33,6 +33,7 @@ pub enum Action {
     ApplicationTokenCreated,
     ApplicationTokenRegenerated,
     ApplicationTokenRevoked,
+    TokenRevokedLeakReport,
 }
 
 /// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
@@ -74,6 +75,7 @@ impl Action {
             Action::ApplicationTokenCreated => "application_token.created",
             Action::ApplicationTokenRegenerated => "application_token.regenerated",
             Action::ApplicationTokenRevoked => "application_token.revoked",
+            Action::TokenRevokedLeakReport => "token.revoked_leak_report",
         }
     }
 
@@ -103,6 +105,7 @@ impl Action {
         Action::ApplicationTokenCreated,
         Action::ApplicationTokenRegenerated,
         Action::ApplicationTokenRevoked,
+        Action::TokenRevokedLeakReport,
     ];
 }
 

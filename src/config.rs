@@ -65,6 +65,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_TOKEN_FAILURE_LIMIT", default_value_t = 20)]
     pub token_failure_limit: u32,
 
+    /// Leak reports (`POST /api/v1/credentials/revoke`) one client address may send a minute
+    /// before it is answered 429 for a minute (0: no limit). Counted per instance.
+    #[arg(long, env = "TOKENDESK_LEAK_REPORT_LIMIT", default_value_t = 30)]
+    pub leak_report_limit: u32,
+
     /// The window of the bad-token limit, in seconds; also how long a blocked address waits.
     #[arg(
         long,
@@ -99,6 +104,7 @@ impl ServeConfig {
             last_used_flush_secs: 5.0,
             auth_cache_ms: 1000,
             token_failure_limit: 20,
+            leak_report_limit: 30,
             token_failure_window_secs: 60,
             workers: None,
             clock: crate::clock::Clock::system(),

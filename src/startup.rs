@@ -23,6 +23,7 @@ use crate::config::ServeConfig;
 use crate::db::{DatabaseUrl, Db};
 use crate::http::Site;
 use crate::tokens::inventory::InventoryTotals;
+use crate::tokens::leaks::LeakReportLimit;
 use crate::tokens::{
     AuthCache, Authenticator, FailureThrottle, FreshCache, LastUsedFlusher, LastUsedRecorder,
 };
@@ -61,6 +62,10 @@ impl Application {
             ),
             clock: config.clock.clone(),
         });
+        let leak_reports = Data::new(LeakReportLimit(FailureThrottle::new(
+            config.leak_report_limit,
+            Duration::from_secs(60),
+        )));
         let site = Data::new(Site {
             trusted_proxies: config.trusted_proxies.clone(),
             secure_cookies: config.secure_cookies,
@@ -92,6 +97,7 @@ impl Application {
                 .app_data(db.clone())
                 .app_data(site.clone())
                 .app_data(authenticator.clone())
+                .app_data(leak_reports.clone())
                 .app_data(inventory_totals.clone())
                 .app_data(setup.clone())
                 .app_data(PayloadConfig::new(64 * 1024))

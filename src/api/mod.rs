@@ -3,6 +3,7 @@
 mod applications;
 pub mod auth;
 pub mod error;
+mod leaks;
 mod me;
 mod openapi;
 mod tokens;
@@ -41,6 +42,7 @@ crate::route_table! {
     get "/personal-access-tokens/{id}" => tokens::show,
     delete "/personal-access-tokens/{id}" => tokens::revoke,
     post "/personal-access-tokens/self/rotate" => tokens::rotate_self,
+    post "/credentials/revoke" => leaks::report,
     get "/applications" => applications::list,
     post "/applications" => applications::create,
     get "/applications/{id}/tokens" => applications::tokens,

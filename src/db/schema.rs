@@ -32,6 +32,7 @@ diesel::table! {
         regenerated_at -> Nullable<Timestamp>,
         application_id -> Nullable<BigInt>,
         created_by -> Nullable<BigInt>,
+        revoked_reason -> Nullable<Text>,
     }
 }
 

@@ -282,7 +282,7 @@ pub fn list(
 
 /// The tokens with their owners (people's email and name, applications' names), in two more
 /// queries.
-fn with_owners(
+pub fn with_owners(
     conn: &mut AnyConnection,
     tokens: Vec<PersonalAccessToken>,
 ) -> QueryResult<Vec<InventoryRow>> {

@@ -5,6 +5,7 @@ pub mod authenticator;
 pub mod cache;
 pub mod inventory;
 pub mod last_used;
+pub mod leaks;
 mod secret;
 pub mod store;
 pub mod throttle;

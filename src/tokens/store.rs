@@ -65,7 +65,12 @@ pub struct PersonalAccessToken {
     pub application_id: Option<i64>,
     /// Who made it (for an application token, the admin or maintainer).
     pub created_by: Option<i64>,
+    /// Why it was revoked, when no person did it: [`LEAK_REPORT`].
+    pub revoked_reason: Option<String>,
 }
+
+/// The revoked reason of a token someone reported as leaked.
+pub const LEAK_REPORT: &str = "leak_report";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenStatus {
@@ -105,6 +110,10 @@ impl PersonalAccessToken {
 
     pub fn kind(&self) -> TokenKind {
         self.owner().kind()
+    }
+
+    pub fn reported_leaked(&self) -> bool {
+        self.revoked_reason.as_deref() == Some(LEAK_REPORT)
     }
 
     pub fn scopes(&self) -> ScopeSet {
@@ -345,6 +354,8 @@ pub struct TabCounts {
     pub active: i64,
     pub expired: i64,
     pub revoked: i64,
+    /// Revoked in the last 30 days because someone reported them leaked.
+    pub reported_leaked: i64,
 }
 
 impl TabCounts {
@@ -362,17 +373,23 @@ impl TabCounts {
 pub fn count_owned(conn: &mut AnyConnection, owner: TokenOwner) -> QueryResult<TabCounts> {
     use diesel::dsl::{case_when, count, count_star};
     let expired = pat::revoked_at.is_null().and(pat::expires_at.le(now()));
-    let (all, revoked, expired): (i64, i64, i64) = of_owner!(owner, |owned| owned
-        .select((
-            count_star(),
-            count(pat::revoked_at),
-            count(case_when(expired, pat::id)),
-        ))
-        .first(conn))?;
+    let reported = pat::revoked_reason
+        .eq(LEAK_REPORT)
+        .and(pat::revoked_at.gt(now() - chrono::Duration::days(30)));
+    let (all, revoked, expired, reported_leaked): (i64, i64, i64, i64) =
+        of_owner!(owner, |owned| owned
+            .select((
+                count_star(),
+                count(pat::revoked_at),
+                count(case_when(expired, pat::id)),
+                count(case_when(reported, pat::id)),
+            ))
+            .first(conn))?;
     Ok(TabCounts {
         active: all - revoked - expired,
         expired,
         revoked,
+        reported_leaked,
     })
 }
 
@@ -384,6 +401,35 @@ pub fn revoke(conn: &mut AnyConnection, token_id: i64, by_user_id: i64) -> Query
             .filter(pat::revoked_at.is_null()),
     )
     .set((pat::revoked_at.eq(now()), pat::revoked_by.eq(by_user_id)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// The live tokens whose digests these are, for a leak report.
+pub fn live_with_digests(
+    conn: &mut AnyConnection,
+    digests: &[String],
+) -> QueryResult<Vec<PersonalAccessToken>> {
+    pat::table
+        .filter(pat::digest.eq_any(digests))
+        .filter(pat::revoked_at.is_null())
+        .order(pat::id.asc())
+        .select(PersonalAccessToken::as_select())
+        .load(conn)
+}
+
+/// Revokes a token reported as leaked (by nobody who signs in), if no one revoked it first;
+/// returns whether this call did.
+pub fn revoke_reported(conn: &mut AnyConnection, token_id: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        pat::table
+            .filter(pat::id.eq(token_id))
+            .filter(pat::revoked_at.is_null()),
+    )
+    .set((
+        pat::revoked_at.eq(now()),
+        pat::revoked_reason.eq(LEAK_REPORT),
+    ))
     .execute(conn)?;
     Ok(changed == 1)
 }

@@ -17,6 +17,7 @@ mod hostile_input;
 mod identities;
 mod invariants;
 mod last_used;
+mod leak_report;
 mod member_links;
 mod nginx;
 mod one_time_showing;

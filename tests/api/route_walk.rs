@@ -32,6 +32,8 @@ pub enum Guard {
     Token,
     /// A signed-in admin or maintainer of the application in the path.
     Maintainer,
+    /// An API route open to anyone, with no session to forge a form for (the leak report).
+    Public,
 }
 use Guard::*;
 
@@ -134,6 +136,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("ANY", "/auth/verify", Token),
     ("GET", "/api/v1/me", Token),
     ("GET", "/api/v1/openapi.json", Open),
+    ("POST", "/api/v1/credentials/revoke", Public),
     ("GET", "/api/v1/personal-access-tokens", Token),
     ("POST", "/api/v1/personal-access-tokens", Token),
     ("GET", "/api/v1/personal-access-tokens/{id}", Token),
@@ -386,6 +389,15 @@ async fn signed_out_visitors_reach_only_the_open_routes(app: TestApp) {
         );
         checked += 1;
     }
+    for (method, template) in page_routes(Public) {
+        let url = format!("{}{}", app.address, fill(template, &world.own));
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let body = serde_json::json!({"tokens": ["not a token"]});
+        let response = api.client.request(method, &url).json(&body).send();
+        let status = response.await.unwrap().status();
+        assert_eq!(status, StatusCode::ACCEPTED, "public route {url}");
+        checked += 1;
+    }
     for (method, template) in page_routes(Open) {
         let path = fill(template, &world.own);
         let response = send(&visitor, method, &path, Some(&visitor_csrf)).await;
@@ -571,7 +583,7 @@ async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
     let mut refused = 0;
 
     for (method, template, guard) in ROUTES {
-        if *method != "POST" || *guard == Token {
+        if *method != "POST" || *guard == Token || *guard == Public {
             continue;
         }
         let path = forged_target(

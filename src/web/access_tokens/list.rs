@@ -49,6 +49,8 @@ pub struct TokenRow {
     pub last_used_ip: String,
     pub revoked: String,
     pub revoked_exact: String,
+    /// Revoked because someone reported it leaked.
+    pub reported_leaked: bool,
 }
 
 impl TokenRow {
@@ -81,6 +83,7 @@ impl TokenRow {
             last_used_ip: token.last_used_ip.clone().unwrap_or_default(),
             revoked: token.revoked_at.map(format::date).unwrap_or_default(),
             revoked_exact: exact(token.revoked_at),
+            reported_leaked: token.reported_leaked(),
         }
     }
 
@@ -107,6 +110,8 @@ struct ListPage {
     tabs: Vec<TabLink>,
     /// Any token at all, in any tab: the empty state says "yet" only for a first token.
     any_tokens: bool,
+    /// Tokens revoked in the last 30 days because someone reported them leaked.
+    reported_leaked: i64,
     rows: Vec<TokenRow>,
     pager: Pager,
     flash: Option<Flash>,
@@ -161,6 +166,7 @@ pub async fn show(
         .collect(),
         tab,
         any_tokens: counts.of(Tab::Current) + counts.revoked > 0,
+        reported_leaked: counts.reported_leaked,
         rows: items
             .iter()
             .map(|token| TokenRow::new(token, shelf.allowed, now))

@@ -11,12 +11,15 @@ use crate::accounts::applications::{self as service, ApplicationError};
 use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::tokens::{
-    actor, created_response, origin, own_token, ListQuery, TokenJson, TokenList, PER_PAGE,
+    actor, created_response, origin, own_token, rotated_response, rotation_expiry, ListQuery,
+    TokenJson, TokenList, PER_PAGE,
 };
 use crate::applications::{self, Application, Listed};
 use crate::db::Db;
 use crate::domain::{ApplicationInput, FieldErrors, Scope, ScopeLimit, TokenRequestInput};
-use crate::tokens::{actions, store, Person, Tab, TokenOwner};
+use crate::http::ClientIp;
+use crate::tokens::actions::Rotator;
+use crate::tokens::{actions, store, Person, Principal, Tab, TokenOwner};
 
 #[derive(Serialize, ToSchema)]
 pub struct ApplicationJson {
@@ -258,4 +261,38 @@ pub async fn revoke_token(
     let token = own_token(&db, owner, &path.token_id).await?;
     actions::revoke(&db, actor(&req, &auth)?, &token, &application.name).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replaces the presenting application token's secret: same name and scopes, a new secret, the
+/// old one refused from now on; within the policy for application tokens. For automation that
+/// renews its own credential: no person acts, and the audit trail says the token did.
+#[utoipa::path(post, path = "/api/v1/application-tokens/self/rotate", tag = "applications", operation_id = "rotate_application_token_itself", request_body = crate::api::tokens::RotateBody,
+    responses(
+        (status = 200, description = "The new secret; the only time it is returned", body = crate::api::tokens::CreatedTokenJson),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not an application token", body = ErrorBody),
+        (status = 422, description = "The expiry (or a scope the policy no longer allows) is refused", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
+pub async fn rotate_self(
+    req: HttpRequest,
+    db: web::Data<Db>,
+    ApiAuth(auth): ApiAuth,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let Principal::Application(application) = &auth.principal else {
+        return Err(ApiError::Forbidden(
+            "This is a personal token: rotate it at /api/v1/personal-access-tokens/self/rotate."
+                .into(),
+        ));
+    };
+    let owner = TokenOwner::Application(application.id);
+    let policy = crate::policy::current(&db).await?.for_applications();
+    let expiry = rotation_expiry(&body, &policy)?;
+    let rotator = Rotator::ApplicationTokenItself {
+        client_ip: ClientIp::of_request(&req).0,
+    };
+    let rotated = actions::regenerate(&db, rotator, owner, auth.token_id, expiry).await?;
+    let location = format!("/api/v1/applications/{}/tokens", application.id);
+    Ok(rotated_response(&rotated, location))
 }

@@ -48,6 +48,7 @@ crate::route_table! {
     get "/applications/{id}/tokens" => applications::tokens,
     post "/applications/{id}/tokens" => applications::create_token,
     delete "/applications/{id}/tokens/{token_id}" => applications::revoke_token,
+    post "/application-tokens/self/rotate" => applications::rotate_self,
 }
 
 fn api_v1(cfg: &mut web::ServiceConfig) {

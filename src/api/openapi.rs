@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(title = "tokendesk API", description = "Personal and application access tokens: who a token speaks for, the owner's tokens, applications and their tokens, and the gateway check."),
     paths(super::me::me, super::tokens::list, super::tokens::create, super::tokens::show, super::tokens::revoke, super::tokens::rotate_self,
-        super::applications::list, super::applications::create, super::applications::tokens, super::applications::create_token, super::applications::revoke_token,
+        super::applications::list, super::applications::create, super::applications::tokens, super::applications::create_token, super::applications::revoke_token, super::applications::rotate_self,
         super::leaks::report, super::verify::verify),
     modifiers(&TokenSchemes),
 )]

@@ -8,9 +8,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::db::Db;
+use crate::domain::Policy;
 use crate::domain::{parse_expiry, FieldErrors, Scope, ScopeLimit, TokenRequestInput};
 use crate::http::ClientIp;
-use crate::tokens::actions::{self, Actor, NewExpiry, Origin};
+use crate::tokens::actions::{self, Actor, NewExpiry, Origin, Rotator};
 use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenOwner};
 
 pub(crate) const PER_PAGE: i64 = 100;
@@ -283,32 +284,42 @@ pub async fn rotate_self(
     ApiAuth(auth): ApiAuth,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    // No body at all is the common case: keep the lifetime. A body must be readable JSON.
+    let actor = actor(&req, &auth)?;
+    let owner = TokenOwner::Person(actor.user_id);
+    let policy = crate::policy::current(&db).await?;
+    let expiry = rotation_expiry(&body, &policy)?;
+    let rotated =
+        actions::regenerate(&db, Rotator::Person(actor), owner, auth.token_id, expiry).await?;
+    Ok(rotated_response(&rotated, token_location(rotated.token.id)))
+}
+
+/// The expiry a self-rotation asks for, under `policy`. No body at all is the common case:
+/// keep the lifetime. A body must be readable JSON.
+pub(crate) fn rotation_expiry(body: &[u8], policy: &Policy) -> Result<NewExpiry, ApiError> {
     let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("The JSON body could not be read: {e}")))?
     };
-    let expiry = match body.expires_in {
-        None => NewExpiry::SameLength,
-        Some(choice) => {
-            let policy = crate::policy::current(&db).await?;
-            let custom_date = body.expires_on.unwrap_or_default();
-            let chosen = parse_expiry(&choice, &custom_date, Utc::now().naive_utc(), &policy)
-                .map_err(|(field, message)| {
-                    ApiError::Validation(FieldErrors::one(field, message))
-                })?;
-            NewExpiry::Chosen(chosen)
-        }
+    let Some(choice) = body.expires_in else {
+        return Ok(NewExpiry::SameLength);
     };
-    let actor = actor(&req, &auth)?;
-    let owner = TokenOwner::Person(actor.user_id);
-    let rotated = actions::regenerate(&db, actor, owner, auth.token_id, expiry).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::LOCATION, token_location(rotated.token.id)))
+    let custom_date = body.expires_on.unwrap_or_default();
+    let chosen = parse_expiry(&choice, &custom_date, Utc::now().naive_utc(), policy)
+        .map_err(|(field, message)| ApiError::Validation(FieldErrors::one(field, message)))?;
+    Ok(NewExpiry::Chosen(chosen))
+}
+
+/// 200 with the rotated token and its new secret (the only time it is sent).
+pub(crate) fn rotated_response(
+    rotated: &crate::tokens::CreatedToken,
+    location: String,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::LOCATION, location))
         .json(CreatedTokenJson {
             token: TokenJson::from(&rotated.token),
             secret: rotated.secret.expose().to_owned(),
-        }))
+        })
 }

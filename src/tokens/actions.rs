@@ -419,16 +419,48 @@ pub enum NewExpiry {
     SameLength,
 }
 
+/// Who gives a token a new secret.
+#[derive(Clone, Debug)]
+pub enum Rotator {
+    /// Its owner, or an admin or maintainer of its application.
+    Person(Actor),
+    /// An application token replacing its own secret (automation renewing its credential):
+    /// no person acts, so the trail names the token and the address it came from.
+    ApplicationTokenItself { client_ip: String },
+}
+
+/// The locks and facts an application token rotating itself is checked against: its
+/// application, live (archiving revokes its tokens under the same lock), and the policy.
+fn lock_application_itself(
+    conn: &mut AnyConnection,
+    owner: TokenOwner,
+) -> Result<(Holder, Policy), Abort<TokenError>> {
+    let TokenOwner::Application(application_id) = owner else {
+        return refuse(TokenError::NotAllowed);
+    };
+    lock(conn, Lock::Application(application_id))?;
+    lock_shared(conn, Lock::Policy)?;
+    match applications::find(conn, application_id)? {
+        Some(application) if !application.is_archived() => {
+            Ok((Holder::Application(application), crate::policy::load(conn)?))
+        }
+        _ => refuse(TokenError::Revoked),
+    }
+}
+
 /// A new secret for one of `owner`'s tokens, with a new expiry.
 pub async fn regenerate(
     db: &Db,
-    actor: Actor,
+    rotator: Rotator,
     owner: TokenOwner,
     token_id: i64,
     expiry: NewExpiry,
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
-        let (holder, policy) = lock_holder(conn, &actor, owner)?;
+        let (holder, policy) = match &rotator {
+            Rotator::Person(actor) => lock_holder(conn, actor, owner)?,
+            Rotator::ApplicationTokenItself { .. } => lock_application_itself(conn, owner)?,
+        };
         let token =
             store::find_owned(conn, owner, token_id)?.ok_or(diesel::result::Error::NotFound)?;
         let now = Utc::now().naive_utc();
@@ -451,9 +483,16 @@ pub async fn regenerate(
             Err(TokenStoreError::NameTaken) => return refuse(name_taken(&holder, token.name)),
             Err(TokenStoreError::Query(e)) => return Err(e.into()),
         };
-        Event::by(token_action(owner.kind(), Action::TokenRegenerated), &actor)
+        let action = token_action(owner.kind(), Action::TokenRegenerated);
+        let details = details(&created.token, holder.label());
+        let event = match &rotator {
+            Rotator::Person(actor) => Event::by(action, actor).details(details),
+            Rotator::ApplicationTokenItself { client_ip } => Event::new(action, None)
+                .client_ip(client_ip)
+                .details(format!("{details}; rotated by the token itself")),
+        };
+        event
             .target("token", Some(created.token.id), &created.token.name)
-            .details(details(&created.token, holder.label()))
             .record(conn)?;
         Ok(created)
     })

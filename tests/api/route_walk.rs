@@ -137,6 +137,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("GET", "/api/v1/me", Token),
     ("GET", "/api/v1/openapi.json", Open),
     ("POST", "/api/v1/credentials/revoke", Public),
+    ("POST", "/api/v1/application-tokens/self/rotate", Token),
     ("GET", "/api/v1/personal-access-tokens", Token),
     ("POST", "/api/v1/personal-access-tokens", Token),
     ("GET", "/api/v1/personal-access-tokens/{id}", Token),

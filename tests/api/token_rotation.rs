@@ -11,6 +11,7 @@ backend_tests!(
     a_token_rotates_itself_keeping_name_scopes_and_lifetime,
     a_rotation_may_choose_its_expiry_within_the_policy,
     a_revoked_token_cannot_rotate_and_a_bad_body_is_refused,
+    an_application_token_rotates_itself_within_the_application_policy,
 );
 
 /// Rotates with `body` (None: no body at all), presenting `token`.
@@ -133,4 +134,104 @@ async fn a_revoked_token_cannot_rotate_and_a_bad_body_is_refused(app: TestApp) {
     app.set_token_times(id, times).await;
     let refused = rotate(&app, &token, None).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}
+
+async fn an_application_token_rotates_itself_within_the_application_policy(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let (_, adas) = app
+        .token_for(
+            1,
+            "apps",
+            &["applicationToken:read", "applicationToken:write"],
+        )
+        .await;
+    let created = app
+        .api()
+        .client
+        .post(format!("{}/api/v1/applications", app.address))
+        .bearer_auth(&adas)
+        .json(&serde_json::json!({"name": "Billing"}))
+        .send()
+        .await
+        .unwrap();
+    let billing: serde_json::Value = created.json().await.unwrap();
+    let made = app
+        .api()
+        .client
+        .post(format!("{}/api/v1/applications/{}/tokens", app.address, billing["id"]))
+        .bearer_auth(&adas)
+        .json(&serde_json::json!({"name": "nightly", "expires_in": "30", "scopes": ["license:write", "tag:read"]}))
+        .send()
+        .await
+        .unwrap();
+    let made: serde_json::Value = made.json().await.unwrap();
+    let old = made["secret"].as_str().unwrap().to_owned();
+    let rotate_application = |token: String, body: Option<serde_json::Value>| {
+        let request = app
+            .api()
+            .client
+            .post(format!(
+                "{}/api/v1/application-tokens/self/rotate",
+                app.address
+            ))
+            .bearer_auth(token);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        async move { request.send().await.unwrap() }
+    };
+
+    let response = rotate_application(old.clone(), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let rotated: serde_json::Value = response.json().await.unwrap();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("tda_"));
+    assert_eq!(
+        rotated["token"]["id"], made["token"]["id"],
+        "the same token"
+    );
+    assert_eq!(rotated["token"]["name"], "nightly");
+    assert!(
+        (29.9..=30.0).contains(&expires_in_days(&rotated)),
+        "30 days again"
+    );
+    assert_eq!(app.api().me(&old).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(app.api().me(&new).await.status(), StatusCode::OK);
+    let events = app.audit_events("application_token.regenerated").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor_id, None, "no person rotated it");
+    assert!(events[0].details.contains("rotated by the token itself"));
+
+    // Beyond the maximum for application tokens, or after the policy withdrew one of its
+    // scopes, it cannot rotate; a personal token has its own route.
+    let never = rotate_application(
+        new.clone(),
+        Some(serde_json::json!({"expires_in": "never"})),
+    );
+    assert_eq!(never.await.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let fields = [
+        ("max_lifetime_days", ""),
+        ("default_expiry", "30"),
+        ("max_active_tokens", "100"),
+        ("application_max_lifetime_days", "365"),
+        ("application_scope_rule", "chosen"),
+        ("application_scopes", "tag:read"),
+    ];
+    admin
+        .submit_form("/admin/settings", "/admin/settings", &fields)
+        .await;
+    let narrowed = rotate_application(new.clone(), None).await;
+    let (status, code, _) = api_error(narrowed).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+    );
+    let personal = rotate_application(adas, None).await;
+    assert_eq!(personal.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.api().me(&new).await.status(),
+        StatusCode::OK,
+        "unchanged by the refusals"
+    );
 }

@@ -8,7 +8,7 @@ use crate::db::Db;
 use crate::domain::Policy;
 use crate::domain::{parse_expiry, FieldErrors};
 use crate::http::ClientIp;
-use crate::tokens::actions::{self, NewExpiry, TokenError};
+use crate::tokens::actions::{self, NewExpiry, Rotator, TokenError};
 use crate::tokens::PersonalAccessToken;
 use crate::web::access_tokens::{refusal_errors, ExpiryField, Shelf, TokenPath};
 use crate::web::csrf::CsrfForm;
@@ -123,7 +123,7 @@ pub async fn submit(
     };
     let regenerated = actions::regenerate(
         &db,
-        shelf.current.actor(&client_ip),
+        Rotator::Person(shelf.current.actor(&client_ip)),
         token.owner(),
         token.id,
         NewExpiry::Chosen(expiry),

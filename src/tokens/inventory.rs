@@ -290,21 +290,28 @@ pub fn with_owners(
         let set: std::collections::BTreeSet<i64> = ids.into_iter().collect();
         set.into_iter().collect()
     };
-    let people = distinct(tokens.iter().filter_map(|t| t.user_id).collect());
-    let people: std::collections::HashMap<i64, (String, String)> = users::table
-        .filter(users::id.eq_any(&people))
-        .select((users::id, users::email, users::display_name))
-        .load::<(i64, String, String)>(conn)?
-        .into_iter()
-        .map(|(id, email, name)| (id, (email, name)))
-        .collect();
-    let owning_applications = distinct(tokens.iter().filter_map(|t| t.application_id).collect());
-    let application_names: std::collections::HashMap<i64, String> = applications::table
-        .filter(applications::id.eq_any(&owning_applications))
-        .select((applications::id, applications::name))
-        .load::<(i64, String)>(conn)?
-        .into_iter()
-        .collect();
+    // Bind variables are bounded (SQLite 32,766, PostgreSQL 65,535): ask in chunks.
+    const CHUNK: usize = 10_000;
+    let mut people = std::collections::HashMap::new();
+    for ids in distinct(tokens.iter().filter_map(|t| t.user_id).collect()).chunks(CHUNK) {
+        let found = users::table
+            .filter(users::id.eq_any(ids))
+            .select((users::id, users::email, users::display_name))
+            .load::<(i64, String, String)>(conn)?;
+        people.extend(
+            found
+                .into_iter()
+                .map(|(id, email, name)| (id, (email, name))),
+        );
+    }
+    let mut application_names = std::collections::HashMap::new();
+    for ids in distinct(tokens.iter().filter_map(|t| t.application_id).collect()).chunks(CHUNK) {
+        let found = applications::table
+            .filter(applications::id.eq_any(ids))
+            .select((applications::id, applications::name))
+            .load::<(i64, String)>(conn)?;
+        application_names.extend(found);
+    }
     Ok(tokens
         .into_iter()
         .map(|token| {

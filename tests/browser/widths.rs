@@ -147,6 +147,23 @@ async fn assert_fits(b: &Browser, label: &str, width: u32) {
     std::fs::create_dir_all(&dir).unwrap();
     let png = b.client.screenshot().await.unwrap();
     std::fs::write(dir.join(format!("{label}-{width}.png")), png).unwrap();
+    // WIDTHS_FULL_PAGE=1 also keeps the whole page, below the fold, as {label}-{width}-full.png.
+    if std::env::var_os("WIDTHS_FULL_PAGE").is_some() {
+        let chrome = b
+            .script("return window.outerHeight - window.innerHeight")
+            .await;
+        let page = b
+            .script("return document.documentElement.scrollHeight")
+            .await;
+        let height = page.as_u64().unwrap().min(8000) + chrome.as_u64().unwrap_or(0);
+        b.client
+            .set_window_size(width, height as u32)
+            .await
+            .unwrap();
+        let png = b.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{label}-{width}-full.png")), png).unwrap();
+        b.client.set_window_size(width, 900).await.unwrap();
+    }
     let scroll = b
         .script("return document.documentElement.scrollWidth")
         .await;
@@ -203,6 +220,7 @@ async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
             ("application-tokens", format!("/developer/applications/{application}/tokens")),
             ("application-token", format!("/developer/applications/{application}/tokens/{app_token}")),
             ("application-new-token", format!("/developer/applications/{application}/tokens/new")),
+            ("application-regenerate", format!("/developer/applications/{application}/tokens/{app_token}/regenerate")),
             ("application-revoke", format!("/developer/applications/{application}/tokens/{app_token}/revoke")),
             ("admin-applications", "/admin/applications".to_owned()),
             ("admin-application", format!("/admin/applications/{application}")),
@@ -232,6 +250,17 @@ async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
                 sizes[0],
                 sizes[1]
             );
+            // An application's reveal, its long name in the heading and the field's label.
+            b.visit(&format!("/developer/applications/{application}/tokens/new")).await;
+            b.fill("#name", &format!("application reveal at {width}")).await;
+            b.click("#scope-tag-read").await;
+            b.submit("#create-token").await;
+            assert_fits(&b, "application-reveal", width).await;
+            // The details form refused: an empty name.
+            b.visit(&format!("/admin/applications/{application}")).await;
+            b.fill("#name", "").await;
+            b.submit(&format!("form[action='/admin/applications/{application}'] button")).await;
+            assert_fits(&b, "admin-application-refused", width).await;
         }
         // On a phone the navigation folds behind Menu, and opens from it.
         resize(&b, 390).await;
@@ -241,6 +270,83 @@ async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
         b.click(".nav-toggle").await;
         assert_eq!(b.script(nav_shown).await.as_bool(), Some(true), "opened by Menu");
         assert_fits(&b, "menu-open", 390).await;
+    })
+    .await;
+}
+
+async fn sign_in(b: &Browser, email: &str) {
+    b.visit("/sign-in").await;
+    b.fill("#email", email).await;
+    b.fill("#password", PASSWORD).await;
+    b.submit("form[action='/sign-in'] button").await;
+}
+
+/// The application pages with nothing on them yet, and the New application form refused: an
+/// organisation with no application, a member who maintains none, an application with no token
+/// and no maintainer, an empty name and a taken one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn application_empty_states_and_refusals_fit() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.create_user("ada@example.com", PASSWORD, Role::Admin)
+        .await;
+    app.create_user("kim@example.com", PASSWORD, Role::User)
+        .await;
+    let name = long(
+        "Billing and invoicing export to the finance warehouse",
+        0,
+        100,
+    );
+    run("widths-empty", &app.address, move |journey| async move {
+        let admin = journey.browser().await;
+        sign_in(&admin, "ada@example.com").await;
+        let kim = journey.browser().await;
+        sign_in(&kim, "kim@example.com").await;
+        let create = "form[action='/admin/applications'] button";
+        for width in WIDTHS {
+            resize(&admin, width).await;
+            look_at(
+                &admin,
+                "applications-none",
+                "/developer/applications",
+                width,
+            )
+            .await;
+            look_at(
+                &admin,
+                "admin-applications-none",
+                "/admin/applications",
+                width,
+            )
+            .await;
+            admin.submit(create).await;
+            assert_fits(&admin, "admin-applications-refused-empty", width).await;
+            resize(&kim, width).await;
+            look_at(
+                &kim,
+                "applications-maintains-none",
+                "/developer/applications",
+                width,
+            )
+            .await;
+        }
+        admin.visit("/admin/applications").await;
+        admin.fill("#name", &name).await;
+        admin.submit(create).await;
+        let page = admin.path().await;
+        let id = page.rsplit('/').next().unwrap().to_owned();
+        assert!(id.parse::<i64>().is_ok(), "created: {page}");
+        for width in WIDTHS {
+            resize(&admin, width).await;
+            let tokens = format!("/developer/applications/{id}/tokens");
+            look_at(&admin, "application-tokens-none", &tokens, width).await;
+            let details = format!("/admin/applications/{id}");
+            look_at(&admin, "admin-application-new", &details, width).await;
+            admin.visit("/admin/applications").await;
+            admin.click("#new-application > summary").await;
+            admin.fill("#name", &name).await;
+            admin.submit(create).await;
+            assert_fits(&admin, "admin-applications-refused-taken", width).await;
+        }
     })
     .await;
 }

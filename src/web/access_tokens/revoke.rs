@@ -64,6 +64,11 @@ fn shelf_page(
     page.action = shelf.at(&format!("/{}/revoke", page.token.id));
     page.cancel = shelf.base.clone();
     page.breadcrumb = shelf.title.clone();
+    // Whose token is about to stop working, in the same words as the inventory's confirmation.
+    page.owner = shelf
+        .application
+        .as_ref()
+        .map(|application| format!("Application {}", application.name));
     page
 }
 

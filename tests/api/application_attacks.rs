@@ -467,9 +467,14 @@ async fn an_application_tokens_secret_shows_once_and_only_on_its_own_shelf(app: 
     let html = grace.page(&format!("{billing_base}/reveal")).await;
     let secret = shown_secret(&html).expect("shown on Billing's reveal page");
     assert!(secret.starts_with("tda_"), "{secret}");
-    assert!(html.contains("The application token<"), "labelled an application's");
     assert!(
-        html.contains(&format!("href=\"{billing_base}\" title=\"Billing\">Billing</a>")),
+        html.contains("The application token<"),
+        "labelled an application's"
+    );
+    assert!(
+        html.contains(&format!(
+            "href=\"{billing_base}\" title=\"Billing\">Billing</a>"
+        )),
         "under Billing's name"
     );
     let (_, _, again) = follow(&grace, &format!("{billing_base}/reveal")).await;

@@ -358,7 +358,7 @@ pub async fn archive(
     let message = match service::archive(&db, admin.actor(&client_ip), id).await {
         Ok(revoked) => format!(
             "The application was archived and its {} revoked.",
-            format::plural(revoked as i64, "active token")
+            format::plural(revoked as i64, "token")
         ),
         Err(ApplicationError::Archived) => "This application is archived already.".to_owned(),
         Err(refusal) => return Err(refusal_errors(refusal).err().unwrap_or(AppError::Forbidden)),

@@ -138,6 +138,7 @@ pub struct Row {
     pub id: i64,
     /// An application's token: `owner` is the application's name.
     pub application: bool,
+    pub application_id: i64,
     pub owner: String,
     pub owner_email: String,
     pub name: String,
@@ -169,6 +170,7 @@ impl Row {
         Row {
             id: token.id,
             application: token.kind() == TokenKind::Application,
+            application_id: token.application_id.unwrap_or_default(),
             status: status(&row).label(),
             name: token.name.clone(),
             hint: token.hint.clone(),

@@ -11,6 +11,19 @@ use crate::db::DbError;
 
 /// Rows read per query.
 const PAGE: i64 = 2_000;
+/// The most rows one export holds: more is refused with a message, never cut short silently.
+pub const MAX_ROWS: i64 = 200_000;
+
+/// Refuses an export of `total` rows beyond [`MAX_ROWS`], saying how to get them all.
+pub fn within_limit(total: i64, what: &str) -> Result<(), crate::web::error::AppError> {
+    if total <= MAX_ROWS {
+        return Ok(());
+    }
+    Err(crate::web::error::AppError::BadRequest(format!(
+        "This selection holds {total} {what}; one export holds at most {MAX_ROWS}. \
+         Narrow it with the filters and export each part."
+    )))
+}
 
 /// A cell as written: a leading = + - @ (or tab/CR) makes spreadsheets evaluate the cell, and a
 /// quote in front defuses it. Quoting is the csv writer's.
@@ -104,6 +117,18 @@ mod tests {
                 assert_eq!(lines[expected as usize], (expected - 1).to_string());
             }
         }
+    }
+
+    #[test]
+    fn an_export_beyond_the_limit_is_refused_with_what_to_do() {
+        assert!(within_limit(MAX_ROWS, "tokens").is_ok());
+        let refused = within_limit(MAX_ROWS + 1, "tokens")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("200001 tokens") && refused.contains("Narrow it"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -13,7 +13,6 @@ use crate::web::format::{self, PageParam, Pager};
 use crate::web::layout::{render, Chrome, Section};
 
 const PER_PAGE: i64 = 50;
-const EXPORT_LIMIT: i64 = 200_000;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
@@ -169,6 +168,9 @@ pub async fn export(
     let filter = params.filter().map_err(|_| {
         AppError::BadRequest("Enter the dates as YYYY-MM-DD, the start before the end.".into())
     })?;
+    let counted = filter.clone();
+    let total = db.run(move |conn| audit::count(conn, &counted)).await?;
+    csv::within_limit(total, "events")?;
     let header = [
         "time_utc",
         "actor",
@@ -190,5 +192,5 @@ pub async fn export(
                 .collect())
         }
     };
-    Ok(csv::streamed("audit.csv", &header, EXPORT_LIMIT, page))
+    Ok(csv::streamed("audit.csv", &header, csv::MAX_ROWS, page))
 }

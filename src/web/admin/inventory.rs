@@ -25,8 +25,6 @@ use crate::web::session::{set_flash, take_flash, CurrentUser, Flash};
 use crate::web::{csv, see_other};
 
 const PER_PAGE: i64 = 50;
-/// The most rows one CSV export holds.
-const EXPORT_LIMIT: i64 = 200_000;
 
 /// The inventory's filters as they travel in URLs and forms.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -275,6 +273,9 @@ pub async fn export(
     params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
     let filter = params.filter();
+    let counted = filter.clone();
+    let total = db.run(move |conn| inventory::count(conn, &counted)).await?;
+    csv::within_limit(total, "tokens")?;
     let header = [
         "id",
         "kind",
@@ -302,7 +303,7 @@ pub async fn export(
     Ok(csv::streamed(
         "access-tokens.csv",
         &header,
-        EXPORT_LIMIT,
+        csv::MAX_ROWS,
         page,
     ))
 }

@@ -11,15 +11,15 @@ use crate::accounts::applications::{self as service, ApplicationError};
 use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::tokens::{
-    actor, created_response, origin, own_token, rotated_response, rotation_expiry, ListQuery,
-    TokenJson, TokenList, PER_PAGE,
+    actor, created_response, origin, own_token, owned_page, rotated_response, rotation_expiry,
+    ListQuery, TokenList,
 };
 use crate::applications::{self, Application, Listed};
 use crate::db::Db;
 use crate::domain::{ApplicationInput, FieldErrors, Scope, ScopeLimit, TokenRequestInput};
 use crate::http::ClientIp;
 use crate::tokens::actions::Rotator;
-use crate::tokens::{actions, store, Person, Principal, Tab, TokenOwner};
+use crate::tokens::{actions, Person, Principal, TokenOwner};
 
 #[derive(Serialize, ToSchema)]
 pub struct ApplicationJson {
@@ -140,15 +140,9 @@ fn application_error(e: ApplicationError) -> ApiError {
 async fn managed(db: &Db, person: &Person, raw_id: &str) -> Result<Application, ApiError> {
     let id: i64 = raw_id.parse().map_err(|_| ApiError::NotFound)?;
     let user_id = person.user_id;
-    db.run(move |conn| {
-        let Some(application) = applications::find(conn, id)? else {
-            return Ok(None);
-        };
-        let Some(user) = crate::users::find(conn, user_id)? else {
-            return Ok(None);
-        };
-        let allowed = applications::may_manage(conn, &application, &user)?;
-        Ok(allowed.then_some(application))
+    db.run(move |conn| match crate::users::find(conn, user_id)? {
+        Some(user) => applications::find_managed(conn, id, &user),
+        None => Ok(None),
     })
     .await?
     .ok_or(ApiError::NotFound)
@@ -179,23 +173,7 @@ pub async fn tokens(
 ) -> Result<Json<TokenList>, ApiError> {
     let person = auth.person_holding(Scope::APPLICATION_TOKEN_READ)?;
     let application = managed(&db, person, &path.id).await?;
-    let owner = TokenOwner::Application(application.id);
-    let tab = if query.revoked.unwrap_or(false) {
-        Tab::Revoked
-    } else {
-        Tab::Current
-    };
-    let page = query.page.unwrap_or(1).max(1);
-    let offset = (page - 1).saturating_mul(PER_PAGE);
-    let found = db
-        .run(move |conn| store::list_owned(conn, owner, tab, offset, PER_PAGE))
-        .await?;
-    Ok(Json(TokenList {
-        tokens: found.items.iter().map(TokenJson::from).collect(),
-        total: found.total,
-        page,
-        per_page: PER_PAGE,
-    }))
+    owned_page(&db, TokenOwner::Application(application.id), &query).await
 }
 
 /// Creates a token for the application. Its scopes may be any the organisation allows

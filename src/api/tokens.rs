@@ -14,7 +14,7 @@ use crate::http::ClientIp;
 use crate::tokens::actions::{self, Actor, NewExpiry, Origin, Rotator};
 use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenOwner};
 
-pub(crate) const PER_PAGE: i64 = 100;
+const PER_PAGE: i64 = 100;
 
 #[derive(Serialize, ToSchema)]
 pub struct TokenJson {
@@ -62,9 +62,9 @@ pub struct TokenList {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1-based page of 100.
-    pub(crate) page: Option<i64>,
+    page: Option<i64>,
     /// true to list revoked tokens instead of current ones.
-    pub(crate) revoked: Option<bool>,
+    revoked: Option<bool>,
 }
 
 /// The person acting through their token; an application token is refused (it has no tokens
@@ -91,7 +91,15 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
     let person = auth.person_holding(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
-    let owner = TokenOwner::Person(person.user_id);
+    owned_page(&db, TokenOwner::Person(person.user_id), &query).await
+}
+
+/// A page of `owner`'s tokens as the list routes answer it, newest first.
+pub(crate) async fn owned_page(
+    db: &Db,
+    owner: TokenOwner,
+    query: &ListQuery,
+) -> Result<Json<TokenList>, ApiError> {
     let tab = if query.revoked.unwrap_or(false) {
         Tab::Revoked
     } else {

@@ -234,6 +234,19 @@ pub fn remove_maintainer(
     Ok(removed == 1)
 }
 
+/// The application `id`, if `user` may manage its tokens now; otherwise nothing, so a caller
+/// answers alike for one that does not exist and one that is not theirs.
+pub fn find_managed(
+    conn: &mut AnyConnection,
+    id: i64,
+    user: &User,
+) -> QueryResult<Option<Application>> {
+    let Some(application) = find(conn, id)? else {
+        return Ok(None);
+    };
+    Ok(may_manage(conn, &application, user)?.then_some(application))
+}
+
 /// Whether `user` may manage this application's tokens now: an active admin, or an active
 /// member who maintains it; and only while it is not archived.
 pub fn may_manage(

@@ -162,12 +162,9 @@ impl FromRequest for Shelf {
             let user = current.user.clone();
             let found = db
                 .read(move |conn| {
-                    let Some(application) = applications::find(conn, id)? else {
+                    let Some(application) = applications::find_managed(conn, id, &user)? else {
                         return Ok(None);
                     };
-                    if !applications::may_manage(conn, &application, &user)? {
-                        return Ok(None);
-                    }
                     let allowed = crate::policy::load(conn)?.application_scopes;
                     Ok(Some((application, allowed)))
                 })

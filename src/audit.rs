@@ -34,6 +34,8 @@ pub enum Action {
     ApplicationTokenRegenerated,
     ApplicationTokenRevoked,
     TokenRevokedLeakReport,
+    TokenOverlapEnded,
+    TokenAddressRefused,
 }
 
 /// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
@@ -76,6 +78,8 @@ impl Action {
             Action::ApplicationTokenRegenerated => "application_token.regenerated",
             Action::ApplicationTokenRevoked => "application_token.revoked",
             Action::TokenRevokedLeakReport => "token.revoked_leak_report",
+            Action::TokenOverlapEnded => "token.overlap_ended",
+            Action::TokenAddressRefused => "token.address_refused",
         }
     }
 
@@ -106,6 +110,8 @@ impl Action {
         Action::ApplicationTokenRegenerated,
         Action::ApplicationTokenRevoked,
         Action::TokenRevokedLeakReport,
+        Action::TokenOverlapEnded,
+        Action::TokenAddressRefused,
     ];
 }
 

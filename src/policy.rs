@@ -14,12 +14,14 @@ const DEFAULT_EXPIRY_KEY: &str = "policy.default_expiry";
 const MAX_ACTIVE_TOKENS_KEY: &str = "policy.max_active_tokens";
 const APPLICATION_MAX_LIFETIME_KEY: &str = "policy.application_max_lifetime_days";
 const APPLICATION_SCOPES_KEY: &str = "policy.application_scopes";
-const KEYS: [&str; 5] = [
+const WRITE_REQUIRES_ALLOWLIST_KEY: &str = "policy.write_requires_allowlist";
+const KEYS: [&str; 6] = [
     MAX_LIFETIME_KEY,
     DEFAULT_EXPIRY_KEY,
     MAX_ACTIVE_TOKENS_KEY,
     APPLICATION_MAX_LIFETIME_KEY,
     APPLICATION_SCOPES_KEY,
+    WRITE_REQUIRES_ALLOWLIST_KEY,
 ];
 
 /// The policy in force, from the settings table.
@@ -50,6 +52,7 @@ pub fn load(conn: &mut AnyConnection) -> QueryResult<Policy> {
             APPLICATION_SCOPES_KEY => {
                 policy.application_scopes = application_scopes_from(Some(&value))
             }
+            WRITE_REQUIRES_ALLOWLIST_KEY => policy.write_requires_allowlist = value == "true",
             _ => {}
         }
     }
@@ -92,6 +95,14 @@ pub fn save(conn: &mut AnyConnection, policy: &Policy) -> QueryResult<()> {
         (MAX_ACTIVE_TOKENS_KEY, max_active.as_str()),
         (APPLICATION_MAX_LIFETIME_KEY, application_max.as_str()),
         (APPLICATION_SCOPES_KEY, application_scopes.as_str()),
+        (
+            WRITE_REQUIRES_ALLOWLIST_KEY,
+            if policy.write_requires_allowlist {
+                "true"
+            } else {
+                "false"
+            },
+        ),
     ] {
         diesel::delete(settings::table.filter(settings::key.eq(key))).execute(conn)?;
         diesel::insert_into(settings::table)

@@ -25,7 +25,8 @@ use crate::http::Site;
 use crate::tokens::inventory::InventoryTotals;
 use crate::tokens::leaks::LeakReportLimit;
 use crate::tokens::{
-    AuthCache, Authenticator, FailureThrottle, FreshCache, LastUsedFlusher, LastUsedRecorder,
+    AddressRefusals, AuthCache, Authenticator, FailureThrottle, FreshCache, LastUsedFlusher,
+    LastUsedRecorder,
 };
 use crate::{api, web};
 
@@ -60,6 +61,7 @@ impl Application {
                 config.token_failure_limit,
                 Duration::from_secs(config.token_failure_window_secs.max(1)),
             ),
+            address_refusals: AddressRefusals::default(),
             clock: config.clock.clone(),
         });
         let leak_reports = Data::new(LeakReportLimit(FailureThrottle::new(

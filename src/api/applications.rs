@@ -11,8 +11,8 @@ use crate::accounts::applications::{self as service, ApplicationError};
 use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::tokens::{
-    actor, created_response, origin, own_token, owned_page, rotated_response, rotation_expiry,
-    ListQuery, TokenList,
+    actor, created_response, origin, own_token, owned_page, rotated_response, rotation, ListQuery,
+    TokenList,
 };
 use crate::applications::{self, Application, Listed};
 use crate::db::Db;
@@ -248,8 +248,8 @@ pub async fn revoke_token(
     responses(
         (status = 200, description = "The new secret; the only time it is returned", body = crate::api::tokens::CreatedTokenJson),
         (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "Not an application token", body = ErrorBody),
-        (status = 422, description = "The expiry (or a scope the policy no longer allows) is refused", body = ErrorBody),
+        (status = 403, description = "Not an application token, or a secret already replaced", body = ErrorBody),
+        (status = 422, description = "The expiry, overlap or allowlist (or a scope the policy no longer allows) is refused", body = ErrorBody),
     ),
     security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
 pub async fn rotate_self(
@@ -266,11 +266,11 @@ pub async fn rotate_self(
     };
     let owner = TokenOwner::Application(application.id);
     let policy = crate::policy::current(&db).await?.for_applications();
-    let expiry = rotation_expiry(&body, &policy)?;
+    let rotation = rotation(&auth, &body, &policy)?;
     let rotator = Rotator::ApplicationTokenItself {
         client_ip: ClientIp::of_request(&req).0,
     };
-    let rotated = actions::regenerate(&db, rotator, owner, auth.token_id, expiry).await?;
+    let rotated = actions::regenerate(&db, rotator, owner, auth.token_id, rotation).await?;
     let location = format!("/api/v1/applications/{}/tokens", application.id);
     Ok(rotated_response(&rotated, location))
 }

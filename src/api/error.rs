@@ -33,6 +33,8 @@ pub enum ApiError {
         "Too many bad tokens came from this address; try again in {retry_after_secs} seconds."
     )]
     TooManyRequests { retry_after_secs: u64 },
+    #[error("This secret was replaced by a regenerate and works only until its overlap ends; rotate with the new secret.")]
+    PreviousSecret,
     #[error("An unexpected error occurred.")]
     Internal,
 }
@@ -58,6 +60,7 @@ impl From<crate::tokens::actions::TokenError> for ApiError {
             TokenError::CreatorInactive => ApiError::Auth(AuthFailure::Revoked),
             TokenError::OwnerInactive => ApiError::Auth(AuthFailure::OwnerDeactivated),
             TokenError::NoSuchApplication => ApiError::NotFound,
+            TokenError::SecretReplaced => ApiError::PreviousSecret,
             TokenError::NotAllowed | TokenError::ApplicationArchived => {
                 ApiError::Forbidden(e.to_string())
             }
@@ -72,7 +75,7 @@ impl From<crate::tokens::actions::TokenError> for ApiError {
 /// The body of every error response.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// A stable code: invalid_token, insufficient_scope, personal_token_required,
+    /// A stable code: invalid_token, insufficient_scope, personal_token_required, address_not_allowed, previous_secret,
     /// invalid_request, validation_failed, not_found, forbidden, method_not_allowed, payload_too_large, too_many_requests, unavailable, internal.
     pub error: &'static str,
     pub message: String,
@@ -88,11 +91,13 @@ impl ApiError {
             ApiError::Auth(AuthFailure::Conflicting) | ApiError::BadRequest(_) => "invalid_request",
             ApiError::Auth(AuthFailure::InsufficientScope(_)) => "insufficient_scope",
             ApiError::Auth(AuthFailure::NotAPerson) => "personal_token_required",
+            ApiError::Auth(AuthFailure::AddressNotAllowed { .. }) => "address_not_allowed",
             ApiError::Auth(AuthFailure::Unavailable(_)) | ApiError::Unavailable => "unavailable",
             ApiError::Auth(_) => "invalid_token",
             ApiError::Validation(_) => "validation_failed",
             ApiError::NotFound => "not_found",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::PreviousSecret => "previous_secret",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::TooManyRequests { .. } => "too_many_requests",
@@ -107,16 +112,18 @@ impl ResponseError for ApiError {
             ApiError::Auth(AuthFailure::Conflicting) | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::Auth(AuthFailure::InsufficientScope(_) | AuthFailure::NotAPerson) => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Auth(
+                AuthFailure::InsufficientScope(_)
+                | AuthFailure::NotAPerson
+                | AuthFailure::AddressNotAllowed { .. },
+            ) => StatusCode::FORBIDDEN,
             ApiError::Auth(AuthFailure::Unavailable(_)) | ApiError::Unavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::PreviousSecret => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -135,7 +142,10 @@ impl ResponseError for ApiError {
                 ));
             }
             ApiError::Auth(
-                AuthFailure::Conflicting | AuthFailure::Unavailable(_) | AuthFailure::NotAPerson,
+                AuthFailure::Conflicting
+                | AuthFailure::Unavailable(_)
+                | AuthFailure::NotAPerson
+                | AuthFailure::AddressNotAllowed { .. },
             ) => {}
             ApiError::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, allow.as_str()));

@@ -9,10 +9,14 @@ use crate::api::auth::ApiAuth;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::db::Db;
 use crate::domain::Policy;
-use crate::domain::{parse_expiry, FieldErrors, Scope, ScopeLimit, TokenRequestInput};
+use crate::domain::{
+    parse_expiry, AddressAllowlist, FieldErrors, Overlap, Scope, ScopeLimit, TokenRequestInput,
+};
 use crate::http::ClientIp;
-use crate::tokens::actions::{self, Actor, NewExpiry, Origin, Rotator};
-use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenOwner};
+use crate::tokens::actions::{self, Actor, NewExpiry, Origin, Rotation, Rotator};
+use crate::tokens::{
+    store, Authenticated, PersonalAccessToken, PreviousSecret, SecretUsed, Tab, TokenOwner,
+};
 
 const PER_PAGE: i64 = 100;
 
@@ -31,6 +35,32 @@ pub struct TokenJson {
     pub last_used_ip: Option<String>,
     /// active, expired or revoked
     pub status: &'static str,
+    /// The addresses and CIDR ranges it may be used from; null: anywhere.
+    pub allowed_addresses: Option<Vec<String>>,
+    /// The secret its last regenerate replaced, while it still works (one token's view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecretJson>,
+}
+
+/// A replaced secret in its overlap: both it and the new one authenticate until `valid_until`.
+#[derive(Serialize, ToSchema)]
+pub struct PreviousSecretJson {
+    pub hint: String,
+    pub valid_until: DateTime<Utc>,
+    /// Its own uses since it was replaced (and before, as the token's).
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+}
+
+impl From<&PreviousSecret> for PreviousSecretJson {
+    fn from(previous: &PreviousSecret) -> Self {
+        PreviousSecretJson {
+            hint: previous.hint.clone(),
+            valid_until: previous.valid_until.and_utc(),
+            last_used_at: previous.last_used_at.map(|at| at.and_utc()),
+            last_used_ip: previous.last_used_ip.clone(),
+        }
+    }
 }
 
 impl From<&PersonalAccessToken> for TokenJson {
@@ -46,7 +76,17 @@ impl From<&PersonalAccessToken> for TokenJson {
             last_used_at: token.last_used_at.map(|at| at.and_utc()),
             last_used_ip: token.last_used_ip.clone(),
             status: token.status(Utc::now().naive_utc()).as_str(),
+            allowed_addresses: token.allowlist().map(|list| list.entries().collect()),
+            previous_secret: None,
         }
+    }
+}
+
+impl TokenJson {
+    /// With the replaced secret still working, for one token's view.
+    fn with_previous(mut self, previous: Option<&PreviousSecret>) -> Self {
+        self.previous_secret = previous.map(PreviousSecretJson::from);
+        self
     }
 }
 
@@ -139,6 +179,9 @@ pub(crate) struct CreateTokenBody {
     expires_on: Option<String>,
     /// At least one; only what the owner's role allows.
     scopes: Vec<String>,
+    /// Up to 20 IPv4/IPv6 addresses or CIDR ranges the token may be used from; left out or
+    /// empty: anywhere. The token policy may require it for write scopes.
+    allowed_addresses: Option<Vec<String>>,
 }
 
 /// Where a token of the API is read: the `Location` of a created one.
@@ -240,7 +283,13 @@ pub async fn show(
     let person = auth.person_holding(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
     let owner = TokenOwner::Person(person.user_id);
     let token = own_token(&db, owner, &path.id).await?;
-    Ok(Json(TokenJson::from(&token)))
+    let token_id = token.id;
+    let previous = db
+        .run(move |conn| store::previous_secret(conn, token_id))
+        .await?;
+    Ok(Json(
+        TokenJson::from(&token).with_previous(previous.as_ref()),
+    ))
 }
 
 /// Revokes one of the owner's tokens; anything else is not found.
@@ -275,15 +324,22 @@ pub struct RotateBody {
     expires_in: Option<String>,
     /// YYYY-MM-DD, when expires_in is custom.
     expires_on: Option<String>,
+    /// How long the old secret keeps working beside the new one: none (the default), 1h, 24h
+    /// or 7d.
+    overlap: Option<String>,
+    /// Left out, the token keeps its allowlist; a list (empty: anywhere) replaces it.
+    allowed_addresses: Option<Vec<String>>,
 }
 
 /// Replaces the presenting token's secret: same name and scopes, a new secret, the old one
-/// refused from now on. For automation that renews its own credential.
+/// refused from now on, or after the overlap asked for. For automation that renews its own
+/// credential. Only the current secret may rotate (not one in its overlap).
 #[utoipa::path(post, path = "/api/v1/personal-access-tokens/self/rotate", tag = "tokens", request_body = RotateBody,
     responses(
         (status = 200, description = "The new secret; the only time it is returned", body = CreatedTokenJson),
         (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 422, description = "The expiry is not allowed", body = ErrorBody),
+        (status = 403, description = "The secret presented was already replaced (previous_secret)", body = ErrorBody),
+        (status = 422, description = "The expiry, overlap or allowlist is not allowed", body = ErrorBody),
     ),
     security(("bearer" = []), ("x_auth_token" = []), ("query_token" = [])))]
 pub async fn rotate_self(
@@ -295,28 +351,55 @@ pub async fn rotate_self(
     let actor = actor(&req, &auth)?;
     let owner = TokenOwner::Person(actor.user_id);
     let policy = crate::policy::current(&db).await?;
-    let expiry = rotation_expiry(&body, &policy)?;
+    let rotation = rotation(&auth, &body, &policy)?;
     let rotated =
-        actions::regenerate(&db, Rotator::Person(actor), owner, auth.token_id, expiry).await?;
+        actions::regenerate(&db, Rotator::Person(actor), owner, auth.token_id, rotation).await?;
     Ok(rotated_response(&rotated, token_location(rotated.token.id)))
 }
 
-/// The expiry a self-rotation asks for, under `policy`. No body at all is the common case:
-/// keep the lifetime. A body must be readable JSON.
-pub(crate) fn rotation_expiry(body: &[u8], policy: &Policy) -> Result<NewExpiry, ApiError> {
+/// What a self-rotation asks for, under `policy`. No body at all is the common case: keep the
+/// lifetime and the allowlist, no overlap. A body must be readable JSON. A secret already
+/// replaced may not rotate: it would cut off the clients that moved to the new one.
+pub(crate) fn rotation(
+    auth: &Authenticated,
+    body: &[u8],
+    policy: &Policy,
+) -> Result<Rotation, ApiError> {
+    if auth.secret == SecretUsed::Previous {
+        return Err(ApiError::PreviousSecret);
+    }
     let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
         RotateBody::default()
     } else {
         serde_json::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("The JSON body could not be read: {e}")))?
     };
-    let Some(choice) = body.expires_in else {
-        return Ok(NewExpiry::SameLength);
+    let invalid = |field, message| ApiError::Validation(FieldErrors::one(field, message));
+    let expiry = match body.expires_in {
+        None => NewExpiry::SameLength,
+        Some(choice) => {
+            let custom_date = body.expires_on.unwrap_or_default();
+            let chosen = parse_expiry(&choice, &custom_date, Utc::now().naive_utc(), policy)
+                .map_err(|(field, message)| invalid(field, message))?;
+            NewExpiry::Chosen(chosen)
+        }
     };
-    let custom_date = body.expires_on.unwrap_or_default();
-    let chosen = parse_expiry(&choice, &custom_date, Utc::now().naive_utc(), policy)
-        .map_err(|(field, message)| ApiError::Validation(FieldErrors::one(field, message)))?;
-    Ok(NewExpiry::Chosen(chosen))
+    let overlap: Overlap = body
+        .overlap
+        .unwrap_or_default()
+        .parse()
+        .map_err(|message| invalid("overlap", message))?;
+    let allowed_addresses = body
+        .allowed_addresses
+        .map(|entries| AddressAllowlist::parse(&entries.join(",")))
+        .transpose()
+        .map_err(|message| invalid("allowed_addresses", message))?;
+    Ok(Rotation {
+        expiry,
+        overlap,
+        allowed_addresses,
+        replacing: Some(auth.presented_digest.clone()),
+    })
 }
 
 /// 200 with the rotated token and its new secret (the only time it is sent).
@@ -327,7 +410,7 @@ pub(crate) fn rotated_response(
     HttpResponse::Ok()
         .insert_header((header::LOCATION, location))
         .json(CreatedTokenJson {
-            token: TokenJson::from(&rotated.token),
+            token: TokenJson::from(&rotated.token).with_previous(rotated.previous.as_ref()),
             secret: rotated.secret.expose().to_owned(),
         })
 }

@@ -33,6 +33,27 @@ diesel::table! {
         application_id -> Nullable<BigInt>,
         created_by -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
+        allowed_addresses -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    token_previous_secrets (token_id) {
+        token_id -> BigInt,
+        digest -> Text,
+        hint -> Text,
+        replaced_at -> Timestamp,
+        valid_until -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        last_used_ip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    token_address_refusals (token_id, address, day) {
+        token_id -> BigInt,
+        address -> Text,
+        day -> Text,
     }
 }
 
@@ -120,6 +141,7 @@ diesel::table! {
 
 diesel::joinable!(audit_events -> users (actor_id));
 diesel::joinable!(token_scopes -> personal_access_tokens (token_id));
+diesel::joinable!(token_previous_secrets -> personal_access_tokens (token_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::joinable!(personal_access_tokens -> applications (application_id));
@@ -135,5 +157,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     sign_in_attempts,
     token_scopes,
     applications,
-    application_maintainers
+    application_maintainers,
+    token_previous_secrets,
+    token_address_refusals
 );

@@ -1,5 +1,6 @@
 //! Values parsed once at the edge; past it, the type is the proof.
 
+mod address_allowlist;
 pub mod application;
 mod email;
 mod expiry;
@@ -11,6 +12,7 @@ mod scope;
 pub mod secret;
 mod token_request;
 
+pub use address_allowlist::{AddressAllowlist, Overlap};
 pub use application::{ApplicationDetails, ApplicationInput};
 pub use email::Email;
 pub use expiry::{Expiry, ExpiryChoice};
@@ -21,5 +23,5 @@ pub use role::Role;
 pub use scope::{Scope, ScopeInfo, ScopeSet, CATALOGUE};
 pub use secret::{sha256_hex, Secret};
 pub use token_request::{
-    custom_date_range, parse_expiry, ScopeLimit, TokenRequest, TokenRequestInput,
+    custom_date_range, parse_allowlist, parse_expiry, ScopeLimit, TokenRequest, TokenRequestInput,
 };

@@ -25,6 +25,8 @@ pub struct Policy {
     pub application_max_lifetime_days: i64,
     /// The scopes application tokens may hold (a person's role does not bound them).
     pub application_scopes: ScopeSet,
+    /// A token holding any `:write` scope must list the addresses it may be used from.
+    pub write_requires_allowlist: bool,
 }
 
 impl Default for Policy {
@@ -35,6 +37,7 @@ impl Default for Policy {
             max_active_tokens: DEFAULT_MAX_ACTIVE_TOKENS,
             application_max_lifetime_days: DEFAULT_APPLICATION_MAX_LIFETIME_DAYS,
             application_scopes: ScopeSet::ALL,
+            write_requires_allowlist: false,
         }
     }
 }
@@ -85,6 +88,19 @@ impl Policy {
     }
 
     /// For the audit trail.
+    /// The write scopes of `scopes` that need an allowlist under this policy (none when the
+    /// policy does not require one).
+    pub fn scopes_needing_allowlist(&self, scopes: ScopeSet) -> Vec<&'static str> {
+        if !self.write_requires_allowlist {
+            return Vec::new();
+        }
+        scopes
+            .iter()
+            .filter(|scope| !scope.is_read())
+            .map(|scope| scope.name())
+            .collect()
+    }
+
     pub fn describe(&self) -> String {
         let lifetime = match self.max_lifetime_days {
             Some(days) => format!("max lifetime {days} days"),
@@ -95,9 +111,14 @@ impl Policy {
         } else {
             self.application_scopes.to_stored()
         };
+        let allowlist = if self.write_requires_allowlist {
+            "; address allowlist required for write scopes"
+        } else {
+            ""
+        };
         format!(
             "{lifetime}; default expiry {}; max {} active tokens a person; application tokens: \
-             max lifetime {} days, {application_scopes}",
+             max lifetime {} days, {application_scopes}{allowlist}",
             self.default_expiry, self.max_active_tokens, self.application_max_lifetime_days
         )
     }

@@ -9,7 +9,7 @@ use validator::{Validate, ValidationError};
 
 use crate::domain::field_errors::clean_name;
 use crate::domain::Policy;
-use crate::domain::{Expiry, ExpiryChoice, FieldErrors, Role, Scope, ScopeSet};
+use crate::domain::{AddressAllowlist, Expiry, ExpiryChoice, FieldErrors, Role, Scope, ScopeSet};
 
 const MAX_CUSTOM_DAYS: i64 = 3650;
 /// A custom date's token expires at 23:59:59 UTC of that day.
@@ -29,6 +29,30 @@ pub struct TokenRequestInput {
     pub expires_on: String,
     #[validate(length(min = 1, message = "Choose at least one scope."))]
     pub scopes: Vec<String>,
+    /// Addresses and CIDR ranges the token may be used from: a form's text (one per line or
+    /// comma-separated) or a JSON list. Empty: anywhere.
+    #[serde(deserialize_with = "text_or_list")]
+    pub allowed_addresses: String,
+}
+
+/// A string as sent, or a JSON list of strings joined by commas; null is empty.
+fn text_or_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrList {
+        Text(String),
+        List(Vec<String>),
+    }
+    Ok(match Option::<TextOrList>::deserialize(deserializer)? {
+        None => String::new(),
+        Some(TextOrList::Text(text)) => text,
+        Some(TextOrList::List(items)) => items.join(","),
+    })
+}
+
+/// The allowlist field alone, as a regenerate parses it.
+pub fn parse_allowlist(raw: &str) -> Result<Option<AddressAllowlist>, (&'static str, String)> {
+    AddressAllowlist::parse(raw).map_err(|message| ("allowed_addresses", message))
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
@@ -67,6 +91,8 @@ pub struct TokenRequest {
     pub name: String,
     pub expiry: Expiry,
     pub scopes: ScopeSet,
+    /// None: usable from anywhere.
+    pub allowed_addresses: Option<AddressAllowlist>,
 }
 
 fn rule_error(message: &'static str) -> ValidationError {
@@ -113,12 +139,20 @@ impl TokenRequestInput {
         let scopes = parse_scopes(&self.scopes, *limit)
             .map_err(|message| errors.add("scopes", message))
             .ok();
-        match (clean_name(&self.name), expiry, scopes) {
-            (Ok(name), Some(expiry), Some(scopes)) if errors.is_empty() => Ok(TokenRequest {
-                name,
-                expiry,
-                scopes,
-            }),
+        let allowed_addresses = parse_allowlist(&self.allowed_addresses)
+            .map_err(|(field, message)| errors.add(field, message))
+            .ok();
+        match (clean_name(&self.name), expiry, scopes, allowed_addresses) {
+            (Ok(name), Some(expiry), Some(scopes), Some(allowed_addresses))
+                if errors.is_empty() =>
+            {
+                Ok(TokenRequest {
+                    name,
+                    expiry,
+                    scopes,
+                    allowed_addresses,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -243,6 +277,7 @@ mod tests {
             expires_in: expires_in.into(),
             expires_on: expires_on.into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..TokenRequestInput::default()
         }
     }
 

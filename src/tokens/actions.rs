@@ -14,11 +14,11 @@ use crate::applications::{self, Application};
 use crate::audit::{Action, Event};
 use crate::db::{lock, lock_shared, refuse, Abort, AnyConnection, Db, DbError, Lock};
 use crate::domain::Policy;
-use crate::domain::{Expiry, Scope, ScopeSet, TokenRequest};
+use crate::domain::{AddressAllowlist, Expiry, Overlap, Scope, ScopeSet, TokenRequest};
 use crate::tokens::inventory::{self, InventoryFilter};
 use crate::tokens::store::TokenOwner;
 use crate::tokens::{
-    store, CreatedToken, PersonalAccessToken, TokenKind, TokenStatus, TokenStoreError,
+    store, CreatedToken, PersonalAccessToken, Renewal, TokenKind, TokenStatus, TokenStoreError,
 };
 use crate::users::{self, User};
 
@@ -74,6 +74,12 @@ pub enum TokenError {
     CreatorInactive,
     #[error("You are no longer allowed to do this.")]
     NotAllowed,
+    #[error(
+        "Your organisation requires a token holding {0} to list the addresses it may be used from."
+    )]
+    AllowlistRequired(String),
+    #[error("The secret presented is no longer the token's current one: another rotation replaced it first.")]
+    SecretReplaced,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -89,10 +95,12 @@ impl TokenError {
             | TokenError::BeyondCreatorScopes(_)
             | TokenError::ApplicationScopesForbid(_) => Some("scopes"),
             TokenError::BeyondPolicy(_) | TokenError::OutlivesCreator(_) => Some("expires_in"),
+            TokenError::AllowlistRequired(_) => Some("allowed_addresses"),
             TokenError::OwnerInactive
             | TokenError::NoSuchApplication
             | TokenError::ApplicationArchived
             | TokenError::Revoked
+            | TokenError::SecretReplaced
             | TokenError::CreatorInactive
             | TokenError::NotAllowed
             | TokenError::Db(_) => None,
@@ -200,14 +208,31 @@ fn lock_holder(
 
 /// The rules every token that becomes active meets, read under the locks: a person's token
 /// within their role and the policy, an application's within the policy for applications.
+/// What a token about to become active will be: the facts its rules are about.
+struct Becoming<'a> {
+    scopes: ScopeSet,
+    expiry: Expiry,
+    allowed_addresses: Option<&'a AddressAllowlist>,
+    /// Made now, or an expired one coming back: it counts toward the active-token limit.
+    reviving: bool,
+}
+
 fn check(
     conn: &mut AnyConnection,
     holder: &Holder,
     policy: &Policy,
-    scopes: ScopeSet,
-    expiry: Expiry,
-    reviving: bool,
+    becoming: Becoming<'_>,
 ) -> Result<(), Abort<TokenError>> {
+    let Becoming {
+        scopes,
+        expiry,
+        allowed_addresses,
+        reviving,
+    } = becoming;
+    let needing = policy.scopes_needing_allowlist(scopes);
+    if allowed_addresses.is_none() && !needing.is_empty() {
+        return refuse(TokenError::AllowlistRequired(needing.join(", ")));
+    }
     let rules = match holder {
         Holder::Person(owner) => {
             let forbidden = scopes.difference(ScopeSet::allowed_for(owner.role()));
@@ -305,7 +330,13 @@ pub async fn create(
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
         let (holder, policy) = lock_holder(conn, &actor, owner)?;
-        check(conn, &holder, &policy, request.scopes, request.expiry, true)?;
+        let becoming = Becoming {
+            scopes: request.scopes,
+            expiry: request.expiry,
+            allowed_addresses: request.allowed_addresses.as_ref(),
+            reviving: true,
+        };
+        check(conn, &holder, &policy, becoming)?;
         check_origin(conn, actor.user_id, owner, &origin, &request)?;
         let created = match store::create(conn, owner, actor.user_id, &request) {
             Ok(created) => created,
@@ -411,6 +442,20 @@ pub async fn revoke_matching(
     .await
 }
 
+/// What a regenerate asks for besides a new secret.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    pub expiry: NewExpiry,
+    /// How long the replaced secret keeps working.
+    pub overlap: Overlap,
+    /// None: keep the token's allowlist (a token rotating itself); Some: this one (None in it:
+    /// usable from anywhere).
+    pub allowed_addresses: Option<Option<AddressAllowlist>>,
+    /// A token rotating itself: the digest of the secret it presented, which must still be
+    /// the current one (two rotations at once give one new secret, not two).
+    pub replacing: Option<String>,
+}
+
 /// The expiry a regenerated token gets.
 #[derive(Clone, Copy, Debug)]
 pub enum NewExpiry {
@@ -454,7 +499,7 @@ pub async fn regenerate(
     rotator: Rotator,
     owner: TokenOwner,
     token_id: i64,
-    expiry: NewExpiry,
+    rotation: Rotation,
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
         let (holder, policy) = match &rotator {
@@ -468,7 +513,7 @@ pub async fn regenerate(
         if token.status(now) == TokenStatus::Revoked {
             return refuse(TokenError::Revoked);
         }
-        let expiry = match expiry {
+        let expiry = match rotation.expiry {
             NewExpiry::Chosen(expiry) => expiry,
             NewExpiry::SameLength => Expiry::lasting_as_long_as(
                 token.regenerated_at.unwrap_or(token.created_at),
@@ -476,15 +521,39 @@ pub async fn regenerate(
                 now,
             ),
         };
-        check(conn, &holder, &policy, token.scopes(), expiry, reviving)?;
-        let created = match store::regenerate(conn, &token, expiry) {
+        let allowed_addresses = rotation
+            .allowed_addresses
+            .unwrap_or_else(|| token.allowlist());
+        let becoming = Becoming {
+            scopes: token.scopes(),
+            expiry,
+            allowed_addresses: allowed_addresses.as_ref(),
+            reviving,
+        };
+        check(conn, &holder, &policy, becoming)?;
+        let renewal_replacing = rotation.replacing.is_some();
+        let renewal = Renewal {
+            expiry,
+            overlap: rotation.overlap,
+            allowed_addresses,
+            replacing: rotation.replacing,
+        };
+        let created = match store::regenerate(conn, &token, &renewal) {
             Ok(Some(created)) => created,
+            Ok(None) if renewal_replacing => return refuse(TokenError::SecretReplaced),
             Ok(None) => return refuse(TokenError::Revoked),
             Err(TokenStoreError::NameTaken) => return refuse(name_taken(&holder, token.name)),
             Err(TokenStoreError::Query(e)) => return Err(e.into()),
         };
         let action = token_action(owner.kind(), Action::TokenRegenerated);
-        let details = details(&created.token, holder.label());
+        let mut details = details(&created.token, holder.label());
+        if let Some(overlap) = rotation.overlap.duration() {
+            let until = now + overlap;
+            details.push_str(&format!(
+                "; previous secret valid until {}",
+                until.format("%Y-%m-%d %H:%M:%S UTC")
+            ));
+        }
         let event = match &rotator {
             Rotator::Person(actor) => Event::by(action, actor).details(details),
             Rotator::ApplicationTokenItself { client_ip } => Event::new(action, None)
@@ -495,6 +564,38 @@ pub async fn regenerate(
             .target("token", Some(created.token.id), &created.token.name)
             .record(conn)?;
         Ok(created)
+    })
+    .await
+}
+
+/// Ends the overlap of one of `owner`'s tokens: the secret its last regenerate replaced stops
+/// working now. False when none was still working.
+pub async fn end_overlap(
+    db: &Db,
+    actor: Actor,
+    owner: TokenOwner,
+    token_id: i64,
+) -> Result<bool, TokenError> {
+    db.transact(move |conn| {
+        let (holder, _) = lock_holder(conn, &actor, owner)?;
+        let token =
+            store::find_owned(conn, owner, token_id)?.ok_or(diesel::result::Error::NotFound)?;
+        let Some(ended) = store::end_overlap(conn, token.id)? else {
+            return Ok(false);
+        };
+        let last_used = ended.last_used_at.map_or_else(
+            || "never used since it was replaced".to_owned(),
+            |at| format!("last used {}", at.format("%Y-%m-%d %H:%M:%S UTC")),
+        );
+        Event::by(Action::TokenOverlapEnded, &actor)
+            .target("token", Some(token.id), &token.name)
+            .details(format!(
+                "{}; previous secret {} ended early, {last_used}",
+                holder.label(),
+                ended.hint
+            ))
+            .record(conn)?;
+        Ok(true)
     })
     .await
 }

@@ -5,12 +5,15 @@ use actix_web::http::header::HeaderMap;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{applications, personal_access_tokens as pat, users};
+use crate::db::schema::{
+    applications, personal_access_tokens as pat, token_previous_secrets, users,
+};
 use crate::db::{Db, DbError};
-use crate::domain::{Role, Scope, ScopeSet};
+use crate::domain::{AddressAllowlist, Role, Scope, ScopeSet};
+use crate::tokens::address_refusals::AddressRefusals;
 use crate::tokens::cache::AuthCache;
 use crate::tokens::last_used::LastUsedRecorder;
-use crate::tokens::{looks_like_token, TokenKind, TokenSecret};
+use crate::tokens::{looks_like_token, SecretUsed, TokenKind, TokenSecret};
 
 /// The person a personal token speaks for.
 #[derive(Clone, Debug)]
@@ -44,6 +47,15 @@ pub struct Authenticated {
     /// The token's scopes within what its owner's role (or, for an application, the policy
     /// for application tokens) allows at this moment.
     pub scopes: ScopeSet,
+    /// Which of its secrets was presented.
+    pub secret: SecretUsed,
+    /// For the replaced secret: when its overlap ends.
+    pub previous_until: Option<NaiveDateTime>,
+    /// None: usable from anywhere.
+    pub allowed_addresses: Option<AddressAllowlist>,
+    /// The digest of the secret presented (never the secret): a token rotating itself replaces
+    /// this secret only if it is still the current one.
+    pub presented_digest: String,
 }
 
 impl Authenticated {
@@ -94,6 +106,14 @@ pub enum AuthFailure {
     Revoked,
     #[error("The token has expired.")]
     Expired,
+    #[error("This secret was replaced when the token was regenerated, and its overlap has ended. Use the new secret.")]
+    Replaced,
+    #[error("This token may not be used from {address}: its owner listed the addresses it may be used from.")]
+    AddressNotAllowed {
+        address: String,
+        token_id: i64,
+        token_name: String,
+    },
     #[error("The token's owner is deactivated.")]
     OwnerDeactivated,
     #[error("The token lacks the `{0}` scope (or its owner's role no longer allows it).")]
@@ -115,7 +135,9 @@ impl AuthFailure {
                 | AuthFailure::Unknown
                 | AuthFailure::Revoked
                 | AuthFailure::Expired
+                | AuthFailure::Replaced
                 | AuthFailure::OwnerDeactivated
+                | AuthFailure::AddressNotAllowed { .. }
         )
     }
 }
@@ -175,13 +197,14 @@ pub fn extract(sources: &TokenSources<'_>) -> Result<Option<String>, AuthFailure
 }
 
 /// What a token's row says about it, whatever its kind: id, name, stored scopes, expiry,
-/// revocation.
+/// revocation, allowlist.
 type TokenFacts = (
     i64,
     String,
     String,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
+    Option<String>,
 );
 
 const TOKEN_FACTS: (
@@ -190,13 +213,35 @@ const TOKEN_FACTS: (
     pat::scopes,
     pat::expires_at,
     pat::revoked_at,
+    pat::allowed_addresses,
 ) = (
     pat::id,
     pat::name,
     pat::scopes,
     pat::expires_at,
     pat::revoked_at,
+    pat::allowed_addresses,
 );
+
+/// How a token's row is found: by its current secret's digest, or by id once a replaced
+/// secret led to it.
+enum Find {
+    Digest(String),
+    Id(i64),
+}
+
+/// Runs `$query` (not yet filtered to one token) for the token `$find` names.
+macro_rules! first_found {
+    ($conn:expr, $find:expr, $query:expr) => {
+        match $find {
+            Find::Digest(digest) => $query
+                .filter(pat::digest.eq(digest))
+                .first($conn)
+                .optional(),
+            Find::Id(id) => $query.filter(pat::id.eq(id)).first($conn).optional(),
+        }
+    };
+}
 
 /// A token's facts with its owner's: a person's email, name, role and whether they are active,
 /// or an application's name and whether it is archived.
@@ -211,6 +256,7 @@ pub struct Authenticator {
     pub cache: AuthCache,
     pub last_used: std::sync::Arc<LastUsedRecorder>,
     pub failures: crate::tokens::FailureThrottle,
+    pub address_refusals: AddressRefusals,
     pub clock: crate::clock::Clock,
 }
 
@@ -222,7 +268,7 @@ impl Authenticator {
         client_ip: &str,
     ) -> Result<Authenticated, AuthFailure> {
         let now = self.clock.now();
-        authenticate(
+        let outcome = authenticate(
             &self.db,
             &self.cache,
             &self.last_used,
@@ -230,7 +276,18 @@ impl Authenticator {
             client_ip,
             now,
         )
-        .await
+        .await;
+        if let Err(AuthFailure::AddressNotAllowed {
+            address,
+            token_id,
+            token_name,
+        }) = &outcome
+        {
+            self.address_refusals
+                .note(&self.db, *token_id, token_name, address, now)
+                .await;
+        }
+        outcome
     }
 }
 
@@ -249,21 +306,93 @@ async fn authenticate(
     let digest = secret.digest();
     let generation = db.write_generation();
     if let Some(auth) = cache.get(&digest.0, generation) {
-        if auth.expires_at.is_some_and(|at| at <= now) {
-            return Err(AuthFailure::Expired);
-        }
-        last_used.record(auth.token_id, now, client_ip);
+        check_use(&auth, client_ip, now)?;
+        last_used.record(auth.token_id, auth.secret, now, client_ip);
         return Ok(auth);
     }
     let cache_key = digest.0.clone();
-    let (facts, principal, allowed) = match secret.kind() {
+    let kind = secret.kind();
+    let (found, secret_used, previous_until) =
+        match load(db, kind, Find::Digest(digest.0.clone())).await? {
+            Some(found) => (found, SecretUsed::Current, None),
+            None => {
+                // Not a current secret: perhaps one a regenerate replaced, in its overlap.
+                let replaced: Option<(i64, NaiveDateTime)> = db
+                    .read(move |conn| {
+                        token_previous_secrets::table
+                            .filter(token_previous_secrets::digest.eq(&digest.0))
+                            .select((
+                                token_previous_secrets::token_id,
+                                token_previous_secrets::valid_until,
+                            ))
+                            .first(conn)
+                            .optional()
+                    })
+                    .await?;
+                let (token_id, valid_until) = replaced.ok_or(AuthFailure::Unknown)?;
+                if valid_until <= now {
+                    return Err(AuthFailure::Replaced);
+                }
+                let found = load(db, kind, Find::Id(token_id))
+                    .await?
+                    .ok_or(AuthFailure::Unknown)?;
+                (found, SecretUsed::Previous, Some(valid_until))
+            }
+        };
+    let Loaded {
+        facts,
+        principal,
+        owner_active,
+        allowed,
+    } = found;
+    check_lifetime(&facts, now)?;
+    if !owner_active {
+        return Err(match principal {
+            Principal::Person(_) => AuthFailure::OwnerDeactivated,
+            // Archiving revokes every token of the application in the same transaction.
+            Principal::Application(_) => AuthFailure::Revoked,
+        });
+    }
+    let (token_id, token_name, scopes, expires_at, _, allowed_addresses) = facts;
+    let auth = Authenticated {
+        principal,
+        token_id,
+        token_name,
+        expires_at,
+        scopes: ScopeSet::from_stored(&scopes).intersection(allowed),
+        secret: secret_used,
+        previous_until,
+        allowed_addresses: allowed_addresses
+            .as_deref()
+            .map(AddressAllowlist::from_stored),
+        presented_digest: cache_key.clone(),
+    };
+    cache.put(cache_key, auth.clone(), generation);
+    check_use(&auth, client_ip, now)?;
+    last_used.record(token_id, secret_used, now, client_ip);
+    Ok(auth)
+}
+
+/// What a token's row and its owner's say, found one way or the other.
+struct Loaded {
+    facts: TokenFacts,
+    principal: Principal,
+    /// A person active, an application not archived.
+    owner_active: bool,
+    /// What the owner's role, or the policy for applications, allows now.
+    allowed: ScopeSet,
+}
+
+/// Reads a token with its owner, in one statement whatever its kind.
+async fn load(db: &Db, kind: TokenKind, find: Find) -> Result<Option<Loaded>, DbError> {
+    match kind {
         TokenKind::Personal => {
             let row: Option<PersonRow> = db
                 .read(move |conn| {
-                    pat::table
-                        .inner_join(users::table)
-                        .filter(pat::digest.eq(&digest.0))
-                        .select((
+                    first_found!(
+                        conn,
+                        find,
+                        pat::table.inner_join(users::table).select((
                             TOKEN_FACTS,
                             (
                                 users::id,
@@ -273,27 +402,24 @@ async fn authenticate(
                                 users::is_active,
                             ),
                         ))
-                        .first(conn)
-                        .optional()
+                    )
                 })
                 .await?;
-            let (facts, (user_id, email, display_name, role, active)) =
-                row.ok_or(AuthFailure::Unknown)?;
-            check_lifetime(&facts, now)?;
-            if !active {
-                return Err(AuthFailure::OwnerDeactivated);
-            }
-            let role: Role = role.parse().unwrap_or(Role::User);
-            let person = Person {
-                user_id,
-                email,
-                display_name,
-                role,
-            };
-            (
-                facts,
-                Principal::Person(person),
-                ScopeSet::allowed_for(role),
+            Ok(
+                row.map(|(facts, (user_id, email, display_name, role, active))| {
+                    let role: Role = role.parse().unwrap_or(Role::User);
+                    Loaded {
+                        facts,
+                        principal: Principal::Person(Person {
+                            user_id,
+                            email,
+                            display_name,
+                            role,
+                        }),
+                        owner_active: active,
+                        allowed: ScopeSet::allowed_for(role),
+                    }
+                }),
             )
         }
         TokenKind::Application => {
@@ -301,10 +427,10 @@ async fn authenticate(
             // trip, as for a personal token.
             let found: Option<(ApplicationRow, Option<String>)> = db
                 .read(move |conn| {
-                    pat::table
-                        .inner_join(applications::table)
-                        .filter(pat::digest.eq(&digest.0))
-                        .select((
+                    first_found!(
+                        conn,
+                        find,
+                        pat::table.inner_join(applications::table).select((
                             (
                                 TOKEN_FACTS,
                                 (
@@ -315,37 +441,45 @@ async fn authenticate(
                             ),
                             crate::policy::application_scopes_setting(),
                         ))
-                        .first(conn)
-                        .optional()
+                    )
                 })
                 .await?;
-            let ((facts, (id, name, archived_at)), stored) = found.ok_or(AuthFailure::Unknown)?;
-            let allowed = crate::policy::application_scopes_from(stored.as_deref());
-            check_lifetime(&facts, now)?;
-            if archived_at.is_some() {
-                // Archiving revokes every token of the application in the same transaction.
-                return Err(AuthFailure::Revoked);
-            }
-            let application = ApplicationIdentity { id, name };
-            (facts, Principal::Application(application), allowed)
+            Ok(
+                found.map(|((facts, (id, name, archived_at)), stored)| Loaded {
+                    facts,
+                    principal: Principal::Application(ApplicationIdentity { id, name }),
+                    owner_active: archived_at.is_none(),
+                    allowed: crate::policy::application_scopes_from(stored.as_deref()),
+                }),
+            )
         }
-    };
-    let (token_id, token_name, scopes, expires_at, _) = facts;
-    last_used.record(token_id, now, client_ip);
-    let auth = Authenticated {
-        principal,
-        token_id,
-        token_name,
-        expires_at,
-        scopes: ScopeSet::from_stored(&scopes).intersection(allowed),
-    };
-    cache.put(cache_key, auth.clone(), generation);
-    Ok(auth)
+    }
+}
+
+/// What is checked on every use, cached or not: time (expiry, the end of an overlap) and the
+/// address.
+fn check_use(auth: &Authenticated, client_ip: &str, now: NaiveDateTime) -> Result<(), AuthFailure> {
+    if auth.expires_at.is_some_and(|at| at <= now) {
+        return Err(AuthFailure::Expired);
+    }
+    if auth.previous_until.is_some_and(|at| at <= now) {
+        return Err(AuthFailure::Replaced);
+    }
+    if let Some(allowed) = &auth.allowed_addresses {
+        if !allowed.allows(client_ip) {
+            return Err(AuthFailure::AddressNotAllowed {
+                address: client_ip.to_owned(),
+                token_id: auth.token_id,
+                token_name: auth.token_name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Revoked or expired: refused whoever owns it.
 fn check_lifetime(facts: &TokenFacts, now: NaiveDateTime) -> Result<(), AuthFailure> {
-    let (_, _, _, expires_at, revoked_at) = facts;
+    let (_, _, _, expires_at, revoked_at, _) = facts;
     if revoked_at.is_some() {
         return Err(AuthFailure::Revoked);
     }

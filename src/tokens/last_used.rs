@@ -1,5 +1,6 @@
 //! Last used, without a database write per request: the newest use of each token is kept in
-//! memory and written in one batch every few seconds, and once more on shutdown.
+//! memory and written in one batch every few seconds, and once more on shutdown. Uses of a
+//! secret a regenerate replaced (during its overlap) are kept apart, on that secret's row.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -11,13 +12,16 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 
-use crate::db::schema::personal_access_tokens as pat;
+use crate::db::schema::{personal_access_tokens as pat, token_previous_secrets as prev};
 use crate::db::{write_transaction, AnyConnection, Db, DbError};
+use crate::tokens::SecretUsed;
 
 pub struct LastUsedRecorder {
     db: Db,
-    pending: Mutex<HashMap<i64, (NaiveDateTime, String)>>,
+    pending: Mutex<HashMap<(i64, SecretUsed), (NaiveDateTime, String)>>,
 }
+
+type Batch = HashMap<(i64, SecretUsed), (NaiveDateTime, String)>;
 
 impl LastUsedRecorder {
     pub fn new(db: Db) -> Arc<Self> {
@@ -27,9 +31,9 @@ impl LastUsedRecorder {
         })
     }
 
-    pub fn record(&self, token_id: i64, at: NaiveDateTime, ip: &str) {
+    pub fn record(&self, token_id: i64, secret: SecretUsed, at: NaiveDateTime, ip: &str) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        merge(&mut pending, token_id, at, ip);
+        merge(&mut pending, (token_id, secret), at, ip);
     }
 
     /// Writes what is pending; returns how many tokens were written. On failure the uses
@@ -86,16 +90,32 @@ impl LastUsedRecorder {
 /// Writes a batch, never moving a time backwards: another instance may have written a later use.
 /// A use from before the row's `regenerated_at` was made with a secret since replaced, and is
 /// not the new secret's.
-fn write_batch(
-    conn: &mut AnyConnection,
-    batch: &HashMap<i64, (NaiveDateTime, String)>,
-) -> QueryResult<()> {
+fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
+    // Replaced secrets are few (only during an overlap): a statement each. A use from before
+    // the secret was replaced belongs to an older one.
+    for ((id, _), (at, ip)) in batch
+        .iter()
+        .filter(|((_, secret), _)| *secret == SecretUsed::Previous)
+    {
+        diesel::update(
+            prev::table
+                .filter(prev::token_id.eq(id))
+                .filter(prev::replaced_at.le(at))
+                .filter(prev::last_used_at.is_null().or(prev::last_used_at.lt(at))),
+        )
+        .set((prev::last_used_at.eq(at), prev::last_used_ip.eq(ip)))
+        .execute(conn)?;
+    }
+    let current = batch
+        .iter()
+        .filter(|((_, secret), _)| *secret == SecretUsed::Current)
+        .map(|((id, _), use_)| (id, use_));
     match conn {
         // One statement for the whole batch: with thousands of tokens in use, a round trip per
         // token made each flush a burst that competed with the token checks. Sorted by id, so
         // two instances flushing at once lock rows in the same order.
         AnyConnection::Postgresql(pg) => {
-            let mut rows: Vec<_> = batch.iter().collect();
+            let mut rows: Vec<_> = current.collect();
             rows.sort_unstable_by_key(|(id, _)| **id);
             let (ids, (ats, ips)): (Vec<i64>, (Vec<NaiveDateTime>, Vec<&str>)) = rows
                 .into_iter()
@@ -116,7 +136,7 @@ fn write_batch(
         }
         // A local file: one statement per token costs no round trip.
         AnyConnection::Sqlite(_) => {
-            for (id, (at, ip)) in batch {
+            for (id, (at, ip)) in current {
                 diesel::update(
                     pat::table
                         .filter(pat::id.eq(id))
@@ -131,12 +151,7 @@ fn write_batch(
     Ok(())
 }
 
-fn merge(
-    pending: &mut HashMap<i64, (NaiveDateTime, String)>,
-    id: i64,
-    at: NaiveDateTime,
-    ip: &str,
-) {
+fn merge(pending: &mut Batch, id: (i64, SecretUsed), at: NaiveDateTime, ip: &str) {
     match pending.get_mut(&id) {
         Some((seen, _)) if *seen >= at => {}
         Some(entry) => *entry = (at, ip.to_owned()),

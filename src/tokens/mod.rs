@@ -1,6 +1,7 @@
 //! Access tokens, personal and application: the secret's format, the store, the authenticator, Last used.
 
 pub mod actions;
+pub mod address_refusals;
 pub mod authenticator;
 pub mod cache;
 pub mod inventory;
@@ -10,6 +11,7 @@ mod secret;
 pub mod store;
 pub mod throttle;
 
+pub use address_refusals::AddressRefusals;
 pub use authenticator::{
     extract, ApplicationIdentity, AuthFailure, Authenticated, Authenticator, Person, Principal,
     TokenSources,
@@ -19,5 +21,8 @@ pub use last_used::{LastUsedFlusher, LastUsedRecorder};
 pub use secret::{
     looks_like_token, TokenDigest, TokenKind, TokenSecret, APPLICATION_TOKEN_PREFIX, TOKEN_PREFIX,
 };
-pub use store::{CreatedToken, PersonalAccessToken, Tab, TokenOwner, TokenStatus, TokenStoreError};
+pub use store::{
+    CreatedToken, PersonalAccessToken, PreviousSecret, Renewal, SecretUsed, Tab, TokenOwner,
+    TokenStatus, TokenStoreError,
+};
 pub use throttle::FailureThrottle;

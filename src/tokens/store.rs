@@ -4,9 +4,9 @@
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::schema::personal_access_tokens as pat;
+use crate::db::schema::{personal_access_tokens as pat, token_previous_secrets};
 use crate::db::AnyConnection;
-use crate::domain::{Expiry, ScopeSet, TokenRequest};
+use crate::domain::{AddressAllowlist, Expiry, Overlap, ScopeSet, TokenRequest};
 use crate::tokens::{TokenKind, TokenSecret};
 
 /// Whose a token is: one of these is set on every row (the database checks it).
@@ -67,6 +67,27 @@ pub struct PersonalAccessToken {
     pub created_by: Option<i64>,
     /// Why it was revoked, when no person did it: [`LEAK_REPORT`].
     pub revoked_reason: Option<String>,
+    allowed_addresses: Option<String>,
+}
+
+/// Which of a token's secrets a request presented: its current one, or the one a regenerate
+/// replaced, during the overlap the owner chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SecretUsed {
+    Current,
+    Previous,
+}
+
+/// The secret a regenerate replaced, still working until `valid_until`. Its uses are its own.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = token_previous_secrets)]
+pub struct PreviousSecret {
+    pub token_id: i64,
+    pub hint: String,
+    pub replaced_at: NaiveDateTime,
+    pub valid_until: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub last_used_ip: Option<String>,
 }
 
 /// The revoked reason of a token someone reported as leaked.
@@ -120,6 +141,13 @@ impl PersonalAccessToken {
         ScopeSet::from_stored(&self.scopes)
     }
 
+    /// The addresses it may be used from; None: anywhere.
+    pub fn allowlist(&self) -> Option<AddressAllowlist> {
+        self.allowed_addresses
+            .as_deref()
+            .map(AddressAllowlist::from_stored)
+    }
+
     pub fn status(&self, now: NaiveDateTime) -> TokenStatus {
         if self.revoked_at.is_some() {
             TokenStatus::Revoked
@@ -135,6 +163,8 @@ impl PersonalAccessToken {
 pub struct CreatedToken {
     pub token: PersonalAccessToken,
     pub secret: TokenSecret,
+    /// On a regenerate with an overlap: the replaced secret, still working for a while.
+    pub previous: Option<PreviousSecret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,6 +247,7 @@ pub fn create(
             pat::scopes.eq(request.scopes.to_stored()),
             pat::created_at.eq(now()),
             pat::expires_at.eq(request.expiry.at()),
+            pat::allowed_addresses.eq(request.allowed_addresses.as_ref().map(|a| a.to_stored())),
         ))
         .execute(conn)?;
     let token: PersonalAccessToken = pat::table
@@ -224,7 +255,11 @@ pub fn create(
         .select(PersonalAccessToken::as_select())
         .first(conn)?;
     index_scopes(conn, token.id, request.scopes)?;
-    Ok(CreatedToken { token, secret })
+    Ok(CreatedToken {
+        token,
+        secret,
+        previous: None,
+    })
 }
 
 /// Writes a new token's scopes one to a row (`token_scopes`), for the inventory's scope filter.
@@ -410,8 +445,13 @@ pub fn live_with_digests(
     conn: &mut AnyConnection,
     digests: &[String],
 ) -> QueryResult<Vec<PersonalAccessToken>> {
+    // A replaced secret still in its overlap is as live as the current one.
+    let replaced = token_previous_secrets::table
+        .filter(token_previous_secrets::digest.eq_any(digests))
+        .filter(token_previous_secrets::valid_until.gt(now()))
+        .select(token_previous_secrets::token_id);
     pat::table
-        .filter(pat::digest.eq_any(digests))
+        .filter(pat::digest.eq_any(digests).or(pat::id.eq_any(replaced)))
         .filter(pat::revoked_at.is_null())
         .order(pat::id.asc())
         .select(PersonalAccessToken::as_select())
@@ -434,31 +474,84 @@ pub fn revoke_reported(conn: &mut AnyConnection, token_id: i64) -> QueryResult<b
     Ok(changed == 1)
 }
 
-/// A new secret for the same token (name, scopes) with a new expiry. The old digest is
-/// replaced in the same statement, so the old secret stops working the moment this commits.
+/// What a regenerate changes besides the secret.
+#[derive(Clone, Debug)]
+pub struct Renewal {
+    pub expiry: Expiry,
+    /// How long the replaced secret keeps working.
+    pub overlap: Overlap,
+    pub allowed_addresses: Option<AddressAllowlist>,
+    /// The digest the token's current secret must still have (a token rotating itself).
+    pub replacing: Option<String>,
+}
+
+/// A new secret for the same token (name, scopes) with a new expiry and allowlist. The old
+/// digest is replaced in the same statement, so the old secret stops working the moment this
+/// commits, unless the renewal keeps it for an overlap: then it moves, with its Last used, to
+/// `token_previous_secrets` (replacing any earlier one, whose overlap ends here).
 /// An expired token comes back to life, so its name must be free among the active ones.
 pub fn regenerate(
     conn: &mut AnyConnection,
     token: &PersonalAccessToken,
-    expiry: Expiry,
+    renewal: &Renewal,
 ) -> Result<Option<CreatedToken>, TokenStoreError> {
     if active_name_taken(conn, token.owner(), &token.name, Some(token.id))? {
         return Err(TokenStoreError::NameTaken);
     }
     let token_id = token.id;
+    let now = now();
+    // Fixed statements with or without an expected digest: `no_expectation` is true when none.
+    let replacing = renewal.replacing.clone().unwrap_or_default();
+    let no_expectation = renewal
+        .replacing
+        .is_none()
+        .into_sql::<diesel::sql_types::Bool>();
+    end_overlap(conn, token_id)?;
+    if let Some(overlap) = renewal.overlap.duration() {
+        use diesel::sql_types::Timestamp;
+        use token_previous_secrets as prev;
+        diesel::insert_into(prev::table)
+            .values(
+                pat::table
+                    .filter(pat::id.eq(token_id))
+                    .filter(pat::revoked_at.is_null())
+                    .filter(pat::digest.eq(&replacing).or(no_expectation))
+                    .select((
+                        pat::id,
+                        pat::digest,
+                        pat::hint,
+                        now.into_sql::<Timestamp>(),
+                        (now + overlap).into_sql::<Timestamp>(),
+                        pat::last_used_at,
+                        pat::last_used_ip,
+                    )),
+            )
+            .into_columns((
+                prev::token_id,
+                prev::digest,
+                prev::hint,
+                prev::replaced_at,
+                prev::valid_until,
+                prev::last_used_at,
+                prev::last_used_ip,
+            ))
+            .execute(conn)?;
+    }
     let secret = TokenSecret::generate_kind(token.kind());
     let changed = diesel::update(
         pat::table
             .filter(pat::id.eq(token_id))
-            .filter(pat::revoked_at.is_null()),
+            .filter(pat::revoked_at.is_null())
+            .filter(pat::digest.eq(&replacing).or(no_expectation)),
     )
     .set((
         pat::digest.eq(secret.digest().0),
         pat::hint.eq(secret.hint()),
-        pat::regenerated_at.eq(now()),
-        pat::expires_at.eq(expiry.at()),
+        pat::regenerated_at.eq(now),
+        pat::expires_at.eq(renewal.expiry.at()),
         pat::last_used_at.eq(None::<NaiveDateTime>),
         pat::last_used_ip.eq(None::<String>),
+        pat::allowed_addresses.eq(renewal.allowed_addresses.as_ref().map(|a| a.to_stored())),
     ))
     .execute(conn)?;
     if changed == 0 {
@@ -468,5 +561,46 @@ pub fn regenerate(
         .find(token_id)
         .select(PersonalAccessToken::as_select())
         .first(conn)?;
-    Ok(Some(CreatedToken { token, secret }))
+    let previous = previous_secret(conn, token_id)?;
+    Ok(Some(CreatedToken {
+        token,
+        secret,
+        previous,
+    }))
+}
+
+/// The replaced secret of a token still working, if its overlap has not ended.
+pub fn previous_secret(
+    conn: &mut AnyConnection,
+    token_id: i64,
+) -> QueryResult<Option<PreviousSecret>> {
+    token_previous_secrets::table
+        .filter(token_previous_secrets::token_id.eq(token_id))
+        .filter(token_previous_secrets::valid_until.gt(now()))
+        .select(PreviousSecret::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The replaced secrets still working among these tokens', for a list.
+pub fn previous_secrets_of(
+    conn: &mut AnyConnection,
+    token_ids: &[i64],
+) -> QueryResult<Vec<PreviousSecret>> {
+    token_previous_secrets::table
+        .filter(token_previous_secrets::token_id.eq_any(token_ids))
+        .filter(token_previous_secrets::valid_until.gt(now()))
+        .select(PreviousSecret::as_select())
+        .load(conn)
+}
+
+/// Ends a token's overlap: its replaced secret stops working. Returns the secret as it was,
+/// if one was still working.
+pub fn end_overlap(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Option<PreviousSecret>> {
+    let working = previous_secret(conn, token_id)?;
+    diesel::delete(
+        token_previous_secrets::table.filter(token_previous_secrets::token_id.eq(token_id)),
+    )
+    .execute(conn)?;
+    Ok(working)
 }

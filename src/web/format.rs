@@ -85,6 +85,21 @@ pub fn ago(at: NaiveDateTime, now: NaiveDateTime) -> String {
     format!("{} ago", plural(n, unit))
 }
 
+/// "in 55 minutes", "in 6 days": how long until `at`, rounded down ("in under a minute").
+pub fn from_now(at: NaiveDateTime, now: NaiveDateTime) -> String {
+    let left = at - now;
+    let (n, unit) = if left < Duration::minutes(1) {
+        return "in under a minute".to_owned();
+    } else if left < Duration::hours(1) {
+        (left.num_minutes(), "minute")
+    } else if left < Duration::days(1) {
+        (left.num_hours(), "hour")
+    } else {
+        (left.num_days(), "day")
+    };
+    format!("in {}", plural(n, unit))
+}
+
 /// How an expiry reads in a list: the date, plus a badge when it is near or past.
 pub struct ExpiryView {
     pub text: String,

@@ -256,6 +256,9 @@ pub struct PendingReveal {
     /// that shelf's reveal page only, under that shelf's name.
     #[serde(default)]
     pub application_id: Option<i64>,
+    /// On a regenerate with an overlap: until when the replaced secret works (as shown).
+    #[serde(default)]
+    pub previous_until: Option<String>,
 }
 
 impl PendingReveal {
@@ -266,6 +269,10 @@ impl PendingReveal {
             secret: created.secret.expose().to_owned(),
             regenerated,
             application_id: created.token.application_id,
+            previous_until: created
+                .previous
+                .as_ref()
+                .map(|previous| crate::web::format::exact(previous.valid_until)),
         }
     }
 }

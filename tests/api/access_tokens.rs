@@ -515,6 +515,7 @@ async fn the_list_is_paged_past_fifty(app: TestApp) {
         name: String::new(),
         expiry: tokendesk::domain::Expiry::Never,
         scopes: tokendesk::domain::ScopeSet::parse(["tag:read"]).unwrap(),
+        allowed_addresses: None,
     };
     app.db
         .write(move |conn| {

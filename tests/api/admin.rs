@@ -759,6 +759,7 @@ async fn the_inventory_pages_past_fifty(app: TestApp) {
                     name: format!("bulk-{n}"),
                     expiry: tokendesk::domain::Expiry::Never,
                     scopes: tokendesk::domain::ScopeSet::parse(["tag:read"]).unwrap(),
+                    allowed_addresses: None,
                 };
                 tokendesk::tokens::store::create(
                     conn,

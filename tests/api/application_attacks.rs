@@ -64,6 +64,7 @@ async fn app_token(
             chrono::Utc::now().naive_utc() + chrono::Duration::days(30),
         ),
         scopes: tokendesk::domain::ScopeSet::parse(scopes.iter().copied()).unwrap(),
+        allowed_addresses: None,
     };
     let created = app
         .db

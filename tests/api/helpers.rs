@@ -541,6 +541,7 @@ impl TestApp {
             name: name.to_owned(),
             expiry: tokendesk::domain::Expiry::Never,
             scopes: tokendesk::domain::ScopeSet::parse(scopes.iter().copied()).unwrap(),
+            allowed_addresses: None,
         };
         let created = self
             .db

@@ -83,10 +83,25 @@ async fn last_used_never_moves_backwards(app: TestApp) {
     let earlier = later - chrono::Duration::minutes(10);
     let first = LastUsedRecorder::new(app.db.clone());
     let second = LastUsedRecorder::new(app.db.clone());
-    first.record(id, later, "10.0.0.2");
-    second.record(id, earlier, "10.0.0.1");
+    first.record(
+        id,
+        tokendesk::tokens::SecretUsed::Current,
+        later,
+        "10.0.0.2",
+    );
+    second.record(
+        id,
+        tokendesk::tokens::SecretUsed::Current,
+        earlier,
+        "10.0.0.1",
+    );
     // Within one recorder an older use does not replace a newer one either.
-    first.record(id, earlier, "10.0.0.9");
+    first.record(
+        id,
+        tokendesk::tokens::SecretUsed::Current,
+        earlier,
+        "10.0.0.9",
+    );
     let (db1, db2) = (first.clone(), second.clone());
     tokio::task::spawn_blocking(move || {
         assert_eq!(db1.flush().unwrap(), 1);

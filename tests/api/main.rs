@@ -25,6 +25,7 @@ mod openapi;
 mod pages;
 mod process;
 mod proxies;
+mod rotation_overlap;
 mod route_walk;
 // Shared with tests/faults; this binary uses only part of it.
 #[allow(dead_code)]

@@ -110,6 +110,7 @@ async fn busy_application(app: &TestApp, admin_id: i64) -> (i64, i64) {
                         chrono::Utc::now().naive_utc() + chrono::Duration::days(1 + n as i64),
                     ),
                     scopes: ScopeSet::parse(["license:read", "license:write"]).unwrap(),
+                    allowed_addresses: None,
                 };
                 let owner = TokenOwner::Application(application.id);
                 token_id = store::create(conn, owner, admin_id, &request)

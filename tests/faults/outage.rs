@@ -180,6 +180,7 @@ async fn one_token_per_client(database_url: &str) -> Vec<String> {
                     name: format!("client {n}"),
                     expiry: Expiry::Never,
                     scopes: ScopeSet::parse(["tag:read"]).unwrap(),
+                    allowed_addresses: None,
                 };
                 let created = tokendesk::tokens::store::create(
                     conn,

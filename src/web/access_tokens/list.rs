@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::db::Db;
 use crate::domain::ScopeSet;
-use crate::tokens::{store, PersonalAccessToken, Tab};
+use crate::tokens::{store, PersonalAccessToken, PreviousSecret, Tab};
 use crate::web::access_tokens::Shelf;
 use crate::web::error::AppError;
 use crate::web::format::{self, ExpiryView, Pager};
@@ -51,10 +51,46 @@ pub struct TokenRow {
     pub revoked_exact: String,
     /// Revoked because someone reported it leaked.
     pub reported_leaked: bool,
+    /// The addresses it may be used from; empty: anywhere.
+    pub allowed_addresses: Vec<String>,
+    /// The secret its last regenerate replaced, while it still works.
+    pub previous: Option<PreviousView>,
+}
+
+/// A replaced secret in its overlap, as the list and the token's page show it.
+pub struct PreviousView {
+    pub hint: String,
+    pub until: String,
+    pub until_exact: String,
+    pub last_used: String,
+    pub last_used_exact: String,
+    pub last_used_ip: String,
+}
+
+impl PreviousView {
+    pub fn new(previous: &PreviousSecret, now: NaiveDateTime) -> Self {
+        PreviousView {
+            hint: previous.hint.clone(),
+            until: format::from_now(previous.valid_until, now),
+            until_exact: format::exact(previous.valid_until),
+            last_used: previous
+                .last_used_at
+                .map_or_else(|| "Never".to_owned(), |at| format::ago(at, now)),
+            last_used_exact: previous.last_used_at.map(format::exact).unwrap_or_default(),
+            last_used_ip: previous.last_used_ip.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl TokenRow {
-    pub fn new(token: &PersonalAccessToken, allowed: ScopeSet, now: NaiveDateTime) -> Self {
+    /// `previous`: the token's replaced secret still working, if any (a list passes all it
+    /// loaded; the row takes its own).
+    pub fn new(
+        token: &PersonalAccessToken,
+        allowed: ScopeSet,
+        previous: &[PreviousSecret],
+        now: NaiveDateTime,
+    ) -> Self {
         let scopes: Vec<ScopeView> = token
             .scopes()
             .iter()
@@ -84,6 +120,23 @@ impl TokenRow {
             revoked: token.revoked_at.map(format::date).unwrap_or_default(),
             revoked_exact: exact(token.revoked_at),
             reported_leaked: token.reported_leaked(),
+            allowed_addresses: token
+                .allowlist()
+                .map(|list| list.entries().collect())
+                .unwrap_or_default(),
+            previous: previous
+                .iter()
+                .find(|p| p.token_id == token.id && token.revoked_at.is_none())
+                .map(|p| PreviousView::new(p, now)),
+        }
+    }
+
+    /// "203.0.113.0/24 and 2 more", for the list's one-line summary.
+    pub fn allowlist_summary(&self) -> String {
+        match self.allowed_addresses.as_slice() {
+            [] => String::new(),
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} and {} more", rest.len()),
         }
     }
 
@@ -131,14 +184,14 @@ pub async fn show(
     let now = Utc::now().naive_utc();
     let requested = query.page.unwrap_or(1);
     // One trip to the database for the tab counts and the page.
-    let (counts, items) = db
+    let (counts, items, previous) = db
         .read(move |conn| {
             let counts = store::count_owned(conn, owner)?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));
-            Ok((
-                counts,
-                store::owned_rows(conn, owner, tab, offset, PER_PAGE)?,
-            ))
+            let items = store::owned_rows(conn, owner, tab, offset, PER_PAGE)?;
+            let ids: Vec<i64> = items.iter().map(|token| token.id).collect();
+            let previous = store::previous_secrets_of(conn, &ids)?;
+            Ok((counts, items, previous))
         })
         .await?;
     let tab_param = match tab {
@@ -169,7 +222,7 @@ pub async fn show(
         reported_leaked: counts.reported_leaked,
         rows: items
             .iter()
-            .map(|token| TokenRow::new(token, shelf.allowed, now))
+            .map(|token| TokenRow::new(token, shelf.allowed, &previous, now))
             .collect(),
         pager,
         flash: take_flash(&shelf.current.session),

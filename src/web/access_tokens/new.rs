@@ -28,6 +28,8 @@ struct NewTokenPage {
     error_links: Vec<ErrorLink>,
     groups: Vec<ScopeGroup>,
     role: &'static str,
+    /// The policy requires an allowlist for write scopes.
+    allowlist_required: bool,
 }
 
 fn page(
@@ -48,8 +50,10 @@ fn page(
                 ("expires_in", "expires_in"),
                 ("expires_on", "expires_on"),
                 ("scopes", "scopes"),
+                ("allowed_addresses", "allowed_addresses"),
             ],
         ),
+        allowlist_required: policy.write_requires_allowlist,
         errors,
         expiry: ExpiryField::new(policy, Utc::now().naive_utc()),
         role: shelf.current.user.role().label(),

@@ -6,10 +6,10 @@ use serde::Deserialize;
 
 use crate::db::Db;
 use crate::domain::Policy;
-use crate::domain::{parse_expiry, FieldErrors};
+use crate::domain::{parse_allowlist, parse_expiry, FieldErrors, Overlap};
 use crate::http::ClientIp;
-use crate::tokens::actions::{self, NewExpiry, Rotator, TokenError};
-use crate::tokens::PersonalAccessToken;
+use crate::tokens::actions::{self, NewExpiry, Rotation, Rotator, TokenError};
+use crate::tokens::{PersonalAccessToken, TokenStatus};
 use crate::web::access_tokens::{refusal_errors, ExpiryField, Shelf, TokenPath};
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
@@ -22,6 +22,9 @@ use crate::web::session::{set_refusal, stash_showing, PendingReveal};
 pub struct RegenerateForm {
     expires_in: String,
     expires_on: String,
+    /// An `Overlap` value.
+    overlap: String,
+    allowed_addresses: String,
 }
 
 #[derive(Template)]
@@ -34,8 +37,10 @@ struct RegeneratePage {
     input: RegenerateForm,
     errors: FieldErrors,
     expiry: ExpiryField,
+    overlaps: [Overlap; 4],
     /// Expired already: its secret stopped working then, not now.
     expired: bool,
+    allowlist_required: bool,
 }
 
 fn page(
@@ -55,6 +60,8 @@ fn page(
         input,
         errors,
         expiry: ExpiryField::new(policy, now),
+        overlaps: Overlap::ALL,
+        allowlist_required: policy.write_requires_allowlist,
     }
 }
 
@@ -88,6 +95,11 @@ pub async fn show(
     let input = RegenerateForm {
         expires_in: policy.default_expiry.value().to_owned(),
         expires_on: String::new(),
+        overlap: Overlap::None.value().to_owned(),
+        allowed_addresses: token
+            .allowlist()
+            .map(|list| list.entries().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default(),
     };
     render_with_status(
         StatusCode::OK,
@@ -106,15 +118,9 @@ pub async fn submit(
         return Ok(see_other(&shelf.base));
     };
     let policy = shelf.rules(&crate::policy::current(&db).await?);
-    let expiry = match parse_expiry(
-        &input.expires_in,
-        &input.expires_on,
-        Utc::now().naive_utc(),
-        &policy,
-    ) {
-        Ok(expiry) => expiry,
-        Err((field, message)) => {
-            let errors = FieldErrors::one(field, message);
+    let rotation = match parse(&input, &policy, token.status(Utc::now().naive_utc())) {
+        Ok(rotation) => rotation,
+        Err(errors) => {
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &page(shelf, &policy, token, input, errors),
@@ -126,7 +132,7 @@ pub async fn submit(
         Rotator::Person(shelf.current.actor(&client_ip)),
         token.owner(),
         token.id,
-        NewExpiry::Chosen(expiry),
+        rotation,
     )
     .await;
     let created = match regenerated {
@@ -151,4 +157,43 @@ pub async fn submit(
     };
     stash_showing(&db, &shelf.current, PendingReveal::of(&created, true)).await?;
     Ok(see_other(&shelf.at("/reveal")))
+}
+
+/// Every field's rules, every error at once. An expired token's secret stopped working already:
+/// there is nothing to keep working, so it gets no overlap.
+fn parse(
+    input: &RegenerateForm,
+    policy: &Policy,
+    status: TokenStatus,
+) -> Result<Rotation, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let expiry = parse_expiry(
+        &input.expires_in,
+        &input.expires_on,
+        Utc::now().naive_utc(),
+        policy,
+    )
+    .map_err(|(field, message)| errors.add(field, message))
+    .ok();
+    let overlap = input
+        .overlap
+        .parse::<Overlap>()
+        .map_err(|message| errors.add("overlap", message))
+        .ok();
+    let allowed_addresses = parse_allowlist(&input.allowed_addresses)
+        .map_err(|(field, message)| errors.add(field, message))
+        .ok();
+    match (expiry, overlap, allowed_addresses) {
+        (Some(expiry), Some(overlap), Some(allowed_addresses)) => Ok(Rotation {
+            expiry: NewExpiry::Chosen(expiry),
+            overlap: if status == TokenStatus::Active {
+                overlap
+            } else {
+                Overlap::None
+            },
+            allowed_addresses: Some(allowed_addresses),
+            replacing: None,
+        }),
+        _ => Err(errors),
+    }
 }

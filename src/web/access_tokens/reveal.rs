@@ -18,6 +18,7 @@ struct RevealPage {
     name: String,
     secret: String,
     regenerated: bool,
+    previous_until: Option<String>,
     base_url: String,
 }
 
@@ -52,6 +53,7 @@ pub async fn show(
         name: reveal.name,
         secret: reveal.secret,
         regenerated: reveal.regenerated,
+        previous_until: reveal.previous_until,
         base_url,
         shelf,
     })?;

@@ -5,12 +5,13 @@ use askama::Template;
 use chrono::Utc;
 
 use crate::db::Db;
-use crate::tokens::TokenStatus;
+use crate::tokens::{store, TokenStatus};
 use crate::web::access_tokens::list::TokenRow;
 use crate::web::access_tokens::Shelf;
 use crate::web::access_tokens::TokenPath;
 use crate::web::error::AppError;
 use crate::web::layout::{render, Chrome};
+use crate::web::session::{take_flash, Flash};
 
 #[derive(Template)]
 #[template(path = "access_tokens/token.html")]
@@ -19,6 +20,7 @@ struct TokenPage {
     shelf: Shelf,
     row: TokenRow,
     status: TokenStatus,
+    flash: Option<Flash>,
 }
 
 pub async fn show(
@@ -27,11 +29,18 @@ pub async fn show(
     path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, AppError> {
     let token = shelf.token(&db, &path.id).await?;
+    let token_id = token.id;
+    let previous: Vec<_> = db
+        .read(move |conn| store::previous_secret(conn, token_id))
+        .await?
+        .into_iter()
+        .collect();
     let now = Utc::now().naive_utc();
     render(&TokenPage {
         chrome: shelf.chrome(),
         status: token.status(now),
-        row: TokenRow::new(&token, shelf.allowed, now),
+        row: TokenRow::new(&token, shelf.allowed, &previous, now),
+        flash: take_flash(&shelf.current.session),
         shelf,
     })
 }

@@ -28,6 +28,8 @@ pub struct PolicyForm {
     /// "any", or "chosen" for the `application_scopes` checked.
     application_scope_rule: String,
     application_scopes: Vec<String>,
+    /// A checkbox: "on" when checked.
+    write_requires_allowlist: String,
 }
 
 impl PolicyForm {
@@ -47,6 +49,11 @@ impl PolicyForm {
                 .iter()
                 .map(|s| s.name().to_owned())
                 .collect(),
+            write_requires_allowlist: if policy.write_requires_allowlist {
+                "on".to_owned()
+            } else {
+                String::new()
+            },
         }
     }
 
@@ -169,6 +176,7 @@ fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
         max_active_tokens,
         application_max_lifetime_days,
         application_scopes,
+        write_requires_allowlist: !form.write_requires_allowlist.is_empty(),
     };
     if default_expiry.is_none() {
         errors.add("default_expiry", "Choose a default expiry.");

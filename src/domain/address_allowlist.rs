@@ -1,0 +1,265 @@
+//! The addresses a token may be used from: single addresses and CIDR ranges, IPv4 and IPv6.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+/// At most this many entries: a list longer than that is a network policy, not a token's.
+pub const MAX_ENTRIES: usize = 20;
+
+/// A token's allowlist, never empty (no allowlist at all is `None` where one is held).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddressAllowlist(Arc<[IpNet]>);
+
+impl AddressAllowlist {
+    /// Parses what a person typed: entries separated by commas, spaces or new lines. `Ok(None)`
+    /// for nothing at all. Every bad entry is named in one message.
+    pub fn parse(raw: &str) -> Result<Option<Self>, String> {
+        let entries: Vec<&str> = raw
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|entry| !entry.is_empty())
+            .collect();
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        if entries.len() > MAX_ENTRIES {
+            return Err(format!(
+                "List at most {MAX_ENTRIES} addresses or ranges ({} given); a wider range can \
+                 cover several.",
+                entries.len()
+            ));
+        }
+        let mut nets: Vec<IpNet> = Vec::with_capacity(entries.len());
+        let mut problems = Vec::new();
+        for entry in entries {
+            match parse_entry(entry) {
+                Ok(net) if !nets.contains(&net) => nets.push(net),
+                Ok(_) => {}
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems.join(" "));
+        }
+        Ok(Some(Self(nets.into())))
+    }
+
+    /// As stored by [`AddressAllowlist::to_stored`]; a stored value that no longer parses
+    /// allows nothing rather than everything.
+    pub fn from_stored(stored: &str) -> Self {
+        match Self::parse(stored) {
+            Ok(Some(list)) => list,
+            _ => Self(Arc::from(Vec::new())),
+        }
+    }
+
+    pub fn to_stored(&self) -> String {
+        self.to_string()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|net| display(*net))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether a request from `client_ip` (as the server determined it) may use the token.
+    /// An IPv4 address written as IPv6 (`::ffff:192.0.2.1`) is the IPv4 address.
+    pub fn allows(&self, client_ip: &str) -> bool {
+        let Ok(ip) = client_ip.parse::<IpAddr>() else {
+            return false;
+        };
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+impl fmt::Display for AddressAllowlist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries: Vec<String> = self.entries().collect();
+        f.write_str(&entries.join(", "))
+    }
+}
+
+/// A host (`/32`, `/128`) shows as its address.
+fn display(net: IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+fn parse_entry(entry: &str) -> Result<IpNet, String> {
+    let shown: String = entry.chars().take(60).collect();
+    if let Ok(ip) = entry.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip.to_canonical()));
+    }
+    let net: IpNet = entry.parse().map_err(|_| {
+        format!("“{shown}” is not an IPv4 or IPv6 address or CIDR range (such as 203.0.113.0/24).")
+    })?;
+    let net = match net {
+        // A range of IPv4 addresses written as IPv6 is the IPv4 range.
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96)
+                .map_err(|_| format!("“{shown}” is not a valid range."))?,
+            None => net,
+        },
+        _ => net,
+    };
+    if net.trunc() != net {
+        return Err(format!(
+            "“{shown}” has bits set beyond its prefix: did you mean {}?",
+            net.trunc()
+        ));
+    }
+    if net.prefix_len() == 0 {
+        return Err(format!(
+            "“{shown}” allows every address; leave the list empty instead."
+        ));
+    }
+    Ok(net)
+}
+
+/// How long a replaced secret keeps working after a regenerate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overlap {
+    /// It stops at once.
+    #[default]
+    None,
+    OneHour,
+    OneDay,
+    SevenDays,
+}
+
+impl Overlap {
+    pub const ALL: [Overlap; 4] = [
+        Overlap::None,
+        Overlap::OneHour,
+        Overlap::OneDay,
+        Overlap::SevenDays,
+    ];
+
+    /// As forms and the API send it.
+    pub fn value(self) -> &'static str {
+        match self {
+            Overlap::None => "none",
+            Overlap::OneHour => "1h",
+            Overlap::OneDay => "24h",
+            Overlap::SevenDays => "7d",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Overlap::None => "No time: the old secret stops now",
+            Overlap::OneHour => "1 hour",
+            Overlap::OneDay => "24 hours",
+            Overlap::SevenDays => "7 days",
+        }
+    }
+
+    pub fn duration(self) -> Option<chrono::Duration> {
+        match self {
+            Overlap::None => None,
+            Overlap::OneHour => Some(chrono::Duration::hours(1)),
+            Overlap::OneDay => Some(chrono::Duration::hours(24)),
+            Overlap::SevenDays => Some(chrono::Duration::days(7)),
+        }
+    }
+
+    pub fn values_list() -> String {
+        let values: Vec<&str> = Self::ALL.iter().map(|o| o.value()).collect();
+        values.join(", ")
+    }
+}
+
+impl std::str::FromStr for Overlap {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(Overlap::None);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|o| o.value() == raw)
+            .ok_or_else(|| {
+                format!(
+                    "Choose how long the old secret keeps working. Allowed values: {}.",
+                    Self::values_list()
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(raw: &str) -> AddressAllowlist {
+        AddressAllowlist::parse(raw).unwrap().unwrap()
+    }
+
+    #[test]
+    fn addresses_and_ranges_of_both_families_allow_what_they_cover() {
+        let allowed = list("203.0.113.0/24, 2001:db8::/32\n198.51.100.7");
+        assert!(allowed.allows("203.0.113.0"));
+        assert!(allowed.allows("203.0.113.255"));
+        assert!(!allowed.allows("203.0.114.0"));
+        assert!(allowed.allows("198.51.100.7"));
+        assert!(!allowed.allows("198.51.100.8"));
+        assert!(allowed.allows("2001:db8:ffff::1"));
+        assert!(!allowed.allows("2001:db9::1"));
+        assert!(allowed.allows("::ffff:203.0.113.9"), "IPv4 written as IPv6");
+        assert!(!allowed.allows("not an address"));
+        assert_eq!(
+            allowed.to_stored(),
+            "203.0.113.0/24, 2001:db8::/32, 198.51.100.7"
+        );
+        assert_eq!(AddressAllowlist::from_stored(&allowed.to_stored()), allowed);
+    }
+
+    #[test]
+    fn ipv4_written_as_ipv6_is_stored_as_ipv4() {
+        assert_eq!(list("::ffff:192.0.2.1").to_stored(), "192.0.2.1");
+        assert_eq!(list("::ffff:192.0.2.0/120").to_stored(), "192.0.2.0/24");
+        assert!(list("::ffff:192.0.2.0/120").allows("192.0.2.200"));
+    }
+
+    #[test]
+    fn bad_entries_are_all_named() {
+        let error = AddressAllowlist::parse("10.0.0.1/8, nope, 10.0.0.0/33").unwrap_err();
+        assert!(error.contains("did you mean 10.0.0.0/8"), "{error}");
+        assert!(error.contains("“nope”"), "{error}");
+        assert!(error.contains("“10.0.0.0/33”"), "{error}");
+        assert!(AddressAllowlist::parse("0.0.0.0/0").is_err());
+        assert!(AddressAllowlist::parse("::/0").is_err());
+        let many: Vec<String> = (0..21).map(|i| format!("10.0.0.{i}")).collect();
+        assert!(AddressAllowlist::parse(&many.join(","))
+            .unwrap_err()
+            .contains("at most 20"));
+        assert_eq!(AddressAllowlist::parse(" \n, ").unwrap(), None);
+    }
+
+    #[test]
+    fn a_stored_list_that_no_longer_parses_allows_nothing() {
+        assert!(!AddressAllowlist::from_stored("garbage").allows("127.0.0.1"));
+    }
+
+    #[test]
+    fn overlaps_parse_from_their_values() {
+        assert_eq!("".parse::<Overlap>().unwrap(), Overlap::None);
+        assert_eq!("24h".parse::<Overlap>().unwrap(), Overlap::OneDay);
+        assert!("2h".parse::<Overlap>().is_err());
+    }
+}

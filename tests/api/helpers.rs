@@ -75,6 +75,16 @@ pub struct EmptyDatabase {
 }
 
 impl EmptyDatabase {
+    /// The database of a running `app`, for a second instance beside it; dropping the second
+    /// instance leaves the database to the first.
+    pub fn existing(app: &TestApp) -> Self {
+        EmptyDatabase {
+            dir: tempfile::tempdir().expect("temp dir"),
+            url: app.database_url.clone(),
+            postgres_database: None,
+        }
+    }
+
     pub fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, postgres_database) = match backend {

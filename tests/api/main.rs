@@ -4,6 +4,7 @@ mod helpers;
 
 mod access_tokens;
 mod account;
+mod address_allowlist;
 mod admin;
 mod application_attacks;
 mod applications;

@@ -148,15 +148,17 @@ fn the_token_form_accepts_only_what_its_rules_allow() {
         default_expiry: crate::domain::ExpiryChoice::ThirtyDays,
         ..Policy::default()
     };
+    let addresses = prop_oneof![Just(String::new()), address_text(), any::<String>()];
     check(
         "token form",
-        (text, choice, date, scopes),
-        |(name, expires_in, expires_on, scopes)| {
+        (text, choice, date, scopes, addresses),
+        |(name, expires_in, expires_on, scopes, allowed_addresses)| {
             let input = TokenRequestInput {
                 name,
                 expires_in,
                 expires_on,
                 scopes,
+                allowed_addresses,
             };
             if let Ok(request) =
                 input.parse(&crate::domain::ScopeLimit::Role(Role::User), now, &policy)
@@ -168,6 +170,66 @@ fn the_token_form_accepts_only_what_its_rules_allow() {
                 prop_assert!(expires > now && expires <= now + chrono::Duration::days(91));
                 prop_assert!(!request.scopes.is_empty());
                 prop_assert!(request.scopes.iter().all(|s| s.allowed_for(Role::User)));
+                if let Some(list) = &request.allowed_addresses {
+                    prop_assert!((1..=20).contains(&list.len()));
+                }
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Text that often is an allowlist: addresses and ranges of both families, near misses,
+/// separators.
+fn address_text() -> impl Strategy<Value = String> {
+    let entry = prop_oneof![
+        (any::<[u8; 4]>(), 0u8..=34)
+            .prop_map(|(a, p)| format!("{}.{}.{}.{}/{p}", a[0], a[1], a[2], a[3])),
+        any::<[u8; 4]>().prop_map(|a| format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])),
+        (any::<[u16; 8]>(), 0u8..=130)
+            .prop_map(|(a, p)| format!("{}/{p}", std::net::Ipv6Addr::from(a))),
+        any::<[u8; 4]>().prop_map(|a| format!("::ffff:{}.{}.{}.{}", a[0], a[1], a[2], a[3])),
+        "[0-9a-f:.%/]{0,20}",
+    ];
+    proptest::collection::vec(
+        (entry, prop_oneof![Just(","), Just("\n"), Just(" , ")]),
+        0..24,
+    )
+    .prop_map(|entries| {
+        entries
+            .into_iter()
+            .map(|(e, sep)| format!("{e}{sep}"))
+            .collect()
+    })
+}
+
+#[test]
+fn address_allowlists_parse_or_are_refused_and_keep_what_they_allow() {
+    use crate::domain::AddressAllowlist;
+    let probe = prop_oneof![
+        any::<[u8; 4]>().prop_map(|a| std::net::Ipv4Addr::from(a).to_string()),
+        any::<[u16; 8]>().prop_map(|a| std::net::Ipv6Addr::from(a).to_string()),
+        "[ -~]{0,40}",
+    ];
+    check(
+        "address allowlist",
+        (address_text(), probe),
+        |(text, probe)| {
+            match AddressAllowlist::parse(&text) {
+                Ok(Some(list)) => {
+                    prop_assert!((1..=20).contains(&list.len()));
+                    // Stored and read back, it allows exactly the same.
+                    let stored = AddressAllowlist::from_stored(&list.to_stored());
+                    prop_assert_eq!(&stored, &list);
+                    prop_assert_eq!(stored.allows(&probe), list.allows(&probe));
+                    // Every entry allows its own first address.
+                    for entry in list.entries() {
+                        let first = entry.split('/').next().unwrap_or_default().to_owned();
+                        prop_assert!(list.allows(&first), "{} does not allow {}", entry, first);
+                    }
+                }
+                Ok(None) => prop_assert!(text.split([',', ' ', '\n']).all(str::is_empty)),
+                Err(message) => prop_assert!(!message.is_empty()),
             }
             Ok(())
         },

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{api_error, stored_tokens, user_and_browser, Presented, TestApp, EVERY_WAY};
+use crate::helpers::{api_error, client_from, stored_tokens, user_and_browser, TestApp, EVERY_WAY};
 
 backend_tests!(
     a_token_is_refused_from_a_real_address_outside_its_allowlist,
@@ -17,14 +17,6 @@ backend_tests!(
     regenerate_replaces_the_allowlist_and_the_list_shows_it,
     refused_addresses_count_toward_the_bad_token_limit,
 );
-
-/// A client whose connections come from `source` (any 127.x address reaches the server).
-fn client_from(source: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(source.parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
 
 /// Makes a token through the API with `allowed`; returns the answer.
 async fn create(
@@ -127,19 +119,10 @@ async fn a_token_is_refused_from_a_real_address_outside_its_allowlist(app: TestA
         me_from(&app, &outside, &open).await.status(),
         StatusCode::OK
     );
-    let shown: serde_json::Value = app
+    let (_, shown) = app
         .api()
-        .get(
-            &format!("/personal-access-tokens/{id}"),
-            &maker,
-            Presented::Bearer,
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json(&format!("/personal-access-tokens/{id}"), &maker)
+        .await;
     assert!(shown["allowed_addresses"].is_null());
 }
 

@@ -696,6 +696,17 @@ impl Api {
         }
     }
 
+    /// `GET /api/v1{path}` with `token` as Bearer: the status and the JSON body.
+    pub async fn json(&self, path: &str, token: &str) -> (StatusCode, serde_json::Value) {
+        let response = self
+            .get(path, token, Presented::Bearer)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.expect("a JSON body"))
+    }
+
     pub async fn me(&self, token: &str) -> Response {
         self.get("/me", token, Presented::Bearer)
             .send()
@@ -712,6 +723,15 @@ impl Api {
         }
         request.send().await.unwrap()
     }
+}
+
+/// A plain client whose connections come from `source`: any 127.x address reaches a server
+/// listening on 127.0.0.1, so tests can be clients at different addresses for real.
+pub fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
 }
 
 /// An error body's code and message.

@@ -15,6 +15,7 @@ backend_tests!(
     sigterm_drains_and_writes_pending_last_used,
     no_secret_reaches_the_log,
     no_application_token_reaches_the_log,
+    no_secret_of_an_overlap_or_an_allowlist_reaches_the_log,
     json_logs_follow_one_request_by_its_id,
 );
 
@@ -88,14 +89,7 @@ async fn sigterm_drains_and_writes_pending_last_used(app: TestApp) {
 /// set-password link, passwords, session cookies and CSRF tokens. One test, as the one log must
 /// have seen every flow.
 async fn no_secret_reaches_the_log(app: TestApp) {
-    let server = ServerProcess::start(
-        &app.database_url,
-        &[
-            ("RUST_LOG", "debug"),
-            ("TOKENDESK_LAST_USED_FLUSH_SECS", "0.2"),
-        ],
-    )
-    .await;
+    let server = logging_at_debug(&app).await;
     let (admin, linus, mut secrets) = setup_then_a_member_by_one_time_link(&server.address).await;
     let linus_password = secrets[2].clone();
     secrets.extend(a_new_password_and_a_new_link(&admin, &linus, &linus_password).await);
@@ -116,19 +110,10 @@ async fn no_secret_reaches_the_log(app: TestApp) {
         person.sign_out().await;
     }
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, server) = server.terminate().await;
-    let log = std::fs::read_to_string(&server.log).unwrap();
-    assert!(log.contains("/api/v1/me"), "requests are logged: {log}");
+    let log = stop_and_search_the_log(server, &secrets, "").await;
     assert!(
         log.contains("/set-password/{secret}"),
         "routes are logged by pattern"
-    );
-    assert_no_piece_of_a_secret_in(&log, &secrets);
-    println!(
-        "log at debug level: {} lines, none holding any of {} secrets",
-        log.lines().count(),
-        secrets.len()
     );
 }
 
@@ -136,14 +121,7 @@ async fn no_secret_reaches_the_log(app: TestApp) {
 /// revealed, presented every way and in odd places, looked up as leaked; the whole log is
 /// searched for every piece of each.
 async fn no_application_token_reaches_the_log(app: TestApp) {
-    let server = ServerProcess::start(
-        &app.database_url,
-        &[
-            ("RUST_LOG", "debug"),
-            ("TOKENDESK_LAST_USED_FLUSH_SECS", "0.2"),
-        ],
-    )
-    .await;
+    let server = logging_at_debug(&app).await;
     let (admin, _, mut secrets) = setup_then_a_member_by_one_time_link(&server.address).await;
     let response = admin
         .submit_form(
@@ -191,19 +169,81 @@ async fn no_application_token_reaches_the_log(app: TestApp) {
             .await;
     }
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (_, server) = server.terminate().await;
-    let log = std::fs::read_to_string(&server.log).unwrap();
-    assert!(
-        log.contains("/{token}/api/v1/me"),
-        "requests are logged: {log}"
-    );
-    assert_no_piece_of_a_secret_in(&log, &secrets);
-    println!(
-        "log at debug level: {} lines, none holding any of {} secrets (application tokens)",
-        log.lines().count(),
-        secrets.len()
-    );
+    stop_and_search_the_log(server, &secrets, " (application tokens)").await;
+}
+
+/// Secrets in their overlap (old and new, each presented every way, the rotation's answer) and
+/// a token refused for its address (presented every way, audited) leave nothing in the log.
+async fn no_secret_of_an_overlap_or_an_allowlist_reaches_the_log(app: TestApp) {
+    let server = logging_at_debug(&app).await;
+    let (admin, _, mut secrets) = setup_then_a_member_by_one_time_link(&server.address).await;
+    let base = "/developer/access-tokens";
+    let fields = [
+        ("name", "pinned"),
+        ("expires_in", "30"),
+        ("scopes", "tag:read"),
+        ("allowed_addresses", "10.0.0.0/8"),
+    ];
+    let response = admin
+        .submit_form(&format!("{base}/new"), base, &fields)
+        .await;
+    assert_eq!(location(&response), format!("{base}/reveal"));
+    let pinned = crate::helpers::revealed_secret(&admin.page(&format!("{base}/reveal")).await)
+        .expect("shown once");
+    let api = Api {
+        address: server.address.clone(),
+        client: reqwest::Client::new(),
+    };
+    for way in EVERY_WAY {
+        let response = api.get("/me", &pinned, way).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{way:?}");
+    }
+    let original = format!("/ext/bc/C/rpc/{pinned}");
+    let refused = api.verify("", &[("x-original-uri", &original)]).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    let fields = [
+        ("name", "rotating"),
+        ("expires_in", "30"),
+        ("scopes", "tag:read"),
+    ];
+    admin
+        .submit_form(&format!("{base}/new"), base, &fields)
+        .await;
+    let old = crate::helpers::revealed_secret(&admin.page(&format!("{base}/reveal")).await)
+        .expect("shown once");
+    let rotated: serde_json::Value = api
+        .client
+        .post(format!(
+            "{}/api/v1/personal-access-tokens/self/rotate",
+            server.address
+        ))
+        .bearer_auth(&old)
+        .json(&serde_json::json!({"overlap": "1h"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new = rotated["secret"].as_str().expect("a new secret").to_owned();
+    let old_typo = present_every_way(&server.address, &old).await;
+    let new_typo = present_every_way(&server.address, &new).await;
+    // The replaced secret trying to rotate: refused, and not logged either.
+    let refused = api
+        .client
+        .post(format!(
+            "{}/api/v1/personal-access-tokens/self/rotate",
+            server.address
+        ))
+        .header("x-auth-token", &old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    secrets.extend([pinned, old, new, old_typo, new_typo]);
+
+    stop_and_search_the_log(server, &secrets, " (overlaps, allowlists)").await;
 }
 
 /// The application token a reveal page shows.
@@ -335,6 +375,37 @@ async fn admin_looks_up_the_leak(admin: &Browser, token: &str) {
         let response = admin.get(&html[start..end].replace("&amp;", "&")).await;
         assert_eq!(response.status(), StatusCode::OK, "{link}");
     }
+}
+
+/// The real binary on `app`'s database, logging at debug level.
+async fn logging_at_debug(app: &TestApp) -> ServerProcess {
+    ServerProcess::start(
+        &app.database_url,
+        &[
+            ("RUST_LOG", "debug"),
+            ("TOKENDESK_LAST_USED_FLUSH_SECS", "0.2"),
+        ],
+    )
+    .await
+}
+
+/// Stops the server and searches its whole log: requests are there by route pattern, and no
+/// piece of any of `secrets`. Returns the log.
+async fn stop_and_search_the_log(server: ServerProcess, secrets: &[String], what: &str) -> String {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, server) = server.terminate().await;
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        log.contains("/{token}/api/v1/me"),
+        "requests are logged: {log}"
+    );
+    assert_no_piece_of_a_secret_in(&log, secrets);
+    println!(
+        "log at debug level: {} lines, none holding any of {} secrets{what}",
+        log.lines().count(),
+        secrets.len()
+    );
+    log
 }
 
 /// No 12 characters in a row of any secret (the whole of a shorter one) are in `log`.

@@ -57,19 +57,12 @@ async fn rotated(app: &TestApp, token: &str, overlap: &str) -> (String, serde_js
 
 /// The token as the API shows it to its owner.
 async fn token_json(app: &TestApp, reader: &str, id: i64) -> serde_json::Value {
-    let response = app
+    let (status, shown) = app
         .api()
-        .client
-        .get(format!(
-            "{}/api/v1/personal-access-tokens/{id}",
-            app.address
-        ))
-        .bearer_auth(reader)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+        .json(&format!("/personal-access-tokens/{id}"), reader)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    shown
 }
 
 /// Waits for the Last-used flusher (every 0.3 s in tests) to write what `check` looks for.

@@ -61,6 +61,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/developer/access-tokens/{id}/revoke", Person),
     ("GET", "/developer/access-tokens/{id}/regenerate", Person),
     ("POST", "/developer/access-tokens/{id}/regenerate", Person),
+    ("POST", "/developer/access-tokens/{id}/end-overlap", Person),
     ("GET", "/developer/access-tokens/{id}", Person),
     ("GET", "/developer/applications", Person),
     ("GET", "/developer/applications/{app}/tokens", Maintainer),
@@ -93,6 +94,11 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     (
         "POST",
         "/developer/applications/{app}/tokens/{id}/regenerate",
+        Maintainer,
+    ),
+    (
+        "POST",
+        "/developer/applications/{app}/tokens/{id}/end-overlap",
         Maintainer,
     ),
     (

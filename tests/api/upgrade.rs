@@ -14,7 +14,11 @@ use crate::helpers::{location, Backend, EmptyDatabase, Presented, TestApp};
 backend_tests!(
     a_database_from_before_the_security_fixes_keeps_its_people_and_tokens,
     application_names_stored_before_width_counted_are_rekeyed_once,
+    tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_overlap,
 );
+
+/// The last migration before rotation overlaps and address allowlists.
+const BEFORE_ALLOWLISTS: &str = "2026-11-26-000009";
 
 /// The last migration of the release before sign-in reservations and one-time showings.
 const BEFORE: &str = "2026-11-25-000004";
@@ -199,4 +203,73 @@ async fn application_names_stored_before_width_counted_are_rekeyed_once(app: Tes
         ["billing", "ｐａｙｒｏｌｌ", "payroll"],
         "the clashing one is left as it was"
     );
+}
+
+/// Tokens stored before allowlists existed work from any address after the upgrade, keep their
+/// Last used, and can rotate with an overlap (the new table is there).
+async fn tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_overlap(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let database = EmptyDatabase::new(backend);
+    let mut conn = DatabaseUrl::parse(&database.url)
+        .unwrap()
+        .connect()
+        .unwrap();
+    migrate_until(&mut conn, backend, BEFORE_ALLOWLISTS);
+    let token = TokenSecret::generate();
+    let statements = [
+        "INSERT INTO users (email, display_name, password_hash, role, is_active, created_at, \
+         updated_at) VALUES ('kim@example.com', 'Kim', NULL, 'user', TRUE, \
+         '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            .to_owned(),
+        format!(
+            "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
+             created_at, last_used_at, last_used_ip) VALUES (1, 1, 'ci', '{}', '{}', \
+             'personalAccessToken:read tag:read', '2026-01-01 00:00:00', '2026-02-01 00:00:00', \
+             '192.0.2.1')",
+            token.digest().0,
+            token.hint()
+        ),
+    ];
+    for sql in statements {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    drop(conn);
+
+    let app = TestApp::spawn_on(database, |_| {}).await;
+    let (_, shown) = app
+        .api()
+        .json("/personal-access-tokens/1", token.expose())
+        .await;
+    assert!(shown["allowed_addresses"].is_null(), "no list: anywhere");
+    assert_eq!(shown["last_used_ip"], "192.0.2.1", "Last used is kept");
+    for source in ["127.0.0.1", "127.0.0.2"] {
+        let client = crate::helpers::client_from(source);
+        let me = client
+            .get(format!("{}/api/v1/me", app.address))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK, "from {source}");
+    }
+    let rotated = app
+        .api()
+        .client
+        .post(format!(
+            "{}/api/v1/personal-access-tokens/self/rotate",
+            app.address
+        ))
+        .bearer_auth(token.expose())
+        .json(&serde_json::json!({"overlap": "1h"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated: serde_json::Value = rotated.json().await.unwrap();
+    assert_eq!(
+        rotated["token"]["previous_secret"]["last_used_ip"], "192.0.2.1",
+        "the replaced secret keeps its Last used"
+    );
+    assert_eq!(app.api().me(token.expose()).await.status(), StatusCode::OK);
 }

@@ -17,6 +17,7 @@ backend_tests!(
     an_admin_finds_revokes_and_deactivates,
     the_new_token_form_works_from_the_keyboard,
     an_application_token_outlives_the_maintainer_who_made_it,
+    a_rotation_overlaps_and_an_allowlist_refuses_another_address,
 );
 
 const PASSWORD: &str = "correct-horse-battery";
@@ -30,13 +31,7 @@ async fn sign_in(browser: &Browser, email: &str) {
 }
 
 async fn api_status(base: &str, token: &str) -> StatusCode {
-    reqwest::Client::new()
-        .get(format!("{base}/api/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .status()
+    api_status_from(base, "127.0.0.1", token).await
 }
 
 async fn create_token(browser: &Browser, name: &str, scopes: &[&str]) -> String {
@@ -371,5 +366,99 @@ async fn an_application_token_outlives_the_maintainer_who_made_it(app: TestApp) 
             StatusCode::UNAUTHORIZED
         );
     })
+    .await;
+}
+
+/// `GET /api/v1/me` with `token`, the connection coming from `source` (any 127.x reaches the
+/// server).
+async fn api_status_from(base: &str, source: &str, token: &str) -> StatusCode {
+    crate::helpers::client_from(source)
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn a_rotation_overlaps_and_an_allowlist_refuses_another_address(app: TestApp) {
+    app.create_user("grace@example.com", PASSWORD, Role::User)
+        .await;
+    let base = app.address.clone();
+    run(
+        "overlap-allowlist",
+        &app.address,
+        move |journey| async move {
+            let b = journey.browser().await;
+            sign_in(&b, "grace@example.com").await;
+            let old = create_token(&b, "deploy", &["tag:read"]).await;
+
+            // Regenerate, keeping the old secret working for an hour.
+            b.visit("/developer/access-tokens").await;
+            b.click("a[aria-label='Regenerate deploy']").await;
+            b.axe().await;
+            b.script(
+                "const s = document.getElementById('overlap'); s.value = '1h'; return s.value",
+            )
+            .await;
+            b.submit("form[action$='/regenerate'] button[type=submit]")
+                .await;
+            assert_eq!(b.path().await, "/developer/access-tokens/reveal");
+            assert!(b
+                .text("main")
+                .await
+                .contains("The previous secret keeps working until"));
+            let new = b.value("#token-value").await;
+            assert_ne!(new, old);
+            assert_eq!(
+                api_status(&base, &old).await,
+                StatusCode::OK,
+                "the old secret still works"
+            );
+            assert_eq!(api_status(&base, &new).await, StatusCode::OK);
+
+            b.visit("/developer/access-tokens").await;
+            let row = b.text("td.cell-name").await;
+            assert!(row.contains("Previous secret ends in"), "{row}");
+            b.click("a.token-name").await;
+            b.axe().await;
+            assert!(b.text("main").await.contains("Previous secret still works"));
+            b.submit("form[action$='/end-overlap'] button").await;
+            assert!(b.text("main").await.contains("stopped working"));
+            assert!(!b.text("main").await.contains("Previous secret still works"));
+            assert_eq!(
+                api_status(&base, &old).await,
+                StatusCode::UNAUTHORIZED,
+                "ended at once"
+            );
+            assert_eq!(api_status(&base, &new).await, StatusCode::OK);
+
+            // A token that may be used from 127.0.0.2 only.
+            b.visit("/developer/access-tokens/new").await;
+            b.fill("#name", "pinned").await;
+            b.click("#scope-tag-read").await;
+            b.fill("#allowed_addresses", "127.0.0.2\n10.0.0.1/8").await;
+            b.submit("#create-token").await;
+            assert!(b
+                .text("#allowed_addresses-error")
+                .await
+                .contains("did you mean 10.0.0.0/8"));
+            b.fill("#allowed_addresses", "127.0.0.2").await;
+            b.submit("#create-token").await;
+            assert_eq!(b.path().await, "/developer/access-tokens/reveal");
+            let pinned = b.value("#token-value").await;
+            assert_eq!(
+                api_status_from(&base, "127.0.0.2", &pinned).await,
+                StatusCode::OK
+            );
+            assert_eq!(
+                api_status_from(&base, "127.0.0.1", &pinned).await,
+                StatusCode::FORBIDDEN,
+                "refused from another address"
+            );
+            b.visit("/developer/access-tokens").await;
+            assert!(b.text("main").await.contains("Only from 127.0.0.2"));
+        },
+    )
     .await;
 }

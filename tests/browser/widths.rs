@@ -77,7 +77,40 @@ async fn realistic_organisation(app: &TestApp) -> (i64, String) {
         };
         app.set_token_times(id, times).await;
     }
+    rotated_and_pinned(app, admin_id).await;
     (admin_id, email)
+}
+
+/// The newest token rotated with a day's overlap and pinned to three addresses; the one
+/// before pinned to long IPv6 ranges: what the list's second lines look like.
+async fn rotated_and_pinned(app: &TestApp, admin_id: i64) {
+    use tokendesk::domain::{AddressAllowlist, Expiry, Overlap};
+    use tokendesk::tokens::{store, Renewal, Tab, TokenOwner};
+    app.db
+        .write(move |conn| {
+            let owner = TokenOwner::Person(admin_id);
+            let newest = store::owned_rows(conn, owner, Tab::Current, 0, 2)?;
+            let lists = [
+                "203.0.113.0/24, 198.51.100.7, 192.0.2.0/28",
+                "2001:db8:ffff:ffff::/64, 2001:db8:aaaa:bbbb:cccc:dddd:eeee:0/112",
+            ];
+            for (n, (token, list)) in newest.iter().zip(lists).enumerate() {
+                let renewal = Renewal {
+                    expiry: Expiry::At(chrono::Utc::now().naive_utc() + chrono::Duration::days(30)),
+                    overlap: if n == 0 {
+                        Overlap::OneDay
+                    } else {
+                        Overlap::None
+                    },
+                    allowed_addresses: AddressAllowlist::parse(list).unwrap(),
+                    replacing: None,
+                };
+                store::regenerate(conn, token, &renewal).unwrap();
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
 }
 
 /// An application with a 100-character name and description, a maintainer with a long name,

@@ -45,6 +45,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         count: usize,
     },
+    /// Give every token the same address allowlist (the "allowlists on" case).
+    AllowFrom {
+        /// Addresses and CIDR ranges, as the New token form takes them.
+        #[arg(long)]
+        addresses: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// Print how many tokens were used within the last N seconds.
     RecentlyUsed {
         #[arg(long, default_value_t = 60)]
@@ -100,6 +108,16 @@ fn bench(command: BenchCommand) -> anyhow::Result<()> {
             for _ in 0..count {
                 println!("{}", tokendesk::tokens::TokenSecret::generate().expose());
             }
+        }
+        BenchCommand::AllowFrom {
+            addresses,
+            database,
+        } => {
+            let list = tokendesk::domain::AddressAllowlist::parse(&addresses)
+                .map_err(anyhow::Error::msg)?
+                .ok_or_else(|| anyhow::anyhow!("no addresses given"))?;
+            let pinned = seed::allow_from(&open(&database)?, &list)?;
+            println!("{pinned} tokens may be used only from {list}");
         }
         BenchCommand::RecentlyUsed { seconds, database } => {
             println!("{}", seed::recently_used(&open(&database)?, seconds)?);

@@ -218,3 +218,13 @@ pub fn recently_used(db: &Db, seconds: i64) -> anyhow::Result<i64> {
             .get_result(conn)
     })?)
 }
+
+/// Gives every token the allowlist `list`.
+pub fn allow_from(db: &Db, list: &tokendesk::domain::AddressAllowlist) -> anyhow::Result<usize> {
+    let stored = list.to_stored();
+    Ok(db.run_blocking(|conn| {
+        diesel::update(pat::table)
+            .set(pat::allowed_addresses.eq(stored))
+            .execute(conn)
+    })?)
+}

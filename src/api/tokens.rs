@@ -398,7 +398,7 @@ pub(crate) fn rotation(
         expiry,
         overlap,
         allowed_addresses,
-        replacing: Some(auth.presented_digest.clone()),
+        replacing: Some(auth.presented_digest.to_string()),
     })
 }
 

@@ -55,7 +55,7 @@ pub struct Authenticated {
     pub allowed_addresses: Option<AddressAllowlist>,
     /// The digest of the secret presented (never the secret): a token rotating itself replaces
     /// this secret only if it is still the current one.
-    pub presented_digest: String,
+    pub presented_digest: std::sync::Arc<str>,
 }
 
 impl Authenticated {
@@ -365,7 +365,7 @@ async fn authenticate(
         allowed_addresses: allowed_addresses
             .as_deref()
             .map(AddressAllowlist::from_stored),
-        presented_digest: cache_key.clone(),
+        presented_digest: cache_key.as_str().into(),
     };
     cache.put(cache_key, auth.clone(), generation);
     check_use(&auth, client_ip, now)?;

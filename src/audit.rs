@@ -34,6 +34,7 @@ pub enum Action {
     ApplicationTokenRegenerated,
     ApplicationTokenRevoked,
     TokenRevokedLeakReport,
+    TokenAutoRevoked,
 }
 
 /// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
@@ -76,6 +77,7 @@ impl Action {
             Action::ApplicationTokenRegenerated => "application_token.regenerated",
             Action::ApplicationTokenRevoked => "application_token.revoked",
             Action::TokenRevokedLeakReport => "token.revoked_leak_report",
+            Action::TokenAutoRevoked => "token.auto_revoked",
         }
     }
 
@@ -106,6 +108,7 @@ impl Action {
         Action::ApplicationTokenRegenerated,
         Action::ApplicationTokenRevoked,
         Action::TokenRevokedLeakReport,
+        Action::TokenAutoRevoked,
     ];
 }
 

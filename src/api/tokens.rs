@@ -12,7 +12,7 @@ use crate::domain::Policy;
 use crate::domain::{parse_expiry, FieldErrors, Scope, ScopeLimit, TokenRequestInput};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, Actor, NewExpiry, Origin, Rotator};
-use crate::tokens::{store, Authenticated, PersonalAccessToken, Tab, TokenOwner};
+use crate::tokens::{idle, store, Authenticated, PersonalAccessToken, Tab, TokenOwner};
 
 const PER_PAGE: i64 = 100;
 
@@ -31,10 +31,18 @@ pub struct TokenJson {
     pub last_used_ip: Option<String>,
     /// active, expired or revoked
     pub status: &'static str,
+    /// Why it was revoked, when no person did it: leak_report (someone reported it leaked) or
+    /// unused (it went unused as long as the token policy allows).
+    pub revoked_reason: Option<String>,
+    /// When it will be revoked unless it is used before, under the token policy's rule for
+    /// unused tokens; null when the policy keeps unused tokens, or the token is not active.
+    pub idle_revocation_at: Option<DateTime<Utc>>,
 }
 
-impl From<&PersonalAccessToken> for TokenJson {
-    fn from(token: &PersonalAccessToken) -> Self {
+impl TokenJson {
+    /// A token as the API shows it, under the token policy in force.
+    pub fn new(token: &PersonalAccessToken, policy: &Policy) -> Self {
+        let now = Utc::now().naive_utc();
         TokenJson {
             id: token.id,
             kind: token.kind().as_str(),
@@ -45,7 +53,9 @@ impl From<&PersonalAccessToken> for TokenJson {
             expires_at: token.expires_at.map(|at| at.and_utc()),
             last_used_at: token.last_used_at.map(|at| at.and_utc()),
             last_used_ip: token.last_used_ip.clone(),
-            status: token.status(Utc::now().naive_utc()).as_str(),
+            status: token.status(now).as_str(),
+            revoked_reason: token.revoked_reason.clone(),
+            idle_revocation_at: idle::deadline(token, policy, now).map(|at| at.and_utc()),
         }
     }
 }
@@ -108,11 +118,18 @@ pub(crate) async fn owned_page(
     let page = query.page.unwrap_or(1).max(1);
     // A page past the end is empty, however far past: never an overflow.
     let offset = (page - 1).saturating_mul(PER_PAGE);
-    let found = db
-        .run(move |conn| store::list_owned(conn, owner, tab, offset, PER_PAGE))
+    let (found, policy) = db
+        .run(move |conn| {
+            let found = store::list_owned(conn, owner, tab, offset, PER_PAGE)?;
+            Ok((found, crate::policy::load(conn)?))
+        })
         .await?;
     Ok(Json(TokenList {
-        tokens: found.items.iter().map(TokenJson::from).collect(),
+        tokens: found
+            .items
+            .iter()
+            .map(|token| TokenJson::new(token, &policy))
+            .collect(),
         total: found.total,
         page,
         per_page: PER_PAGE,
@@ -178,7 +195,8 @@ pub async fn create(
     }
     let owner = TokenOwner::Person(actor.user_id);
     let created = actions::create(&db, actor, owner, request, origin(&auth)).await?;
-    Ok(created_response(&created, token_location(created.token.id)))
+    let location = token_location(created.token.id);
+    Ok(created_response(&created, location, &policy))
 }
 
 /// The token making a request, as the maker of what it creates.
@@ -195,11 +213,12 @@ pub(crate) fn origin(auth: &Authenticated) -> Origin {
 pub(crate) fn created_response(
     created: &crate::tokens::CreatedToken,
     location: String,
+    policy: &Policy,
 ) -> HttpResponse {
     HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .json(CreatedTokenJson {
-            token: TokenJson::from(&created.token),
+            token: TokenJson::new(&created.token, policy),
             secret: created.secret.expose().to_owned(),
         })
 }
@@ -240,7 +259,8 @@ pub async fn show(
     let person = auth.person_holding(Scope::PERSONAL_ACCESS_TOKEN_READ)?;
     let owner = TokenOwner::Person(person.user_id);
     let token = own_token(&db, owner, &path.id).await?;
-    Ok(Json(TokenJson::from(&token)))
+    let policy = crate::policy::current(&db).await?;
+    Ok(Json(TokenJson::new(&token, &policy)))
 }
 
 /// Revokes one of the owner's tokens; anything else is not found.
@@ -298,7 +318,8 @@ pub async fn rotate_self(
     let expiry = rotation_expiry(&body, &policy)?;
     let rotated =
         actions::regenerate(&db, Rotator::Person(actor), owner, auth.token_id, expiry).await?;
-    Ok(rotated_response(&rotated, token_location(rotated.token.id)))
+    let location = token_location(rotated.token.id);
+    Ok(rotated_response(&rotated, location, &policy))
 }
 
 /// The expiry a self-rotation asks for, under `policy`. No body at all is the common case:
@@ -323,11 +344,12 @@ pub(crate) fn rotation_expiry(body: &[u8], policy: &Policy) -> Result<NewExpiry,
 pub(crate) fn rotated_response(
     rotated: &crate::tokens::CreatedToken,
     location: String,
+    policy: &Policy,
 ) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::LOCATION, location))
         .json(CreatedTokenJson {
-            token: TokenJson::from(&rotated.token),
+            token: TokenJson::new(&rotated.token, policy),
             secret: rotated.secret.expose().to_owned(),
         })
 }

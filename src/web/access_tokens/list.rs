@@ -4,8 +4,8 @@ use chrono::{NaiveDateTime, Utc};
 use serde::Deserialize;
 
 use crate::db::Db;
-use crate::domain::ScopeSet;
-use crate::tokens::{store, PersonalAccessToken, Tab};
+use crate::domain::{Policy, ScopeSet};
+use crate::tokens::{idle, store, PersonalAccessToken, Tab};
 use crate::web::access_tokens::Shelf;
 use crate::web::error::AppError;
 use crate::web::format::{self, ExpiryView, Pager};
@@ -51,10 +51,22 @@ pub struct TokenRow {
     pub revoked_exact: String,
     /// Revoked because someone reported it leaked.
     pub reported_leaked: bool,
+    /// Revoked because it went unused: for how long it had ("93 days").
+    pub revoked_unused_for: Option<String>,
+    /// When it will be revoked unless used (the policy's rule for unused tokens): the exact
+    /// time, and the countdown.
+    pub unused_deadline: Option<(String, String)>,
+    /// That countdown, for the list, when it is within the warning's days.
+    pub unused_warning: Option<String>,
 }
 
 impl TokenRow {
-    pub fn new(token: &PersonalAccessToken, allowed: ScopeSet, now: NaiveDateTime) -> Self {
+    pub fn new(
+        token: &PersonalAccessToken,
+        allowed: ScopeSet,
+        policy: &Policy,
+        now: NaiveDateTime,
+    ) -> Self {
         let scopes: Vec<ScopeView> = token
             .scopes()
             .iter()
@@ -84,6 +96,14 @@ impl TokenRow {
             revoked: token.revoked_at.map(format::date).unwrap_or_default(),
             revoked_exact: exact(token.revoked_at),
             reported_leaked: token.reported_leaked(),
+            revoked_unused_for: token
+                .revoked_at
+                .filter(|_| token.revoked_unused())
+                .map(|at| format::plural((at - token.idle_since()).num_days(), "day")),
+            unused_deadline: idle::deadline(token, policy, now)
+                .map(|at| (format::exact(at), format::revoked_if_unused(at, now))),
+            unused_warning: idle::warning(token, policy, now)
+                .map(|at| format::revoked_if_unused(at, now)),
         }
     }
 
@@ -112,6 +132,9 @@ struct ListPage {
     any_tokens: bool,
     /// Tokens revoked in the last 30 days because someone reported them leaked.
     reported_leaked: i64,
+    /// Active tokens to be revoked within the warning's days unless they are used.
+    unused_warned: i64,
+    warning_days: i64,
     rows: Vec<TokenRow>,
     pager: Pager,
     flash: Option<Flash>,
@@ -130,15 +153,15 @@ pub async fn show(
     let owner = shelf.owner;
     let now = Utc::now().naive_utc();
     let requested = query.page.unwrap_or(1);
-    // One trip to the database for the tab counts and the page.
-    let (counts, items) = db
+    // One trip to the database for the tab counts, the page and the rule for unused tokens.
+    let (counts, items, policy, unused_warned) = db
         .read(move |conn| {
             let counts = store::count_owned(conn, owner)?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));
-            Ok((
-                counts,
-                store::owned_rows(conn, owner, tab, offset, PER_PAGE)?,
-            ))
+            let items = store::owned_rows(conn, owner, tab, offset, PER_PAGE)?;
+            let policy = crate::policy::load(conn)?;
+            let warned = idle::count_warned(conn, owner, &policy, now)?;
+            Ok((counts, items, policy, warned))
         })
         .await?;
     let tab_param = match tab {
@@ -167,9 +190,11 @@ pub async fn show(
         tab,
         any_tokens: counts.of(Tab::Current) + counts.revoked > 0,
         reported_leaked: counts.reported_leaked,
+        unused_warned,
+        warning_days: idle::WARNING_DAYS,
         rows: items
             .iter()
-            .map(|token| TokenRow::new(token, shelf.allowed, now))
+            .map(|token| TokenRow::new(token, shelf.allowed, &policy, now))
             .collect(),
         pager,
         flash: take_flash(&shelf.current.session),

@@ -19,6 +19,8 @@ struct TokenPage {
     shelf: Shelf,
     row: TokenRow,
     status: TokenStatus,
+    /// The policy's rule for unused tokens, if any: "90 days".
+    unused_after: Option<String>,
 }
 
 pub async fn show(
@@ -27,11 +29,15 @@ pub async fn show(
     path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, AppError> {
     let token = shelf.token(&db, &path.id).await?;
+    let policy = crate::policy::current(&db).await?;
     let now = Utc::now().naive_utc();
     render(&TokenPage {
         chrome: shelf.chrome(),
         status: token.status(now),
-        row: TokenRow::new(&token, shelf.allowed, now),
+        row: TokenRow::new(&token, shelf.allowed, &policy, now),
+        unused_after: policy
+            .revoke_unused_after_days
+            .map(|days| crate::web::format::plural(days, "day")),
         shelf,
     })
 }

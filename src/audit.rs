@@ -36,6 +36,7 @@ pub enum Action {
     TokenRevokedLeakReport,
     TokenOverlapEnded,
     TokenAddressRefused,
+    TokenAutoRevoked,
 }
 
 /// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
@@ -80,6 +81,7 @@ impl Action {
             Action::TokenRevokedLeakReport => "token.revoked_leak_report",
             Action::TokenOverlapEnded => "token.overlap_ended",
             Action::TokenAddressRefused => "token.address_refused",
+            Action::TokenAutoRevoked => "token.auto_revoked",
         }
     }
 
@@ -112,6 +114,7 @@ impl Action {
         Action::TokenRevokedLeakReport,
         Action::TokenOverlapEnded,
         Action::TokenAddressRefused,
+        Action::TokenAutoRevoked,
     ];
 }
 

@@ -54,6 +54,15 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_LAST_USED_FLUSH_SECS", default_value_t = 5.0)]
     pub last_used_flush_secs: f64,
 
+    /// How often tokens unused for as long as the token policy allows are looked for and
+    /// revoked, in seconds (only while the policy revokes unused tokens).
+    #[arg(
+        long,
+        env = "TOKENDESK_AUTO_REVOKE_INTERVAL_SECS",
+        default_value_t = 600.0
+    )]
+    pub auto_revoke_interval_secs: f64,
+
     /// How long a verified token (and an admin inventory total) may be served from memory, in
     /// milliseconds (0: never). Changes made on this instance apply to the next request
     /// regardless; this bounds how long a change made by another instance takes to apply.
@@ -102,6 +111,7 @@ impl ServeConfig {
             public_url: None,
             trusted_proxies: Vec::new(),
             last_used_flush_secs: 5.0,
+            auto_revoke_interval_secs: 600.0,
             auth_cache_ms: 1000,
             token_failure_limit: 20,
             leak_report_limit: 30,

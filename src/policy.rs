@@ -15,13 +15,15 @@ const MAX_ACTIVE_TOKENS_KEY: &str = "policy.max_active_tokens";
 const APPLICATION_MAX_LIFETIME_KEY: &str = "policy.application_max_lifetime_days";
 const APPLICATION_SCOPES_KEY: &str = "policy.application_scopes";
 const WRITE_REQUIRES_ALLOWLIST_KEY: &str = "policy.write_requires_allowlist";
-const KEYS: [&str; 6] = [
+const REVOKE_UNUSED_KEY: &str = "policy.revoke_unused_after_days";
+const KEYS: [&str; 7] = [
     MAX_LIFETIME_KEY,
     DEFAULT_EXPIRY_KEY,
     MAX_ACTIVE_TOKENS_KEY,
     APPLICATION_MAX_LIFETIME_KEY,
     APPLICATION_SCOPES_KEY,
     WRITE_REQUIRES_ALLOWLIST_KEY,
+    REVOKE_UNUSED_KEY,
 ];
 
 /// The policy in force, from the settings table.
@@ -53,6 +55,7 @@ pub fn load(conn: &mut AnyConnection) -> QueryResult<Policy> {
                 policy.application_scopes = application_scopes_from(Some(&value))
             }
             WRITE_REQUIRES_ALLOWLIST_KEY => policy.write_requires_allowlist = value == "true",
+            REVOKE_UNUSED_KEY => policy.revoke_unused_after_days = value.parse().ok(),
             _ => {}
         }
     }
@@ -89,6 +92,10 @@ pub fn save(conn: &mut AnyConnection, policy: &Policy) -> QueryResult<()> {
     let max_active = policy.max_active_tokens.to_string();
     let application_max = policy.application_max_lifetime_days.to_string();
     let application_scopes = policy.application_scopes.to_stored();
+    let revoke_unused = policy
+        .revoke_unused_after_days
+        .map(|d| d.to_string())
+        .unwrap_or_default();
     for (key, value) in [
         (MAX_LIFETIME_KEY, max.as_str()),
         (DEFAULT_EXPIRY_KEY, policy.default_expiry.value()),
@@ -103,6 +110,7 @@ pub fn save(conn: &mut AnyConnection, policy: &Policy) -> QueryResult<()> {
                 "false"
             },
         ),
+        (REVOKE_UNUSED_KEY, revoke_unused.as_str()),
     ] {
         diesel::delete(settings::table.filter(settings::key.eq(key))).execute(conn)?;
         diesel::insert_into(settings::table)

@@ -22,6 +22,7 @@ use crate::accounts::setup::SetupState;
 use crate::config::ServeConfig;
 use crate::db::{DatabaseUrl, Db};
 use crate::http::Site;
+use crate::tokens::idle::UnusedSweeper;
 use crate::tokens::inventory::InventoryTotals;
 use crate::tokens::leaks::LeakReportLimit;
 use crate::tokens::{
@@ -34,6 +35,7 @@ pub struct Application {
     port: u16,
     server: Server,
     last_used: LastUsedFlusher,
+    unused_sweeper: UnusedSweeper,
 }
 
 impl Application {
@@ -52,6 +54,12 @@ impl Application {
         let flusher = last_used.start(Duration::from_secs_f64(
             config.last_used_flush_secs.max(0.05),
         ));
+        let unused_sweeper = UnusedSweeper::start(
+            db.clone(),
+            last_used.clone(),
+            config.clock.clone(),
+            Duration::from_secs_f64(config.auto_revoke_interval_secs.max(0.05)),
+        );
         let cache_for = Duration::from_millis(config.auth_cache_ms);
         let authenticator = Data::new(Authenticator {
             db: db.clone(),
@@ -130,6 +138,7 @@ impl Application {
             port,
             server: server.run(),
             last_used: flusher,
+            unused_sweeper,
         })
     }
 
@@ -141,6 +150,7 @@ impl Application {
     /// the Last-used times still pending.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        self.unused_sweeper.stop();
         self.last_used.stop();
         tracing::info!("stopped");
         served

@@ -212,10 +212,8 @@ pub async fn create_token(
         .map_err(ApiError::Validation)?;
     let owner = TokenOwner::Application(application.id);
     let created = actions::create(&db, actor(&req, &auth)?, owner, request, origin(&auth)).await?;
-    Ok(created_response(
-        &created,
-        format!("/api/v1/applications/{}/tokens", application.id),
-    ))
+    let location = format!("/api/v1/applications/{}/tokens", application.id);
+    Ok(created_response(&created, location, &policy))
 }
 
 /// Revokes one of the application's tokens.
@@ -272,5 +270,5 @@ pub async fn rotate_self(
     };
     let rotated = actions::regenerate(&db, rotator, owner, auth.token_id, rotation).await?;
     let location = format!("/api/v1/applications/{}/tokens", application.id);
-    Ok(rotated_response(&rotated, location))
+    Ok(rotated_response(&rotated, location, &policy))
 }

@@ -15,7 +15,7 @@ use crate::domain::{
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, Actor, NewExpiry, Origin, Rotation, Rotator};
 use crate::tokens::{
-    store, Authenticated, PersonalAccessToken, PreviousSecret, SecretUsed, Tab, TokenOwner,
+    idle, store, Authenticated, PersonalAccessToken, PreviousSecret, SecretUsed, Tab, TokenOwner,
 };
 
 const PER_PAGE: i64 = 100;
@@ -35,6 +35,12 @@ pub struct TokenJson {
     pub last_used_ip: Option<String>,
     /// active, expired or revoked
     pub status: &'static str,
+    /// Why it was revoked, when no person did it: leak_report (someone reported it leaked) or
+    /// unused (it went unused as long as the token policy allows).
+    pub revoked_reason: Option<String>,
+    /// When it will be revoked unless it is used before, under the token policy's rule for
+    /// unused tokens; null when the policy keeps unused tokens, or the token is not active.
+    pub idle_revocation_at: Option<DateTime<Utc>>,
     /// The addresses and CIDR ranges it may be used from; null: anywhere.
     pub allowed_addresses: Option<Vec<String>>,
     /// The secret its last regenerate replaced, while it still works (one token's view only).
@@ -63,8 +69,10 @@ impl From<&PreviousSecret> for PreviousSecretJson {
     }
 }
 
-impl From<&PersonalAccessToken> for TokenJson {
-    fn from(token: &PersonalAccessToken) -> Self {
+impl TokenJson {
+    /// A token as the API shows it, under the token policy in force.
+    pub fn new(token: &PersonalAccessToken, policy: &Policy) -> Self {
+        let now = Utc::now().naive_utc();
         TokenJson {
             id: token.id,
             kind: token.kind().as_str(),
@@ -75,7 +83,9 @@ impl From<&PersonalAccessToken> for TokenJson {
             expires_at: token.expires_at.map(|at| at.and_utc()),
             last_used_at: token.last_used_at.map(|at| at.and_utc()),
             last_used_ip: token.last_used_ip.clone(),
-            status: token.status(Utc::now().naive_utc()).as_str(),
+            status: token.status(now).as_str(),
+            revoked_reason: token.revoked_reason.clone(),
+            idle_revocation_at: idle::deadline(token, policy, now).map(|at| at.and_utc()),
             allowed_addresses: token.allowlist().map(|list| list.entries().collect()),
             previous_secret: None,
         }
@@ -148,11 +158,18 @@ pub(crate) async fn owned_page(
     let page = query.page.unwrap_or(1).max(1);
     // A page past the end is empty, however far past: never an overflow.
     let offset = (page - 1).saturating_mul(PER_PAGE);
-    let found = db
-        .run(move |conn| store::list_owned(conn, owner, tab, offset, PER_PAGE))
+    let (found, policy) = db
+        .run(move |conn| {
+            let found = store::list_owned(conn, owner, tab, offset, PER_PAGE)?;
+            Ok((found, crate::policy::load(conn)?))
+        })
         .await?;
     Ok(Json(TokenList {
-        tokens: found.items.iter().map(TokenJson::from).collect(),
+        tokens: found
+            .items
+            .iter()
+            .map(|token| TokenJson::new(token, &policy))
+            .collect(),
         total: found.total,
         page,
         per_page: PER_PAGE,
@@ -221,7 +238,8 @@ pub async fn create(
     }
     let owner = TokenOwner::Person(actor.user_id);
     let created = actions::create(&db, actor, owner, request, origin(&auth)).await?;
-    Ok(created_response(&created, token_location(created.token.id)))
+    let location = token_location(created.token.id);
+    Ok(created_response(&created, location, &policy))
 }
 
 /// The token making a request, as the maker of what it creates.
@@ -238,11 +256,12 @@ pub(crate) fn origin(auth: &Authenticated) -> Origin {
 pub(crate) fn created_response(
     created: &crate::tokens::CreatedToken,
     location: String,
+    policy: &Policy,
 ) -> HttpResponse {
     HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .json(CreatedTokenJson {
-            token: TokenJson::from(&created.token),
+            token: TokenJson::new(&created.token, policy),
             secret: created.secret.expose().to_owned(),
         })
 }
@@ -284,11 +303,16 @@ pub async fn show(
     let owner = TokenOwner::Person(person.user_id);
     let token = own_token(&db, owner, &path.id).await?;
     let token_id = token.id;
-    let previous = db
-        .run(move |conn| store::previous_secret(conn, token_id))
+    let (policy, previous) = db
+        .run(move |conn| {
+            Ok((
+                crate::policy::load(conn)?,
+                store::previous_secret(conn, token_id)?,
+            ))
+        })
         .await?;
     Ok(Json(
-        TokenJson::from(&token).with_previous(previous.as_ref()),
+        TokenJson::new(&token, &policy).with_previous(previous.as_ref()),
     ))
 }
 
@@ -354,7 +378,8 @@ pub async fn rotate_self(
     let rotation = rotation(&auth, &body, &policy)?;
     let rotated =
         actions::regenerate(&db, Rotator::Person(actor), owner, auth.token_id, rotation).await?;
-    Ok(rotated_response(&rotated, token_location(rotated.token.id)))
+    let location = token_location(rotated.token.id);
+    Ok(rotated_response(&rotated, location, &policy))
 }
 
 /// What a self-rotation asks for, under `policy`. No body at all is the common case: keep the
@@ -406,11 +431,12 @@ pub(crate) fn rotation(
 pub(crate) fn rotated_response(
     rotated: &crate::tokens::CreatedToken,
     location: String,
+    policy: &Policy,
 ) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::LOCATION, location))
         .json(CreatedTokenJson {
-            token: TokenJson::from(&rotated.token).with_previous(rotated.previous.as_ref()),
+            token: TokenJson::new(&rotated.token, policy).with_previous(rotated.previous.as_ref()),
             secret: rotated.secret.expose().to_owned(),
         })
 }

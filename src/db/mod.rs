@@ -325,6 +325,16 @@ impl Db {
         Self::run_on(&mut *Self::checkout(&self.pool, &self.health)?, f)
     }
 
+    /// Like [`Db::write`], on the calling thread (for threads of our own, not the executor).
+    pub fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
+    ) -> Result<T, DbError> {
+        let written = self.run_blocking(|conn| write_transaction(conn, f));
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        written
+    }
+
     /// Like [`Db::run`], inside a write transaction (see [`write_transaction`]). Every state
     /// change of the product goes through here, so [`Db::write_generation`] moves after each.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>

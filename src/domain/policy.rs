@@ -1,6 +1,7 @@
 //! The organisation's token policy as a value: the longest a token may live, the expiry the New
 //! token form preselects, how many active tokens one person (or application) may hold, and what
-//! application tokens may be. Loading and saving it is `crate::policy`'s.
+//! application tokens may be, and after how long unused a token is revoked. Loading and saving
+//! it is `crate::policy`'s.
 
 use chrono::{Duration, NaiveDateTime};
 
@@ -12,6 +13,8 @@ pub const DEFAULT_MAX_ACTIVE_TOKENS: i64 = 100;
 pub const MAX_ACTIVE_TOKENS_LIMIT: i64 = 10_000;
 /// Application tokens must expire; within a year unless the policy says otherwise (as GitLab).
 pub const DEFAULT_APPLICATION_MAX_LIFETIME_DAYS: i64 = 365;
+/// The longest "revoke tokens not used for N days" may wait.
+pub const REVOKE_UNUSED_LIMIT_DAYS: i64 = 3650;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -27,6 +30,9 @@ pub struct Policy {
     pub application_scopes: ScopeSet,
     /// A token holding any `:write` scope must list the addresses it may be used from.
     pub write_requires_allowlist: bool,
+    /// Tokens, personal and application, not used for this many days are revoked (None: never,
+    /// the default). A token never used counts from when it was made or given a new secret.
+    pub revoke_unused_after_days: Option<i64>,
 }
 
 impl Default for Policy {
@@ -38,6 +44,7 @@ impl Default for Policy {
             application_max_lifetime_days: DEFAULT_APPLICATION_MAX_LIFETIME_DAYS,
             application_scopes: ScopeSet::ALL,
             write_requires_allowlist: false,
+            revoke_unused_after_days: None,
         }
     }
 }
@@ -87,6 +94,13 @@ impl Policy {
             .collect()
     }
 
+    /// When a token last used (or made, or given a new secret) at `idle_since` is revoked for
+    /// being unused; None when the policy revokes no unused tokens.
+    pub fn unused_deadline(&self, idle_since: NaiveDateTime) -> Option<NaiveDateTime> {
+        self.revoke_unused_after_days
+            .map(|days| idle_since + Duration::days(days))
+    }
+
     /// For the audit trail.
     /// The write scopes of `scopes` that need an allowlist under this policy (none when the
     /// policy does not require one).
@@ -116,9 +130,13 @@ impl Policy {
         } else {
             ""
         };
+        let unused = match self.revoke_unused_after_days {
+            Some(days) => format!("revoke tokens unused for {days} days"),
+            None => "keep unused tokens".to_owned(),
+        };
         format!(
             "{lifetime}; default expiry {}; max {} active tokens a person; application tokens: \
-             max lifetime {} days, {application_scopes}{allowlist}",
+             max lifetime {} days, {application_scopes}; {unused}{allowlist}",
             self.default_expiry, self.max_active_tokens, self.application_max_lifetime_days
         )
     }
@@ -179,5 +197,26 @@ mod tests {
         assert!(!policy.allows(Expiry::At(now + Duration::hours(169)), now));
         assert!(!policy.allows(Expiry::Never, now));
         assert!(Policy::default().allows(Expiry::Never, now));
+    }
+
+    #[test]
+    fn unused_tokens_are_kept_unless_the_policy_says_how_long() {
+        let since = chrono::NaiveDate::from_ymd_opt(2026, 11, 26)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap();
+        assert_eq!(Policy::default().unused_deadline(since), None);
+        assert!(Policy::default().describe().ends_with("keep unused tokens"));
+        let policy = Policy {
+            revoke_unused_after_days: Some(90),
+            ..Policy::default()
+        };
+        assert_eq!(
+            policy.unused_deadline(since),
+            Some(since + Duration::days(90))
+        );
+        assert!(policy
+            .describe()
+            .ends_with("revoke tokens unused for 90 days"));
     }
 }

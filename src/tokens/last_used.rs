@@ -19,6 +19,9 @@ use crate::tokens::SecretUsed;
 pub struct LastUsedRecorder {
     db: Db,
     pending: Mutex<HashMap<(i64, SecretUsed), (NaiveDateTime, String)>>,
+    /// Held through a flush: a flush returns once every use recorded before it is written,
+    /// also those another thread's flush had taken (the unused-token sweep relies on it).
+    flushing: Mutex<()>,
 }
 
 type Batch = HashMap<(i64, SecretUsed), (NaiveDateTime, String)>;
@@ -28,6 +31,7 @@ impl LastUsedRecorder {
         Arc::new(Self {
             db,
             pending: Mutex::new(HashMap::new()),
+            flushing: Mutex::new(()),
         })
     }
 
@@ -39,6 +43,7 @@ impl LastUsedRecorder {
     /// Writes what is pending; returns how many tokens were written. On failure the uses
     /// stay pending for the next try.
     pub fn flush(&self) -> Result<usize, DbError> {
+        let _one_at_a_time = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         if batch.is_empty() {
             return Ok(0);

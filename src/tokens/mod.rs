@@ -4,6 +4,7 @@ pub mod actions;
 pub mod address_refusals;
 pub mod authenticator;
 pub mod cache;
+pub mod idle;
 pub mod inventory;
 pub mod last_used;
 pub mod leaks;

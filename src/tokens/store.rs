@@ -65,7 +65,7 @@ pub struct PersonalAccessToken {
     pub application_id: Option<i64>,
     /// Who made it (for an application token, the admin or maintainer).
     pub created_by: Option<i64>,
-    /// Why it was revoked, when no person did it: [`LEAK_REPORT`].
+    /// Why it was revoked, when no person did it: [`LEAK_REPORT`] or [`UNUSED`].
     pub revoked_reason: Option<String>,
     allowed_addresses: Option<String>,
 }
@@ -92,6 +92,8 @@ pub struct PreviousSecret {
 
 /// The revoked reason of a token someone reported as leaked.
 pub const LEAK_REPORT: &str = "leak_report";
+/// The revoked reason of a token revoked because it went unused as long as the policy allows.
+pub const UNUSED: &str = "unused";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenStatus {
@@ -137,6 +139,19 @@ impl PersonalAccessToken {
         self.revoked_reason.as_deref() == Some(LEAK_REPORT)
     }
 
+    pub fn revoked_unused(&self) -> bool {
+        self.revoked_reason.as_deref() == Some(UNUSED)
+    }
+
+    /// Since when it has gone unused: its last use, or when it was made or given its secret if
+    /// that is later (a token never used counts from then; a new secret is a fresh start).
+    pub fn idle_since(&self) -> NaiveDateTime {
+        [self.last_used_at, self.regenerated_at]
+            .into_iter()
+            .flatten()
+            .fold(self.created_at, NaiveDateTime::max)
+    }
+
     pub fn scopes(&self) -> ScopeSet {
         ScopeSet::from_stored(&self.scopes)
     }
@@ -155,6 +170,31 @@ impl PersonalAccessToken {
             TokenStatus::Expired
         } else {
             TokenStatus::Active
+        }
+    }
+}
+
+#[cfg(test)]
+impl PersonalAccessToken {
+    /// A personal token of user 1 named `ci`, made at `created_at`, never used: for unit tests.
+    pub(crate) fn example(created_at: NaiveDateTime) -> Self {
+        PersonalAccessToken {
+            id: 1,
+            user_id: Some(1),
+            name: "ci".into(),
+            hint: "tdk_AbC1…9xYz".into(),
+            scopes: "tag:read".into(),
+            created_at,
+            expires_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            revoked_at: None,
+            revoked_by: None,
+            regenerated_at: None,
+            application_id: None,
+            created_by: Some(1),
+            revoked_reason: None,
+            allowed_addresses: None,
         }
     }
 }
@@ -426,6 +466,70 @@ pub fn count_owned(conn: &mut AnyConnection, owner: TokenOwner) -> QueryResult<T
         revoked,
         reported_leaked,
     })
+}
+
+/// Active tokens with no use since `cutoff`, nor made or given a new secret since: the one
+/// definition of "unused" for the sweep, its revoke, and the owner's warning.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn unused_since(cutoff: NaiveDateTime, now: NaiveDateTime) -> _ {
+    pat::revoked_at
+        .is_null()
+        .and(pat::expires_at.is_null().or(pat::expires_at.gt(now)))
+        .and(pat::created_at.le(cutoff))
+        .and(
+            pat::regenerated_at
+                .is_null()
+                .or(pat::regenerated_at.le(cutoff)),
+        )
+        .and(pat::last_used_at.is_null().or(pat::last_used_at.le(cutoff)))
+}
+
+/// Up to `limit` tokens of anyone unused since `cutoff`, with ids above `after_id`, by id.
+pub fn unused(
+    conn: &mut AnyConnection,
+    cutoff: NaiveDateTime,
+    now: NaiveDateTime,
+    after_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<PersonalAccessToken>> {
+    pat::table
+        .filter(unused_since(cutoff, now))
+        .filter(pat::id.gt(after_id))
+        .order(pat::id.asc())
+        .limit(limit)
+        .select(PersonalAccessToken::as_select())
+        .load(conn)
+}
+
+/// How many of `owner`'s tokens are unused since `cutoff`.
+pub fn count_unused(
+    conn: &mut AnyConnection,
+    owner: TokenOwner,
+    cutoff: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    of_owner!(owner, |owned| owned
+        .filter(unused_since(cutoff, now))
+        .count()
+        .get_result(conn))
+}
+
+/// Revokes a token for going unused, if it still is: a use written meanwhile, a new secret or
+/// another instance's sweep gets there first. Returns whether this call revoked it.
+pub fn revoke_unused(
+    conn: &mut AnyConnection,
+    token_id: i64,
+    cutoff: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        pat::table
+            .filter(pat::id.eq(token_id))
+            .filter(unused_since(cutoff, now)),
+    )
+    .set((pat::revoked_at.eq(now), pat::revoked_reason.eq(UNUSED)))
+    .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Revokes a token that is not revoked yet; returns whether this call revoked it.

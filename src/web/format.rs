@@ -148,6 +148,17 @@ pub fn expiry(expires_at: Option<NaiveDateTime>, now: NaiveDateTime) -> ExpiryVi
     }
 }
 
+/// "Revoked in 3 days if unused": the countdown of a token the policy revokes when unused,
+/// rounded as expiry badges are.
+pub fn revoked_if_unused(deadline: NaiveDateTime, now: NaiveDateTime) -> String {
+    // To the nearest day: a token due in 23 hours is revoked in 1 day, not today.
+    let days = (deadline - now + Duration::hours(12)).num_days();
+    if days < 1 {
+        return "Revoked today if unused".to_owned();
+    }
+    format!("Revoked in {} if unused", plural(days, "day"))
+}
+
 /// A list's `?page=`: a number, or nothing. Whatever else an address holds there (`abc`, `2x`)
 /// means the first page rather than an error page.
 pub fn page_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -262,6 +273,28 @@ mod tests {
         let far = expiry(Some(t(25, 12, 0) + Duration::days(30)), now);
         assert!(far.badge.is_none());
         assert_eq!(far.text, "Dec 25, 2026");
+    }
+
+    #[test]
+    fn unused_countdowns() {
+        let now = t(25, 12, 0);
+        assert_eq!(
+            revoked_if_unused(t(28, 13, 0), now),
+            "Revoked in 3 days if unused"
+        );
+        assert_eq!(
+            revoked_if_unused(now + Duration::hours(23), now),
+            "Revoked in 1 day if unused"
+        );
+        assert_eq!(
+            revoked_if_unused(t(25, 20, 0), now),
+            "Revoked today if unused"
+        );
+        assert_eq!(
+            revoked_if_unused(t(24, 0, 0), now),
+            "Revoked today if unused",
+            "past due: the next sweep takes it"
+        );
     }
 
     #[test]

@@ -140,23 +140,9 @@ impl TestApp {
             url: database_url,
             postgres_database,
         } = database;
-        let mut config = ServeConfig::with_database(database_url.clone());
-        config.listen = "127.0.0.1:0".into();
-        config.workers = Some(2);
-        config.database.db_pool_size = 6;
-        config.last_used_flush_secs = 0.3;
-        // Tests change the database behind the server's back, as another instance would;
-        // the cache has tests of its own (auth_cache.rs).
-        config.auth_cache_ms = 0;
-        // Tests send bad tokens by the dozen from one address; the limit has its own test.
-        config.token_failure_limit = 0;
-        config.session_key = Some(Alphanumeric.sample_string(&mut rand::rng(), 64));
-        config.clock = Clock::adjustable();
-        adjust(&mut config);
+        let config = test_config(&database_url, adjust);
         let clock = config.clock.clone();
-        let app = Application::build(config).await.expect("server starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
+        let address = start(config).await;
         let db = Db::connect(DatabaseUrl::parse(&database_url).unwrap(), 2).expect("test pool");
         TestApp {
             address,
@@ -166,6 +152,12 @@ impl TestApp {
             _dir: dir,
             postgres_database,
         }
+    }
+
+    /// Another server on this one's database, as a second instance of a deployment is (with a
+    /// session key and a clock of its own); it runs until the test ends. Returns its address.
+    pub async fn another_instance(&self, adjust: impl FnOnce(&mut ServeConfig)) -> String {
+        start(test_config(&self.database_url, adjust)).await
     }
 
     pub fn backend(&self) -> Backend {
@@ -270,6 +262,32 @@ impl TestApp {
     }
 }
 
+/// What a test server runs with, before `adjust` changes it.
+fn test_config(database_url: &str, adjust: impl FnOnce(&mut ServeConfig)) -> ServeConfig {
+    let mut config = ServeConfig::with_database(database_url);
+    config.listen = "127.0.0.1:0".into();
+    config.workers = Some(2);
+    config.database.db_pool_size = 6;
+    config.last_used_flush_secs = 0.3;
+    // Tests change the database behind the server's back, as another instance would;
+    // the cache has tests of its own (auth_cache.rs).
+    config.auth_cache_ms = 0;
+    // Tests send bad tokens by the dozen from one address; the limit has its own test.
+    config.token_failure_limit = 0;
+    config.session_key = Some(Alphanumeric.sample_string(&mut rand::rng(), 64));
+    config.clock = Clock::adjustable();
+    adjust(&mut config);
+    config
+}
+
+/// Starts a server that runs until the test ends; returns its address.
+async fn start(config: ServeConfig) -> String {
+    let app = Application::build(config).await.expect("server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.drop_postgres_database();
@@ -359,18 +377,33 @@ impl Browser {
         max_lifetime_days: &str,
         default_expiry: &str,
     ) -> Response {
-        self.submit_form(
-            "/admin/settings",
-            "/admin/settings",
-            &[
-                ("max_lifetime_days", max_lifetime_days),
-                ("default_expiry", default_expiry),
-                ("max_active_tokens", "100"),
-                ("application_max_lifetime_days", "365"),
-                ("application_scope_rule", "any"),
-            ],
-        )
+        self.save_token_policy(&[
+            ("max_lifetime_days", max_lifetime_days),
+            ("default_expiry", default_expiry),
+        ])
         .await
+    }
+
+    /// Saves the token policy through its form: `changes` over the defaults (no maximum
+    /// lifetime, 30 days preselected, 100 active tokens a person, application tokens within 365
+    /// days and any scope, unused tokens kept).
+    pub async fn save_token_policy(&self, changes: &[(&str, &str)]) -> Response {
+        let mut fields = vec![
+            ("max_lifetime_days", ""),
+            ("default_expiry", "30"),
+            ("max_active_tokens", "100"),
+            ("application_max_lifetime_days", "365"),
+            ("application_scope_rule", "any"),
+            ("revoke_unused_after_days", ""),
+        ];
+        for (name, value) in changes {
+            match fields.iter_mut().find(|(field, _)| field == name) {
+                Some(field) => field.1 = value,
+                None => fields.push((name, value)),
+            }
+        }
+        self.submit_form("/admin/settings", "/admin/settings", &fields)
+            .await
     }
 
     /// Adds Linus (linus@example.com, a user) through the Members form, with a one-time
@@ -547,6 +580,19 @@ pub const EVERY_WAY: [Presented; 4] = [
 impl TestApp {
     /// Creates a token directly in the store (arranging a test); returns its id and secret.
     pub async fn token_for(&self, user_id: i64, name: &str, scopes: &[&str]) -> (i64, String) {
+        let owner = tokendesk::tokens::TokenOwner::Person(user_id);
+        self.token_of(owner, user_id, name, scopes).await
+    }
+
+    /// Creates a token of `owner` (a person or an application), made by `creator_id`, that
+    /// never expires, directly in the store; returns its id and secret.
+    pub async fn token_of(
+        &self,
+        owner: tokendesk::tokens::TokenOwner,
+        creator_id: i64,
+        name: &str,
+        scopes: &[&str],
+    ) -> (i64, String) {
         let request = tokendesk::domain::TokenRequest {
             name: name.to_owned(),
             expiry: tokendesk::domain::Expiry::Never,
@@ -556,13 +602,7 @@ impl TestApp {
         let created = self
             .db
             .write(move |conn| {
-                Ok(tokendesk::tokens::store::create(
-                    conn,
-                    tokendesk::tokens::TokenOwner::Person(user_id),
-                    user_id,
-                    &request,
-                )
-                .unwrap())
+                Ok(tokendesk::tokens::store::create(conn, owner, creator_id, &request).unwrap())
             })
             .await
             .unwrap();

@@ -10,6 +10,7 @@ mod application_attacks;
 mod applications;
 mod audit_trail;
 mod auth_cache;
+mod auto_revoke;
 mod cli;
 mod foundation;
 mod gateway_nginx;

@@ -4,8 +4,8 @@ use chrono::{NaiveDateTime, Utc};
 use serde::Deserialize;
 
 use crate::db::Db;
-use crate::domain::ScopeSet;
-use crate::tokens::{store, PersonalAccessToken, PreviousSecret, Tab};
+use crate::domain::{Policy, ScopeSet};
+use crate::tokens::{idle, store, PersonalAccessToken, PreviousSecret, Tab};
 use crate::web::access_tokens::Shelf;
 use crate::web::error::AppError;
 use crate::web::format::{self, ExpiryView, Pager};
@@ -55,6 +55,13 @@ pub struct TokenRow {
     pub allowed_addresses: Vec<String>,
     /// The secret its last regenerate replaced, while it still works.
     pub previous: Option<PreviousView>,
+    /// Revoked because it went unused: for how long it had ("93 days").
+    pub revoked_unused_for: Option<String>,
+    /// When it will be revoked unless used (the policy's rule for unused tokens): the exact
+    /// time, and the countdown.
+    pub unused_deadline: Option<(String, String)>,
+    /// That countdown, for the list, when it is within the warning's days.
+    pub unused_warning: Option<String>,
 }
 
 /// A replaced secret in its overlap, as the list and the token's page show it.
@@ -88,6 +95,7 @@ impl TokenRow {
     pub fn new(
         token: &PersonalAccessToken,
         allowed: ScopeSet,
+        policy: &Policy,
         previous: &[PreviousSecret],
         now: NaiveDateTime,
     ) -> Self {
@@ -120,6 +128,14 @@ impl TokenRow {
             revoked: token.revoked_at.map(format::date).unwrap_or_default(),
             revoked_exact: exact(token.revoked_at),
             reported_leaked: token.reported_leaked(),
+            revoked_unused_for: token
+                .revoked_at
+                .filter(|_| token.revoked_unused())
+                .map(|at| format::plural((at - token.idle_since()).num_days(), "day")),
+            unused_deadline: idle::deadline(token, policy, now)
+                .map(|at| (format::exact(at), format::revoked_if_unused(at, now))),
+            unused_warning: idle::warning(token, policy, now)
+                .map(|at| format::revoked_if_unused(at, now)),
             allowed_addresses: token
                 .allowlist()
                 .map(|list| list.entries().collect())
@@ -165,6 +181,9 @@ struct ListPage {
     any_tokens: bool,
     /// Tokens revoked in the last 30 days because someone reported them leaked.
     reported_leaked: i64,
+    /// Active tokens to be revoked within the warning's days unless they are used.
+    unused_warned: i64,
+    warning_days: i64,
     rows: Vec<TokenRow>,
     pager: Pager,
     flash: Option<Flash>,
@@ -183,15 +202,18 @@ pub async fn show(
     let owner = shelf.owner;
     let now = Utc::now().naive_utc();
     let requested = query.page.unwrap_or(1);
-    // One trip to the database for the tab counts and the page.
-    let (counts, items, previous) = db
+    // One trip to the database for the tab counts, the page, its overlaps and the rule for
+    // unused tokens.
+    let (counts, items, previous, policy, unused_warned) = db
         .read(move |conn| {
             let counts = store::count_owned(conn, owner)?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));
             let items = store::owned_rows(conn, owner, tab, offset, PER_PAGE)?;
             let ids: Vec<i64> = items.iter().map(|token| token.id).collect();
             let previous = store::previous_secrets_of(conn, &ids)?;
-            Ok((counts, items, previous))
+            let policy = crate::policy::load(conn)?;
+            let warned = idle::count_warned(conn, owner, &policy, now)?;
+            Ok((counts, items, previous, policy, warned))
         })
         .await?;
     let tab_param = match tab {
@@ -220,9 +242,11 @@ pub async fn show(
         tab,
         any_tokens: counts.of(Tab::Current) + counts.revoked > 0,
         reported_leaked: counts.reported_leaked,
+        unused_warned,
+        warning_days: idle::WARNING_DAYS,
         rows: items
             .iter()
-            .map(|token| TokenRow::new(token, shelf.allowed, &previous, now))
+            .map(|token| TokenRow::new(token, shelf.allowed, &policy, &previous, now))
             .collect(),
         pager,
         flash: take_flash(&shelf.current.session),

@@ -21,6 +21,8 @@ struct TokenPage {
     row: TokenRow,
     status: TokenStatus,
     flash: Option<Flash>,
+    /// The policy's rule for unused tokens, if any: "90 days".
+    unused_after: Option<String>,
 }
 
 pub async fn show(
@@ -30,17 +32,24 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let token = shelf.token(&db, &path.id).await?;
     let token_id = token.id;
-    let previous: Vec<_> = db
-        .read(move |conn| store::previous_secret(conn, token_id))
-        .await?
-        .into_iter()
-        .collect();
+    let (policy, previous) = db
+        .read(move |conn| {
+            Ok((
+                crate::policy::load(conn)?,
+                store::previous_secret(conn, token_id)?,
+            ))
+        })
+        .await?;
+    let previous: Vec<_> = previous.into_iter().collect();
     let now = Utc::now().naive_utc();
     render(&TokenPage {
         chrome: shelf.chrome(),
         status: token.status(now),
-        row: TokenRow::new(&token, shelf.allowed, &previous, now),
+        row: TokenRow::new(&token, shelf.allowed, &policy, &previous, now),
         flash: take_flash(&shelf.current.session),
+        unused_after: policy
+            .revoke_unused_after_days
+            .map(|days| crate::web::format::plural(days, "day")),
         shelf,
     })
 }

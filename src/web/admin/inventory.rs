@@ -5,14 +5,13 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
-use crate::domain::Scope;
+use crate::domain::{Policy, Scope};
 use crate::http::ClientIp;
-use crate::tokens::actions;
 use crate::tokens::inventory::{
     self, InventoryFilter, InventoryRow, InventoryTotals, KindFilter, SortBy, StatusFilter,
     UnusedFor,
 };
-use crate::tokens::{TokenKind, TokenStatus};
+use crate::tokens::{actions, idle, TokenKind, TokenStatus};
 use crate::web::access_tokens::revoke::{
     self as own_revoke, RevokeForm, CONFIRMATION, CONFIRMATION_ERROR,
 };
@@ -150,6 +149,8 @@ pub struct Row {
     pub last_used_exact: String,
     pub last_used_ip: String,
     pub status: &'static str,
+    /// "Revoked in 3 days if unused", within the warning's days.
+    pub unused_warning: Option<String>,
 }
 
 fn status(row: &InventoryRow) -> TokenStatus {
@@ -162,7 +163,7 @@ impl Row {
         format::plural(self.scopes.len() as i64, "scope")
     }
 
-    fn new(row: InventoryRow) -> Self {
+    fn new(row: InventoryRow, policy: &Policy) -> Self {
         let now = Utc::now().naive_utc();
         let token = &row.token;
         Row {
@@ -182,6 +183,8 @@ impl Row {
                 .map_or_else(|| "Never".into(), |at| format::ago(at, now)),
             last_used_exact: token.last_used_at.map(format::exact).unwrap_or_default(),
             last_used_ip: token.last_used_ip.clone().unwrap_or_default(),
+            unused_warning: idle::warning(token, policy, now)
+                .map(|at| format::revoked_if_unused(at, now)),
             owner: row.owner_name,
             owner_email: row.owner_email,
         }
@@ -216,14 +219,15 @@ pub async fn list(
     // be a second old, and any change made here refreshes it.
     let generation = db.write_generation();
     let known_total = totals.0.get(&query, generation);
-    let (rows, total) = db
+    let (rows, total, policy) = db
         .run(move |conn| {
             let total = match known_total {
                 Some(total) => total,
                 None => inventory::count(conn, &filter)?,
             };
             let offset = Pager::clamped_offset(requested, PER_PAGE, total);
-            Ok((inventory::list(conn, &filter, offset, PER_PAGE)?, total))
+            let rows = inventory::list(conn, &filter, offset, PER_PAGE)?;
+            Ok((rows, total, crate::policy::load(conn)?))
         })
         .await?;
     if known_total.is_none() {
@@ -237,7 +241,7 @@ pub async fn list(
         filtered: params.is_filtered(),
         params,
         query,
-        rows: rows.into_iter().map(Row::new).collect(),
+        rows: rows.into_iter().map(|row| Row::new(row, &policy)).collect(),
         pager,
         scopes: Scope::all().map(|s| s.name()).collect(),
         flash: take_flash(&admin.session),

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::db::Db;
 use crate::domain::policy::{
     Policy, DEFAULT_APPLICATION_MAX_LIFETIME_DAYS, DEFAULT_MAX_ACTIVE_TOKENS,
-    MAX_ACTIVE_TOKENS_LIMIT, MAX_LIFETIME_LIMIT_DAYS,
+    MAX_ACTIVE_TOKENS_LIMIT, MAX_LIFETIME_LIMIT_DAYS, REVOKE_UNUSED_LIMIT_DAYS,
 };
 use crate::domain::{ExpiryChoice, FieldErrors, ScopeSet};
 use crate::http::ClientIp;
@@ -30,6 +30,8 @@ pub struct PolicyForm {
     application_scopes: Vec<String>,
     /// A checkbox: "on" when checked.
     write_requires_allowlist: String,
+    /// Empty: unused tokens are kept.
+    revoke_unused_after_days: String,
 }
 
 impl PolicyForm {
@@ -54,6 +56,10 @@ impl PolicyForm {
             } else {
                 String::new()
             },
+            revoke_unused_after_days: policy
+                .revoke_unused_after_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -100,23 +106,38 @@ pub async fn show(
     render_with_status(StatusCode::OK, &page)
 }
 
+/// A number of days from 1 to the field's limit, or empty for none (`empty_means` says what
+/// that does, in the field's error).
+fn optional_days(
+    raw: &str,
+    (field, limit): (&'static str, i64),
+    empty_means: &str,
+    errors: &mut FieldErrors,
+) -> Option<i64> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    match raw.parse::<i64>() {
+        Ok(days) if (1..=limit).contains(&days) => Some(days),
+        _ => {
+            errors.add(
+                field,
+                format!("Enter a whole number of days from 1 to {limit}, or leave it empty {empty_means}."),
+            );
+            None
+        }
+    }
+}
+
 fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
     let mut errors = FieldErrors::default();
-    let raw = form.max_lifetime_days.trim();
-    let max = if raw.is_empty() {
-        None
-    } else {
-        match raw.parse::<i64>() {
-            Ok(days) if (1..=MAX_LIFETIME_LIMIT_DAYS).contains(&days) => Some(days),
-            _ => {
-                errors.add(
-                    "max_lifetime_days",
-                    format!("Enter a whole number of days from 1 to {MAX_LIFETIME_LIMIT_DAYS}, or leave it empty for no maximum."),
-                );
-                None
-            }
-        }
-    };
+    let max = optional_days(
+        &form.max_lifetime_days,
+        ("max_lifetime_days", MAX_LIFETIME_LIMIT_DAYS),
+        "for no maximum",
+        &mut errors,
+    );
     let max_active_tokens = match form.max_active_tokens.trim().parse::<i64>() {
         Ok(n) if (1..=MAX_ACTIVE_TOKENS_LIMIT).contains(&n) => n,
         _ => {
@@ -170,6 +191,12 @@ fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
             ScopeSet::ALL
         }
     };
+    let revoke_unused_after_days = optional_days(
+        &form.revoke_unused_after_days,
+        ("revoke_unused_after_days", REVOKE_UNUSED_LIMIT_DAYS),
+        "to keep unused tokens",
+        &mut errors,
+    );
     let policy = Policy {
         max_lifetime_days: max,
         default_expiry: default_expiry.unwrap_or_default(),
@@ -177,6 +204,7 @@ fn parse(form: &PolicyForm) -> Result<Policy, FieldErrors> {
         application_max_lifetime_days,
         application_scopes,
         write_requires_allowlist: !form.write_requires_allowlist.is_empty(),
+        revoke_unused_after_days,
     };
     if default_expiry.is_none() {
         errors.add("default_expiry", "Choose a default expiry.");
@@ -212,14 +240,19 @@ pub async fn save(
             return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
     };
+    let saved = match policy.revoke_unused_after_days {
+        None => "Token policy saved. It applies to every new and regenerated token.".to_owned(),
+        Some(days) => format!(
+            "Token policy saved. It applies to every new and regenerated token, and tokens not \
+             used for {} are revoked from now on.",
+            crate::web::format::plural(days, "day")
+        ),
+    };
     match crate::policy::change(&db, admin.actor(&client_ip), policy).await {
         Ok(()) => {}
         Err(ChangeError::NoLongerAdmin) => return Err(AppError::Forbidden),
         Err(ChangeError::Db(e)) => return Err(e.into()),
     }
-    set_flash(
-        &admin.session,
-        "Token policy saved. It applies to every new and regenerated token.",
-    );
+    set_flash(&admin.session, saved);
     Ok(see_other("/admin/settings"))
 }

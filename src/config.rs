@@ -51,7 +51,7 @@ pub struct ServeConfig {
 
     /// How often Last-used times are written to the database, in seconds (they are kept in
     /// memory in between and written on shutdown too).
-    #[arg(long, env = "TOKENDESK_LAST_USED_FLUSH_SECS", default_value_t = 5.0)]
+    #[arg(long, env = "TOKENDESK_LAST_USED_FLUSH_SECS", default_value_t = 5.0, value_parser = interval_secs)]
     pub last_used_flush_secs: f64,
 
     /// How often tokens unused for as long as the token policy allows are looked for and
@@ -59,7 +59,8 @@ pub struct ServeConfig {
     #[arg(
         long,
         env = "TOKENDESK_AUTO_REVOKE_INTERVAL_SECS",
-        default_value_t = 600.0
+        default_value_t = 600.0,
+        value_parser = interval_secs
     )]
     pub auto_revoke_interval_secs: f64,
 
@@ -118,6 +119,37 @@ impl ServeConfig {
             token_failure_window_secs: 60,
             workers: None,
             clock: crate::clock::Clock::system(),
+        }
+    }
+}
+
+/// A number of seconds between background runs: from 0.05 s to a day, so a typo cannot make
+/// a busy loop or a run that never comes (nor `inf`, which cannot be a `Duration`).
+fn interval_secs(raw: &str) -> Result<f64, String> {
+    let secs: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a number of seconds"))?;
+    if (0.05..=86_400.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{raw:?}: give from 0.05 to 86400 seconds"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interval_secs;
+
+    #[test]
+    fn intervals_are_numbers_of_seconds_from_a_twentieth_to_a_day() {
+        assert_eq!(interval_secs("0.05"), Ok(0.05));
+        assert_eq!(interval_secs(" 600 "), Ok(600.0));
+        assert_eq!(interval_secs("86400"), Ok(86_400.0));
+        for bad in [
+            "inf", "-inf", "NaN", "1e20", "-5", "0", "0.01", "86401", "", "ten",
+        ] {
+            assert!(interval_secs(bad).is_err(), "{bad:?}");
         }
     }
 }

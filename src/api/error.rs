@@ -61,6 +61,8 @@ impl From<crate::tokens::actions::TokenError> for ApiError {
             TokenError::OwnerInactive => ApiError::Auth(AuthFailure::OwnerDeactivated),
             TokenError::NoSuchApplication => ApiError::NotFound,
             TokenError::SecretReplaced => ApiError::PreviousSecret,
+            // Revoked between the token check and the change (by another instance, say).
+            TokenError::Revoked => ApiError::Auth(AuthFailure::Revoked),
             TokenError::NotAllowed | TokenError::ApplicationArchived => {
                 ApiError::Forbidden(e.to_string())
             }

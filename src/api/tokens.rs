@@ -236,6 +236,10 @@ pub async fn create(
         // Left to the default, a token made by a token lives no longer than its maker.
         request.expiry = request.expiry.no_later_than(auth.expires_at);
     }
+    // Without a list of its own, a token made by a token is used from where its maker may be.
+    if request.allowed_addresses.is_none() {
+        request.allowed_addresses = auth.allowed_addresses.clone();
+    }
     let owner = TokenOwner::Person(actor.user_id);
     let created = actions::create(&db, actor, owner, request, origin(&auth)).await?;
     let location = token_location(created.token.id);
@@ -249,6 +253,7 @@ pub(crate) fn origin(auth: &Authenticated) -> Origin {
         name: auth.token_name.clone(),
         scopes: auth.scopes,
         expires_at: auth.expires_at,
+        allowed_addresses: auth.allowed_addresses.clone(),
     }
 }
 

@@ -46,6 +46,8 @@ diesel::table! {
         valid_until -> Timestamp,
         last_used_at -> Nullable<Timestamp>,
         last_used_ip -> Nullable<Text>,
+        allowed_addresses -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
     }
 }
 

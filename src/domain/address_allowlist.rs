@@ -9,6 +9,10 @@ use ipnet::IpNet;
 /// At most this many entries: a list longer than that is a network policy, not a token's.
 pub const MAX_ENTRIES: usize = 20;
 
+/// The widest range an entry may be: a /8 of IPv4, a /16 of IPv6.
+pub const WIDEST_IPV4: u8 = 8;
+pub const WIDEST_IPV6: u8 = 16;
+
 /// A token's allowlist, never empty (no allowlist at all is `None` where one is held).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressAllowlist(Arc<[IpNet]>);
@@ -71,6 +75,13 @@ impl AddressAllowlist {
         self.0.is_empty()
     }
 
+    /// Whether every address this list allows, `outer` allows too.
+    pub fn within(&self, outer: &AddressAllowlist) -> bool {
+        self.0
+            .iter()
+            .all(|net| outer.0.iter().any(|wider| wider.contains(net)))
+    }
+
     /// Whether a request from `client_ip` (as the server determined it) may use the token.
     /// An IPv4 address written as IPv6 (`::ffff:192.0.2.1`) is the IPv4 address.
     pub fn allows(&self, client_ip: &str) -> bool {
@@ -124,6 +135,16 @@ fn parse_entry(entry: &str) -> Result<IpNet, String> {
     if net.prefix_len() == 0 {
         return Err(format!(
             "“{shown}” allows every address; leave the list empty instead."
+        ));
+    }
+    // A few wide ranges could otherwise add up to every address and still count as a list.
+    let widest = match net {
+        IpNet::V4(_) => WIDEST_IPV4,
+        IpNet::V6(_) => WIDEST_IPV6,
+    };
+    if net.prefix_len() < widest {
+        return Err(format!(
+            "“{shown}” is wider than a /{widest}: list the networks the token is used from."
         ));
     }
     Ok(net)
@@ -249,6 +270,31 @@ mod tests {
             .unwrap_err()
             .contains("at most 20"));
         assert_eq!(AddressAllowlist::parse(" \n, ").unwrap(), None);
+    }
+
+    #[test]
+    fn ranges_wider_than_a_slash_8_or_16_are_refused_so_none_add_up_to_everything() {
+        for wide in [
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "10.0.0.0/7",
+            "::/1",
+            "2000::/15",
+        ] {
+            let error = AddressAllowlist::parse(wide).unwrap_err();
+            assert!(error.contains("is wider than"), "{wide}: {error}");
+        }
+        assert!(AddressAllowlist::parse("10.0.0.0/8, 2001::/16").is_ok());
+    }
+
+    #[test]
+    fn a_list_is_within_another_when_every_range_of_it_is_covered() {
+        let outer = list("10.0.0.0/8, 2001:db8::/32");
+        assert!(list("10.1.0.0/16, 10.2.3.4").within(&outer));
+        assert!(list("2001:db8:1::/48").within(&outer));
+        assert!(!list("10.0.0.0/8, 192.0.2.1").within(&outer));
+        assert!(!list("11.0.0.0/8").within(&outer));
+        assert!(outer.within(&outer));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum Origin {
         name: String,
         scopes: ScopeSet,
         expires_at: Option<NaiveDateTime>,
+        /// Where the making token may be used from: what it makes may be used only within it.
+        allowed_addresses: Option<AddressAllowlist>,
     },
 }
 
@@ -80,6 +82,10 @@ pub enum TokenError {
     AllowlistRequired(String),
     #[error("The secret presented is no longer the token's current one: another rotation replaced it first.")]
     SecretReplaced,
+    #[error("A token rotating itself can only narrow its allowlist ({0}); its owner widens it in the portal.")]
+    AllowlistWidened(String),
+    #[error("A token with an allowlist can only make tokens used from within it: list addresses within {0}.")]
+    BeyondCreatorAddresses(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -95,7 +101,9 @@ impl TokenError {
             | TokenError::BeyondCreatorScopes(_)
             | TokenError::ApplicationScopesForbid(_) => Some("scopes"),
             TokenError::BeyondPolicy(_) | TokenError::OutlivesCreator(_) => Some("expires_in"),
-            TokenError::AllowlistRequired(_) => Some("allowed_addresses"),
+            TokenError::AllowlistRequired(_)
+            | TokenError::AllowlistWidened(_)
+            | TokenError::BeyondCreatorAddresses(_) => Some("allowed_addresses"),
             TokenError::OwnerInactive
             | TokenError::NoSuchApplication
             | TokenError::ApplicationArchived
@@ -291,6 +299,7 @@ fn check_origin(
         id,
         scopes,
         expires_at,
+        allowed_addresses,
         ..
     } = origin
     else {
@@ -298,6 +307,15 @@ fn check_origin(
     };
     if !store::is_active_locked(conn, actor_id, *id)? {
         return refuse(TokenError::CreatorInactive);
+    }
+    if let Some(bound) = allowed_addresses {
+        let within = request
+            .allowed_addresses
+            .as_ref()
+            .is_some_and(|list| list.within(bound));
+        if !within {
+            return refuse(TokenError::BeyondCreatorAddresses(bound.to_string()));
+        }
     }
     if owner.kind() == TokenKind::Application {
         return Ok(());
@@ -521,9 +539,19 @@ pub async fn regenerate(
                 now,
             ),
         };
-        let allowed_addresses = rotation
-            .allowed_addresses
-            .unwrap_or_else(|| token.allowlist());
+        let kept = token.allowlist();
+        if let (Some(_), Some(asked)) = (&rotation.replacing, &rotation.allowed_addresses) {
+            // A token rotating itself may be a stolen one: it can narrow its list, never widen it.
+            let narrower = match (&kept, asked) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(kept), Some(asked)) => asked.within(kept),
+            };
+            if let (false, Some(kept)) = (narrower, &kept) {
+                return refuse(TokenError::AllowlistWidened(kept.to_string()));
+            }
+        }
+        let allowed_addresses = rotation.allowed_addresses.unwrap_or(kept);
         let becoming = Becoming {
             scopes: token.scopes(),
             expiry,

@@ -223,6 +223,9 @@ const TOKEN_FACTS: (
     pat::allowed_addresses,
 );
 
+/// A replaced secret's token, the end of its overlap, and its own expiry and allowlist.
+type ReplacedSecret = (i64, NaiveDateTime, Option<NaiveDateTime>, Option<String>);
+
 /// How a token's row is found: by its current secret's digest, or by id once a replaced
 /// secret led to it.
 enum Find {
@@ -317,25 +320,30 @@ async fn authenticate(
             Some(found) => (found, SecretUsed::Current, None),
             None => {
                 // Not a current secret: perhaps one a regenerate replaced, in its overlap.
-                let replaced: Option<(i64, NaiveDateTime)> = db
+                let replaced: Option<ReplacedSecret> = db
                     .read(move |conn| {
                         token_previous_secrets::table
                             .filter(token_previous_secrets::digest.eq(&digest.0))
                             .select((
                                 token_previous_secrets::token_id,
                                 token_previous_secrets::valid_until,
+                                token_previous_secrets::expires_at,
+                                token_previous_secrets::allowed_addresses,
                             ))
                             .first(conn)
                             .optional()
                     })
                     .await?;
-                let (token_id, valid_until) = replaced.ok_or(AuthFailure::Unknown)?;
+                let (token_id, valid_until, expires_at, allowed_addresses) =
+                    replaced.ok_or(AuthFailure::Unknown)?;
                 if valid_until <= now {
                     return Err(AuthFailure::Replaced);
                 }
-                let found = load(db, kind, Find::Id(token_id))
+                let mut found = load(db, kind, Find::Id(token_id))
                     .await?
                     .ok_or(AuthFailure::Unknown)?;
+                // The replaced secret keeps the bounds it had, not the new secret's.
+                (found.facts.3, found.facts.5) = (expires_at, allowed_addresses);
                 (found, SecretUsed::Previous, Some(valid_until))
             }
         };

@@ -16,7 +16,7 @@ use chrono::{Duration, NaiveDateTime};
 
 use crate::audit::{Action, Event};
 use crate::clock::Clock;
-use crate::db::{Db, DbError};
+use crate::db::{lock_shared, Db, DbError, Lock};
 use crate::domain::Policy;
 use crate::tokens::actions::details;
 use crate::tokens::{inventory, store, LastUsedRecorder, PersonalAccessToken, TokenStatus};
@@ -26,6 +26,10 @@ pub const WARNING_DAYS: i64 = 7;
 
 /// Tokens revoked a transaction: a sweep after the policy is first turned on may find many.
 const BATCH: i64 = 200;
+
+/// A pause between batches, so a long sweep never holds off other writers (on SQLite, the one
+/// write lock): an admin turning the rule off gets in within a batch or two.
+const BATCH_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// When an active token will be revoked unless it is used before; None when the policy keeps
 /// unused tokens, or the token is no longer active.
@@ -68,15 +72,17 @@ pub fn count_warned(
 /// Returns how many this call revoked.
 pub fn sweep(db: &Db, last_used: &LastUsedRecorder, clock: &Clock) -> Result<usize, DbError> {
     last_used.flush()?;
-    let policy = db.run_blocking(crate::policy::load)?;
-    let Some(days) = policy.revoke_unused_after_days else {
-        return Ok(0);
-    };
     let now = clock.now();
-    let cutoff = now - Duration::days(days);
     let (mut after_id, mut revoked) = (0, 0);
     loop {
+        // Each batch reads the policy afresh under the lock saving it takes: an admin turning
+        // the rule off, or lengthening it, stops a sweep under way at its next batch.
         let (last_id, full, done) = db.write_blocking(|conn| {
+            lock_shared(conn, Lock::Policy)?;
+            let Some(days) = crate::policy::load(conn)?.revoke_unused_after_days else {
+                return Ok((None, false, 0));
+            };
+            let cutoff = now - Duration::days(days);
             let due = store::unused(conn, cutoff, now, after_id, BATCH)?;
             let (last_id, full) = (due.last().map(|t| t.id), due.len() as i64 == BATCH);
             let mut done = 0;
@@ -103,6 +109,7 @@ pub fn sweep(db: &Db, last_used: &LastUsedRecorder, clock: &Clock) -> Result<usi
             Some(id) if full => after_id = id,
             _ => return Ok(revoked),
         }
+        std::thread::sleep(BATCH_PAUSE);
     }
 }
 

@@ -194,8 +194,18 @@ fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> pat::BoxedQuery<'
     let leaked = leaked.as_str();
     if !leaked.is_empty() {
         query = if let Some(digest) = leaked.strip_prefix(DIGEST_MATCH) {
-            // A whole token: find it exactly, by its digest.
-            query.filter(pat::digest.eq(digest.to_owned()))
+            // A whole token: find it exactly, by its digest; a secret a regenerate replaced
+            // finds its token while it still works.
+            use crate::db::schema::token_previous_secrets as prev;
+            let replaced = prev::table
+                .filter(prev::digest.eq(digest.to_owned()))
+                .filter(prev::valid_until.gt(chrono::Utc::now().naive_utc()))
+                .select(prev::token_id);
+            query.filter(
+                pat::digest
+                    .eq(digest.to_owned())
+                    .or(pat::id.eq_any(replaced)),
+            )
         } else {
             let mut condition = Box::new(
                 pat::hint

@@ -94,7 +94,7 @@ impl LastUsedRecorder {
 
 /// Writes a batch, never moving a time backwards: another instance may have written a later use.
 /// A use from before the row's `regenerated_at` was made with a secret since replaced, and is
-/// not the new secret's.
+/// not the new secret's: it goes to the replaced secret when an overlap keeps it.
 fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
     // Replaced secrets are few (only during an overlap): a statement each. A use from before
     // the secret was replaced belongs to an older one.
@@ -126,23 +126,44 @@ fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
                 .into_iter()
                 .map(|(id, (at, ip))| (*id, (*at, ip.as_str())))
                 .unzip();
-            diesel::sql_query(
+            #[derive(QueryableByName)]
+            #[allow(dead_code)] // counted, not read
+            struct Written {
+                #[diesel(sql_type = BigInt)]
+                id: i64,
+            }
+            let written: Vec<Written> = diesel::sql_query(
                 "UPDATE personal_access_tokens AS t \
                  SET last_used_at = u.at, last_used_ip = u.ip \
                  FROM unnest($1, $2, $3) AS u(id, at, ip) \
                  WHERE t.id = u.id \
                  AND (t.regenerated_at IS NULL OR t.regenerated_at <= u.at) \
-                 AND (t.last_used_at IS NULL OR t.last_used_at < u.at)",
+                 AND (t.last_used_at IS NULL OR t.last_used_at < u.at) \
+                 RETURNING t.id",
             )
-            .bind::<Array<BigInt>, _>(ids)
-            .bind::<Array<Timestamp>, _>(ats)
-            .bind::<Array<Text>, _>(ips)
-            .execute(pg)?;
+            .bind::<Array<BigInt>, _>(&ids)
+            .bind::<Array<Timestamp>, _>(&ats)
+            .bind::<Array<Text>, _>(&ips)
+            .load(pg)?;
+            // Usually every use was written; the rest may be the replaced secret's.
+            if written.len() < ids.len() {
+                diesel::sql_query(
+                    "UPDATE token_previous_secrets AS p \
+                     SET last_used_at = u.at, last_used_ip = u.ip \
+                     FROM unnest($1, $2, $3) AS u(id, at, ip) \
+                     WHERE p.token_id = u.id AND p.replaced_at > u.at \
+                     AND (p.last_used_at IS NULL OR p.last_used_at < u.at)",
+                )
+                .bind::<Array<BigInt>, _>(&ids)
+                .bind::<Array<Timestamp>, _>(&ats)
+                .bind::<Array<Text>, _>(&ips)
+                .execute(pg)?;
+            }
         }
         // A local file: one statement per token costs no round trip.
         AnyConnection::Sqlite(_) => {
             for (id, (at, ip)) in current {
-                diesel::update(
+                let written = diesel::update(
                     pat::table
                         .filter(pat::id.eq(id))
                         .filter(pat::regenerated_at.is_null().or(pat::regenerated_at.le(at)))
@@ -150,10 +171,31 @@ fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
                 )
                 .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))
                 .execute(conn)?;
+                if written == 0 {
+                    write_replaced_use(conn, *id, *at, ip)?;
+                }
             }
         }
     }
     Ok(())
+}
+
+/// A use of a token's current secret from before a regenerate replaced it (the regenerate
+/// came within a flush interval): it belongs to the replaced secret, if that is kept.
+fn write_replaced_use(
+    conn: &mut AnyConnection,
+    token_id: i64,
+    at: NaiveDateTime,
+    ip: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        prev::table
+            .filter(prev::token_id.eq(token_id))
+            .filter(prev::replaced_at.gt(at))
+            .filter(prev::last_used_at.is_null().or(prev::last_used_at.lt(at))),
+    )
+    .set((prev::last_used_at.eq(at), prev::last_used_ip.eq(ip)))
+    .execute(conn)
 }
 
 fn merge(pending: &mut Batch, id: (i64, SecretUsed), at: NaiveDateTime, ip: &str) {

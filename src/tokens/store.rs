@@ -482,6 +482,12 @@ fn unused_since(cutoff: NaiveDateTime, now: NaiveDateTime) -> _ {
                 .or(pat::regenerated_at.le(cutoff)),
         )
         .and(pat::last_used_at.is_null().or(pat::last_used_at.le(cutoff)))
+        // Nor a use of the secret a regenerate replaced, during its overlap.
+        .and(diesel::dsl::not(diesel::dsl::exists(
+            token_previous_secrets::table
+                .filter(token_previous_secrets::token_id.eq(pat::id))
+                .filter(token_previous_secrets::last_used_at.gt(cutoff)),
+        )))
 }
 
 /// Up to `limit` tokens of anyone unused since `cutoff`, with ids above `after_id`, by id.
@@ -610,7 +616,7 @@ pub fn regenerate(
         .replacing
         .is_none()
         .into_sql::<diesel::sql_types::Bool>();
-    end_overlap(conn, token_id)?;
+    forget_previous(conn, token_id)?;
     if let Some(overlap) = renewal.overlap.duration() {
         use diesel::sql_types::Timestamp;
         use token_previous_secrets as prev;
@@ -628,6 +634,8 @@ pub fn regenerate(
                         (now + overlap).into_sql::<Timestamp>(),
                         pat::last_used_at,
                         pat::last_used_ip,
+                        pat::allowed_addresses,
+                        pat::expires_at,
                     )),
             )
             .into_columns((
@@ -638,6 +646,8 @@ pub fn regenerate(
                 prev::valid_until,
                 prev::last_used_at,
                 prev::last_used_ip,
+                prev::allowed_addresses,
+                prev::expires_at,
             ))
             .execute(conn)?;
     }
@@ -702,9 +712,22 @@ pub fn previous_secrets_of(
 /// if one was still working.
 pub fn end_overlap(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Option<PreviousSecret>> {
     let working = previous_secret(conn, token_id)?;
+    // Kept, ended: presented later, it is refused as a secret whose overlap is over.
+    diesel::update(
+        token_previous_secrets::table
+            .filter(token_previous_secrets::token_id.eq(token_id))
+            .filter(token_previous_secrets::valid_until.gt(now())),
+    )
+    .set(token_previous_secrets::valid_until.eq(now()))
+    .execute(conn)?;
+    Ok(working)
+}
+
+/// Drops a token's replaced secret, working or not: a regenerate replaces it.
+fn forget_previous(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
     diesel::delete(
         token_previous_secrets::table.filter(token_previous_secrets::token_id.eq(token_id)),
     )
     .execute(conn)?;
-    Ok(working)
+    Ok(())
 }

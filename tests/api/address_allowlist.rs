@@ -16,6 +16,7 @@ backend_tests!(
     the_policy_can_require_an_allowlist_for_write_scopes,
     regenerate_replaces_the_allowlist_and_the_list_shows_it,
     refused_addresses_count_toward_the_bad_token_limit,
+    a_token_can_neither_widen_its_own_list_nor_make_one_outside_it,
 );
 
 /// Makes a token through the API with `allowed`; returns the answer.
@@ -49,8 +50,13 @@ async fn made(app: &TestApp, maker: &str, name: &str, allowed: serde_json::Value
 }
 
 async fn me_from(app: &TestApp, client: &reqwest::Client, token: &str) -> reqwest::Response {
+    me_at(&app.address, client, token).await
+}
+
+/// `GET /api/v1/me` on the server at `address`.
+async fn me_at(address: &str, client: &reqwest::Client, token: &str) -> reqwest::Response {
     client
-        .get(format!("{}/api/v1/me", app.address))
+        .get(format!("{address}/api/v1/me"))
         .bearer_auth(token)
         .send()
         .await
@@ -130,16 +136,15 @@ async fn refusals_are_audited_once_per_address_and_day_across_instances(app: Tes
     let maker = maker(&app).await;
     let (id, token) = made(&app, &maker, "from-two", serde_json::json!(["127.0.0.2"])).await;
     // A second instance on the same database.
-    let database = crate::helpers::EmptyDatabase::existing(&app);
-    let second = TestApp::spawn_on(database, |_| {}).await;
+    let second = app.another_instance(|_| {}).await;
     let outside = client_from("127.0.0.1");
     let elsewhere = client_from("127.0.0.3");
     let mut attempts = Vec::new();
-    for instance in [&app, &second] {
+    for instance in [&app.address, &second] {
         for _ in 0..10 {
-            attempts.push(me_from(instance, &outside, &token));
+            attempts.push(me_at(instance, &outside, &token));
         }
-        attempts.push(me_from(instance, &elsewhere, &token));
+        attempts.push(me_at(instance, &elsewhere, &token));
     }
     for response in futures_util::future::join_all(attempts).await {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -276,18 +281,7 @@ async fn bad_allowlists_get_a_clear_field_error(app: TestApp) {
 async fn the_policy_can_require_an_allowlist_for_write_scopes(app: TestApp) {
     let admin = app.setup_admin().await;
     let saved = admin
-        .submit_form(
-            "/admin/settings",
-            "/admin/settings",
-            &[
-                ("max_lifetime_days", ""),
-                ("default_expiry", "30"),
-                ("max_active_tokens", "100"),
-                ("application_max_lifetime_days", "365"),
-                ("application_scope_rule", "any"),
-                ("write_requires_allowlist", "on"),
-            ],
-        )
+        .save_token_policy(&[("write_requires_allowlist", "on")])
         .await;
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
     assert!(admin
@@ -438,7 +432,8 @@ async fn regenerate_replaces_the_allowlist_and_the_list_shows_it(app: TestApp) {
         serde_json::json!(["127.0.0.1"])
     );
     let new = rotated["secret"].as_str().unwrap();
-    let moved: serde_json::Value = app
+    // Moving it elsewhere is its owner's to do, in the portal (tested above).
+    let moved = app
         .api()
         .client
         .post(format!(
@@ -449,17 +444,12 @@ async fn regenerate_replaces_the_allowlist_and_the_list_shows_it(app: TestApp) {
         .json(&serde_json::json!({"allowed_addresses": ["127.0.0.2"]}))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    let newest = moved["secret"].as_str().unwrap();
-    assert_eq!(app.api().me(newest).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(moved.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        me_from(&app, &client_from("127.0.0.2"), newest)
-            .await
-            .status(),
-        StatusCode::OK
+        app.api().me(new).await.status(),
+        StatusCode::OK,
+        "not rotated"
     );
 }
 
@@ -482,5 +472,113 @@ async fn refused_addresses_count_toward_the_bad_token_limit(app: TestApp) {
             .await
             .status(),
         StatusCode::OK
+    );
+}
+
+async fn a_token_can_neither_widen_its_own_list_nor_make_one_outside_it(app: TestApp) {
+    let grace = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let scopes = ["personalAccessToken:write", "tag:read"];
+    let (_, open) = app.token_for(grace.id, "maker", &scopes).await;
+    let pinned_to = serde_json::json!(["127.0.0.0/24"]);
+    let response = create(&app, &open, "pinned", &scopes, pinned_to).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let pinned: serde_json::Value = response.json().await.unwrap();
+    let pinned_id = pinned["token"]["id"].as_i64().unwrap();
+    let pinned = pinned["secret"].as_str().unwrap().to_owned();
+    // It lives a year, so what it makes for 30 days does not outlive it.
+    let a_year = crate::helpers::TokenTimes {
+        expires_at: Some(crate::helpers::days_ago(-365)),
+        ..Default::default()
+    };
+    app.set_token_times(pinned_id, a_year).await;
+
+    // Halves that add up to every address are no list at all.
+    let halves = serde_json::json!(["0.0.0.0/1", "128.0.0.0/1", "::/1", "8000::/1"]);
+    let response = create(&app, &open, "everywhere", &["tag:read"], halves).await;
+    let body: serde_json::Value = response.json().await.unwrap();
+    let field = body["fields"]["allowed_addresses"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(field.contains("is wider than a /8"), "{field}");
+
+    // A token rotating itself may narrow its list, never widen or drop it.
+    let rotate = format!("{}/api/v1/personal-access-tokens/self/rotate", app.address);
+    for wider in [
+        serde_json::json!([]),
+        serde_json::json!(["127.0.0.0/16"]),
+        serde_json::json!(["127.0.0.0/24", "10.0.0.0/8"]),
+    ] {
+        let response = app
+            .api()
+            .client
+            .post(&rotate)
+            .bearer_auth(&pinned)
+            .json(&serde_json::json!({"overlap": "7d", "allowed_addresses": wider}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{wider}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        let field = body["fields"]["allowed_addresses"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(field.contains("can only narrow"), "{field}");
+    }
+    assert_eq!(
+        app.api().me(&pinned).await.status(),
+        StatusCode::OK,
+        "not rotated"
+    );
+
+    // What it makes is used from within its list: by default its list, else within it.
+    let writer = &pinned;
+    let child = create(
+        &app,
+        writer,
+        "child",
+        &["tag:read"],
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(child.status(), StatusCode::CREATED);
+    let child: serde_json::Value = child.json().await.unwrap();
+    assert_eq!(
+        child["token"]["allowed_addresses"],
+        serde_json::json!(["127.0.0.0/24"])
+    );
+    let outside = create(
+        &app,
+        writer,
+        "outside",
+        &["tag:read"],
+        serde_json::json!(["10.0.0.0/8"]),
+    )
+    .await;
+    let body: serde_json::Value = outside.json().await.unwrap();
+    let field = body["fields"]["allowed_addresses"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(field.contains("within 127.0.0.0/24"), "{field}");
+
+    let narrower = app
+        .api()
+        .client
+        .post(&rotate)
+        .bearer_auth(&pinned)
+        .json(&serde_json::json!({"allowed_addresses": ["127.0.0.1"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(narrower.status(), StatusCode::OK);
+    let narrower: serde_json::Value = narrower.json().await.unwrap();
+    assert_eq!(
+        narrower["token"]["allowed_addresses"],
+        serde_json::json!(["127.0.0.1"])
     );
 }

@@ -23,6 +23,8 @@ backend_tests!(
     the_policy_takes_1_to_3650_days_or_nothing,
     owners_are_warned_a_week_before_and_told_why_after,
     two_instances_sweeping_one_database_revoke_each_token_once,
+    a_use_of_the_replaced_secret_keeps_a_token,
+    turning_the_policy_off_stops_a_sweep_under_way,
 );
 
 /// How often the tests' servers sweep.
@@ -419,4 +421,115 @@ async fn backdate_all(app: &TestApp, user_id: i64, days: i64) {
         })
         .await
         .unwrap();
+}
+
+async fn a_use_of_the_replaced_secret_keeps_a_token(app: TestApp) {
+    let app = sweeping(app).await;
+    let (_, grace, _) = a_policy_of_90_days(&app).await;
+    let (id, old) = app.token_for(grace.id, "rotating", &["tag:read"]).await;
+    let rotate = format!("{}/api/v1/personal-access-tokens/self/rotate", app.address);
+    let rotated = app.api().client.post(rotate).bearer_auth(&old);
+    let rotated = rotated.json(&serde_json::json!({"overlap": "7d"}));
+    assert_eq!(rotated.send().await.unwrap().status(), StatusCode::OK);
+    // Only clients still on the old secret use the token.
+    assert_eq!(app.api().me(&old).await.status(), StatusCode::OK);
+    let long_ago = TokenTimes {
+        created_at: Some(days_ago(200)),
+        regenerated_at: Some(days_ago(100)),
+        ..TokenTimes::default()
+    };
+    app.set_token_times(id, long_ago).await;
+    let (stale_id, _) = app.token_for(grace.id, "stale", &["tag:read"]).await;
+    made_days_ago(&app, stale_id, 100).await;
+
+    let events = auto_revoked(&app, 1).await;
+    a_few_sweeps().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].target_id, Some(stale_id), "only the unused one");
+    assert_eq!(
+        app.api().me(&old).await.status(),
+        StatusCode::OK,
+        "in use, kept"
+    );
+}
+
+async fn turning_the_policy_off_stops_a_sweep_under_way(app: TestApp) {
+    const TOKENS: usize = 4000;
+    let app = sweeping(app).await;
+    let admin = app.setup_admin().await;
+    let (grace, _) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    app.set_active_token_limit(TOKENS as i64 + 10).await;
+    let owner = grace.id;
+    app.db
+        .write(move |conn| {
+            let request = tokendesk::domain::TokenRequest {
+                name: String::new(),
+                expiry: tokendesk::domain::Expiry::Never,
+                scopes: tokendesk::domain::ScopeSet::parse(["tag:read"]).unwrap(),
+                allowed_addresses: None,
+            };
+            for n in 0..TOKENS {
+                let request = tokendesk::domain::TokenRequest {
+                    name: format!("t{n}"),
+                    ..request.clone()
+                };
+                tokendesk::tokens::store::create(conn, TokenOwner::Person(owner), owner, &request)
+                    .unwrap();
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    backdate_all(&app, grace.id, 100).await;
+    // The form is open before the sweep starts, so turning it off is one request.
+    let settings = admin.page("/admin/settings").await;
+    let csrf = crate::helpers::csrf_token(&settings);
+    revoke_unused_after(&admin, "90").await;
+    let started = Instant::now();
+    while count_auto_revoked(&app).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the sweep never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut off = crate::helpers::policy_fields(&[("revoke_unused_after_days", "")]);
+    off.insert(0, ("csrf_token", csrf.as_str()));
+    let saved = admin.post("/admin/settings", &off).await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    a_few_sweeps().await;
+
+    let changed = app.audit_events("policy.changed").await;
+    let turned_off = changed.last().expect("the policy change").id;
+    let revoked = app.audit_events("token.auto_revoked").await;
+    let after: Vec<_> = revoked.iter().filter(|e| e.id > turned_off).collect();
+    println!(
+        "revoked {} of {TOKENS} tokens before the policy was turned off, {} after",
+        revoked.len(),
+        after.len()
+    );
+    assert!(
+        after.is_empty(),
+        "{} revoked after the policy was off",
+        after.len()
+    );
+    assert!(
+        revoked.len() < TOKENS,
+        "the sweep ended before the policy changed: nothing was tested"
+    );
+}
+
+/// How many tokens were auto-revoked so far (a count, cheap to poll).
+async fn count_auto_revoked(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    use tokendesk::db::schema::audit_events;
+    app.db
+        .run(|conn| {
+            audit_events::table
+                .filter(audit_events::action.eq("token.auto_revoked"))
+                .count()
+                .get_result(conn)
+        })
+        .await
+        .unwrap()
 }

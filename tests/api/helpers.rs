@@ -75,16 +75,6 @@ pub struct EmptyDatabase {
 }
 
 impl EmptyDatabase {
-    /// The database of a running `app`, for a second instance beside it; dropping the second
-    /// instance leaves the database to the first.
-    pub fn existing(app: &TestApp) -> Self {
-        EmptyDatabase {
-            dir: tempfile::tempdir().expect("temp dir"),
-            url: app.database_url.clone(),
-            postgres_database: None,
-        }
-    }
-
     pub fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (url, postgres_database) = match backend {
@@ -388,20 +378,7 @@ impl Browser {
     /// lifetime, 30 days preselected, 100 active tokens a person, application tokens within 365
     /// days and any scope, unused tokens kept).
     pub async fn save_token_policy(&self, changes: &[(&str, &str)]) -> Response {
-        let mut fields = vec![
-            ("max_lifetime_days", ""),
-            ("default_expiry", "30"),
-            ("max_active_tokens", "100"),
-            ("application_max_lifetime_days", "365"),
-            ("application_scope_rule", "any"),
-            ("revoke_unused_after_days", ""),
-        ];
-        for (name, value) in changes {
-            match fields.iter_mut().find(|(field, _)| field == name) {
-                Some(field) => field.1 = value,
-                None => fields.push((name, value)),
-            }
-        }
+        let fields = policy_fields(changes);
         self.submit_form("/admin/settings", "/admin/settings", &fields)
             .await
     }
@@ -502,6 +479,27 @@ impl Browser {
         let html = self.page("/developer/access-tokens/reveal").await;
         revealed_secret(&html).expect("the reveal page shows the token")
     }
+}
+
+/// The Token policy form's fields: the defaults (no maximum lifetime, 30 days preselected,
+/// 100 active tokens a person, application tokens within 365 days and any scope, unused tokens
+/// kept), with `changes`.
+pub fn policy_fields<'a>(changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut fields = vec![
+        ("max_lifetime_days", ""),
+        ("default_expiry", "30"),
+        ("max_active_tokens", "100"),
+        ("application_max_lifetime_days", "365"),
+        ("application_scope_rule", "any"),
+        ("revoke_unused_after_days", ""),
+    ];
+    for (name, value) in changes {
+        match fields.iter_mut().find(|(field, _)| field == name) {
+            Some(field) => field.1 = value,
+            None => fields.push((name, value)),
+        }
+    }
+    fields
 }
 
 /// The token shown on a reveal page, if any.
@@ -673,6 +671,11 @@ impl TestApp {
                         .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))
                         .execute(conn)?;
                 }
+                if let Some(at) = times.regenerated_at {
+                    diesel::update(row)
+                        .set(pat::regenerated_at.eq(at))
+                        .execute(conn)?;
+                }
                 Ok(())
             })
             .await
@@ -698,6 +701,7 @@ pub struct TokenTimes {
     pub expires_at: Option<chrono::NaiveDateTime>,
     pub revoked_at: Option<chrono::NaiveDateTime>,
     pub last_used: Option<(chrono::NaiveDateTime, Option<String>)>,
+    pub regenerated_at: Option<chrono::NaiveDateTime>,
 }
 
 /// `token` one character off: what a typo, or a guesser close to it, sends. Never the token.

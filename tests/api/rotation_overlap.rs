@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{api_error, stored_tokens, user_and_browser, TestApp};
+use crate::helpers::{api_error, client_from, stored_tokens, user_and_browser, TestApp};
 
 backend_tests!(
     both_secrets_work_during_the_overlap_and_the_old_one_stops_at_its_end,
@@ -18,6 +18,9 @@ backend_tests!(
     regenerating_again_ends_the_earlier_overlap,
     revoking_or_a_leak_report_of_the_old_secret_stops_both,
     an_application_token_rotates_itself_with_an_overlap,
+    the_replaced_secret_keeps_its_own_allowlist_and_expiry,
+    a_use_just_before_the_regenerate_is_the_replaced_secrets,
+    a_rotation_refused_because_the_token_was_revoked_elsewhere_is_a_401,
 );
 
 const SELF_ROTATE: &str = "/api/v1/personal-access-tokens/self/rotate";
@@ -77,9 +80,7 @@ async fn eventually(mut check: impl AsyncFnMut() -> bool) {
 }
 
 async fn both_secrets_work_during_the_overlap_and_the_old_one_stops_at_its_end(app: TestApp) {
-    let grace = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
+    let grace = grace(&app).await;
     let (id, old) = app.token_for(grace.id, "deploy-bot", &["tag:read"]).await;
     let (_, reader) = app
         .token_for(grace.id, "reader", &["personalAccessToken:read"])
@@ -130,12 +131,8 @@ async fn both_secrets_work_during_the_overlap_and_the_old_one_stops_at_its_end(a
 }
 
 async fn the_end_of_an_overlap_holds_for_a_cached_secret_too(app: TestApp) {
-    let backend = app.backend();
-    drop(app);
-    let app = TestApp::spawn_with(backend, |config| config.auth_cache_ms = 3_600_000).await;
-    let grace = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
+    let app = caching_for_an_hour(app).await;
+    let grace = grace(&app).await;
     let (_, old) = app.token_for(grace.id, "deploy-bot", &["tag:read"]).await;
     let (new, _) = rotated(&app, &old, "24h").await;
     let api = app.api();
@@ -191,11 +188,9 @@ async fn ending_the_overlap_early_through_the_portal_stops_the_old_secret_at_onc
 
     let ended = browser.submit_form(&token_page, &end, &[]).await;
     assert_eq!(ended.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        api.me(&old).await.status(),
-        StatusCode::UNAUTHORIZED,
-        "at once"
-    );
+    let (status, _, message) = api_error(api.me(&old).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "at once");
+    assert!(message.contains("overlap has ended"), "{message}");
     assert_eq!(api.me(&new).await.status(), StatusCode::OK);
     let page = browser.page(&token_page).await;
     assert!(page.contains("stopped working"), "the flash says so");
@@ -215,9 +210,7 @@ async fn ending_the_overlap_early_through_the_portal_stops_the_old_secret_at_onc
 }
 
 async fn a_replaced_secret_cannot_rotate_and_a_bad_overlap_is_refused(app: TestApp) {
-    let grace = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
+    let grace = grace(&app).await;
     let (_, old) = app.token_for(grace.id, "deploy-bot", &["tag:read"]).await;
     for bad in ["2h", "forever", "1H"] {
         let refused = rotate(
@@ -260,9 +253,7 @@ async fn a_replaced_secret_cannot_rotate_and_a_bad_overlap_is_refused(app: TestA
 }
 
 async fn rotations_sent_at_the_same_moment_give_one_new_secret(app: TestApp) {
-    let grace = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
+    let grace = grace(&app).await;
     for overlap in ["none", "1h"] {
         let name = format!("bot-{overlap}");
         let (_, old) = app.token_for(grace.id, &name, &["tag:read"]).await;
@@ -293,9 +284,7 @@ async fn rotations_sent_at_the_same_moment_give_one_new_secret(app: TestApp) {
 }
 
 async fn regenerating_again_ends_the_earlier_overlap(app: TestApp) {
-    let grace = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
+    let grace = grace(&app).await;
     let (_, first) = app.token_for(grace.id, "deploy-bot", &["tag:read"]).await;
     let (second, _) = rotated(&app, &first, "7d").await;
     let (third, token) = rotated(&app, &second, "1h").await;
@@ -316,9 +305,7 @@ async fn regenerating_again_ends_the_earlier_overlap(app: TestApp) {
 }
 
 async fn revoking_or_a_leak_report_of_the_old_secret_stops_both(app: TestApp) {
-    let grace = app
-        .create_user("grace@example.com", "grace-password-1", Role::User)
-        .await;
+    let grace = grace(&app).await;
     let (_, old) = app.token_for(grace.id, "leaky", &["tag:read"]).await;
     let (new, _) = rotated(&app, &old, "7d").await;
     let report = app
@@ -338,6 +325,23 @@ async fn revoking_or_a_leak_report_of_the_old_secret_stops_both(app: TestApp) {
         "the token is revoked"
     );
     assert_eq!(app.audit_events("token.revoked_leak_report").await.len(), 1);
+
+    // An admin's leaked-token search finds a token by its replaced secret while that works.
+    let (_, admin) = user_and_browser(&app, "ada@example.com", Role::Admin).await;
+    let (_, found) = app.token_for(grace.id, "found", &["tag:read"]).await;
+    let (_, _) = rotated(&app, &found, "24h").await;
+    let search = admin
+        .submit_form(
+            "/admin/access-tokens",
+            "/admin/access-tokens/leaked",
+            &[("fragment", &found)],
+        )
+        .await;
+    let results = admin.page(crate::helpers::location(&search)).await;
+    assert!(
+        results.contains(">found<"),
+        "the replaced secret finds its token"
+    );
 
     let (id, other) = app.token_for(grace.id, "other", &["tag:read"]).await;
     let (other_new, _) = rotated(&app, &other, "7d").await;
@@ -413,4 +417,112 @@ async fn an_application_token_rotates_itself_with_an_overlap(app: TestApp) {
     app.clock.advance(Duration::from_secs(3601));
     assert_eq!(api.me(&old).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(api.me(&new).await.status(), StatusCode::OK);
+}
+
+async fn the_replaced_secret_keeps_its_own_allowlist_and_expiry(app: TestApp) {
+    let (grace, browser) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let created = browser
+        .submit_new_token(&[
+            ("name", "pinned"),
+            ("expires_in", "30"),
+            ("scopes", "tag:read"),
+            ("allowed_addresses", "127.0.0.1"),
+        ])
+        .await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let reveal = browser.page("/developer/access-tokens/reveal").await;
+    let old = crate::helpers::revealed_secret(&reveal).unwrap();
+    let id = stored_tokens(&app, grace.id).await[0].id;
+    // Its secret was due to expire in an hour.
+    let soon = crate::helpers::TokenTimes {
+        expires_at: Some(chrono::Utc::now().naive_utc() + chrono::Duration::hours(1)),
+        ..Default::default()
+    };
+    app.set_token_times(id, soon).await;
+    let regenerate = format!("/developer/access-tokens/{id}/regenerate");
+    let fields = [
+        ("expires_in", "30"),
+        ("overlap", "7d"),
+        ("allowed_addresses", "127.0.0.2"),
+    ];
+    let response = browser.submit_form(&regenerate, &regenerate, &fields).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let reveal = browser.page("/developer/access-tokens/reveal").await;
+    let new = crate::helpers::revealed_secret(&reveal).unwrap();
+    let (one, two) = (client_from("127.0.0.1"), client_from("127.0.0.2"));
+    let me = |client: &reqwest::Client, token: &str| {
+        client
+            .get(format!("{}/api/v1/me", app.address))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    let status = |response: reqwest::Result<reqwest::Response>| response.unwrap().status();
+    assert_eq!(
+        status(me(&one, &old).await),
+        StatusCode::OK,
+        "where it was allowed"
+    );
+    assert_eq!(
+        status(me(&two, &old).await),
+        StatusCode::FORBIDDEN,
+        "not from the new list"
+    );
+    assert_eq!(status(me(&two, &new).await), StatusCode::OK);
+    assert_eq!(status(me(&one, &new).await), StatusCode::FORBIDDEN);
+    // The overlap does not outlive the old secret's own expiry.
+    app.clock.advance(Duration::from_secs(2 * 3600));
+    let (code, _, message) = api_error(me(&one, &old).await.unwrap()).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert!(message.contains("expired"), "{message}");
+    assert_eq!(status(me(&two, &new).await), StatusCode::OK);
+}
+
+async fn a_use_just_before_the_regenerate_is_the_replaced_secrets(app: TestApp) {
+    let grace = grace(&app).await;
+    let (id, old) = app.token_for(grace.id, "deploy-bot", &["tag:read"]).await;
+    let (_, reader) = app
+        .token_for(grace.id, "reader", &["personalAccessToken:read"])
+        .await;
+    // Used, and replaced before the use is written (the flusher runs every 0.3 s).
+    assert_eq!(app.api().me(&old).await.status(), StatusCode::OK);
+    let (_, _) = rotated(&app, &old, "24h").await;
+    eventually(async || {
+        !token_json(&app, &reader, id).await["previous_secret"]["last_used_at"].is_null()
+    })
+    .await;
+    let shown = token_json(&app, &reader, id).await;
+    assert!(shown["last_used_at"].is_null(), "not the new secret's use");
+}
+
+async fn a_rotation_refused_because_the_token_was_revoked_elsewhere_is_a_401(app: TestApp) {
+    // This instance keeps the token verified for an hour; another revokes it meanwhile.
+    let app = caching_for_an_hour(app).await;
+    let grace = grace(&app).await;
+    let (id, token) = app.token_for(grace.id, "deploy-bot", &["tag:read"]).await;
+    assert_eq!(app.api().me(&token).await.status(), StatusCode::OK);
+    let elsewhere = crate::helpers::TokenTimes {
+        revoked_at: Some(chrono::Utc::now().naive_utc()),
+        ..Default::default()
+    };
+    app.set_token_times(id, elsewhere).await;
+    let refused = rotate(&app, SELF_ROTATE, &token, serde_json::json!({})).await;
+    let (status, code, message) = api_error(refused).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_token")
+    );
+    assert!(message.contains("revoked"), "{message}");
+}
+
+/// `app`'s backend again, under a server that keeps verified tokens for an hour.
+async fn caching_for_an_hour(app: TestApp) -> TestApp {
+    let backend = app.backend();
+    drop(app);
+    TestApp::spawn_with(backend, |config| config.auth_cache_ms = 3_600_000).await
+}
+
+/// Grace, a user.
+async fn grace(app: &TestApp) -> tokendesk::users::User {
+    app.create_user("grace@example.com", "grace-password-1", Role::User)
+        .await
 }

@@ -15,7 +15,11 @@ backend_tests!(
     a_database_from_before_the_security_fixes_keeps_its_people_and_tokens,
     application_names_stored_before_width_counted_are_rekeyed_once,
     tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_overlap,
+    a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens,
 );
+
+/// The last migration before replaced secrets kept their own allowlist and expiry.
+const BEFORE_PREVIOUS_BOUNDS: &str = "2026-11-26-000010";
 
 /// The last migration before rotation overlaps and address allowlists.
 const BEFORE_ALLOWLISTS: &str = "2026-11-26-000009";
@@ -272,4 +276,57 @@ async fn tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_ove
         "the replaced secret keeps its Last used"
     );
     assert_eq!(app.api().me(token.expose()).await.status(), StatusCode::OK);
+}
+
+/// A replaced secret stored before it had bounds of its own takes its token's: still refused
+/// outside the token's allowlist after the upgrade, still working inside it.
+async fn a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let database = EmptyDatabase::new(backend);
+    let mut conn = DatabaseUrl::parse(&database.url)
+        .unwrap()
+        .connect()
+        .unwrap();
+    migrate_until(&mut conn, backend, BEFORE_PREVIOUS_BOUNDS);
+    let (current, replaced) = (TokenSecret::generate(), TokenSecret::generate());
+    let statements = [
+        "INSERT INTO users (email, display_name, password_hash, role, is_active, created_at, \
+         updated_at) VALUES ('kim@example.com', 'Kim', NULL, 'user', TRUE, \
+         '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            .to_owned(),
+        format!(
+            "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
+             created_at, regenerated_at, allowed_addresses) VALUES (1, 1, 'ci', '{}', '{}', \
+             'tag:read', '2026-01-01 00:00:00', '2026-11-26 00:00:00', '127.0.0.1')",
+            current.digest().0,
+            current.hint()
+        ),
+        format!(
+            "INSERT INTO token_previous_secrets (token_id, digest, hint, replaced_at, valid_until) \
+             VALUES (1, '{}', '{}', '2026-11-26 00:00:00', '2999-01-01 00:00:00')",
+            replaced.digest().0,
+            replaced.hint()
+        ),
+    ];
+    for sql in statements {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    drop(conn);
+
+    let app = TestApp::spawn_on(database, |_| {}).await;
+    for (source, expected) in [
+        ("127.0.0.1", StatusCode::OK),
+        ("127.0.0.2", StatusCode::FORBIDDEN),
+    ] {
+        for secret in [&current, &replaced] {
+            let me = crate::helpers::client_from(source)
+                .get(format!("{}/api/v1/me", app.address))
+                .bearer_auth(secret.expose())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(me.status(), expected, "from {source}");
+        }
+    }
 }

@@ -181,7 +181,7 @@ impl Overlap {
 
     pub fn label(self) -> &'static str {
         match self {
-            Overlap::None => "No time: the old secret stops now",
+            Overlap::None => "No: it stops now",
             Overlap::OneHour => "1 hour",
             Overlap::OneDay => "24 hours",
             Overlap::SevenDays => "7 days",
@@ -216,7 +216,7 @@ impl std::str::FromStr for Overlap {
             .find(|o| o.value() == raw)
             .ok_or_else(|| {
                 format!(
-                    "Choose how long the old secret keeps working. Allowed values: {}.",
+                    "Choose how long the current secret keeps working. Allowed values: {}.",
                     Self::values_list()
                 )
             })

@@ -67,6 +67,23 @@ pub fn count_warned(
     store::count_unused(conn, owner, cutoff, now)
 }
 
+/// How many tokens saving `next` would have the next sweep revoke that the policy in force
+/// would not: those already unused that long, when it turns the rule on or shortens it. They
+/// would go before their owners saw the week's warning, so an admin confirms it first.
+pub async fn revoked_at_once(db: &Db, next: &Policy, now: NaiveDateTime) -> Result<i64, DbError> {
+    let Some(days) = next.revoke_unused_after_days else {
+        return Ok(0);
+    };
+    db.read(move |conn| {
+        let in_force = crate::policy::load(conn)?.revoke_unused_after_days;
+        if in_force.is_some_and(|current| current <= days) {
+            return Ok(0);
+        }
+        store::count_all_unused(conn, now - Duration::days(days), now)
+    })
+    .await
+}
+
 /// Writes this instance's pending Last-used times (so a token used a moment ago is not taken
 /// for unused), then revokes every token unused for as long as the policy allows, in batches.
 /// Returns how many this call revoked.

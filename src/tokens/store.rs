@@ -520,6 +520,18 @@ pub fn count_unused(
         .get_result(conn))
 }
 
+/// How many tokens of anyone are unused since `cutoff`.
+pub fn count_all_unused(
+    conn: &mut AnyConnection,
+    cutoff: NaiveDateTime,
+    now: NaiveDateTime,
+) -> QueryResult<i64> {
+    pat::table
+        .filter(unused_since(cutoff, now))
+        .count()
+        .get_result(conn)
+}
+
 /// Revokes a token for going unused, if it still is: a use written meanwhile, a new secret or
 /// another instance's sweep gets there first. Returns whether this call revoked it.
 pub fn revoke_unused(

@@ -377,7 +377,10 @@ async fn regenerate_replaces_the_allowlist_and_the_list_shows_it(app: TestApp) {
         .await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     let list = browser.page("/developer/access-tokens").await;
-    assert!(list.contains("Only from 10.0.0.0/8 and 2 more"), "{list}");
+    assert!(
+        list.contains("Only from <code>10.0.0.0/8</code> and 2 more"),
+        "{list}"
+    );
     let id = stored_tokens(&app, grace.id).await[0].id;
     let page = browser
         .page(&format!("/developer/access-tokens/{id}"))
@@ -411,7 +414,7 @@ async fn regenerate_replaces_the_allowlist_and_the_list_shows_it(app: TestApp) {
     assert!(browser
         .page("/developer/access-tokens")
         .await
-        .contains("Only from 127.0.0.1"));
+        .contains("Only from <code>127.0.0.1</code>"));
     // A token rotating itself keeps its list unless it sends one.
     let rotated: serde_json::Value = app
         .api()

@@ -25,6 +25,7 @@ backend_tests!(
     two_instances_sweeping_one_database_revoke_each_token_once,
     a_use_of_the_replaced_secret_keeps_a_token,
     turning_the_policy_off_stops_a_sweep_under_way,
+    turning_the_rule_on_asks_before_revoking_tokens_already_unused,
 );
 
 /// How often the tests' servers sweep.
@@ -532,4 +533,49 @@ async fn count_auto_revoked(app: &TestApp) -> i64 {
         })
         .await
         .unwrap()
+}
+
+async fn turning_the_rule_on_asks_before_revoking_tokens_already_unused(app: TestApp) {
+    let app = sweeping(app).await;
+    let admin = app.setup_admin().await;
+    let (grace, _) = user_and_browser(&app, "grace@example.com", Role::User).await;
+    let (stale_id, stale) = app.token_for(grace.id, "stale", &["tag:read"]).await;
+    made_days_ago(&app, stale_id, 100).await;
+
+    let unconfirmed = [
+        ("revoke_unused_after_days", "90"),
+        ("confirm_revoke_now", ""),
+    ];
+    let asked = admin.save_token_policy(&unconfirmed).await;
+    assert_eq!(asked.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = asked.text().await.unwrap();
+    assert!(
+        page.contains("1 token has not been used for 90 days"),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"confirm_revoke_now\""),
+        "a box to confirm it"
+    );
+    a_few_sweeps().await;
+    assert!(
+        app.audit_events("policy.changed").await.is_empty(),
+        "nothing saved"
+    );
+    assert_eq!(stored_tokens(&app, grace.id).await[0].revoked_at, None);
+    // More days than the token has been unused: nothing to confirm.
+    let later = admin
+        .save_token_policy(&[
+            ("revoke_unused_after_days", "120"),
+            ("confirm_revoke_now", ""),
+        ])
+        .await;
+    assert_eq!(later.status(), StatusCode::SEE_OTHER);
+    // Confirmed: it goes.
+    revoke_unused_after(&admin, "90").await;
+    assert_eq!(auto_revoked(&app, 1).await.len(), 1);
+    assert_eq!(
+        app.api().me(&stale).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

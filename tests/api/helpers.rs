@@ -492,6 +492,8 @@ pub fn policy_fields<'a>(changes: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a st
         ("application_max_lifetime_days", "365"),
         ("application_scope_rule", "any"),
         ("revoke_unused_after_days", ""),
+        // Tests arrange unused tokens on purpose: revoking them at once is what they ask.
+        ("confirm_revoke_now", "on"),
     ];
     for (name, value) in changes {
         match fields.iter_mut().find(|(field, _)| field == name) {

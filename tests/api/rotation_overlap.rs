@@ -152,7 +152,7 @@ async fn ending_the_overlap_early_through_the_portal_stops_the_old_secret_at_onc
     let id = stored_tokens(&app, grace.id).await[0].id;
     let regenerate = format!("/developer/access-tokens/{id}/regenerate");
     let form = browser.page(&regenerate).await;
-    assert!(form.contains("Keep the old secret working for"));
+    assert!(form.contains("Keep the current secret working for"));
     let response = browser
         .submit_form(
             &regenerate,
@@ -186,7 +186,13 @@ async fn ending_the_overlap_early_through_the_portal_stops_the_old_secret_at_onc
     assert_ne!(forged.status(), StatusCode::SEE_OTHER);
     assert_eq!(api.me(&old).await.status(), StatusCode::OK);
 
-    let ended = browser.submit_form(&token_page, &end, &[]).await;
+    let confirm = browser.page(&end).await;
+    assert!(
+        confirm.contains("Stop the previous secret now?"),
+        "{confirm}"
+    );
+    assert!(confirm.contains("Never since it was replaced"));
+    let ended = browser.submit_form(&end, &end, &[]).await;
     assert_eq!(ended.status(), StatusCode::SEE_OTHER);
     let (status, _, message) = api_error(api.me(&old).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "at once");
@@ -198,6 +204,9 @@ async fn ending_the_overlap_early_through_the_portal_stops_the_old_secret_at_onc
     let again = browser.submit_form(&token_page, &end, &[]).await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
     assert!(browser.page(&token_page).await.contains("nothing changed"));
+    // With nothing left to stop, the confirmation sends the person back to the token.
+    let gone = browser.get(&end).await;
+    assert_eq!(crate::helpers::location(&gone), token_page);
     let events = app.audit_events("token.overlap_ended").await;
     assert_eq!(events.len(), 1, "audited once");
 

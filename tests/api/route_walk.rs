@@ -61,6 +61,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/developer/access-tokens/{id}/revoke", Person),
     ("GET", "/developer/access-tokens/{id}/regenerate", Person),
     ("POST", "/developer/access-tokens/{id}/regenerate", Person),
+    ("GET", "/developer/access-tokens/{id}/end-overlap", Person),
     ("POST", "/developer/access-tokens/{id}/end-overlap", Person),
     ("GET", "/developer/access-tokens/{id}", Person),
     ("GET", "/developer/applications", Person),
@@ -94,6 +95,11 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     (
         "POST",
         "/developer/applications/{app}/tokens/{id}/regenerate",
+        Maintainer,
+    ),
+    (
+        "GET",
+        "/developer/applications/{app}/tokens/{id}/end-overlap",
         Maintainer,
     ),
     (
@@ -311,7 +317,26 @@ async fn the_walks_world(app: &TestApp) -> World {
         "personalAccessToken:write",
         "tag:read",
     ];
-    let (grace_token_id, grace_token) = app.token_for(grace.id, "grace-ci", &scopes).await;
+    let (grace_token_id, _) = app.token_for(grace.id, "grace-ci", &scopes).await;
+    // Regenerated with an overlap, as arranged (no audit event), so its every page is there
+    // to walk: the confirmation of ending the overlap too.
+    let grace_token = app
+        .db
+        .write(move |conn| {
+            use tokendesk::tokens::{store, Renewal, TokenOwner};
+            let owner = TokenOwner::Person(grace.id);
+            let token = store::find_owned(conn, owner, grace_token_id)?.expect("Grace's token");
+            let renewal = Renewal {
+                expiry: tokendesk::domain::Expiry::Never,
+                overlap: tokendesk::domain::Overlap::OneDay,
+                allowed_addresses: None,
+                replacing: None,
+            };
+            let renewed = store::regenerate(conn, &token, &renewal).expect("regenerated");
+            Ok(renewed.expect("active").secret.expose().to_owned())
+        })
+        .await
+        .unwrap();
     let (linus_token_id, _) = app.token_for(linus.id, "linus-ci", &scopes).await;
     // An application nobody walking maintains (admins manage every one).
     let application = app

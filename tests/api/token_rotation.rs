@@ -134,6 +134,20 @@ async fn a_revoked_token_cannot_rotate_and_a_bad_body_is_refused(app: TestApp) {
     app.set_token_times(id, times).await;
     let refused = rotate(&app, &token, None).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+
+    // An expired token cannot rotate itself back to life either: its owner regenerates it.
+    let (expired_id, expired) = app.token_for(grace.id, "expired", &["tag:read"]).await;
+    let times = TokenTimes {
+        expires_at: Some(days_ago(1)),
+        ..TokenTimes::default()
+    };
+    app.set_token_times(expired_id, times).await;
+    let (status, code, message) = api_error(rotate(&app, &expired, None).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_token")
+    );
+    assert!(message.contains("expired"), "{message}");
 }
 
 async fn an_application_token_rotates_itself_within_the_application_policy(app: TestApp) {

@@ -423,6 +423,12 @@ async fn a_rotation_overlaps_and_an_allowlist_refuses_another_address(app: TestA
             b.click("a.token-name").await;
             b.axe().await;
             assert!(b.text("main").await.contains("Previous secret still works"));
+            b.click("a[href$='/end-overlap']").await;
+            b.axe().await;
+            assert!(b
+                .text("main")
+                .await
+                .contains("Stop the previous secret now?"));
             b.submit("form[action$='/end-overlap'] button").await;
             assert!(b.text("main").await.contains("stopped working"));
             assert!(!b.text("main").await.contains("Previous secret still works"));

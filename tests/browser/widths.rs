@@ -66,6 +66,9 @@ async fn realistic_organisation(app: &TestApp) -> (i64, String) {
         );
         let (id, _) = app.token_for(admin_id, &name, &scopes[..1 + n % 4]).await;
         let times = TokenTimes {
+            // Some made weeks ago and never used: within a week of going for being unused.
+            created_at: (n % 5 == 1 && n % 3 != 0)
+                .then(|| chrono::Utc::now().naive_utc() - chrono::Duration::days(25)),
             expires_at: Some(chrono::Utc::now().naive_utc() + chrono::Duration::days(n as i64 - 5)),
             last_used: (n % 3 == 0).then(|| {
                 (
@@ -78,6 +81,15 @@ async fn realistic_organisation(app: &TestApp) -> (i64, String) {
         app.set_token_times(id, times).await;
     }
     rotated_and_pinned(app, admin_id).await;
+    // Tokens unused for 30 days are revoked: the list warns about those due within a week.
+    app.db
+        .write(|conn| {
+            let mut policy = tokendesk::policy::load(conn)?;
+            policy.revoke_unused_after_days = Some(30);
+            tokendesk::policy::save(conn, &policy)
+        })
+        .await
+        .unwrap();
     (admin_id, email)
 }
 

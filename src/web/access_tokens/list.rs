@@ -147,15 +147,6 @@ impl TokenRow {
         }
     }
 
-    /// "203.0.113.0/24 and 2 more", for the list's one-line summary.
-    pub fn allowlist_summary(&self) -> String {
-        match self.allowed_addresses.as_slice() {
-            [] => String::new(),
-            [one] => one.clone(),
-            [first, rest @ ..] => format!("{first} and {} more", rest.len()),
-        }
-    }
-
     /// "3 scopes", for the list's one-line summary.
     pub fn scope_count(&self) -> String {
         format::plural(self.scopes.len() as i64, "scope")

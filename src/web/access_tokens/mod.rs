@@ -39,6 +39,7 @@ crate::route_table! {
     post "/developer/access-tokens/{id}/revoke" => revoke::submit,
     get "/developer/access-tokens/{id}/regenerate" => regenerate::show,
     post "/developer/access-tokens/{id}/regenerate" => regenerate::submit,
+    get "/developer/access-tokens/{id}/end-overlap" => overlap::confirm,
     post "/developer/access-tokens/{id}/end-overlap" => overlap::end,
     get "/developer/access-tokens/{id}" => token_page::show,
 }
@@ -54,6 +55,7 @@ crate::route_table! {
     post "/developer/applications/{app}/tokens/{id}/revoke" => revoke::submit,
     get "/developer/applications/{app}/tokens/{id}/regenerate" => regenerate::show,
     post "/developer/applications/{app}/tokens/{id}/regenerate" => regenerate::submit,
+    get "/developer/applications/{app}/tokens/{id}/end-overlap" => overlap::confirm,
     post "/developer/applications/{app}/tokens/{id}/end-overlap" => overlap::end,
     get "/developer/applications/{app}/tokens/{id}" => token_page::show,
 }

@@ -30,6 +30,8 @@ struct NewTokenPage {
     role: &'static str,
     /// The policy requires an allowlist for write scopes.
     allowlist_required: bool,
+    /// The expiry field's wording: a new token's expiry is fixed once made.
+    regenerating: bool,
 }
 
 fn page(
@@ -54,6 +56,7 @@ fn page(
             ],
         ),
         allowlist_required: policy.write_requires_allowlist,
+        regenerating: false,
         errors,
         expiry: ExpiryField::new(policy, Utc::now().naive_utc()),
         role: shelf.current.user.role().label(),

@@ -9,7 +9,8 @@ use crate::domain::Policy;
 use crate::domain::{parse_allowlist, parse_expiry, FieldErrors, Overlap};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, NewExpiry, Rotation, Rotator, TokenError};
-use crate::tokens::{PersonalAccessToken, TokenStatus};
+use crate::tokens::{store, PersonalAccessToken, PreviousSecret, TokenStatus};
+use crate::web::access_tokens::list::PreviousView;
 use crate::web::access_tokens::{refusal_errors, ExpiryField, Shelf, TokenPath};
 use crate::web::csrf::CsrfForm;
 use crate::web::error::AppError;
@@ -41,17 +42,21 @@ struct RegeneratePage {
     /// Expired already: its secret stopped working then, not now.
     expired: bool,
     allowlist_required: bool,
+    regenerating: bool,
+    /// A previous secret still working, which regenerating stops.
+    previous: Option<PreviousView>,
 }
 
 fn page(
     shelf: Shelf,
     policy: &Policy,
-    token: PersonalAccessToken,
+    (token, previous): Regenerable,
     input: RegenerateForm,
     errors: FieldErrors,
 ) -> RegeneratePage {
     let now = Utc::now().naive_utc();
     RegeneratePage {
+        previous: previous.map(|previous| PreviousView::new(&previous, now)),
         chrome: shelf.chrome(),
         shelf,
         scopes: token.scopes().iter().map(|s| s.name()).collect(),
@@ -62,16 +67,16 @@ fn page(
         expiry: ExpiryField::new(policy, now),
         overlaps: Overlap::ALL,
         allowlist_required: policy.write_requires_allowlist,
+        regenerating: true,
     }
 }
 
+/// A token to regenerate, and its previous secret if one still works.
+type Regenerable = (PersonalAccessToken, Option<PreviousSecret>);
+
 /// One of the shelf's tokens that can be regenerated; `None` (with a notice for the list)
 /// when it is revoked.
-async fn regenerable(
-    db: &Db,
-    shelf: &Shelf,
-    id: &str,
-) -> Result<Option<PersonalAccessToken>, AppError> {
+async fn regenerable(db: &Db, shelf: &Shelf, id: &str) -> Result<Option<Regenerable>, AppError> {
     let token = shelf.token(db, id).await?;
     if token.revoked_at.is_some() {
         set_refusal(
@@ -80,7 +85,11 @@ async fn regenerable(
         );
         return Ok(None);
     }
-    Ok(Some(token))
+    let token_id = token.id;
+    let previous = db
+        .read(move |conn| store::previous_secret(conn, token_id))
+        .await?;
+    Ok(Some((token, previous)))
 }
 
 pub async fn show(
@@ -88,9 +97,10 @@ pub async fn show(
     shelf: Shelf,
     path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(token) = regenerable(&db, &shelf, &path.id).await? else {
+    let Some(found) = regenerable(&db, &shelf, &path.id).await? else {
         return Ok(see_other(&shelf.base));
     };
+    let token = &found.0;
     let policy = shelf.rules(&crate::policy::current(&db).await?);
     let input = RegenerateForm {
         expires_in: policy.default_expiry.value().to_owned(),
@@ -103,7 +113,7 @@ pub async fn show(
     };
     render_with_status(
         StatusCode::OK,
-        &page(shelf, &policy, token, input, FieldErrors::default()),
+        &page(shelf, &policy, found, input, FieldErrors::default()),
     )
 }
 
@@ -114,16 +124,17 @@ pub async fn submit(
     client_ip: ClientIp,
     path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, AppError> {
-    let Some(token) = regenerable(&db, &shelf, &path.id).await? else {
+    let Some(found) = regenerable(&db, &shelf, &path.id).await? else {
         return Ok(see_other(&shelf.base));
     };
+    let token = &found.0;
     let policy = shelf.rules(&crate::policy::current(&db).await?);
     let rotation = match parse(&input, &policy, token.status(Utc::now().naive_utc())) {
         Ok(rotation) => rotation,
         Err(errors) => {
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(shelf, &policy, token, input, errors),
+                &page(shelf, &policy, found, input, errors),
             );
         }
     };
@@ -151,7 +162,7 @@ pub async fn submit(
             let errors = refusal_errors(refusal)?;
             return render_with_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(shelf, &policy, token, input, errors),
+                &page(shelf, &policy, found, input, errors),
             );
         }
     };

@@ -32,6 +32,8 @@ pub struct PolicyForm {
     write_requires_allowlist: String,
     /// Empty: unused tokens are kept.
     revoke_unused_after_days: String,
+    /// A checkbox: "on" when the admin confirmed revoking the tokens already unused that long.
+    confirm_revoke_now: String,
 }
 
 impl PolicyForm {
@@ -60,6 +62,7 @@ impl PolicyForm {
                 .revoke_unused_after_days
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
+            confirm_revoke_now: String::new(),
         }
     }
 
@@ -81,6 +84,8 @@ struct SettingsPage {
     choices: Vec<ExpiryChoice>,
     errors: FieldErrors,
     flash: Option<Flash>,
+    /// How many tokens saving would revoke at once, when that needs confirming.
+    revoked_at_once: Option<i64>,
 }
 
 /// A default must be a choice made without a date.
@@ -102,6 +107,7 @@ pub async fn show(
         choices: default_choices(),
         errors: FieldErrors::default(),
         flash: take_flash(&admin.session),
+        revoked_at_once: None,
     };
     render_with_status(StatusCode::OK, &page)
 }
@@ -227,19 +233,39 @@ pub async fn save(
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<PolicyForm>,
 ) -> Result<HttpResponse, AppError> {
+    let refused = |form, errors, revoked_at_once| {
+        let page = SettingsPage {
+            chrome: Chrome::for_user(&admin, Section::SETTINGS),
+            form,
+            choices: default_choices(),
+            errors,
+            flash: None,
+            revoked_at_once,
+        };
+        render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page)
+    };
     let policy = match parse(&form) {
         Ok(policy) => policy,
-        Err(errors) => {
-            let page = SettingsPage {
-                chrome: Chrome::for_user(&admin, Section::SETTINGS),
-                form,
-                choices: default_choices(),
-                errors,
-                flash: None,
-            };
-            return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
-        }
+        Err(errors) => return refused(form, errors, None),
     };
+    if form.confirm_revoke_now.is_empty() {
+        let now = chrono::Utc::now().naive_utc();
+        let at_once = crate::tokens::idle::revoked_at_once(&db, &policy, now).await?;
+        if at_once > 0 {
+            let days = policy.revoke_unused_after_days.unwrap_or_default();
+            let message = format!(
+                "{} not been used for {}: saving revokes {} within minutes, before {} owners see \
+                 the week's warning. Confirm below, or choose more days.",
+                crate::web::format::plural(at_once, "token has")
+                    .replace("tokens has", "tokens have"),
+                crate::web::format::plural(days, "day"),
+                if at_once == 1 { "it" } else { "them" },
+                if at_once == 1 { "its" } else { "their" },
+            );
+            let errors = FieldErrors::one("revoke_unused_after_days", message);
+            return refused(form, errors, Some(at_once));
+        }
+    }
     let saved = match policy.revoke_unused_after_days {
         None => "Token policy saved. It applies to every new and regenerated token.".to_owned(),
         Some(days) => format!(

@@ -6,7 +6,9 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{api_error, client_from, stored_tokens, user_and_browser, TestApp, EVERY_WAY};
+use crate::helpers::{
+    api_error, client_from, stored_tokens, user_and_browser, TestApp, EVERY_WAY, SELF_ROTATE,
+};
 
 backend_tests!(
     a_token_is_refused_from_a_real_address_outside_its_allowlist,
@@ -418,15 +420,8 @@ async fn regenerate_replaces_the_allowlist_and_the_list_shows_it(app: TestApp) {
     // A token rotating itself keeps its list unless it sends one.
     let rotated: serde_json::Value = app
         .api()
-        .client
-        .post(format!(
-            "{}/api/v1/personal-access-tokens/self/rotate",
-            app.address
-        ))
-        .bearer_auth(&secret)
-        .send()
+        .post_as(SELF_ROTATE, &secret, None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -438,16 +433,12 @@ async fn regenerate_replaces_the_allowlist_and_the_list_shows_it(app: TestApp) {
     // Moving it elsewhere is its owner's to do, in the portal (tested above).
     let moved = app
         .api()
-        .client
-        .post(format!(
-            "{}/api/v1/personal-access-tokens/self/rotate",
-            app.address
-        ))
-        .bearer_auth(new)
-        .json(&serde_json::json!({"allowed_addresses": ["127.0.0.2"]}))
-        .send()
-        .await
-        .unwrap();
+        .post_as(
+            SELF_ROTATE,
+            new,
+            Some(serde_json::json!({"allowed_addresses": ["127.0.0.2"]})),
+        )
+        .await;
     assert_eq!(moved.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         app.api().me(new).await.status(),
@@ -507,21 +498,14 @@ async fn a_token_can_neither_widen_its_own_list_nor_make_one_outside_it(app: Tes
     assert!(field.contains("is wider than a /8"), "{field}");
 
     // A token rotating itself may narrow its list, never widen or drop it.
-    let rotate = format!("{}/api/v1/personal-access-tokens/self/rotate", app.address);
+
     for wider in [
         serde_json::json!([]),
         serde_json::json!(["127.0.0.0/16"]),
         serde_json::json!(["127.0.0.0/24", "10.0.0.0/8"]),
     ] {
-        let response = app
-            .api()
-            .client
-            .post(&rotate)
-            .bearer_auth(&pinned)
-            .json(&serde_json::json!({"overlap": "7d", "allowed_addresses": wider}))
-            .send()
-            .await
-            .unwrap();
+        let body = serde_json::json!({"overlap": "7d", "allowed_addresses": wider});
+        let response = app.api().post_as(SELF_ROTATE, &pinned, Some(body)).await;
         assert_eq!(
             response.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -569,15 +553,8 @@ async fn a_token_can_neither_widen_its_own_list_nor_make_one_outside_it(app: Tes
         .unwrap_or_default();
     assert!(field.contains("within 127.0.0.0/24"), "{field}");
 
-    let narrower = app
-        .api()
-        .client
-        .post(&rotate)
-        .bearer_auth(&pinned)
-        .json(&serde_json::json!({"allowed_addresses": ["127.0.0.1"]}))
-        .send()
-        .await
-        .unwrap();
+    let body = serde_json::json!({"allowed_addresses": ["127.0.0.1"]});
+    let narrower = app.api().post_as(SELF_ROTATE, &pinned, Some(body)).await;
     assert_eq!(narrower.status(), StatusCode::OK);
     let narrower: serde_json::Value = narrower.json().await.unwrap();
     assert_eq!(

@@ -12,7 +12,7 @@ use tokendesk::tokens::TokenOwner;
 use crate::backend_tests;
 use crate::helpers::{
     api_error, days_ago, stored_tokens, user_and_browser, Browser, Presented, TestApp, TokenTimes,
-    ADMIN_EMAIL,
+    ADMIN_EMAIL, SELF_ROTATE,
 };
 
 backend_tests!(
@@ -160,9 +160,8 @@ async fn a_recent_use_a_recent_making_and_a_new_secret_keep_a_token(app: TestApp
     let (_, fresh) = app.token_for(grace.id, "fresh", &["tag:read"]).await;
     // Made long ago and never used, but given a new secret today (by rotating itself).
     let (renewed_id, old_secret) = app.token_for(grace.id, "renewed", &["tag:read"]).await;
-    let rotate = format!("{}/api/v1/personal-access-tokens/self/rotate", app.address);
-    let rotated = app.api().client.post(rotate).bearer_auth(&old_secret);
-    let rotated: Value = rotated.send().await.unwrap().json().await.unwrap();
+    let rotated = app.api().post_as(SELF_ROTATE, &old_secret, None).await;
+    let rotated: Value = rotated.json().await.unwrap();
     let renewed = rotated["secret"].as_str().expect("a new secret").to_owned();
     made_days_ago(&app, renewed_id, 300).await;
     // The one that goes: once it is, a sweep has seen the others.
@@ -428,10 +427,9 @@ async fn a_use_of_the_replaced_secret_keeps_a_token(app: TestApp) {
     let app = sweeping(app).await;
     let (_, grace, _) = a_policy_of_90_days(&app).await;
     let (id, old) = app.token_for(grace.id, "rotating", &["tag:read"]).await;
-    let rotate = format!("{}/api/v1/personal-access-tokens/self/rotate", app.address);
-    let rotated = app.api().client.post(rotate).bearer_auth(&old);
-    let rotated = rotated.json(&serde_json::json!({"overlap": "7d"}));
-    assert_eq!(rotated.send().await.unwrap().status(), StatusCode::OK);
+    let overlap = Some(serde_json::json!({"overlap": "7d"}));
+    let rotated = app.api().post_as(SELF_ROTATE, &old, overlap).await;
+    assert_eq!(rotated.status(), StatusCode::OK);
     // Only clients still on the old secret use the token.
     assert_eq!(app.api().me(&old).await.status(), StatusCode::OK);
     let long_ago = TokenTimes {

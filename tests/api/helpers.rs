@@ -753,6 +753,22 @@ impl Api {
         (status, response.json().await.expect("a JSON body"))
     }
 
+    /// `POST {path}` presenting `token` as Bearer, with `body` as JSON (None: no body at all).
+    pub async fn post_as(
+        &self,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> Response {
+        let url = format!("{}{path}", self.address);
+        let request = self.client.post(url).bearer_auth(token);
+        let request = match body {
+            Some(body) => request.json(&body),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
     pub async fn me(&self, token: &str) -> Response {
         self.get("/me", token, Presented::Bearer)
             .send()
@@ -779,6 +795,9 @@ pub fn client_from(source: &str) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Where a personal token rotates itself.
+pub const SELF_ROTATE: &str = "/api/v1/personal-access-tokens/self/rotate";
 
 /// An error body's code and message.
 pub async fn api_error(response: Response) -> (StatusCode, String, String) {

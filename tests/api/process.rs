@@ -212,20 +212,11 @@ async fn no_secret_of_an_overlap_or_an_allowlist_reaches_the_log(app: TestApp) {
         .await;
     let old = crate::helpers::revealed_secret(&admin.page(&format!("{base}/reveal")).await)
         .expect("shown once");
-    let rotated: serde_json::Value = api
-        .client
-        .post(format!(
-            "{}/api/v1/personal-access-tokens/self/rotate",
-            server.address
-        ))
-        .bearer_auth(&old)
-        .json(&serde_json::json!({"overlap": "1h"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let overlap = Some(serde_json::json!({"overlap": "1h"}));
+    let rotated = api
+        .post_as(crate::helpers::SELF_ROTATE, &old, overlap)
+        .await;
+    let rotated: serde_json::Value = rotated.json().await.unwrap();
     let new = rotated["secret"].as_str().expect("a new secret").to_owned();
     let old_typo = present_every_way(&server.address, &old).await;
     let new_typo = present_every_way(&server.address, &new).await;

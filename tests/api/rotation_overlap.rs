@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{api_error, client_from, stored_tokens, user_and_browser, TestApp};
+use crate::helpers::{
+    api_error, client_from, stored_tokens, user_and_browser, TestApp, SELF_ROTATE,
+};
 
 backend_tests!(
     both_secrets_work_during_the_overlap_and_the_old_one_stops_at_its_end,
@@ -23,22 +25,13 @@ backend_tests!(
     a_rotation_refused_because_the_token_was_revoked_elsewhere_is_a_401,
 );
 
-const SELF_ROTATE: &str = "/api/v1/personal-access-tokens/self/rotate";
-
 async fn rotate(
     app: &TestApp,
     path: &str,
     token: &str,
     body: serde_json::Value,
 ) -> reqwest::Response {
-    app.api()
-        .client
-        .post(format!("{}{path}", app.address))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    app.api().post_as(path, token, Some(body)).await
 }
 
 /// Rotates `token` with `overlap`; returns the new secret and the answer's token JSON.

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use tokendesk::domain::Role;
 
 use crate::backend_tests;
-use crate::helpers::{api_error, days_ago, TestApp, TokenTimes};
+use crate::helpers::{api_error, days_ago, TestApp, TokenTimes, SELF_ROTATE};
 
 backend_tests!(
     a_token_rotates_itself_keeping_name_scopes_and_lifetime,
@@ -16,13 +16,7 @@ backend_tests!(
 
 /// Rotates with `body` (None: no body at all), presenting `token`.
 async fn rotate(app: &TestApp, token: &str, body: Option<serde_json::Value>) -> reqwest::Response {
-    let url = format!("{}/api/v1/personal-access-tokens/self/rotate", app.address);
-    let request = app.api().client.post(url).bearer_auth(token);
-    let request = match body {
-        Some(body) => request.json(&body),
-        None => request,
-    };
-    request.send().await.unwrap()
+    app.api().post_as(SELF_ROTATE, token, body).await
 }
 
 fn expires_in_days(rotated: &serde_json::Value) -> f64 {

@@ -257,18 +257,11 @@ async fn tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_ove
             .unwrap();
         assert_eq!(me.status(), StatusCode::OK, "from {source}");
     }
+    let overlap = Some(serde_json::json!({"overlap": "1h"}));
     let rotated = app
         .api()
-        .client
-        .post(format!(
-            "{}/api/v1/personal-access-tokens/self/rotate",
-            app.address
-        ))
-        .bearer_auth(token.expose())
-        .json(&serde_json::json!({"overlap": "1h"}))
-        .send()
-        .await
-        .unwrap();
+        .post_as(crate::helpers::SELF_ROTATE, token.expose(), overlap)
+        .await;
     assert_eq!(rotated.status(), StatusCode::OK);
     let rotated: serde_json::Value = rotated.json().await.unwrap();
     assert_eq!(

@@ -37,6 +37,9 @@ pub enum Action {
     TokenOverlapEnded,
     TokenAddressRefused,
     TokenAutoRevoked,
+    TokenUsedFromNewAddress,
+    TokenNewAddressDismissed,
+    TokenNarrowed,
 }
 
 /// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
@@ -82,6 +85,9 @@ impl Action {
             Action::TokenOverlapEnded => "token.overlap_ended",
             Action::TokenAddressRefused => "token.address_refused",
             Action::TokenAutoRevoked => "token.auto_revoked",
+            Action::TokenUsedFromNewAddress => "token.used_from_new_address",
+            Action::TokenNewAddressDismissed => "token.new_address_dismissed",
+            Action::TokenNarrowed => "token.narrowed",
         }
     }
 
@@ -115,6 +121,9 @@ impl Action {
         Action::TokenOverlapEnded,
         Action::TokenAddressRefused,
         Action::TokenAutoRevoked,
+        Action::TokenUsedFromNewAddress,
+        Action::TokenNewAddressDismissed,
+        Action::TokenNarrowed,
     ];
 }
 

@@ -8,7 +8,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::api::error::ApiError;
 use crate::http::ClientIp;
-use crate::tokens::{extract, Authenticated, Authenticator, TokenSources};
+use crate::tokens::{extract, Authenticated, Authenticator, Client, TokenSources};
 
 pub struct ApiAuth(pub Authenticated);
 
@@ -40,7 +40,18 @@ pub async fn authenticate_request(
         });
     }
     let outcome = match presented {
-        Ok(presented) => authenticator.authenticate(presented, &client_ip.0).await,
+        Ok(presented) => {
+            let user_agent = req
+                .headers()
+                .get(actix_web::http::header::USER_AGENT)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()))
+                .unwrap_or_default();
+            let client = Client {
+                ip: &client_ip.0,
+                user_agent: &user_agent,
+            };
+            authenticator.authenticate(presented, &client).await
+        }
         Err(conflicting) => Err(conflicting),
     };
     if let (Err(failure), Some(ip)) = (&outcome, client_addr) {

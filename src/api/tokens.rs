@@ -14,6 +14,7 @@ use crate::domain::{
 };
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, Actor, NewExpiry, Origin, Rotation, Rotator};
+use crate::tokens::usage::{self, Insight};
 use crate::tokens::{
     idle, store, Authenticated, PersonalAccessToken, PreviousSecret, SecretUsed, Tab, TokenOwner,
 };
@@ -46,6 +47,44 @@ pub struct TokenJson {
     /// The secret its last regenerate replaced, while it still works (one token's view only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret: Option<PreviousSecretJson>,
+    /// The distinct (client address, user agent) pairs that used it, most recently seen
+    /// first: the 20 most recent (one token's view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Vec<UsagePairJson>>,
+    /// Each scope it holds, with when it was last exercised (one token's view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes_exercised: Option<Vec<ScopeExerciseJson>>,
+    /// Since when scopes exercised are known: a scope not exercised has not been since then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes_exercised_since: Option<DateTime<Utc>>,
+    /// The flag its first use from an address it had never used raised, until the owner
+    /// dismisses it in the portal; null when there is none (one token's view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_address: Option<Option<NewAddressJson>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsagePairJson {
+    pub address: String,
+    /// Empty when the client sent none.
+    pub user_agent: String,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub uses: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ScopeExerciseJson {
+    pub scope: &'static str,
+    /// null: not exercised since `scopes_exercised_since`.
+    pub last_exercised_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewAddressJson {
+    pub address: String,
+    pub user_agent: String,
+    pub seen_at: DateTime<Utc>,
 }
 
 /// A replaced secret in its overlap: both it and the new one authenticate until `valid_until`.
@@ -88,6 +127,10 @@ impl TokenJson {
             idle_revocation_at: idle::deadline(token, policy, now).map(|at| at.and_utc()),
             allowed_addresses: token.allowlist().map(|list| list.entries().collect()),
             previous_secret: None,
+            usage: None,
+            scopes_exercised: None,
+            scopes_exercised_since: None,
+            new_address: None,
         }
     }
 }
@@ -96,6 +139,40 @@ impl TokenJson {
     /// With the replaced secret still working, for one token's view.
     fn with_previous(mut self, previous: Option<&PreviousSecret>) -> Self {
         self.previous_secret = previous.map(PreviousSecretJson::from);
+        self
+    }
+
+    /// With how it is used, for one token's view.
+    fn with_insight(mut self, insight: Insight) -> Self {
+        self.usage = Some(
+            insight
+                .pairs
+                .into_iter()
+                .map(|pair| UsagePairJson {
+                    address: pair.address,
+                    user_agent: pair.user_agent,
+                    first_seen_at: pair.first_seen_at.and_utc(),
+                    last_seen_at: pair.last_seen_at.and_utc(),
+                    uses: pair.use_count,
+                })
+                .collect(),
+        );
+        self.scopes_exercised = Some(
+            insight
+                .scopes
+                .iter()
+                .map(|s| ScopeExerciseJson {
+                    scope: s.scope.name(),
+                    last_exercised_at: s.last_exercised_at.map(|at| at.and_utc()),
+                })
+                .collect(),
+        );
+        self.scopes_exercised_since = Some(insight.exercise_known_since.and_utc());
+        self.new_address = Some(insight.alert.map(|alert| NewAddressJson {
+            address: alert.address,
+            user_agent: alert.user_agent,
+            seen_at: alert.seen_at.and_utc(),
+        }));
         self
     }
 }
@@ -308,16 +385,20 @@ pub async fn show(
     let owner = TokenOwner::Person(person.user_id);
     let token = own_token(&db, owner, &path.id).await?;
     let token_id = token.id;
-    let (policy, previous) = db
+    let shown = token.clone();
+    let (policy, previous, insight) = db
         .run(move |conn| {
             Ok((
                 crate::policy::load(conn)?,
                 store::previous_secret(conn, token_id)?,
+                usage::insight(conn, &shown)?,
             ))
         })
         .await?;
     Ok(Json(
-        TokenJson::new(&token, &policy).with_previous(previous.as_ref()),
+        TokenJson::new(&token, &policy)
+            .with_previous(previous.as_ref())
+            .with_insight(insight),
     ))
 }
 

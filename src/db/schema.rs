@@ -141,9 +141,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    token_usage (token_id, address, user_agent) {
+        token_id -> BigInt,
+        address -> Text,
+        user_agent -> Text,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        use_count -> BigInt,
+    }
+}
+
+diesel::table! {
+    token_known_addresses (token_id, address) {
+        token_id -> BigInt,
+        address -> Text,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    token_address_alerts (token_id) {
+        token_id -> BigInt,
+        address -> Text,
+        user_agent -> Text,
+        seen_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    token_scope_uses (token_id, scope) {
+        token_id -> BigInt,
+        scope -> Text,
+        last_exercised_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(audit_events -> users (actor_id));
 diesel::joinable!(token_scopes -> personal_access_tokens (token_id));
 diesel::joinable!(token_previous_secrets -> personal_access_tokens (token_id));
+diesel::joinable!(token_usage -> personal_access_tokens (token_id));
+diesel::joinable!(token_address_alerts -> personal_access_tokens (token_id));
+diesel::joinable!(token_scope_uses -> personal_access_tokens (token_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(personal_access_tokens -> users (user_id));
 diesel::joinable!(personal_access_tokens -> applications (application_id));
@@ -161,5 +201,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     applications,
     application_maintainers,
     token_previous_secrets,
-    token_address_refusals
+    token_address_refusals,
+    token_usage,
+    token_known_addresses,
+    token_address_alerts,
+    token_scope_uses
 );

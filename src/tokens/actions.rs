@@ -86,6 +86,8 @@ pub enum TokenError {
     AllowlistWidened(String),
     #[error("A token with an allowlist can only make tokens used from within it: list addresses within {0}.")]
     BeyondCreatorAddresses(String),
+    #[error("This token has not exercised any of its scopes yet: narrowing would leave it none. Revoke it if nothing uses it.")]
+    NothingExercised,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -111,6 +113,7 @@ impl TokenError {
             | TokenError::SecretReplaced
             | TokenError::CreatorInactive
             | TokenError::NotAllowed
+            | TokenError::NothingExercised
             | TokenError::Db(_) => None,
         }
     }
@@ -624,6 +627,78 @@ pub async fn end_overlap(
             ))
             .record(conn)?;
         Ok(true)
+    })
+    .await
+}
+
+/// Removes from one of `owner`'s tokens the scopes it holds and never exercised, of those the
+/// person confirmed removing (`confirmed`): a scope exercised since stays. Never adds a scope,
+/// never leaves a token none. Returns the scopes removed (none: nothing changed).
+pub async fn narrow_to_exercised(
+    db: &Db,
+    actor: Actor,
+    owner: TokenOwner,
+    token_id: i64,
+    confirmed: ScopeSet,
+) -> Result<ScopeSet, TokenError> {
+    db.transact(move |conn| {
+        let (holder, _) = lock_holder(conn, &actor, owner)?;
+        let token =
+            store::find_owned(conn, owner, token_id)?.ok_or(diesel::result::Error::NotFound)?;
+        if token.revoked_at.is_some() {
+            return refuse(TokenError::Revoked);
+        }
+        let insight = crate::tokens::usage::insight(conn, &token)?;
+        if insight.exercised().is_empty() {
+            return refuse(TokenError::NothingExercised);
+        }
+        let removed: ScopeSet = insight
+            .unexercised()
+            .into_iter()
+            .filter(|scope| confirmed.contains(*scope))
+            .collect();
+        if removed.is_empty() || !store::remove_scopes(conn, &token, removed)? {
+            return Ok(ScopeSet::default());
+        }
+        let names = |set: ScopeSet| set.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ");
+        Event::by(Action::TokenNarrowed, &actor)
+            .target("token", Some(token.id), &token.name)
+            .details(format!(
+                "{}; removed the scopes it never exercised: {}; keeps {}",
+                holder.label(),
+                names(removed),
+                names(insight.exercised()),
+            ))
+            .record(conn)?;
+        Ok(removed)
+    })
+    .await
+}
+
+/// Lowers the flag a use from a new address raised on one of `owner`'s tokens; the flag
+/// lowered, if there was one.
+pub async fn dismiss_new_address(
+    db: &Db,
+    actor: Actor,
+    owner: TokenOwner,
+    token_id: i64,
+) -> Result<Option<crate::tokens::usage::AddressAlert>, TokenError> {
+    db.transact(move |conn| {
+        let (holder, _) = lock_holder(conn, &actor, owner)?;
+        let token =
+            store::find_owned(conn, owner, token_id)?.ok_or(diesel::result::Error::NotFound)?;
+        let Some(alert) = crate::tokens::usage::dismiss(conn, token.id)? else {
+            return Ok(None);
+        };
+        Event::by(Action::TokenNewAddressDismissed, &actor)
+            .target("token", Some(token.id), &token.name)
+            .details(format!(
+                "{}; the flag for its first use from {} was dismissed",
+                holder.label(),
+                alert.address
+            ))
+            .record(conn)?;
+        Ok(Some(alert))
     })
     .await
 }

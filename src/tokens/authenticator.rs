@@ -1,6 +1,8 @@
 //! The one place a presented token is found and checked: every API route and the gateway
 //! endpoint go through [`authenticate`].
 
+use std::sync::Arc;
+
 use actix_web::http::header::HeaderMap;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -56,11 +58,31 @@ pub struct Authenticated {
     /// The digest of the secret presented (never the secret): a token rotating itself replaces
     /// this secret only if it is still the current one.
     pub presented_digest: std::sync::Arc<str>,
+    /// Where this request's exercised scopes are recorded: set on the copy a request gets,
+    /// never on the one cached.
+    exercised: Option<ScopeUses>,
+}
+
+/// Records the scopes a request exercised, as of the request's time.
+#[derive(Clone)]
+struct ScopeUses {
+    recorder: Arc<LastUsedRecorder>,
+    at: NaiveDateTime,
+}
+
+impl std::fmt::Debug for ScopeUses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ScopeUses({})", self.at)
+    }
 }
 
 impl Authenticated {
+    /// Whether the token may use `scope`; a scope it may use is recorded as exercised.
     pub fn require(&self, scope: Scope) -> Result<(), AuthFailure> {
         if self.scopes.contains(scope) {
+            if let Some(uses) = &self.exercised {
+                uses.recorder.record_scope(self.token_id, scope, uses.at);
+            }
             Ok(())
         } else {
             Err(AuthFailure::InsufficientScope(scope))
@@ -257,18 +279,18 @@ type ApplicationRow = (TokenFacts, (i64, String, Option<NaiveDateTime>));
 pub struct Authenticator {
     pub db: Db,
     pub cache: AuthCache,
-    pub last_used: std::sync::Arc<LastUsedRecorder>,
+    pub last_used: Arc<LastUsedRecorder>,
     pub failures: crate::tokens::FailureThrottle,
     pub address_refusals: AddressRefusals,
     pub clock: crate::clock::Clock,
 }
 
 impl Authenticator {
-    /// Authenticates `presented` for a request from `client_ip`.
+    /// Authenticates `presented` for a request from `client`.
     pub async fn authenticate(
         &self,
         presented: Option<String>,
-        client_ip: &str,
+        client: &Client<'_>,
     ) -> Result<Authenticated, AuthFailure> {
         let now = self.clock.now();
         let outcome = authenticate(
@@ -276,7 +298,7 @@ impl Authenticator {
             &self.cache,
             &self.last_used,
             presented,
-            client_ip,
+            client,
             now,
         )
         .await;
@@ -294,24 +316,44 @@ impl Authenticator {
     }
 }
 
+/// Who is presenting a token: the client's address and its `User-Agent` (empty when none).
+pub struct Client<'a> {
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+}
+
 /// Checks a presented token against the store. A malformed one is refused before any
-/// database work; a valid one's use is recorded for Last used.
+/// database work; a valid one's use is recorded for Last used and usage.
 async fn authenticate(
     db: &Db,
     cache: &AuthCache,
-    last_used: &LastUsedRecorder,
+    last_used: &Arc<LastUsedRecorder>,
     presented: Option<String>,
-    client_ip: &str,
+    client: &Client<'_>,
     now: NaiveDateTime,
 ) -> Result<Authenticated, AuthFailure> {
+    let client_ip = client.ip;
+    let recorded = |mut auth: Authenticated| {
+        last_used.record(
+            auth.token_id,
+            auth.secret,
+            now,
+            client_ip,
+            client.user_agent,
+        );
+        auth.exercised = Some(ScopeUses {
+            recorder: Arc::clone(last_used),
+            at: now,
+        });
+        auth
+    };
     let presented = presented.ok_or(AuthFailure::Missing)?;
     let secret = TokenSecret::parse(&presented).ok_or(AuthFailure::Malformed)?;
     let digest = secret.digest();
     let generation = db.write_generation();
     if let Some(auth) = cache.get(&digest.0, generation) {
         check_use(&auth, client_ip, now)?;
-        last_used.record(auth.token_id, auth.secret, now, client_ip);
-        return Ok(auth);
+        return Ok(recorded(auth));
     }
     let cache_key = digest.0.clone();
     let kind = secret.kind();
@@ -374,11 +416,11 @@ async fn authenticate(
             .as_deref()
             .map(AddressAllowlist::from_stored),
         presented_digest: cache_key.as_str().into(),
+        exercised: None,
     };
     cache.put(cache_key, auth.clone(), generation);
     check_use(&auth, client_ip, now)?;
-    last_used.record(token_id, secret_used, now, client_ip);
-    Ok(auth)
+    Ok(recorded(auth))
 }
 
 /// What a token's row and its owner's say, found one way or the other.

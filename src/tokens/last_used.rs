@@ -1,6 +1,8 @@
 //! Last used, without a database write per request: the newest use of each token is kept in
 //! memory and written in one batch every few seconds, and once more on shutdown. Uses of a
 //! secret a regenerate replaced (during its overlap) are kept apart, on that secret's row.
+//! The same batches carry how tokens are used (address and client pairs, scopes exercised:
+//! see [`usage`]).
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -14,11 +16,13 @@ use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 
 use crate::db::schema::{personal_access_tokens as pat, token_previous_secrets as prev};
 use crate::db::{write_transaction, AnyConnection, Db, DbError};
+use crate::domain::Scope;
+use crate::tokens::usage::{self, UsageBatch};
 use crate::tokens::SecretUsed;
 
 pub struct LastUsedRecorder {
     db: Db,
-    pending: Mutex<HashMap<(i64, SecretUsed), (NaiveDateTime, String)>>,
+    pending: Mutex<Pending>,
     /// Held through a flush: a flush returns once every use recorded before it is written,
     /// also those another thread's flush had taken (the unused-token sweep relies on it).
     flushing: Mutex<()>,
@@ -26,18 +30,55 @@ pub struct LastUsedRecorder {
 
 type Batch = HashMap<(i64, SecretUsed), (NaiveDateTime, String)>;
 
+/// What was seen since the last flush.
+#[derive(Default)]
+pub(crate) struct Pending {
+    last_used: Batch,
+    pub(crate) usage: UsageBatch,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.last_used.is_empty() && self.usage.is_empty()
+    }
+
+    /// Puts back a batch that could not be written, merged with what arrived meanwhile.
+    fn restore(&mut self, batch: Pending) {
+        for (id, (at, ip)) in batch.last_used {
+            merge(&mut self.last_used, id, at, &ip);
+        }
+        self.usage.restore(batch.usage);
+    }
+}
+
 impl LastUsedRecorder {
     pub fn new(db: Db) -> Arc<Self> {
         Arc::new(Self {
             db,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(Pending::default()),
             flushing: Mutex::new(()),
         })
     }
 
-    pub fn record(&self, token_id: i64, secret: SecretUsed, at: NaiveDateTime, ip: &str) {
+    /// A use of a token: when, from which address, by which client (its `User-Agent`).
+    pub fn record(
+        &self,
+        token_id: i64,
+        secret: SecretUsed,
+        at: NaiveDateTime,
+        ip: &str,
+        user_agent: &str,
+    ) {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        merge(&mut pending, (token_id, secret), at, ip);
+        merge(&mut pending.last_used, (token_id, secret), at, ip);
+        pending.usage.record_pair(token_id, ip, user_agent, at);
+    }
+
+    /// A scope a token exercised: a route demanded it, or a gateway asked about it, and the
+    /// token had it.
+    pub fn record_scope(&self, token_id: i64, scope: Scope, at: NaiveDateTime) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.usage.record_scope(token_id, scope, at);
     }
 
     /// Writes what is pending; returns how many tokens were written. On failure the uses
@@ -48,15 +89,16 @@ impl LastUsedRecorder {
         if batch.is_empty() {
             return Ok(0);
         }
-        let count = batch.len();
-        let written = self
-            .db
-            .run_blocking(|conn| write_transaction(conn, |conn| write_batch(conn, &batch)));
+        let count = batch.last_used.len();
+        let written = self.db.run_blocking(|conn| {
+            write_transaction(conn, |conn| {
+                write_batch(conn, &batch.last_used)?;
+                usage::write(conn, &batch.usage)
+            })
+        });
         if let Err(e) = written {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            for (id, (at, ip)) in batch {
-                merge(&mut pending, id, at, &ip);
-            }
+            pending.restore(batch);
             return Err(e);
         }
         Ok(count)

@@ -11,11 +11,12 @@ pub mod leaks;
 mod secret;
 pub mod store;
 pub mod throttle;
+pub mod usage;
 
 pub use address_refusals::AddressRefusals;
 pub use authenticator::{
-    extract, ApplicationIdentity, AuthFailure, Authenticated, Authenticator, Person, Principal,
-    TokenSources,
+    extract, ApplicationIdentity, AuthFailure, Authenticated, Authenticator, Client, Person,
+    Principal, TokenSources,
 };
 pub use cache::{AuthCache, FreshCache};
 pub use last_used::{LastUsedFlusher, LastUsedRecorder};

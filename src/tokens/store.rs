@@ -322,6 +322,36 @@ fn index_scopes(conn: &mut AnyConnection, token_id: i64, scopes: ScopeSet) -> Qu
     Ok(())
 }
 
+/// Takes `removed` from a live token's scopes (never adds one); false when it was revoked
+/// meanwhile.
+pub fn remove_scopes(
+    conn: &mut AnyConnection,
+    token: &PersonalAccessToken,
+    removed: ScopeSet,
+) -> QueryResult<bool> {
+    use crate::db::schema::token_scopes;
+    let kept: ScopeSet = token
+        .scopes()
+        .iter()
+        .filter(|s| !removed.contains(*s))
+        .collect();
+    let changed = diesel::update(
+        pat::table
+            .filter(pat::id.eq(token.id))
+            .filter(pat::revoked_at.is_null()),
+    )
+    .set(pat::scopes.eq(kept.to_stored()))
+    .execute(conn)?;
+    let names: Vec<&str> = removed.iter().map(|s| s.name()).collect();
+    diesel::delete(
+        token_scopes::table
+            .filter(token_scopes::token_id.eq(token.id))
+            .filter(token_scopes::scope.eq_any(names)),
+    )
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
 /// One of `owner`'s own tokens; anyone else's id is simply not found.
 pub fn find_owned(
     conn: &mut AnyConnection,

@@ -634,9 +634,10 @@ async fn assortment(app: &TestApp) -> Assortment {
 
 /// The token names of the inventory page, in order.
 fn names_in(html: &str) -> Vec<String> {
-    html.match_indices("<span class=\"truncate token-name\" title=\"")
+    html.match_indices("class=\"truncate token-name\" ")
         .map(|(i, m)| {
             let rest = &html[i + m.len()..];
+            let rest = &rest[rest.find("title=\"").unwrap() + "title=\"".len()..];
             rest[..rest.find('"').unwrap()].to_owned()
         })
         .collect()

@@ -88,12 +88,14 @@ async fn last_used_never_moves_backwards(app: TestApp) {
         tokendesk::tokens::SecretUsed::Current,
         later,
         "10.0.0.2",
+        "test",
     );
     second.record(
         id,
         tokendesk::tokens::SecretUsed::Current,
         earlier,
         "10.0.0.1",
+        "test",
     );
     // Within one recorder an older use does not replace a newer one either.
     first.record(
@@ -101,6 +103,7 @@ async fn last_used_never_moves_backwards(app: TestApp) {
         tokendesk::tokens::SecretUsed::Current,
         earlier,
         "10.0.0.9",
+        "test",
     );
     let (db1, db2) = (first.clone(), second.clone());
     tokio::task::spawn_blocking(move || {

@@ -38,3 +38,4 @@ mod token_auth;
 mod token_rotation;
 mod token_rules;
 mod upgrade;
+mod usage;

@@ -63,6 +63,13 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/developer/access-tokens/{id}/regenerate", Person),
     ("GET", "/developer/access-tokens/{id}/end-overlap", Person),
     ("POST", "/developer/access-tokens/{id}/end-overlap", Person),
+    (
+        "POST",
+        "/developer/access-tokens/{id}/dismiss-new-address",
+        Person,
+    ),
+    ("GET", "/developer/access-tokens/{id}/narrow", Person),
+    ("POST", "/developer/access-tokens/{id}/narrow", Person),
     ("GET", "/developer/access-tokens/{id}", Person),
     ("GET", "/developer/applications", Person),
     ("GET", "/developer/applications/{app}/tokens", Maintainer),
@@ -108,6 +115,21 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
         Maintainer,
     ),
     (
+        "POST",
+        "/developer/applications/{app}/tokens/{id}/dismiss-new-address",
+        Maintainer,
+    ),
+    (
+        "GET",
+        "/developer/applications/{app}/tokens/{id}/narrow",
+        Maintainer,
+    ),
+    (
+        "POST",
+        "/developer/applications/{app}/tokens/{id}/narrow",
+        Maintainer,
+    ),
+    (
         "GET",
         "/developer/applications/{app}/tokens/{id}",
         Maintainer,
@@ -139,6 +161,7 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/admin/access-tokens/leaked", Admin),
     ("GET", "/admin/access-tokens/bulk-revoke", Admin),
     ("POST", "/admin/access-tokens/bulk-revoke", Admin),
+    ("GET", "/admin/access-tokens/{id}", Admin),
     ("GET", "/admin/access-tokens/{id}/revoke", Admin),
     ("POST", "/admin/access-tokens/{id}/revoke", Admin),
     ("GET", "/admin/settings", Admin),

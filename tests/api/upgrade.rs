@@ -16,7 +16,11 @@ backend_tests!(
     application_names_stored_before_width_counted_are_rekeyed_once,
     tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_overlap,
     a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens,
+    a_token_used_before_usage_history_keeps_its_last_address_as_known,
 );
+
+/// The last migration before usage history, new-address flags and scopes exercised.
+const BEFORE_USAGE: &str = "2026-11-26-000011";
 
 /// The last migration before replaced secrets kept their own allowlist and expiry.
 const BEFORE_PREVIOUS_BOUNDS: &str = "2026-11-26-000010";
@@ -52,6 +56,26 @@ fn migrate_until(conn: &mut AnyConnection, backend: Backend, last: &str) {
         AnyConnection::Sqlite(c) => apply!(c, diesel::sqlite::Sqlite),
         AnyConnection::Postgresql(c) => apply!(c, diesel::pg::Pg),
     }
+}
+
+/// Kim, a member, as the older releases stored people.
+const KIM: &str = "INSERT INTO users (email, display_name, password_hash, role, is_active, \
+     created_at, updated_at) VALUES ('kim@example.com', 'Kim', NULL, 'user', TRUE, \
+     '2026-01-01 00:00:00', '2026-01-01 00:00:00')";
+
+/// A database made by the release whose last migration was `last`, holding what `statements`
+/// (in that release's SQL) put in it.
+fn a_database_made_by(backend: Backend, last: &str, statements: &[String]) -> EmptyDatabase {
+    let database = EmptyDatabase::new(backend);
+    let mut conn = DatabaseUrl::parse(&database.url)
+        .unwrap()
+        .connect()
+        .unwrap();
+    migrate_until(&mut conn, backend, last);
+    for sql in statements {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    database
 }
 
 /// A database as the release before the fixes left it: its migrations only, then (in its own
@@ -214,18 +238,9 @@ async fn application_names_stored_before_width_counted_are_rekeyed_once(app: Tes
 async fn tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_overlap(app: TestApp) {
     let backend = app.backend();
     drop(app);
-    let database = EmptyDatabase::new(backend);
-    let mut conn = DatabaseUrl::parse(&database.url)
-        .unwrap()
-        .connect()
-        .unwrap();
-    migrate_until(&mut conn, backend, BEFORE_ALLOWLISTS);
     let token = TokenSecret::generate();
     let statements = [
-        "INSERT INTO users (email, display_name, password_hash, role, is_active, created_at, \
-         updated_at) VALUES ('kim@example.com', 'Kim', NULL, 'user', TRUE, \
-         '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-            .to_owned(),
+        KIM.to_owned(),
         format!(
             "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
              created_at, last_used_at, last_used_ip) VALUES (1, 1, 'ci', '{}', '{}', \
@@ -235,10 +250,7 @@ async fn tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_ove
             token.hint()
         ),
     ];
-    for sql in statements {
-        diesel::sql_query(sql).execute(&mut conn).unwrap();
-    }
-    drop(conn);
+    let database = a_database_made_by(backend, BEFORE_ALLOWLISTS, &statements);
 
     let app = TestApp::spawn_on(database, |_| {}).await;
     let (_, shown) = app
@@ -276,18 +288,9 @@ async fn tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_ove
 async fn a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens(app: TestApp) {
     let backend = app.backend();
     drop(app);
-    let database = EmptyDatabase::new(backend);
-    let mut conn = DatabaseUrl::parse(&database.url)
-        .unwrap()
-        .connect()
-        .unwrap();
-    migrate_until(&mut conn, backend, BEFORE_PREVIOUS_BOUNDS);
     let (current, replaced) = (TokenSecret::generate(), TokenSecret::generate());
     let statements = [
-        "INSERT INTO users (email, display_name, password_hash, role, is_active, created_at, \
-         updated_at) VALUES ('kim@example.com', 'Kim', NULL, 'user', TRUE, \
-         '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-            .to_owned(),
+        KIM.to_owned(),
         format!(
             "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
              created_at, regenerated_at, allowed_addresses) VALUES (1, 1, 'ci', '{}', '{}', \
@@ -302,10 +305,7 @@ async fn a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens(app: Test
             replaced.hint()
         ),
     ];
-    for sql in statements {
-        diesel::sql_query(sql).execute(&mut conn).unwrap();
-    }
-    drop(conn);
+    let database = a_database_made_by(backend, BEFORE_PREVIOUS_BOUNDS, &statements);
 
     let app = TestApp::spawn_on(database, |_| {}).await;
     for (source, expected) in [
@@ -322,4 +322,53 @@ async fn a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens(app: Test
             assert_eq!(me.status(), expected, "from {source}");
         }
     }
+}
+
+async fn a_token_used_before_usage_history_keeps_its_last_address_as_known(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let token = TokenSecret::generate();
+    let statements = [
+        KIM.to_owned(),
+        format!(
+            "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
+             created_at, last_used_at, last_used_ip) VALUES (1, 1, 'ci', '{}', '{}', \
+             'tag:read', '2026-01-01 00:00:00', '2026-11-20 10:00:00', '127.0.0.5')",
+            token.digest().0,
+            token.hint()
+        ),
+    ];
+    let database = a_database_made_by(backend, BEFORE_USAGE, &statements);
+
+    let app = TestApp::spawn_on(database, |_| {}).await;
+    let before = app
+        .db
+        .run(|conn| tokendesk::tokens::usage::pairs_of(conn, 1))
+        .await
+        .unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(
+        (before[0].address.as_str(), before[0].user_agent.as_str()),
+        ("127.0.0.5", "")
+    );
+    // Its old address is not new; another one is, and it is not the token's first use.
+    for source in ["127.0.0.5", "127.0.0.6"] {
+        let me = crate::helpers::client_from(source)
+            .get(format!("{}/api/v1/me", app.address))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK);
+    }
+    let started = std::time::Instant::now();
+    let events = loop {
+        let events = app.audit_events("token.used_from_new_address").await;
+        if !events.is_empty() || started.elapsed() > std::time::Duration::from_secs(10) {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].client_ip.as_deref(), Some("127.0.0.6"));
 }

@@ -5,7 +5,9 @@ use serde::Deserialize;
 
 use crate::db::Db;
 use crate::domain::{Policy, ScopeSet};
+use crate::tokens::usage::{self, AddressAlert};
 use crate::tokens::{idle, store, PersonalAccessToken, PreviousSecret, Tab};
+use crate::web::access_tokens::usage::NewAddressView;
 use crate::web::access_tokens::Shelf;
 use crate::web::error::AppError;
 use crate::web::format::{self, ExpiryView, Pager};
@@ -62,6 +64,8 @@ pub struct TokenRow {
     pub unused_deadline: Option<(String, String)>,
     /// That countdown, for the list, when it is within the warning's days.
     pub unused_warning: Option<String>,
+    /// The flag a first use from a new address raised, until dismissed.
+    pub new_address: Option<NewAddressView>,
 }
 
 /// A replaced secret in its overlap, as the list and the token's page show it.
@@ -144,7 +148,14 @@ impl TokenRow {
                 .iter()
                 .find(|p| p.token_id == token.id && token.revoked_at.is_none())
                 .map(|p| PreviousView::new(p, now)),
+            new_address: None,
         }
+    }
+
+    /// With the token's new-address flag, if it has one.
+    pub fn with_alert(mut self, alert: Option<&AddressAlert>, now: NaiveDateTime) -> Self {
+        self.new_address = alert.map(|alert| NewAddressView::new(alert, now));
+        self
     }
 
     /// "3 scopes", for the list's one-line summary.
@@ -195,7 +206,7 @@ pub async fn show(
     let requested = query.page.unwrap_or(1);
     // One trip to the database for the tab counts, the page, its overlaps and the rule for
     // unused tokens.
-    let (counts, items, previous, policy, unused_warned) = db
+    let (counts, items, previous, policy, unused_warned, alerts) = db
         .read(move |conn| {
             let counts = store::count_owned(conn, owner)?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));
@@ -204,7 +215,8 @@ pub async fn show(
             let previous = store::previous_secrets_of(conn, &ids)?;
             let policy = crate::policy::load(conn)?;
             let warned = idle::count_warned(conn, owner, &policy, now)?;
-            Ok((counts, items, previous, policy, warned))
+            let alerts = usage::alerts_of(conn, &ids)?;
+            Ok((counts, items, previous, policy, warned, alerts))
         })
         .await?;
     let tab_param = match tab {
@@ -237,7 +249,10 @@ pub async fn show(
         warning_days: idle::WARNING_DAYS,
         rows: items
             .iter()
-            .map(|token| TokenRow::new(token, shelf.allowed, &policy, &previous, now))
+            .map(|token| {
+                TokenRow::new(token, shelf.allowed, &policy, &previous, now)
+                    .with_alert(alerts.get(&token.id), now)
+            })
             .collect(),
         pager,
         flash: take_flash(&shelf.current.session),

@@ -2,13 +2,14 @@
 //! application the person maintains (Developer → Applications → its tokens). A [`Shelf`] says
 //! whose tokens a request is about.
 
-mod list;
+pub mod list;
 mod new;
 mod overlap;
 mod regenerate;
 mod reveal;
 pub mod revoke;
 mod token_page;
+pub mod usage;
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
@@ -41,6 +42,9 @@ crate::route_table! {
     post "/developer/access-tokens/{id}/regenerate" => regenerate::submit,
     get "/developer/access-tokens/{id}/end-overlap" => overlap::confirm,
     post "/developer/access-tokens/{id}/end-overlap" => overlap::end,
+    post "/developer/access-tokens/{id}/dismiss-new-address" => usage::dismiss,
+    get "/developer/access-tokens/{id}/narrow" => usage::confirm_narrow,
+    post "/developer/access-tokens/{id}/narrow" => usage::narrow,
     get "/developer/access-tokens/{id}" => token_page::show,
 }
 
@@ -57,6 +61,9 @@ crate::route_table! {
     post "/developer/applications/{app}/tokens/{id}/regenerate" => regenerate::submit,
     get "/developer/applications/{app}/tokens/{id}/end-overlap" => overlap::confirm,
     post "/developer/applications/{app}/tokens/{id}/end-overlap" => overlap::end,
+    post "/developer/applications/{app}/tokens/{id}/dismiss-new-address" => usage::dismiss,
+    get "/developer/applications/{app}/tokens/{id}/narrow" => usage::confirm_narrow,
+    post "/developer/applications/{app}/tokens/{id}/narrow" => usage::narrow,
     get "/developer/applications/{app}/tokens/{id}" => token_page::show,
 }
 

@@ -5,8 +5,9 @@ use askama::Template;
 use chrono::Utc;
 
 use crate::db::Db;
-use crate::tokens::{store, TokenStatus};
+use crate::tokens::{store, usage, TokenStatus};
 use crate::web::access_tokens::list::TokenRow;
+use crate::web::access_tokens::usage::UsageView;
 use crate::web::access_tokens::Shelf;
 use crate::web::access_tokens::TokenPath;
 use crate::web::error::AppError;
@@ -23,6 +24,7 @@ struct TokenPage {
     flash: Option<Flash>,
     /// The policy's rule for unused tokens, if any: "90 days".
     unused_after: Option<String>,
+    usage: UsageView,
 }
 
 pub async fn show(
@@ -32,11 +34,13 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let token = shelf.token(&db, &path.id).await?;
     let token_id = token.id;
-    let (policy, previous) = db
+    let shown = token.clone();
+    let (policy, previous, insight) = db
         .read(move |conn| {
             Ok((
                 crate::policy::load(conn)?,
                 store::previous_secret(conn, token_id)?,
+                usage::insight(conn, &shown)?,
             ))
         })
         .await?;
@@ -46,6 +50,7 @@ pub async fn show(
         chrome: shelf.chrome(),
         status: token.status(now),
         row: TokenRow::new(&token, shelf.allowed, &policy, &previous, now),
+        usage: UsageView::new(&insight, now),
         flash: take_flash(&shelf.current.session),
         unused_after: policy
             .revoke_unused_after_days

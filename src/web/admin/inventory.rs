@@ -333,7 +333,7 @@ fn csv_cells(row: InventoryRow) -> Vec<String> {
     ]
 }
 
-async fn inventory_row(db: &Db, raw_id: &str) -> Result<InventoryRow, AppError> {
+pub(super) async fn inventory_row(db: &Db, raw_id: &str) -> Result<InventoryRow, AppError> {
     let id: i64 = raw_id.parse().map_err(|_| AppError::NotFound)?;
     db.run(move |conn| inventory::find(conn, id))
         .await?

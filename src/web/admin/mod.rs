@@ -6,6 +6,7 @@ mod audit;
 mod inventory;
 mod members;
 mod settings;
+mod token_page;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
@@ -51,6 +52,7 @@ crate::route_table! {
     post "/admin/access-tokens/leaked" => inventory::find_leaked,
     get "/admin/access-tokens/bulk-revoke" => inventory::confirm_bulk_revoke,
     post "/admin/access-tokens/bulk-revoke" => inventory::bulk_revoke,
+    get "/admin/access-tokens/{id}" => token_page::show,
     get "/admin/access-tokens/{id}/revoke" => inventory::confirm_revoke,
     post "/admin/access-tokens/{id}/revoke" => inventory::revoke,
     get "/admin/applications" => applications::list,

@@ -18,6 +18,7 @@ backend_tests!(
     the_new_token_form_works_from_the_keyboard,
     an_application_token_outlives_the_maintainer_who_made_it,
     a_rotation_overlaps_and_an_allowlist_refuses_another_address,
+    a_new_address_is_flagged_and_a_token_narrowed_to_what_it_uses,
 );
 
 const PASSWORD: &str = "correct-horse-battery";
@@ -464,6 +465,103 @@ async fn a_rotation_overlaps_and_an_allowlist_refuses_another_address(app: TestA
             );
             b.visit("/developer/access-tokens").await;
             assert!(b.text("main").await.contains("Only from 127.0.0.2"));
+        },
+    )
+    .await;
+}
+
+/// The gateway check for `scope`, the connection coming from `source`.
+async fn gateway_status_from(base: &str, source: &str, token: &str, scope: &str) -> StatusCode {
+    crate::helpers::client_from(source)
+        .get(format!("{base}/auth/verify?scope={scope}"))
+        .header("x-auth-token", token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Reloads `path` until its main text contains `text` (uses are written every 0.3 s here).
+async fn until_shown(b: &Browser, path: &str, text: &str) -> String {
+    let started = Instant::now();
+    loop {
+        b.visit(path).await;
+        let main = b.text("main").await;
+        if main.contains(text) {
+            return main;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{path} never showed {text:?}: {main}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn a_new_address_is_flagged_and_a_token_narrowed_to_what_it_uses(app: TestApp) {
+    app.create_user("grace@example.com", PASSWORD, Role::User)
+        .await;
+    let base = app.address.clone();
+    run(
+        "new-address-narrow",
+        &app.address,
+        move |journey| async move {
+            let b = journey.browser().await;
+            sign_in(&b, "grace@example.com").await;
+            let token =
+                create_token(&b, "deploy", &["tag:read", "tag:write", "license:read"]).await;
+
+            // Its first use, from 127.0.0.1, through a gateway asking for tag:read: no news.
+            assert_eq!(
+                gateway_status_from(&base, "127.0.0.1", &token, "tag:read").await,
+                StatusCode::NO_CONTENT
+            );
+            until_shown(&b, "/developer/access-tokens", "just now").await;
+            assert!(!b.text("main").await.contains("New address"));
+
+            // Then from 127.0.0.2: the row is flagged.
+            assert_eq!(
+                api_status_from(&base, "127.0.0.2", &token).await,
+                StatusCode::OK
+            );
+            let list = until_shown(&b, "/developer/access-tokens", "New address").await;
+            assert!(list.contains("first use from 127.0.0.2"), "{list}");
+            b.axe().await;
+
+            // Its page says what happened; the owner recognises it and dismisses it.
+            b.click("a.token-name").await;
+            b.axe().await;
+            let page = b.text("main").await;
+            assert!(page.contains("Used from a new address"), "{page}");
+            assert!(page.contains("127.0.0.2"));
+            assert!(page.contains("Usage"));
+            b.submit("form[action$='/dismiss-new-address'] button")
+                .await;
+            let page = b.text("main").await;
+            assert!(page.contains("Dismissed"), "{page}");
+            assert!(!page.contains("Used from a new address"));
+
+            // tag:read was exercised; license:read never was.
+            assert!(page.contains("last exercised"), "{page}");
+            assert!(page.contains("not exercised yet"), "{page}");
+            b.click("a[href$='/narrow']").await;
+            b.axe().await;
+            let confirm = b.text("main").await;
+            assert!(confirm.contains("Remove 1 scope"), "{confirm}");
+            b.submit("form[action$='/narrow'] button[type=submit]")
+                .await;
+            let page = b.text("main").await;
+            assert!(page.contains("no longer holds"), "{page}");
+            assert!(!page.contains("Narrow to what is used"));
+            assert_eq!(
+                gateway_status_from(&base, "127.0.0.1", &token, "license:read").await,
+                StatusCode::FORBIDDEN,
+                "a removed scope is refused at once"
+            );
+            assert_eq!(
+                gateway_status_from(&base, "127.0.0.1", &token, "tag:read").await,
+                StatusCode::NO_CONTENT
+            );
         },
     )
     .await;

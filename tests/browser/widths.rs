@@ -81,6 +81,7 @@ async fn realistic_organisation(app: &TestApp) -> (i64, String) {
         app.set_token_times(id, times).await;
     }
     rotated_and_pinned(app, admin_id).await;
+    used_from_many_places(app, admin_id).await;
     // Tokens unused for 30 days are revoked: the list warns about those due within a week.
     app.db
         .write(|conn| {
@@ -123,6 +124,36 @@ async fn rotated_and_pinned(app: &TestApp, admin_id: i64) {
         })
         .await
         .unwrap();
+}
+
+/// The five newest tokens used from many addresses and clients with long user agents, then
+/// from a new address (flagged); some of their scopes exercised.
+async fn used_from_many_places(app: &TestApp, admin_id: i64) {
+    use tokendesk::domain::Scope;
+    use tokendesk::tokens::{LastUsedRecorder, SecretUsed};
+    let tokens = crate::helpers::stored_tokens(app, admin_id).await;
+    let recorder = LastUsedRecorder::new(app.db.clone());
+    let now = chrono::Utc::now().naive_utc();
+    let agent = |n: usize| {
+        format!(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+             Chrome/156.0.8078.73 Safari/537.36 deploy-pipeline-{n:02}-{}",
+            "x".repeat(120)
+        )
+    };
+    for token in tokens.iter().take(5) {
+        for n in 0..22 {
+            let at = now - chrono::Duration::minutes(90 - n as i64);
+            let address = format!("2001:db8:ffff:ffff:ffff:ffff:ffff:{n:04x}");
+            recorder.record(token.id, SecretUsed::Current, at, &address, &agent(n));
+        }
+        recorder.record_scope(token.id, "license:read".parse::<Scope>().unwrap(), now);
+    }
+    recorder.flush().unwrap();
+    for token in tokens.iter().take(5) {
+        recorder.record(token.id, SecretUsed::Current, now, "198.51.100.254", "");
+    }
+    recorder.flush().unwrap();
 }
 
 /// An application with a 100-character name and description, a maintainer with a long name,
@@ -272,6 +303,8 @@ async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
             ("admin-application", format!("/admin/applications/{application}")),
             ("admin-application-archive", format!("/admin/applications/{application}/archive")),
             ("inventory-applications", "/admin/access-tokens?kind=application".to_owned()),
+            ("token-narrow", format!("/developer/access-tokens/{token_id}/narrow")),
+            ("admin-token", format!("/admin/access-tokens/{token_id}")),
         ];
         for width in WIDTHS {
             resize(&b, width).await;

@@ -44,7 +44,8 @@ pub struct ScopeUseView {
 /// The flag a first use from a new address raised.
 pub struct NewAddressView {
     pub address: String,
-    pub user_agent: String,
+    /// "by “curl/8.5”", or "with no user agent".
+    pub client: String,
     pub ago: String,
     pub exact: String,
 }
@@ -53,7 +54,11 @@ impl NewAddressView {
     pub fn new(alert: &AddressAlert, now: NaiveDateTime) -> Self {
         NewAddressView {
             address: alert.address.clone(),
-            user_agent: user_agent_label(&alert.user_agent),
+            client: if alert.user_agent.is_empty() {
+                "with no user agent".to_owned()
+            } else {
+                format!("by “{}”", alert.user_agent)
+            },
             ago: format::ago(alert.seen_at, now),
             exact: format::exact(alert.seen_at),
         }
@@ -68,7 +73,7 @@ pub struct UsageView {
     /// exercised; otherwise narrowing would leave none).
     pub narrowable: Vec<&'static str>,
     pub new_address: Option<NewAddressView>,
-    /// "12 days": since when scopes exercised are known.
+    /// "in the last 12 days", or "so far": how long scopes exercised are known for.
     pub known_for: String,
 }
 
@@ -117,10 +122,10 @@ impl UsageView {
                 .alert
                 .as_ref()
                 .map(|alert| NewAddressView::new(alert, now)),
-            known_for: format::plural(
-                (now - insight.exercise_known_since).num_days().max(0),
-                "day",
-            ),
+            known_for: match (now - insight.exercise_known_since).num_days() {
+                days if days < 1 => "so far".to_owned(),
+                days => format!("in the last {}", format::plural(days, "day")),
+            },
         }
     }
 }

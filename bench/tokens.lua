@@ -4,7 +4,15 @@
 --   original GET <path> with X-Original-URI: /service?token=T   (a gateway's check)
 --   mix      like bearer, with 10% bad tokens (wrong checksum, unknown, revoked)
 --   cookie   GET <path> with Cookie: <TOKENS_FILE's first line> (a signed-in page)
+--   agents   like bearer, each request with a User-Agent never sent before (a new usage pair)
 local mode, tokens, bad = "bearer", {}, {}
+local threads, prefix, sent = 0, "", 0
+
+-- In the main state, once a thread: each thread's agents differ from the others'.
+function setup(thread)
+  threads = threads + 1
+  thread:set("thread_number", threads)
+end
 
 local function read(file, into)
   for line in io.lines(file) do
@@ -16,7 +24,9 @@ function init(args)
   mode = args[1] or "bearer"
   read(args[2], tokens)
   if args[3] then read(args[3], bad) end
-  math.randomseed(os.time() + math.random(1000000))
+  math.randomseed(os.time() + math.random(1000000) + (thread_number or 0))
+  -- A run of its own (the warm-up is another run): agents never repeat across runs.
+  prefix = string.format("bench/%d-%d-%d", os.time(), thread_number or 0, math.random(1000000000))
 end
 
 function request()
@@ -26,6 +36,11 @@ function request()
   local token = tokens[math.random(#tokens)]
   if mode == "mix" and #bad > 0 and math.random(10) == 1 then
     token = bad[math.random(#bad)]
+  end
+  if mode == "agents" then
+    sent = sent + 1
+    return wrk.format("GET", wrk.path, {
+      ["Authorization"] = "Bearer " .. token, ["User-Agent"] = prefix .. "-" .. sent })
   end
   if mode == "original" then
     return wrk.format("GET", wrk.path, { ["X-Original-URI"] = "/service/orders?token=" .. token })

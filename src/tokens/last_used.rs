@@ -17,15 +17,16 @@ use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 use crate::db::schema::{personal_access_tokens as pat, token_previous_secrets as prev};
 use crate::db::{write_transaction, AnyConnection, Db, DbError};
 use crate::domain::Scope;
-use crate::tokens::usage::{self, UsageBatch};
+use crate::tokens::usage::{self, KnownAddresses, UsageBatch};
 use crate::tokens::SecretUsed;
 
 pub struct LastUsedRecorder {
     db: Db,
     pending: Mutex<Pending>,
     /// Held through a flush: a flush returns once every use recorded before it is written,
-    /// also those another thread's flush had taken (the unused-token sweep relies on it).
-    flushing: Mutex<()>,
+    /// also those another thread's flush had taken (the unused-token sweep relies on it). It
+    /// guards the addresses already written as known, so a flush skips them.
+    flushing: Mutex<KnownAddresses>,
 }
 
 type Batch = HashMap<(i64, SecretUsed), (NaiveDateTime, String)>;
@@ -56,7 +57,7 @@ impl LastUsedRecorder {
         Arc::new(Self {
             db,
             pending: Mutex::new(Pending::default()),
-            flushing: Mutex::new(()),
+            flushing: Mutex::new(KnownAddresses::default()),
         })
     }
 
@@ -84,7 +85,7 @@ impl LastUsedRecorder {
     /// Writes what is pending; returns how many tokens were written. On failure the uses
     /// stay pending for the next try.
     pub fn flush(&self) -> Result<usize, DbError> {
-        let _one_at_a_time = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.flushing.lock().unwrap_or_else(|e| e.into_inner());
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         if batch.is_empty() {
             return Ok(0);
@@ -93,15 +94,20 @@ impl LastUsedRecorder {
         let written = self.db.run_blocking(|conn| {
             write_transaction(conn, |conn| {
                 write_batch(conn, &batch.last_used)?;
-                usage::write(conn, &batch.usage)
+                usage::write(conn, &batch.usage, &known)
             })
         });
-        if let Err(e) = written {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending.restore(batch);
-            return Err(e);
+        match written {
+            Ok(addresses) => {
+                known.remember(addresses);
+                Ok(count)
+            }
+            Err(e) => {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                pending.restore(batch);
+                Err(e)
+            }
         }
-        Ok(count)
     }
 
     /// Starts the background writer; stopping it writes what is still pending.

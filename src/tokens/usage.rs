@@ -28,6 +28,30 @@ const PENDING_PAIRS_PER_TOKEN: usize = 100;
 /// Distinct pairs of all tokens gathered between two writes: what bounds the memory, however
 /// many distinct pairs arrive. Past it, new pairs wait for the next interval.
 pub const PENDING_PAIRS_MAX: usize = 20_000;
+/// (token, address) pairs this instance wrote as known, remembered so later writes skip them.
+const KNOWN_REMEMBERED: usize = 100_000;
+
+/// The addresses this instance already wrote as known for their tokens: a write skips them (their
+/// last-seen time in the table then lags, which only orders the forgetting of the least recently
+/// seen). Bounded: forgotten all at once when full, after which they are written again once.
+#[derive(Default)]
+pub struct KnownAddresses(std::collections::HashSet<(i64, String)>);
+
+impl KnownAddresses {
+    fn contains(&self, token_id: i64, address: &str) -> bool {
+        // Owned keys: a lookup builds one, in the writer, never per request.
+        !self.0.is_empty() && self.0.contains(&(token_id, address.to_owned()))
+    }
+
+    /// After a write commits: what it wrote.
+    pub fn remember(&mut self, written: Vec<(i64, String)>) {
+        if self.0.len() + written.len() > KNOWN_REMEMBERED {
+            self.0.clear();
+        }
+        self.0.extend(written);
+    }
+}
+
 /// A user agent is kept to this many bytes.
 pub const USER_AGENT_MAX: usize = 256;
 /// New addresses of one token audited per write; a flood of them is summed up in the last.
@@ -157,9 +181,14 @@ fn clip(user_agent: &str) -> &str {
     &user_agent[..end]
 }
 
-/// Writes a batch inside the recorder's transaction: pairs, addresses (flagging new ones),
-/// scopes exercised. Times never move backwards: another instance may have written later ones.
-pub fn write(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<()> {
+/// Writes a batch inside the recorder's transaction: pairs, addresses (flagging new ones; those
+/// in `known` are skipped), scopes exercised. Times never move backwards: another instance may
+/// have written later ones. Returns the (token, address) pairs it wrote as known.
+pub fn write(
+    conn: &mut AnyConnection,
+    batch: &UsageBatch,
+    known: &KnownAddresses,
+) -> QueryResult<Vec<(i64, String)>> {
     if batch.dropped > 0 {
         tracing::warn!(
             dropped = batch.dropped,
@@ -170,9 +199,10 @@ pub fn write(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<()> {
     for token_id in grown {
         keep_most_recent(conn, token_id)?;
     }
-    let new_addresses = write_addresses(conn, batch)?;
+    let (written, new_addresses) = write_addresses(conn, batch, known)?;
     flag_new_addresses(conn, batch, new_addresses)?;
-    write_scopes(conn, batch)
+    write_scopes(conn, batch)?;
+    Ok(written)
 }
 
 /// The same statement on either backend, written with SQLite's `?` placeholders.
@@ -223,6 +253,9 @@ fn write_pairs(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<Vec<
         .iter()
         .flat_map(|(id, pairs)| pairs.iter().map(move |p| (*id, p)))
         .collect();
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     // Two instances writing at once lock rows in the same order.
     rows.sort_unstable_by(|a, b| {
         (a.0, &a.1.address, &a.1.user_agent).cmp(&(b.0, &b.1.address, &b.1.user_agent))
@@ -331,12 +364,20 @@ struct NewAddress {
     first: NaiveDateTime,
 }
 
-/// Remembers the batch's addresses; returns those each token had not been used from. A row is
-/// inserted once, so of two instances writing the same new address, one reports it.
-fn write_addresses(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<Vec<NewAddress>> {
+/// Remembers the batch's addresses (but those in `known`); returns those written, and those each
+/// token had not been used from. A row is inserted once, so of two instances writing the same
+/// new address, one reports it.
+fn write_addresses(
+    conn: &mut AnyConnection,
+    batch: &UsageBatch,
+    known: &KnownAddresses,
+) -> QueryResult<(Vec<(i64, String)>, Vec<NewAddress>)> {
     let mut seen: HashMap<(i64, &str), (NaiveDateTime, NaiveDateTime)> = HashMap::new();
     for (token_id, pairs) in &batch.pairs {
-        for p in pairs {
+        for p in pairs
+            .iter()
+            .filter(|p| !known.contains(*token_id, &p.address))
+        {
             let span = seen
                 .entry((*token_id, p.address.as_str()))
                 .or_insert((p.first, p.last));
@@ -344,7 +385,14 @@ fn write_addresses(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<
         }
     }
     let mut rows: Vec<_> = seen.into_iter().collect();
+    if rows.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let written = rows
+        .iter()
+        .map(|((id, address), _)| (*id, (*address).to_owned()))
+        .collect();
     let mut new = Vec::new();
     match conn {
         AnyConnection::Postgresql(pg) => {
@@ -405,7 +453,7 @@ fn write_addresses(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<
             }
         }
     }
-    Ok(new)
+    Ok((written, new))
 }
 
 /// Raises the flag for the addresses a token was never used from, except on its very first

@@ -28,6 +28,9 @@ const PENDING_PAIRS_PER_TOKEN: usize = 100;
 /// Distinct pairs of all tokens gathered between two writes: what bounds the memory, however
 /// many distinct pairs arrive. Past it, new pairs wait for the next interval.
 pub const PENDING_PAIRS_MAX: usize = 20_000;
+/// A token and an address it was used from.
+pub type TokenAddress = (i64, String);
+
 /// (token, address) pairs this instance wrote as known, remembered so later writes skip them.
 const KNOWN_REMEMBERED: usize = 100_000;
 
@@ -35,7 +38,7 @@ const KNOWN_REMEMBERED: usize = 100_000;
 /// last-seen time in the table then lags, which only orders the forgetting of the least recently
 /// seen). Bounded: forgotten all at once when full, after which they are written again once.
 #[derive(Default)]
-pub struct KnownAddresses(std::collections::HashSet<(i64, String)>);
+pub struct KnownAddresses(std::collections::HashSet<TokenAddress>);
 
 impl KnownAddresses {
     fn contains(&self, token_id: i64, address: &str) -> bool {
@@ -44,7 +47,7 @@ impl KnownAddresses {
     }
 
     /// After a write commits: what it wrote.
-    pub fn remember(&mut self, written: Vec<(i64, String)>) {
+    pub fn remember(&mut self, written: Vec<TokenAddress>) {
         if self.0.len() + written.len() > KNOWN_REMEMBERED {
             self.0.clear();
         }
@@ -188,7 +191,7 @@ pub fn write(
     conn: &mut AnyConnection,
     batch: &UsageBatch,
     known: &KnownAddresses,
-) -> QueryResult<Vec<(i64, String)>> {
+) -> QueryResult<Vec<TokenAddress>> {
     if batch.dropped > 0 {
         tracing::warn!(
             dropped = batch.dropped,
@@ -371,7 +374,7 @@ fn write_addresses(
     conn: &mut AnyConnection,
     batch: &UsageBatch,
     known: &KnownAddresses,
-) -> QueryResult<(Vec<(i64, String)>, Vec<NewAddress>)> {
+) -> QueryResult<(Vec<TokenAddress>, Vec<NewAddress>)> {
     let mut seen: HashMap<(i64, &str), (NaiveDateTime, NaiveDateTime)> = HashMap::new();
     for (token_id, pairs) in &batch.pairs {
         for p in pairs

@@ -37,6 +37,8 @@ pub enum Action {
     TokenOverlapEnded,
     TokenAddressRefused,
     TokenAutoRevoked,
+    MailFailed,
+    MailAbandoned,
 }
 
 /// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
@@ -82,6 +84,8 @@ impl Action {
             Action::TokenOverlapEnded => "token.overlap_ended",
             Action::TokenAddressRefused => "token.address_refused",
             Action::TokenAutoRevoked => "token.auto_revoked",
+            Action::MailFailed => "mail.failed",
+            Action::MailAbandoned => "mail.abandoned",
         }
     }
 
@@ -115,6 +119,8 @@ impl Action {
         Action::TokenOverlapEnded,
         Action::TokenAddressRefused,
         Action::TokenAutoRevoked,
+        Action::MailFailed,
+        Action::MailAbandoned,
     ];
 }
 

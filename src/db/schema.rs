@@ -141,7 +141,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        kind -> Text,
+        recipient_id -> BigInt,
+        recipient_email -> Text,
+        token_id -> Nullable<BigInt>,
+        token_name -> Text,
+        facts -> Text,
+        dedupe_key -> Text,
+        due_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        abandoned_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(audit_events -> users (actor_id));
+diesel::joinable!(notifications -> users (recipient_id));
 diesel::joinable!(token_scopes -> personal_access_tokens (token_id));
 diesel::joinable!(token_previous_secrets -> personal_access_tokens (token_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -161,5 +182,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     applications,
     application_maintainers,
     token_previous_secrets,
-    token_address_refusals
+    token_address_refusals,
+    notifications
 );

@@ -22,6 +22,9 @@ use crate::smtp::{Mail, SmtpServer};
 backend_tests!(
     a_new_token_is_mailed_once_to_its_owner_without_its_secret,
     a_token_revoked_by_an_admin_is_mailed_to_its_owner_and_not_one_revoked_by_its_owner,
+    tokens_revoked_in_bulk_or_for_going_unused_are_mailed_to_their_owner,
+    an_application_token_is_mailed_to_its_maintainers_but_not_to_who_revoked_it,
+    a_reminder_for_an_expiry_a_regenerate_replaced_is_not_sent,
     expiry_reminders_come_30_7_and_1_days_before_each_once,
     a_refused_mail_is_retried_with_backoff_and_audited,
     two_instances_send_each_mail_once,
@@ -35,10 +38,23 @@ const FROM: &str = "tokendesk@tokens.example.com";
 /// A server on `app`'s backend that mails through `smtp`, polling every 50 ms and retrying
 /// after 0.2 s.
 async fn mailing(app: TestApp, smtp: &SmtpServer) -> TestApp {
+    mailing_with(app, smtp, |_| {}).await
+}
+
+/// [`mailing`], with `adjust` changing other settings.
+async fn mailing_with(
+    app: TestApp,
+    smtp: &SmtpServer,
+    adjust: impl FnOnce(&mut tokendesk::config::ServeConfig),
+) -> TestApp {
     let backend = app.backend();
     drop(app);
     let url = smtp.url(None);
-    TestApp::spawn_with(backend, |config| mail_settings(config, &url)).await
+    TestApp::spawn_with(backend, |config| {
+        mail_settings(config, &url);
+        adjust(config);
+    })
+    .await
 }
 
 fn mail_settings(config: &mut tokendesk::config::ServeConfig, smtp_url: &str) {
@@ -49,11 +65,15 @@ fn mail_settings(config: &mut tokendesk::config::ServeConfig, smtp_url: &str) {
     config.mail_retry_secs = 0.2;
 }
 
+/// Linus, a member.
+async fn linus(app: &TestApp) -> tokendesk::users::User {
+    app.create_user("linus@example.com", USER_PASSWORD, Role::User)
+        .await
+}
+
 /// Linus, and a token of his that makes tokens through the API (made in the store: no mail).
 async fn linus_and_a_maker(app: &TestApp) -> (tokendesk::users::User, String) {
-    let linus = app
-        .create_user("linus@example.com", USER_PASSWORD, Role::User)
-        .await;
+    let linus = linus(app).await;
     let scopes = ["personalAccessToken:write", "tag:read"];
     let (_, maker) = app.token_for(linus.id, "maker", &scopes).await;
     (linus, maker)
@@ -181,13 +201,192 @@ async fn a_token_revoked_by_an_admin_is_mailed_to_its_owner_and_not_one_revoked_
     assert_eq!(mails.len(), 3);
 }
 
+async fn tokens_revoked_in_bulk_or_for_going_unused_are_mailed_to_their_owner(app: TestApp) {
+    let smtp = SmtpServer::start().await;
+    let app = mailing_with(app, &smtp, |config| config.auto_revoke_interval_secs = 0.1).await;
+    let admin = app.setup_admin().await;
+    let linus = linus(&app).await;
+    // Made in the store: no "created" mail.
+    for name in ["bulk-1", "bulk-2"] {
+        app.token_for(linus.id, name, &["tag:read"]).await;
+    }
+    let (idle, _) = app.token_for(linus.id, "idle", &["tag:read"]).await;
+    let times = TokenTimes {
+        created_at: Some(days_ago(40)),
+        ..TokenTimes::default()
+    };
+    app.set_token_times(idle, times).await;
+
+    let html = admin
+        .page("/admin/access-tokens/bulk-revoke?name=bulk")
+        .await;
+    let csrf = crate::helpers::csrf_token(&html);
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("filters", "name=bulk"),
+        ("expected", "2"),
+        ("confirm", "DELETE"),
+    ];
+    let response = admin
+        .post("/admin/access-tokens/bulk-revoke", &fields)
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let mails = settled(&app, &smtp, 2).await;
+    assert_eq!(mails.len(), 2, "{mails:#?}");
+    for name in ["bulk-1", "bulk-2"] {
+        let revoked = about(&mails, &format!("“{name}” was revoked"));
+        assert_eq!(revoked.len(), 1, "{name}");
+        assert_eq!(revoked[0].to, ["linus@example.com"]);
+        assert!(
+            revoked[0]
+                .body()
+                .contains("with other tokens matching a search"),
+            "{}",
+            revoked[0].body()
+        );
+    }
+
+    let policy = [("revoke_unused_after_days", "30")];
+    let response = admin.save_token_policy(&policy).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let mails = settled(&app, &smtp, 3).await;
+    assert_eq!(mails.len(), 3, "{mails:#?}");
+    let revoked = about(&mails, "“idle” was revoked");
+    assert_eq!(revoked.len(), 1);
+    assert!(
+        revoked[0].body().contains("it was not used for 30 days"),
+        "{}",
+        revoked[0].body()
+    );
+}
+
+async fn an_application_token_is_mailed_to_its_maintainers_but_not_to_who_revoked_it(app: TestApp) {
+    use tokendesk::accounts::applications as service;
+    let smtp = SmtpServer::start().await;
+    let app = mailing(app, &smtp).await;
+    app.setup_admin().await;
+    let ada = tokendesk::audit::Actor {
+        user_id: 1,
+        email: ADMIN_EMAIL.into(),
+        client_ip: "127.0.0.1".into(),
+    };
+    let details = tokendesk::domain::ApplicationInput {
+        name: "Billing".into(),
+        description: String::new(),
+    };
+    let billing = service::create(&app.db, ada.clone(), details.parse().unwrap())
+        .await
+        .unwrap()
+        .id;
+    let linus = linus(&app).await;
+    app.create_user("grace@example.com", USER_PASSWORD, Role::User)
+        .await;
+    for email in ["linus@example.com", "grace@example.com"] {
+        let email = tokendesk::domain::Email::parse(email).unwrap();
+        service::add_maintainer(&app.db, ada.clone(), billing, email)
+            .await
+            .unwrap();
+    }
+    let manages = ["applicationToken:read", "applicationToken:write"];
+    let (_, linuses) = app.token_for(linus.id, "apps", &manages).await;
+    let tokens = format!("{}/api/v1/applications/{billing}/tokens", app.address);
+    let client = reqwest::Client::new();
+    let response = client
+        .post(&tokens)
+        .bearer_auth(&linuses)
+        .json(&json!({"name": "deploy", "expires_in": "30", "scopes": ["tag:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: serde_json::Value = response.json().await.unwrap();
+    let id = created["token"]["id"].as_i64().unwrap();
+    let response = client
+        .delete(format!("{tokens}/{id}"))
+        .bearer_auth(&linuses)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+
+    let mails = settled(&app, &smtp, 3).await;
+    assert_eq!(mails.len(), 3, "{mails:#?}");
+    let mut told: Vec<&str> = about(&mails, "“deploy” was created")
+        .iter()
+        .map(|m| m.to[0].as_str())
+        .collect();
+    told.sort();
+    assert_eq!(told, ["grace@example.com", "linus@example.com"]);
+    let revoked = about(&mails, "“deploy” was revoked");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].to, ["grace@example.com"]);
+    assert!(revoked[0].subject().starts_with("Billing's access token"));
+    let body = revoked[0].body();
+    assert!(
+        body.contains(&format!(
+            "{PORTAL}/developer/applications/{billing}/tokens/{id}"
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains("linus@example.com revoked the application token"),
+        "{body}"
+    );
+}
+
+/// A reminder enqueued for an expiry that a regenerate then replaced is dropped, not sent; the
+/// new expiry gets reminders of its own.
+async fn a_reminder_for_an_expiry_a_regenerate_replaced_is_not_sent(app: TestApp) {
+    let smtp = SmtpServer::start().await;
+    let app = mailing(app, &smtp).await;
+    let linus = linus(&app).await;
+    let (id, _) = app.token_for(linus.id, "nightly", &["tag:read"]).await;
+    let first_expiry = days_ago(-3);
+    let times = TokenTimes {
+        created_at: Some(days_ago(60)),
+        expires_at: Some(first_expiry),
+        ..TokenTimes::default()
+    };
+    // The server refuses every try until the expiry has moved: the reminder is still waiting.
+    smtp.refuse_next(usize::MAX);
+    app.set_token_times(id, times).await;
+    let started = Instant::now();
+    while app.audit_events("mail.failed").await.is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no try");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let times = TokenTimes {
+        expires_at: Some(days_ago(-6)),
+        ..TokenTimes::default()
+    };
+    app.set_token_times(id, times).await;
+    smtp.refuse_next(0);
+
+    // The new expiry's 7-day reminder arrives; the old one never does.
+    let mails = settled(&app, &smtp, 1).await;
+    let dropped: Vec<Option<String>> = app
+        .db
+        .run(|conn| {
+            n::table
+                .filter(n::abandoned_at.is_not_null())
+                .select(n::last_error)
+                .load(conn)
+        })
+        .await
+        .unwrap();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert!(dropped[0].as_deref().unwrap().contains("new expiry"));
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let expected = first_expiry + chrono::Duration::days(3);
+    let date = expected.format("%Y-%m-%d").to_string();
+    assert!(mails[0].body().contains(&date), "{}", mails[0].body());
+}
+
 async fn expiry_reminders_come_30_7_and_1_days_before_each_once(app: TestApp) {
     let smtp = SmtpServer::start().await;
     let app = mailing(app, &smtp).await;
     app.setup_admin().await;
-    let linus = app
-        .create_user("linus@example.com", USER_PASSWORD, Role::User)
-        .await;
+    let linus = linus(&app).await;
     // Made in the store: no "created" mail, only reminders. 90 days to live.
     let (id, _) = app.token_for(linus.id, "nightly", &["tag:read"]).await;
     let expires_at = chrono::Utc::now().naive_utc() + chrono::Duration::days(90);
@@ -223,14 +422,7 @@ async fn expiry_reminders_come_30_7_and_1_days_before_each_once(app: TestApp) {
 
 async fn a_refused_mail_is_retried_with_backoff_and_audited(app: TestApp) {
     let smtp = SmtpServer::start().await;
-    let backend = app.backend();
-    drop(app);
-    let url = smtp.url(None);
-    let app = TestApp::spawn_with(backend, |config| {
-        mail_settings(config, &url);
-        config.mail_max_attempts = 3;
-    })
-    .await;
+    let app = mailing_with(app, &smtp, |config| config.mail_max_attempts = 3).await;
     let admin = app.setup_admin().await;
     let (_, browser) = user_and_browser(&app, "linus@example.com", Role::User).await;
 

@@ -37,6 +37,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// The tokens are looked through for expiry reminders due every so many polls (a minute at
 /// the default poll of 5 s).
 const POLLS_PER_REMINDER_SCAN: u32 = 12;
+/// Reminders enqueued a transaction.
+const REMINDER_BATCH: usize = 200;
 /// The longest error text kept in a row and the audit trail.
 const ERROR_CHARS: usize = 300;
 
@@ -267,21 +269,23 @@ impl Worker {
             })
             .filter(|due| !self.reminded.contains(due))
             .collect();
-        if due.is_empty() {
-            return Ok(0);
+        let mut written = 0;
+        // A transaction a batch: turning mail on over many tokens near their expiry must not
+        // hold the write lock (SQLite's one) for long.
+        for batch in due.chunks(REMINDER_BATCH) {
+            written += self.db.write_blocking(|conn| {
+                let mut written = 0;
+                for (token, days) in batch {
+                    let notice = Notice::ExpiresSoon {
+                        days: *days,
+                        expires_at: token.expires_at,
+                    };
+                    written += enqueue(conn, Outbox::On, token.id, &notice, None, now)?;
+                }
+                Ok(written)
+            })?;
+            self.reminded.extend(batch.iter().copied());
         }
-        let written = self.db.write_blocking(|conn| {
-            let mut written = 0;
-            for (token, days) in &due {
-                let notice = Notice::ExpiresSoon {
-                    days: *days,
-                    expires_at: token.expires_at,
-                };
-                written += enqueue(conn, Outbox::On, token.id, &notice, None, now)?;
-            }
-            Ok(written)
-        })?;
-        self.reminded.extend(due);
         Ok(written)
     }
 

@@ -38,7 +38,8 @@ pub enum Outbox {
 pub enum Notice {
     /// A token was made (the owner hears of every token made in their name).
     TokenCreated,
-    /// Someone other than its holder revoked it: an admin, or the unused-token sweep.
+    /// Someone other than its holder revoked it: an admin, the unused-token sweep, or a leak
+    /// report.
     TokenRevokedByAdmin { how: Revocation },
     /// It expires within `days` (30, 7 or 1), at `expires_at`.
     ExpiresSoon {
@@ -63,6 +64,8 @@ pub enum Revocation {
     Bulk { email: String },
     /// The token policy's sweep of tokens unused for `days` days.
     Unused { days: i64 },
+    /// Someone (a secret scanner, say) reported it as leaked, from `reporter_ip`.
+    LeakReport { reporter_ip: String },
 }
 
 impl Notice {

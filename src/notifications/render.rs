@@ -105,6 +105,12 @@ pub(super) fn render(
                     "Your organisation's token policy revoked {token}: it was not used for {}",
                     days(*n)
                 ),
+                Revocation::LeakReport { reporter_ip } => format!(
+                    "{} was reported as leaked (found where others can see it) by a client at \
+                     {}, and revoked at once. Find out where it was exposed",
+                    capitalised(&token),
+                    one_line(reporter_ip, 100)
+                ),
             };
             (
                 format!("{your} “{token_name}” was revoked"),
@@ -275,6 +281,16 @@ mod tests {
         });
         let mail = render(&unused, 5, "ci", at(9), PORTAL);
         assert!(mail.body.contains("it was not used for 90 days"));
+        let leaked = personal(Notice::TokenRevokedByAdmin {
+            how: Revocation::LeakReport {
+                reporter_ip: "198.51.100.4".into(),
+            },
+        });
+        let mail = render(&leaked, 5, "ci", at(9), PORTAL);
+        assert!(mail.body.contains(
+            "Your personal access token “ci” was reported as leaked (found where others can see \
+             it) by a client at 198.51.100.4, and revoked at once."
+        ));
     }
 
     #[test]

@@ -23,6 +23,7 @@ backend_tests!(
     a_new_token_is_mailed_once_to_its_owner_without_its_secret,
     a_token_revoked_by_an_admin_is_mailed_to_its_owner_and_not_one_revoked_by_its_owner,
     tokens_revoked_in_bulk_or_for_going_unused_are_mailed_to_their_owner,
+    a_token_reported_leaked_is_mailed_to_its_owner_without_its_secret,
     an_application_token_is_mailed_to_its_maintainers_but_not_to_who_revoked_it,
     a_reminder_for_an_expiry_a_regenerate_replaced_is_not_sent,
     expiry_reminders_come_30_7_and_1_days_before_each_once,
@@ -258,6 +259,31 @@ async fn tokens_revoked_in_bulk_or_for_going_unused_are_mailed_to_their_owner(ap
         "{}",
         revoked[0].body()
     );
+}
+
+async fn a_token_reported_leaked_is_mailed_to_its_owner_without_its_secret(app: TestApp) {
+    let smtp = SmtpServer::start().await;
+    let app = mailing(app, &smtp).await;
+    let linus = linus(&app).await;
+    let (_, secret) = app.token_for(linus.id, "leaky", &["tag:read"]).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/credentials/revoke", app.address))
+        .json(&json!({ "tokens": [secret] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+
+    let mails = settled(&app, &smtp, 1).await;
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert_eq!(mails[0].to, ["linus@example.com"]);
+    assert!(mails[0].subject().contains("“leaky” was revoked"));
+    assert!(
+        mails[0].body().contains("was reported as leaked"),
+        "{}",
+        mails[0].body()
+    );
+    assert_no_secret(&mails[0], &secret);
 }
 
 async fn an_application_token_is_mailed_to_its_maintainers_but_not_to_who_revoked_it(app: TestApp) {

@@ -150,6 +150,17 @@ fn without_credentials(url: &str) -> String {
     format!("{scheme}://{host}")
 }
 
+/// The portal's host name, for Message-IDs: `https://tokens.example.com:8443/x` gives
+/// `tokens.example.com`; an IPv6 literal stays in its brackets.
+fn message_id_domain(public_url: &str) -> String {
+    let host = without_credentials(public_url);
+    let host = host.split_once("://").map_or(host.as_str(), |(_, h)| h);
+    match host.strip_prefix('[') {
+        Some(literal) => format!("[{}]", literal.split(']').next().unwrap_or_default()),
+        None => host.split(':').next().unwrap_or_default().to_owned(),
+    }
+}
+
 /// `text` with every secret replaced, cut to [`ERROR_CHARS`].
 fn redact(secrets: &[String], text: &str) -> String {
     let cleaned = secrets.iter().fold(text.to_owned(), |text, secret| {
@@ -394,7 +405,11 @@ impl Worker {
             .recipient_email
             .parse()
             .map_err(|e| Failure::Permanent(format!("the address cannot be mailed: {e}")))?;
+        // The same Message-ID on every try of one notification: a mail sent again after a crash
+        // mid-send is recognisable as the same one.
+        let host = message_id_domain(&self.settings.public_url);
         let message = Message::builder()
+            .message_id(Some(format!("<notification-{}@{host}>", claimed.id)))
             .from(self.settings.from.clone())
             .to(to)
             .subject(mail.subject)
@@ -478,6 +493,14 @@ mod tests {
         assert_eq!(
             secrets_of("smtp://127.0.0.1:2525"),
             ["smtp://127.0.0.1:2525"]
+        );
+        assert_eq!(
+            message_id_domain("https://tokens.example.com:8443/portal"),
+            "tokens.example.com"
+        );
+        assert_eq!(
+            message_id_domain("http://[2001:db8::1]:8080"),
+            "[2001:db8::1]"
         );
     }
 

@@ -132,12 +132,18 @@ async fn a_new_token_is_mailed_once_to_its_owner_without_its_secret(app: TestApp
     let mail = &mails[0];
     assert_eq!(mail.to, ["linus@example.com"]);
     assert_eq!(mail.from, FROM);
+    let id = crate::helpers::stored_tokens(&app, linus.id).await[0].id;
+    assert!(
+        mail.raw
+            .contains("Message-ID: <notification-1@tokens.example.com>"),
+        "one Message-ID for every try: {}",
+        mail.raw
+    );
     assert!(
         mail.subject().contains("“deploy-prod” was created"),
         "{}",
         mail.subject()
     );
-    let id = crate::helpers::stored_tokens(&app, linus.id).await[0].id;
     let body = mail.body();
     assert!(body.contains("“deploy-prod”"), "{body}");
     assert!(

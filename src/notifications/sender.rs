@@ -57,11 +57,15 @@ pub struct MailSettings {
 }
 
 impl MailSettings {
-    /// None when mail is off (no SMTP URL). Refuses a URL lettre cannot use, a From that is not
+    /// None when mail is off (no SMTP URL, or an empty one). Refuses a URL lettre cannot use, a From that is not
     /// an address, and mail without `TOKENDESK_PUBLIC_URL`: a mail's links need the portal's
     /// address, which no request is there to tell.
     pub fn from_config(config: &ServeConfig) -> anyhow::Result<Option<Self>> {
-        let Some(url) = &config.smtp_url else {
+        let Some(url) = config
+            .smtp_url
+            .as_ref()
+            .filter(|url| !url.expose().is_empty())
+        else {
             return Ok(None);
         };
         let url = url.expose();
@@ -521,6 +525,11 @@ mod tests {
     fn mail_needs_the_public_url_and_a_usable_smtp_url() {
         let mut config = ServeConfig::with_database("sqlite://x.db");
         assert!(MailSettings::from_config(&config).unwrap().is_none(), "off");
+        config.smtp_url = Some(" ".parse().unwrap());
+        assert!(
+            MailSettings::from_config(&config).unwrap().is_none(),
+            "empty: off"
+        );
         config.smtp_url = Some(crate::config::SmtpUrl::new("smtp://127.0.0.1:2525"));
         let error = MailSettings::from_config(&config)
             .err()

@@ -111,6 +111,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_MAIL_RETRY_SECS", default_value_t = 60.0, value_parser = interval_secs)]
     pub mail_retry_secs: f64,
 
+    /// How long an instance has to send a mail it claimed, in seconds: after that another
+    /// instance (or this one restarted) may send it again. Each step of the SMTP exchange may
+    /// take an eighth of it, so a send that ends at all ends within it.
+    #[arg(long, env = "TOKENDESK_MAIL_LEASE_SECS", default_value_t = 300.0, value_parser = interval_secs)]
+    pub mail_lease_secs: f64,
+
     /// How many times a mail is tried before it is given up (audited as mail.abandoned).
     #[arg(
         long,
@@ -153,6 +159,7 @@ impl ServeConfig {
             mail_from: "tokendesk <tokendesk@localhost>".into(),
             mail_poll_secs: 5.0,
             mail_retry_secs: 60.0,
+            mail_lease_secs: 300.0,
             mail_max_attempts: 8,
             workers: None,
             clock: crate::clock::Clock::system(),

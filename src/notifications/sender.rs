@@ -6,7 +6,8 @@
 //! that changed the row (on PostgreSQL at READ COMMITTED a second UPDATE waits for the first and
 //! re-checks the condition). The winner sends, then marks the row sent. An instance stopped
 //! gracefully finishes the mail it is sending; one killed mid-send leaves its claim to expire
-//! after the lease, and the mail is sent again then (at least once, never lost).
+//! after the lease (`TOKENDESK_MAIL_LEASE_SECS`), and the mail is sent again then (at least
+//! once, never lost).
 
 use std::collections::HashSet;
 use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
@@ -28,9 +29,8 @@ use crate::config::ServeConfig;
 use crate::db::schema::{notifications as n, personal_access_tokens as pat};
 use crate::db::{Db, DbError};
 
-/// How long a claimed mail is this instance's to send: longer than an SMTP exchange can take
-/// (its timeout is [`SMTP_TIMEOUT`]), so no other instance takes it over while it is sent.
-const LEASE: Duration = Duration::from_secs(300);
+/// The longest one step of an SMTP exchange may take; less when the lease is short (an eighth
+/// of it: a send has fewer steps), so no other instance takes a mail over while it is sent.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest wait between two tries of one mail.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
@@ -53,6 +53,8 @@ pub struct MailSettings {
     public_url: String,
     poll: Duration,
     retry: Duration,
+    /// How long a claimed mail is this instance's to send.
+    lease: Duration,
     max_attempts: i32,
 }
 
@@ -70,6 +72,7 @@ impl MailSettings {
         };
         let url = url.expose();
         let secrets = secrets_of(url);
+        let lease = Duration::from_secs_f64(config.mail_lease_secs.max(0.05));
         let server = without_credentials(url);
         let transport = SmtpTransport::from_url(url)
             .map_err(|e| {
@@ -78,7 +81,7 @@ impl MailSettings {
                     redact(&secrets, &e.to_string())
                 )
             })?
-            .timeout(Some(SMTP_TIMEOUT))
+            .timeout(Some(SMTP_TIMEOUT.min(lease / 8)))
             .build();
         let from: Mailbox = config.mail_from.parse().with_context(|| {
             format!(
@@ -100,6 +103,7 @@ impl MailSettings {
             public_url,
             poll: Duration::from_secs_f64(config.mail_poll_secs.max(0.05)),
             retry: Duration::from_secs_f64(config.mail_retry_secs.max(0.05)),
+            lease,
             max_attempts: i32::try_from(config.mail_max_attempts).unwrap_or(i32::MAX),
         }))
     }
@@ -262,7 +266,8 @@ impl Worker {
                 return Run::Stopped;
             }
             let now = self.clock.now();
-            match self.db.run_blocking(|conn| claim_next(conn, now)) {
+            let lease = self.settings.lease;
+            match self.db.run_blocking(|conn| claim_next(conn, now, lease)) {
                 Ok(Some(claimed)) => self.deliver(claimed),
                 Ok(None) => return Run::Done,
                 Err(e) => {
@@ -439,8 +444,9 @@ impl Worker {
 fn claim_next(
     conn: &mut crate::db::AnyConnection,
     now: NaiveDateTime,
+    lease: Duration,
 ) -> QueryResult<Option<Claimed>> {
-    let lease = chrono::Duration::from_std(LEASE).unwrap_or_else(|_| chrono::Duration::minutes(5));
+    let lease = chrono::Duration::from_std(lease).unwrap_or_else(|_| chrono::Duration::minutes(5));
     macro_rules! claimable {
         ($query:expr) => {
             $query

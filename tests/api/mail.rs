@@ -30,6 +30,7 @@ backend_tests!(
     a_refused_mail_is_retried_with_backoff_and_audited,
     two_instances_send_each_mail_once,
     a_mail_enqueued_before_a_restart_is_sent_once_after_it_and_no_secret_reaches_the_log,
+    a_mail_whose_sender_was_killed_mid_send_is_sent_once_by_the_next_instance,
     tokens_expiring_within_a_week_are_listed_with_regenerate_without_mail,
 );
 
@@ -605,6 +606,51 @@ async fn a_mail_enqueued_before_a_restart_is_sent_once_after_it_and_no_secret_re
     assert!(std::fs::read_to_string(&second.log)
         .unwrap()
         .contains("sent a mail"));
+}
+
+/// The real binary killed with SIGKILL while the mail server has the message but has not
+/// answered: the claim's lease runs out and the next instance sends it; it arrives once.
+async fn a_mail_whose_sender_was_killed_mid_send_is_sent_once_by_the_next_instance(app: TestApp) {
+    let smtp = SmtpServer::start().await;
+    let url = smtp.url(None);
+    let (_, maker) = linus_and_a_maker(&app).await;
+    let settings = [
+        ("TOKENDESK_SMTP_URL", url.as_str()),
+        ("TOKENDESK_PUBLIC_URL", PORTAL),
+        ("TOKENDESK_MAIL_POLL_SECS", "0.05"),
+        ("TOKENDESK_MAIL_RETRY_SECS", "0.05"),
+        ("TOKENDESK_MAIL_LEASE_SECS", "4"),
+    ];
+    smtp.hold(true);
+    let mut first = ServerProcess::start(&app.database_url, &settings).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/personal-access-tokens", first.address))
+        .bearer_auth(&maker)
+        .json(&json!({"name": "mid-send", "expires_in": "30", "scopes": ["tag:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let started = Instant::now();
+    while smtp.held() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "no send began");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill_hard();
+    smtp.hold(false);
+    assert!(smtp.mails().is_empty());
+
+    let _second = ServerProcess::start(&app.database_url, &settings).await;
+    let mails = settled(&app, &smtp, 1).await;
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    assert!(mails[0].subject().contains("“mid-send” was created"));
+    let attempts: Vec<i32> = app
+        .db
+        .run(|conn| n::table.select(n::attempts).load(conn))
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert!(attempts[0] >= 2, "tried again after the kill: {attempts:?}");
 }
 
 async fn tokens_expiring_within_a_week_are_listed_with_regenerate_without_mail(app: TestApp) {

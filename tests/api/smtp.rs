@@ -1,9 +1,10 @@
 //! A real SMTP server for the tests, on a random local port: enough of the protocol for
 //! lettre (greeting, EHLO/HELO, AUTH PLAIN and LOGIN, MAIL FROM, RCPT TO, DATA with
 //! dot-unstuffing, RSET, NOOP, QUIT). It keeps every message accepted, and can be told to answer
-//! 451 ("try again later") to the next messages, as a mail server in trouble does.
+//! 451 ("try again later") to the next messages, as a mail server in trouble does, or to hold
+//! messages unanswered (a sender killed then has not delivered them).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,6 +53,8 @@ pub struct SmtpServer {
     pub port: u16,
     inbox: Arc<Mutex<Vec<Mail>>>,
     refusals: Arc<AtomicUsize>,
+    holding: Arc<AtomicBool>,
+    held: Arc<AtomicUsize>,
 }
 
 impl SmtpServer {
@@ -62,6 +65,8 @@ impl SmtpServer {
             port,
             inbox: Arc::default(),
             refusals: Arc::default(),
+            holding: Arc::default(),
+            held: Arc::default(),
         };
         let serving = server.clone();
         tokio::spawn(async move {
@@ -86,6 +91,17 @@ impl SmtpServer {
     /// Answers 451 to the next `n` messages instead of accepting them.
     pub fn refuse_next(&self, n: usize) {
         self.refusals.store(n, Ordering::SeqCst);
+    }
+
+    /// While `hold` is set, a message's data is read but never answered: the sender waits, and
+    /// the message counts as delivered only if answered.
+    pub fn hold(&self, hold: bool) {
+        self.holding.store(hold, Ordering::SeqCst);
+    }
+
+    /// How many messages were held unanswered.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 
     pub fn mails(&self) -> Vec<Mail> {
@@ -173,6 +189,13 @@ impl SmtpServer {
                             break;
                         }
                         raw.push_str(line.strip_prefix('.').unwrap_or(&line));
+                    }
+                    if self.holding.load(Ordering::SeqCst) {
+                        self.held.fetch_add(1, Ordering::SeqCst);
+                        // Until the sender gives up or is gone.
+                        line.clear();
+                        let _ = lines.read_line(&mut line).await;
+                        return Ok(());
                     }
                     let refused = self
                         .refusals

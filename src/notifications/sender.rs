@@ -59,9 +59,9 @@ pub struct MailSettings {
 }
 
 impl MailSettings {
-    /// None when mail is off (no SMTP URL, or an empty one). Refuses a URL lettre cannot use, a From that is not
-    /// an address, and mail without `TOKENDESK_PUBLIC_URL`: a mail's links need the portal's
-    /// address, which no request is there to tell.
+    /// None when mail is off (no SMTP URL, or an empty one). Refuses a URL lettre cannot use, a
+    /// From that is not an address, and mail without `TOKENDESK_PUBLIC_URL`: a mail's links need
+    /// the portal's address, which no request is there to tell.
     pub fn from_config(config: &ServeConfig) -> anyhow::Result<Option<Self>> {
         let Some(url) = config
             .smtp_url
@@ -94,7 +94,10 @@ impl MailSettings {
             .as_deref()
             .map(|url| url.trim_end_matches('/').to_owned())
             .filter(|url| !url.is_empty())
-            .context("TOKENDESK_SMTP_URL is set but TOKENDESK_PUBLIC_URL is not: mails link to the portal, so they need its address")?;
+            .context(
+                "TOKENDESK_SMTP_URL is set but TOKENDESK_PUBLIC_URL is not: mails link to the \
+                 portal, so they need its address",
+            )?;
         Ok(Some(Self {
             transport,
             server,

@@ -40,6 +40,8 @@ pub enum Action {
     TokenUsedFromNewAddress,
     TokenNewAddressDismissed,
     TokenNarrowed,
+    MailFailed,
+    MailAbandoned,
 }
 
 /// How a stored action name reads to a person: "sign_in.succeeded" is "Sign in succeeded".
@@ -88,6 +90,8 @@ impl Action {
             Action::TokenUsedFromNewAddress => "token.used_from_new_address",
             Action::TokenNewAddressDismissed => "token.new_address_dismissed",
             Action::TokenNarrowed => "token.narrowed",
+            Action::MailFailed => "mail.failed",
+            Action::MailAbandoned => "mail.abandoned",
         }
     }
 
@@ -124,6 +128,8 @@ impl Action {
         Action::TokenUsedFromNewAddress,
         Action::TokenNewAddressDismissed,
         Action::TokenNarrowed,
+        Action::MailFailed,
+        Action::MailAbandoned,
     ];
 }
 

@@ -88,6 +88,44 @@ pub struct ServeConfig {
     )]
     pub token_failure_window_secs: u64,
 
+    /// The mail server notifications are sent through, e.g. smtp://mail.example.com:25,
+    /// smtp://host:587?tls=required or smtps://user:password@host. Mail is off while unset;
+    /// with it set, TOKENDESK_PUBLIC_URL is required (mails link to the portal).
+    #[arg(long, env = "TOKENDESK_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SmtpUrl>,
+
+    /// The From of the mails sent.
+    #[arg(
+        long,
+        env = "TOKENDESK_MAIL_FROM",
+        default_value = "tokendesk <tokendesk@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// How often each instance looks for mail to send, in seconds.
+    #[arg(long, env = "TOKENDESK_MAIL_POLL_SECS", default_value_t = 5.0, value_parser = interval_secs)]
+    pub mail_poll_secs: f64,
+
+    /// How long a failed mail waits before its first retry, in seconds; each further retry
+    /// waits twice as long, up to an hour.
+    #[arg(long, env = "TOKENDESK_MAIL_RETRY_SECS", default_value_t = 60.0, value_parser = interval_secs)]
+    pub mail_retry_secs: f64,
+
+    /// How long an instance has to send a mail it claimed, in seconds: after that another
+    /// instance (or this one restarted) may send it again. Each step of the SMTP exchange may
+    /// take an eighth of it, so a send that ends at all ends within it.
+    #[arg(long, env = "TOKENDESK_MAIL_LEASE_SECS", default_value_t = 300.0, value_parser = interval_secs)]
+    pub mail_lease_secs: f64,
+
+    /// How many times a mail is tried before it is given up (audited as mail.abandoned).
+    #[arg(
+        long,
+        env = "TOKENDESK_MAIL_MAX_ATTEMPTS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u32).range(1..=100)
+    )]
+    pub mail_max_attempts: u32,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TOKENDESK_WORKERS")]
     pub workers: Option<usize>,
@@ -117,9 +155,44 @@ impl ServeConfig {
             token_failure_limit: 20,
             leak_report_limit: 30,
             token_failure_window_secs: 60,
+            smtp_url: None,
+            mail_from: "tokendesk <tokendesk@localhost>".into(),
+            mail_poll_secs: 5.0,
+            mail_retry_secs: 60.0,
+            mail_lease_secs: 300.0,
+            mail_max_attempts: 8,
             workers: None,
             clock: crate::clock::Clock::system(),
         }
+    }
+}
+
+/// The SMTP server's address, which may hold a password: it never shows in `Debug` (nor in a
+/// log line or an error), only through [`SmtpUrl::expose`].
+#[derive(Clone)]
+pub struct SmtpUrl(String);
+
+impl SmtpUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmtpUrl(redacted)")
+    }
+}
+
+impl std::str::FromStr for SmtpUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(Self(url.trim().to_owned()))
     }
 }
 
@@ -139,7 +212,14 @@ fn interval_secs(raw: &str) -> Result<f64, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::interval_secs;
+    use super::{interval_secs, SmtpUrl};
+
+    #[test]
+    fn the_smtp_url_does_not_print_its_password() {
+        let url: SmtpUrl = "smtps://mailer:hunter2@mail.example.com".parse().unwrap();
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert_eq!(url.expose(), "smtps://mailer:hunter2@mail.example.com");
+    }
 
     #[test]
     fn intervals_are_numbers_of_seconds_from_a_twentieth_to_a_day() {

@@ -4,11 +4,13 @@ pub mod accounts;
 pub mod api;
 pub mod applications;
 pub mod audit;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod notifications;
 pub mod policy;
 #[cfg(test)]
 mod properties;

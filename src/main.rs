@@ -27,6 +27,8 @@ struct Cli {
     log_format: LogFormat,
 }
 
+// Parsed once at start: the size of the serve settings costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the portal (creates and migrates the database first).

@@ -22,6 +22,7 @@ use crate::accounts::setup::SetupState;
 use crate::config::ServeConfig;
 use crate::db::{DatabaseUrl, Db};
 use crate::http::Site;
+use crate::notifications::{self, MailSettings, Mailer};
 use crate::tokens::idle::UnusedSweeper;
 use crate::tokens::inventory::InventoryTotals;
 use crate::tokens::leaks::LeakReportLimit;
@@ -36,6 +37,7 @@ pub struct Application {
     server: Server,
     last_used: LastUsedFlusher,
     unused_sweeper: UnusedSweeper,
+    mailer: Option<Mailer>,
 }
 
 impl Application {
@@ -46,11 +48,13 @@ impl Application {
         db.migrate()?;
         db.run_blocking(crate::accounts::upgrade_stored_data)?;
         let session_key = session_key(&config, &url)?;
+        let mail = MailSettings::from_config(&config)?;
+        let outbox = notifications::outbox_of(mail.as_ref());
         let listener = TcpListener::bind(&config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let port = listener.local_addr()?.port();
 
-        let last_used = LastUsedRecorder::new(db.clone());
+        let last_used = LastUsedRecorder::new(db.clone(), outbox);
         let flusher = last_used.start(Duration::from_secs_f64(
             config.last_used_flush_secs.max(0.05),
         ));
@@ -59,7 +63,9 @@ impl Application {
             last_used.clone(),
             config.clock.clone(),
             Duration::from_secs_f64(config.auto_revoke_interval_secs.max(0.05)),
+            outbox,
         );
+        let mailer = mail.map(|mail| Mailer::start(db.clone(), mail, config.clock.clone()));
         let cache_for = Duration::from_millis(config.auth_cache_ms);
         let authenticator = Data::new(Authenticator {
             db: db.clone(),
@@ -89,6 +95,7 @@ impl Application {
             config.clock.clone(),
         )));
         let setup = Data::new(SetupState::default());
+        let outbox = Data::new(outbox);
         let db = Data::new(db);
         let secure = config.secure_cookies;
         let mut server = HttpServer::new(move || {
@@ -110,6 +117,7 @@ impl Application {
                 .app_data(leak_reports.clone())
                 .app_data(inventory_totals.clone())
                 .app_data(setup.clone())
+                .app_data(outbox.clone())
                 .app_data(PayloadConfig::new(64 * 1024))
                 .app_data(web::error::query_config())
                 .wrap(from_fn(web::middleware::require_setup))
@@ -139,6 +147,7 @@ impl Application {
             server: server.run(),
             last_used: flusher,
             unused_sweeper,
+            mailer,
         })
     }
 
@@ -151,6 +160,9 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.unused_sweeper.stop();
+        if let Some(mailer) = self.mailer {
+            mailer.stop();
+        }
         self.last_used.stop();
         tracing::info!("stopped");
         served

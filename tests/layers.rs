@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("domain", 0),
     ("db", 0),
     ("clock", 0),
+    ("background", 0),
     ("telemetry", 0),
     ("http", 0),
     // Settings: which clock the server reads is one of them.
@@ -24,6 +25,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("applications", 2),
     // Services: each change one transaction with its audit event.
     ("policy", 3),
+    // Mail about tokens: enqueued by the token services, sent by a thread of its own.
+    ("notifications", 3),
     ("tokens", 4),
     ("accounts", 5),
     // Pages and the API, side by side.

@@ -18,6 +18,7 @@ use crate::applications::{self, Application, Listed};
 use crate::db::Db;
 use crate::domain::{ApplicationInput, FieldErrors, Scope, ScopeLimit, TokenRequestInput};
 use crate::http::ClientIp;
+use crate::notifications::Outbox;
 use crate::tokens::actions::Rotator;
 use crate::tokens::{actions, Person, Principal, TokenOwner};
 
@@ -193,6 +194,7 @@ pub async fn tokens(
 pub async fn create_token(
     req: HttpRequest,
     db: web::Data<Db>,
+    outbox: web::Data<Outbox>,
     ApiAuth(auth): ApiAuth,
     path: web::Path<ApplicationPath>,
     body: Json<TokenRequestInput>,
@@ -211,7 +213,15 @@ pub async fn create_token(
         )
         .map_err(ApiError::Validation)?;
     let owner = TokenOwner::Application(application.id);
-    let created = actions::create(&db, actor(&req, &auth)?, owner, request, origin(&auth)).await?;
+    let created = actions::create(
+        &db,
+        **outbox,
+        actor(&req, &auth)?,
+        owner,
+        request,
+        origin(&auth),
+    )
+    .await?;
     let location = format!("/api/v1/applications/{}/tokens", application.id);
     Ok(created_response(&created, location, &policy))
 }
@@ -228,6 +238,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     req: HttpRequest,
     db: web::Data<Db>,
+    outbox: web::Data<Outbox>,
     ApiAuth(auth): ApiAuth,
     path: web::Path<ApplicationPath>,
 ) -> Result<HttpResponse, ApiError> {
@@ -235,7 +246,14 @@ pub async fn revoke_token(
     let application = managed(&db, person, &path.id).await?;
     let owner = TokenOwner::Application(application.id);
     let token = own_token(&db, owner, &path.token_id).await?;
-    actions::revoke(&db, actor(&req, &auth)?, &token, &application.name).await?;
+    actions::revoke(
+        &db,
+        **outbox,
+        actor(&req, &auth)?,
+        &token,
+        &application.name,
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -63,7 +63,10 @@ pub async fn report(
     let db = req
         .app_data::<web::Data<crate::db::Db>>()
         .ok_or(ApiError::Internal)?;
-    let revoked = leaks::revoke_reported(db, &reported, &client_ip.0).await?;
+    let outbox = req
+        .app_data::<web::Data<crate::notifications::Outbox>>()
+        .ok_or(ApiError::Internal)?;
+    let revoked = leaks::revoke_reported(db, *outbox.get_ref(), &reported, &client_ip.0).await?;
     tracing::info!(received = reported.len(), revoked, "leak report");
     Ok(HttpResponse::Accepted().json(LeakReportReceived {
         received: reported.len(),

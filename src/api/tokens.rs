@@ -13,6 +13,7 @@ use crate::domain::{
     parse_expiry, AddressAllowlist, FieldErrors, Overlap, Scope, ScopeLimit, TokenRequestInput,
 };
 use crate::http::ClientIp;
+use crate::notifications::Outbox;
 use crate::tokens::actions::{self, Actor, NewExpiry, Origin, Rotation, Rotator};
 use crate::tokens::usage::{self, Insight};
 use crate::tokens::{
@@ -295,6 +296,7 @@ fn token_location(id: i64) -> String {
 pub async fn create(
     req: HttpRequest,
     db: web::Data<Db>,
+    outbox: web::Data<Outbox>,
     ApiAuth(auth): ApiAuth,
     body: Json<TokenRequestInput>,
 ) -> Result<HttpResponse, ApiError> {
@@ -318,7 +320,7 @@ pub async fn create(
         request.allowed_addresses = auth.allowed_addresses.clone();
     }
     let owner = TokenOwner::Person(actor.user_id);
-    let created = actions::create(&db, actor, owner, request, origin(&auth)).await?;
+    let created = actions::create(&db, **outbox, actor, owner, request, origin(&auth)).await?;
     let location = token_location(created.token.id);
     Ok(created_response(&created, location, &policy))
 }
@@ -414,6 +416,7 @@ pub async fn show(
 pub async fn revoke(
     req: HttpRequest,
     db: web::Data<Db>,
+    outbox: web::Data<Outbox>,
     ApiAuth(auth): ApiAuth,
     path: web::Path<TokenPath>,
 ) -> Result<HttpResponse, ApiError> {
@@ -421,7 +424,7 @@ pub async fn revoke(
     let actor = actor(&req, &auth)?;
     let token = own_token(&db, TokenOwner::Person(actor.user_id), &path.id).await?;
     let owner_email = actor.email.clone();
-    actions::revoke(&db, actor, &token, &owner_email).await?;
+    actions::revoke(&db, **outbox, actor, &token, &owner_email).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -178,7 +178,28 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        kind -> Text,
+        recipient_id -> BigInt,
+        recipient_email -> Text,
+        token_id -> Nullable<BigInt>,
+        token_name -> Text,
+        facts -> Text,
+        dedupe_key -> Text,
+        due_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        abandoned_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(audit_events -> users (actor_id));
+diesel::joinable!(notifications -> users (recipient_id));
 diesel::joinable!(token_scopes -> personal_access_tokens (token_id));
 diesel::joinable!(token_previous_secrets -> personal_access_tokens (token_id));
 diesel::joinable!(token_usage -> personal_access_tokens (token_id));
@@ -205,5 +226,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     token_usage,
     token_known_addresses,
     token_address_alerts,
-    token_scope_uses
+    token_scope_uses,
+    notifications
 );

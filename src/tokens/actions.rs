@@ -15,6 +15,7 @@ use crate::audit::{Action, Event};
 use crate::db::{lock, lock_shared, refuse, Abort, AnyConnection, Db, DbError, Lock};
 use crate::domain::Policy;
 use crate::domain::{AddressAllowlist, Expiry, Overlap, Scope, ScopeSet, TokenRequest};
+use crate::notifications::{self, Notice, Outbox, Revocation};
 use crate::tokens::inventory::{self, InventoryFilter};
 use crate::tokens::store::TokenOwner;
 use crate::tokens::{
@@ -341,9 +342,11 @@ fn check_origin(
     Ok(())
 }
 
-/// Creates a token for `owner`: the actor themself, or an application they may manage.
+/// Creates a token for `owner`: the actor themself, or an application they may manage. Its
+/// owner (an application's maintainers) is mailed, when mail is on.
 pub async fn create(
     db: &Db,
+    outbox: Outbox,
     actor: Actor,
     owner: TokenOwner,
     request: TokenRequest,
@@ -372,6 +375,15 @@ pub async fn create(
             .target("token", Some(created.token.id), &created.token.name)
             .details(details)
             .record(conn)?;
+        let now = Utc::now().naive_utc();
+        notifications::enqueue(
+            conn,
+            outbox,
+            created.token.id,
+            &Notice::TokenCreated,
+            None,
+            now,
+        )?;
         Ok(created)
     })
     .await
@@ -388,9 +400,10 @@ fn lock_as_admin(conn: &mut AnyConnection, actor: &Actor) -> Result<(), Abort<To
 
 /// Revokes `token` (owned by `owner`: an email, or an application's name); false when it was
 /// already revoked. A person revokes their own tokens, an admin anyone's, a maintainer their
-/// application's.
+/// application's. Its holder is mailed when someone else revoked it (and mail is on).
 pub async fn revoke(
     db: &Db,
+    outbox: Outbox,
     actor: Actor,
     token: &PersonalAccessToken,
     owner: &str,
@@ -429,6 +442,13 @@ pub async fn revoke(
             .target("token", Some(token_id), &name)
             .details(details)
             .record(conn)?;
+            let notice = Notice::TokenRevokedByAdmin {
+                how: Revocation::Admin {
+                    email: actor.email.clone(),
+                },
+            };
+            let now = Utc::now().naive_utc();
+            notifications::enqueue(conn, outbox, token_id, &notice, Some(actor.user_id), now)?;
         }
         Ok(revoked)
     })
@@ -440,6 +460,7 @@ pub async fn revoke(
 /// all; each gets its audit event.
 pub async fn revoke_matching(
     db: &Db,
+    outbox: Outbox,
     actor: Actor,
     filter: InventoryFilter,
     expected: usize,
@@ -452,7 +473,21 @@ pub async fn revoke_matching(
         }
         let ids: Vec<i64> = rows.iter().map(|row| row.token.id).collect();
         let revoked = inventory::revoke_many(conn, &ids, actor.user_id)?;
+        let notice = Notice::TokenRevokedByAdmin {
+            how: Revocation::Bulk {
+                email: actor.email.clone(),
+            },
+        };
+        let now = Utc::now().naive_utc();
         for row in &rows {
+            notifications::enqueue(
+                conn,
+                outbox,
+                row.token.id,
+                &notice,
+                Some(actor.user_id),
+                now,
+            )?;
             Event::by(token_action(row.token.kind(), Action::TokenRevoked), &actor)
                 .target("token", Some(row.token.id), &row.token.name)
                 .details(format!("{}; bulk", details(&row.token, row.owner_label())))

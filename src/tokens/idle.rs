@@ -2,22 +2,23 @@
 //! background sweep revokes every active token, personal or an application's, with no use in
 //! the last N days (a token never used counts from when it was made or given a new secret),
 //! each audited as `token.auto_revoked` with the reason. Owners see the countdown on their list
-//! [`WARNING_DAYS`] before. (Mail, once tokendesk sends any, is for a later issue.)
+//! [`WARNING_DAYS`] before, and mailed once it is revoked when mail is on.
 //!
 //! Instances sharing PostgreSQL may sweep at the same moment: each token is revoked by a
 //! statement that changes it only while it is still unused and not revoked, and only the
 //! instance whose statement changed it records the event.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use chrono::{Duration, NaiveDateTime};
 
 use crate::audit::{Action, Event};
+use crate::background::BackgroundThread;
 use crate::clock::Clock;
 use crate::db::{lock_shared, Db, DbError, Lock};
 use crate::domain::Policy;
+use crate::notifications::{self, Notice, Outbox, Revocation};
 use crate::tokens::actions::details;
 use crate::tokens::{inventory, store, LastUsedRecorder, PersonalAccessToken, TokenStatus};
 
@@ -87,7 +88,12 @@ pub async fn revoked_at_once(db: &Db, next: &Policy, now: NaiveDateTime) -> Resu
 /// Writes this instance's pending Last-used times (so a token used a moment ago is not taken
 /// for unused), then revokes every token unused for as long as the policy allows, in batches.
 /// Returns how many this call revoked.
-pub fn sweep(db: &Db, last_used: &LastUsedRecorder, clock: &Clock) -> Result<usize, DbError> {
+pub fn sweep(
+    db: &Db,
+    last_used: &LastUsedRecorder,
+    clock: &Clock,
+    outbox: Outbox,
+) -> Result<usize, DbError> {
     last_used.flush()?;
     let now = clock.now();
     let (mut after_id, mut revoked) = (0, 0);
@@ -117,6 +123,10 @@ pub fn sweep(db: &Db, last_used: &LastUsedRecorder, clock: &Clock) -> Result<usi
                         reason(&row.token, days)
                     ))
                     .record(conn)?;
+                let notice = Notice::TokenRevokedByAdmin {
+                    how: Revocation::Unused { days },
+                };
+                notifications::enqueue(conn, outbox, row.token.id, &notice, None, now)?;
                 done += 1;
             }
             Ok((last_id, full, done))
@@ -152,10 +162,7 @@ fn reason(token: &PersonalAccessToken, days: i64) -> String {
 }
 
 /// The background sweep: runs every interval until stopped.
-pub struct UnusedSweeper {
-    stop: mpsc::Sender<()>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct UnusedSweeper(BackgroundThread);
 
 impl UnusedSweeper {
     pub fn start(
@@ -163,13 +170,13 @@ impl UnusedSweeper {
         last_used: Arc<LastUsedRecorder>,
         clock: Clock,
         every: std::time::Duration,
+        outbox: Outbox,
     ) -> Self {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("unused-token-sweeper".into())
-            .spawn(move || {
+        UnusedSweeper(BackgroundThread::spawn(
+            "unused-token-sweeper",
+            move |stopped| {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                    match sweep(&db, &last_used, &clock) {
+                    match sweep(&db, &last_used, &clock, outbox) {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(tokens = n, "revoked unused tokens"),
                         Err(e) => {
@@ -177,20 +184,13 @@ impl UnusedSweeper {
                         }
                     }
                 }
-            })
-            .expect("spawn the unused-token sweeper");
-        UnusedSweeper {
-            stop,
-            thread: Some(thread),
-        }
+            },
+        ))
     }
 
     /// Stops after the sweep under way, if any.
-    pub fn stop(mut self) {
-        let _ = self.stop.send(());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

@@ -17,11 +17,14 @@ use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 use crate::db::schema::{personal_access_tokens as pat, token_previous_secrets as prev};
 use crate::db::{write_transaction, AnyConnection, Db, DbError};
 use crate::domain::Scope;
+use crate::notifications::Outbox;
 use crate::tokens::usage::{self, KnownAddresses, UsageBatch};
 use crate::tokens::SecretUsed;
 
 pub struct LastUsedRecorder {
     db: Db,
+    /// Whether a use from a new address is mailed to the token's owner.
+    outbox: Outbox,
     pending: Mutex<Pending>,
     /// Held through a flush: a flush returns once every use recorded before it is written,
     /// also those another thread's flush had taken (the unused-token sweep relies on it). It
@@ -53,9 +56,10 @@ impl Pending {
 }
 
 impl LastUsedRecorder {
-    pub fn new(db: Db) -> Arc<Self> {
+    pub fn new(db: Db, outbox: Outbox) -> Arc<Self> {
         Arc::new(Self {
             db,
+            outbox,
             pending: Mutex::new(Pending::default()),
             flushing: Mutex::new(KnownAddresses::default()),
         })
@@ -94,7 +98,7 @@ impl LastUsedRecorder {
         let written = self.db.run_blocking(|conn| {
             write_transaction(conn, |conn| {
                 write_batch(conn, &batch.last_used)?;
-                usage::write(conn, &batch.usage, &known)
+                usage::write(conn, &batch.usage, &known, self.outbox)
             })
         });
         match written {

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::audit::{Action, Event};
 use crate::db::{Db, DbError};
+use crate::notifications::{self, Notice, Outbox, Revocation};
 use crate::tokens::actions::details;
 use crate::tokens::{inventory, store, TokenSecret};
 
@@ -17,9 +18,11 @@ pub const MAX_REPORTED: usize = 100;
 
 /// Revokes every live token among `reported` (what is not token-shaped is ignored), each
 /// audited as `token.revoked_leak_report` with the reporter's address. Returns how many this
-/// report revoked: for the log and the tests, never for the reporter.
+/// report revoked: for the log and the tests, never for the reporter. Owners are mailed when
+/// mail is on.
 pub async fn revoke_reported(
     db: &Db,
+    outbox: Outbox,
     reported: &[String],
     reporter_ip: &str,
 ) -> Result<usize, DbError> {
@@ -49,6 +52,13 @@ pub async fn revoke_reported(
                     details(&row.token, row.owner_label())
                 ))
                 .record(conn)?;
+            let notice = Notice::TokenRevokedByAdmin {
+                how: Revocation::LeakReport {
+                    reporter_ip: reporter_ip.clone(),
+                },
+            };
+            let now = chrono::Utc::now().naive_utc();
+            notifications::enqueue(conn, outbox, row.token.id, &notice, None, now)?;
             revoked += 1;
         }
         Ok(revoked)

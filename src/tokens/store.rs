@@ -550,6 +550,29 @@ pub fn count_unused(
         .get_result(conn))
 }
 
+/// `owner`'s tokens not revoked that expire after `now` and by `until`, soonest first, at most
+/// `limit`: (id, name, expires at).
+pub fn expiring(
+    conn: &mut AnyConnection,
+    owner: TokenOwner,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<(i64, String, NaiveDateTime)>> {
+    let rows: Vec<(i64, String, Option<NaiveDateTime>)> = of_owner!(owner, |owned| owned
+        .filter(pat::revoked_at.is_null())
+        .filter(pat::expires_at.gt(now))
+        .filter(pat::expires_at.le(until))
+        .order((pat::expires_at.asc(), pat::id.asc()))
+        .limit(limit)
+        .select((pat::id, pat::name, pat::expires_at))
+        .load(conn))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, name, at)| Some((id, name, at?)))
+        .collect())
+}
+
 /// How many tokens of anyone are unused since `cutoff`.
 pub fn count_all_unused(
     conn: &mut AnyConnection,

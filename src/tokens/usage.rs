@@ -16,6 +16,7 @@ use crate::db::schema::{
 };
 use crate::db::AnyConnection;
 use crate::domain::{Scope, ScopeSet};
+use crate::notifications::{self, Notice, Outbox};
 use crate::tokens::PersonalAccessToken;
 
 /// Pairs kept per token: the most recently seen.
@@ -191,6 +192,7 @@ pub fn write(
     conn: &mut AnyConnection,
     batch: &UsageBatch,
     known: &KnownAddresses,
+    outbox: Outbox,
 ) -> QueryResult<Vec<TokenAddress>> {
     if batch.dropped > 0 {
         tracing::warn!(
@@ -203,7 +205,7 @@ pub fn write(
         keep_most_recent(conn, token_id)?;
     }
     let (written, new_addresses) = write_addresses(conn, batch, known)?;
-    flag_new_addresses(conn, batch, new_addresses)?;
+    flag_new_addresses(conn, batch, new_addresses, outbox)?;
     write_scopes(conn, batch)?;
     Ok(written)
 }
@@ -460,11 +462,12 @@ fn write_addresses(
 }
 
 /// Raises the flag for the addresses a token was never used from, except on its very first
-/// use, and audits them.
+/// use, audits them, and mails the owner about the latest (one mail a token a write).
 fn flag_new_addresses(
     conn: &mut AnyConnection,
     batch: &UsageBatch,
     new: Vec<NewAddress>,
+    outbox: Outbox,
 ) -> QueryResult<()> {
     if new.is_empty() {
         return Ok(());
@@ -500,6 +503,12 @@ fn flag_new_addresses(
         };
         let user_agent = user_agent_of(batch, token_id, &latest.address);
         raise(conn, token_id, &latest.address, user_agent, latest.first)?;
+        let notice = Notice::NewAddress {
+            address: latest.address.clone(),
+            user_agent: (!user_agent.is_empty()).then(|| user_agent.to_owned()),
+            seen_at: latest.first,
+        };
+        notifications::enqueue(conn, outbox, token_id, &notice, None, latest.first)?;
         let name = names.get(&token_id).map_or("", String::as_str);
         let more = addresses.len().saturating_sub(NEW_ADDRESS_EVENTS_MAX);
         for (i, address) in addresses.iter().take(NEW_ADDRESS_EVENTS_MAX).enumerate() {

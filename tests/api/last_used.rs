@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use reqwest::StatusCode;
 use tokendesk::db::schema::personal_access_tokens as pat;
 use tokendesk::domain::Role;
+use tokendesk::notifications::Outbox;
 use tokendesk::tokens::LastUsedRecorder;
 
 use crate::backend_tests;
@@ -81,8 +82,8 @@ async fn last_used_never_moves_backwards(app: TestApp) {
     // Two instances' recorders writing to one database, the later use first.
     let later = Utc::now().naive_utc();
     let earlier = later - chrono::Duration::minutes(10);
-    let first = LastUsedRecorder::new(app.db.clone());
-    let second = LastUsedRecorder::new(app.db.clone());
+    let first = LastUsedRecorder::new(app.db.clone(), Outbox::Off);
+    let second = LastUsedRecorder::new(app.db.clone(), Outbox::Off);
     first.record(
         id,
         tokendesk::tokens::SecretUsed::Current,

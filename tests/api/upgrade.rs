@@ -16,8 +16,12 @@ backend_tests!(
     application_names_stored_before_width_counted_are_rekeyed_once,
     tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_overlap,
     a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens,
+    tokens_from_before_mail_keep_working_and_get_their_expiry_reminder,
     a_token_used_before_usage_history_keeps_its_last_address_as_known,
 );
+
+/// The last migration before mail notifications.
+const BEFORE_MAIL: &str = "2026-11-26-000012";
 
 /// The last migration before usage history, new-address flags and scopes exercised.
 const BEFORE_USAGE: &str = "2026-11-26-000011";
@@ -58,14 +62,9 @@ fn migrate_until(conn: &mut AnyConnection, backend: Backend, last: &str) {
     }
 }
 
-/// Kim, a member, as the older releases stored people.
-const KIM: &str = "INSERT INTO users (email, display_name, password_hash, role, is_active, \
-     created_at, updated_at) VALUES ('kim@example.com', 'Kim', NULL, 'user', TRUE, \
-     '2026-01-01 00:00:00', '2026-01-01 00:00:00')";
-
-/// A database made by the release whose last migration was `last`, holding what `statements`
-/// (in that release's SQL) put in it.
-fn a_database_made_by(backend: Backend, last: &str, statements: &[String]) -> EmptyDatabase {
+/// A database made by the release whose last migration was `last`, with `statements` run in
+/// that release's SQL.
+fn database_until(backend: Backend, last: &str, statements: &[String]) -> EmptyDatabase {
     let database = EmptyDatabase::new(backend);
     let mut conn = DatabaseUrl::parse(&database.url)
         .unwrap()
@@ -78,16 +77,20 @@ fn a_database_made_by(backend: Backend, last: &str, statements: &[String]) -> Em
     database
 }
 
+/// [`database_until`] with Kim (kim@example.com, a user without a password, id 1) first.
+fn database_with_kim(backend: Backend, last: &str, statements: &[String]) -> EmptyDatabase {
+    let kim = "INSERT INTO users (email, display_name, password_hash, role, is_active, \
+               created_at, updated_at) VALUES ('kim@example.com', 'Kim', NULL, 'user', TRUE, \
+               '2026-01-01 00:00:00', '2026-01-01 00:00:00')";
+    let mut all = vec![kim.to_owned()];
+    all.extend_from_slice(statements);
+    database_until(backend, last, &all)
+}
+
 /// A database as the release before the fixes left it: its migrations only, then (in its own
 /// SQL, as today's code writes today's schema) an admin whose domain it kept in Unicode, a
 /// token, and an audit event. Returns the database and the token.
 fn a_database_from_the_older_release(backend: Backend) -> (EmptyDatabase, TokenSecret) {
-    let database = EmptyDatabase::new(backend);
-    let mut conn = DatabaseUrl::parse(&database.url)
-        .unwrap()
-        .connect()
-        .unwrap();
-    migrate_until(&mut conn, backend, BEFORE);
     let hash = tokendesk::domain::hash_password("kims-old-password").unwrap();
     let token = TokenSecret::generate();
     let statements = [
@@ -106,10 +109,7 @@ fn a_database_from_the_older_release(backend: Backend) -> (EmptyDatabase, TokenS
          VALUES ('2026-01-01 00:00:00', 'setup.completed', '')"
             .to_owned(),
     ];
-    for sql in statements {
-        diesel::sql_query(sql).execute(&mut conn).unwrap();
-    }
-    (database, token)
+    (database_until(backend, BEFORE, &statements), token)
 }
 
 async fn a_database_from_before_the_security_fixes_keeps_its_people_and_tokens(app: TestApp) {
@@ -238,19 +238,17 @@ async fn application_names_stored_before_width_counted_are_rekeyed_once(app: Tes
 async fn tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_overlap(app: TestApp) {
     let backend = app.backend();
     drop(app);
+    let last = BEFORE_ALLOWLISTS;
     let token = TokenSecret::generate();
-    let statements = [
-        KIM.to_owned(),
-        format!(
-            "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
+    let statements = [format!(
+        "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
              created_at, last_used_at, last_used_ip) VALUES (1, 1, 'ci', '{}', '{}', \
              'personalAccessToken:read tag:read', '2026-01-01 00:00:00', '2026-02-01 00:00:00', \
              '192.0.2.1')",
-            token.digest().0,
-            token.hint()
-        ),
-    ];
-    let database = a_database_made_by(backend, BEFORE_ALLOWLISTS, &statements);
+        token.digest().0,
+        token.hint()
+    )];
+    let database = database_with_kim(backend, last, &statements);
 
     let app = TestApp::spawn_on(database, |_| {}).await;
     let (_, shown) = app
@@ -288,9 +286,9 @@ async fn tokens_from_before_allowlists_work_from_anywhere_and_rotate_with_an_ove
 async fn a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens(app: TestApp) {
     let backend = app.backend();
     drop(app);
+    let last = BEFORE_PREVIOUS_BOUNDS;
     let (current, replaced) = (TokenSecret::generate(), TokenSecret::generate());
     let statements = [
-        KIM.to_owned(),
         format!(
             "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
              created_at, regenerated_at, allowed_addresses) VALUES (1, 1, 'ci', '{}', '{}', \
@@ -305,7 +303,7 @@ async fn a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens(app: Test
             replaced.hint()
         ),
     ];
-    let database = a_database_made_by(backend, BEFORE_PREVIOUS_BOUNDS, &statements);
+    let database = database_with_kim(backend, last, &statements);
 
     let app = TestApp::spawn_on(database, |_| {}).await;
     for (source, expected) in [
@@ -324,21 +322,56 @@ async fn a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens(app: Test
     }
 }
 
+/// A database made before mail notifications: its token keeps working, and once mail is on its
+/// owner is reminded of its expiry (once).
+async fn tokens_from_before_mail_keep_working_and_get_their_expiry_reminder(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let last = BEFORE_MAIL;
+    let token = TokenSecret::generate();
+    let (made, expires) = (
+        crate::helpers::days_ago(60).format("%Y-%m-%d %H:%M:%S"),
+        crate::helpers::days_ago(-5).format("%Y-%m-%d %H:%M:%S"),
+    );
+    let statements = [format!(
+        "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
+             created_at, expires_at) VALUES (1, 1, 'nightly', '{}', '{}', 'tag:read', '{made}', \
+             '{expires}')",
+        token.digest().0,
+        token.hint()
+    )];
+    let database = database_with_kim(backend, last, &statements);
+
+    let smtp = crate::smtp::SmtpServer::start().await;
+    let url = smtp.url(None);
+    let app = TestApp::spawn_on(database, |config| {
+        config.smtp_url = Some(tokendesk::config::SmtpUrl::new(url));
+        config.public_url = Some("https://tokens.example.com".into());
+        config.mail_poll_secs = 0.05;
+    })
+    .await;
+    assert_eq!(app.api().me(token.expose()).await.status(), StatusCode::OK);
+    let mails = smtp.wait_for(1).await;
+    assert_eq!(mails[0].to, ["kim@example.com"]);
+    assert!(
+        mails[0].subject().contains("“nightly” expires in 7 days"),
+        "{}",
+        mails[0].subject()
+    );
+}
+
 async fn a_token_used_before_usage_history_keeps_its_last_address_as_known(app: TestApp) {
     let backend = app.backend();
     drop(app);
     let token = TokenSecret::generate();
-    let statements = [
-        KIM.to_owned(),
-        format!(
-            "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
-             created_at, last_used_at, last_used_ip) VALUES (1, 1, 'ci', '{}', '{}', \
-             'tag:read', '2026-01-01 00:00:00', '2026-11-20 10:00:00', '127.0.0.5')",
-            token.digest().0,
-            token.hint()
-        ),
-    ];
-    let database = a_database_made_by(backend, BEFORE_USAGE, &statements);
+    let statements = [format!(
+        "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
+         created_at, last_used_at, last_used_ip) VALUES (1, 1, 'ci', '{}', '{}', \
+         'tag:read', '2026-01-01 00:00:00', '2026-11-20 10:00:00', '127.0.0.5')",
+        token.digest().0,
+        token.hint()
+    )];
+    let database = database_with_kim(backend, BEFORE_USAGE, &statements);
 
     let app = TestApp::spawn_on(database, |_| {}).await;
     let before = app

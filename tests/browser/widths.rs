@@ -132,7 +132,7 @@ async fn used_from_many_places(app: &TestApp, admin_id: i64) {
     use tokendesk::domain::Scope;
     use tokendesk::tokens::{LastUsedRecorder, SecretUsed};
     let tokens = crate::helpers::stored_tokens(app, admin_id).await;
-    let recorder = LastUsedRecorder::new(app.db.clone());
+    let recorder = LastUsedRecorder::new(app.db.clone(), tokendesk::notifications::Outbox::Off);
     let now = chrono::Utc::now().naive_utc();
     let agent = |n: usize| {
         format!(

@@ -15,6 +15,19 @@ use crate::web::layout::{render, Chrome};
 use crate::web::session::{take_flash, Flash};
 
 const PER_PAGE: i64 = 50;
+/// How close to its expiry a token is listed in the banner, with Regenerate.
+const EXPIRY_WARNING_DAYS: i64 = 7;
+/// The most tokens the banner names; the list below shows the rest.
+const EXPIRING_SHOWN: i64 = 5;
+
+/// A token in the banner of those about to expire.
+pub struct Expiring {
+    pub id: i64,
+    pub name: String,
+    /// "Expires in 3 days", "Expires today".
+    pub when: String,
+    pub exact: String,
+}
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -186,6 +199,8 @@ struct ListPage {
     /// Active tokens to be revoked within the warning's days unless they are used.
     unused_warned: i64,
     warning_days: i64,
+    /// Tokens expiring within [`EXPIRY_WARNING_DAYS`], soonest first: the banner's.
+    expiring: Vec<Expiring>,
     rows: Vec<TokenRow>,
     pager: Pager,
     flash: Option<Flash>,
@@ -206,7 +221,8 @@ pub async fn show(
     let requested = query.page.unwrap_or(1);
     // One trip to the database for the tab counts, the page, its overlaps and the rule for
     // unused tokens.
-    let (counts, items, previous, policy, unused_warned, alerts) = db
+    let soon = now + chrono::Duration::days(EXPIRY_WARNING_DAYS);
+    let (counts, items, previous, policy, (unused_warned, expiring), alerts) = db
         .read(move |conn| {
             let counts = store::count_owned(conn, owner)?;
             let offset = Pager::clamped_offset(requested, PER_PAGE, counts.of(tab));
@@ -215,8 +231,9 @@ pub async fn show(
             let previous = store::previous_secrets_of(conn, &ids)?;
             let policy = crate::policy::load(conn)?;
             let warned = idle::count_warned(conn, owner, &policy, now)?;
+            let expiring = store::expiring(conn, owner, now, soon, EXPIRING_SHOWN)?;
             let alerts = usage::alerts_of(conn, &ids)?;
-            Ok((counts, items, previous, policy, warned, alerts))
+            Ok((counts, items, previous, policy, (warned, expiring), alerts))
         })
         .await?;
     let tab_param = match tab {
@@ -247,6 +264,17 @@ pub async fn show(
         reported_leaked: counts.reported_leaked,
         unused_warned,
         warning_days: idle::WARNING_DAYS,
+        expiring: expiring
+            .into_iter()
+            .map(|(id, name, at)| Expiring {
+                id,
+                name,
+                when: format::expiry(Some(at), now)
+                    .badge
+                    .map_or_else(|| format::date(at), |(_, label)| label),
+                exact: format::exact(at),
+            })
+            .collect(),
         rows: items
             .iter()
             .map(|token| {

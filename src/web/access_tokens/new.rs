@@ -7,6 +7,7 @@ use crate::db::Db;
 use crate::domain::Policy;
 use crate::domain::{FieldErrors, TokenRequestInput};
 use crate::http::ClientIp;
+use crate::notifications::Outbox;
 use crate::tokens::actions::{self, Origin};
 use crate::web::access_tokens::{
     error_links, refusal_errors, scope_groups, ErrorLink, ExpiryField, ScopeGroup, Shelf,
@@ -73,6 +74,7 @@ pub async fn show(db: web::Data<Db>, shelf: Shelf) -> Result<HttpResponse, AppEr
 
 pub async fn submit(
     db: web::Data<Db>,
+    outbox: web::Data<Outbox>,
     CsrfForm(input): CsrfForm<TokenRequestInput>,
     shelf: Shelf,
     client_ip: ClientIp,
@@ -88,7 +90,7 @@ pub async fn submit(
         }
     };
     let actor = shelf.current.actor(&client_ip);
-    let created = actions::create(&db, actor, shelf.owner, request, Origin::Portal).await;
+    let created = actions::create(&db, **outbox, actor, shelf.owner, request, Origin::Portal).await;
     match created {
         Ok(created) => {
             stash_showing(&db, &shelf.current, PendingReveal::of(&created, false)).await?;

@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use crate::db::Db;
 use crate::http::ClientIp;
+use crate::notifications::Outbox;
 use crate::tokens::{actions, PersonalAccessToken};
 use crate::web::access_tokens::{Shelf, TokenPath};
 use crate::web::csrf::CsrfForm;
@@ -96,6 +97,7 @@ pub struct RevokeForm {
 
 pub async fn submit(
     db: web::Data<Db>,
+    outbox: web::Data<Outbox>,
     CsrfForm(form): CsrfForm<RevokeForm>,
     shelf: Shelf,
     client_ip: ClientIp,
@@ -110,7 +112,7 @@ pub async fn submit(
         );
     }
     let actor = shelf.current.actor(&client_ip);
-    let revoked = actions::revoke(&db, actor, &token, shelf.owner_label()).await?;
+    let revoked = actions::revoke(&db, **outbox, actor, &token, shelf.owner_label()).await?;
     let message = if revoked {
         format!(
             "“{}” was revoked. Anything still using it is refused from now on.",

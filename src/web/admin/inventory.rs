@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::Db;
 use crate::domain::{Policy, Scope};
 use crate::http::ClientIp;
+use crate::notifications::Outbox;
 use crate::tokens::inventory::{
     self, InventoryFilter, InventoryRow, InventoryTotals, KindFilter, SortBy, StatusFilter,
     UnusedFor,
@@ -393,6 +394,7 @@ pub async fn confirm_revoke(
 
 pub async fn revoke(
     db: web::Data<Db>,
+    outbox: web::Data<Outbox>,
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     id: web::Path<String>,
@@ -406,8 +408,14 @@ pub async fn revoke(
             &revoke_page(&admin, row, &params, Some(CONFIRMATION_ERROR)),
         );
     }
-    let revoked =
-        actions::revoke(&db, admin.actor(&client_ip), &row.token, row.owner_label()).await?;
+    let revoked = actions::revoke(
+        &db,
+        **outbox,
+        admin.actor(&client_ip),
+        &row.token,
+        row.owner_label(),
+    )
+    .await?;
     let message = if revoked {
         format!("Revoked “{}” of {}.", row.token.name, row.owner_label())
     } else {
@@ -459,6 +467,7 @@ pub struct BulkRevokeForm {
 
 pub async fn bulk_revoke(
     db: web::Data<Db>,
+    outbox: web::Data<Outbox>,
     AdminUser(admin): AdminUser,
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<BulkRevokeForm>,
@@ -479,8 +488,14 @@ pub async fn bulk_revoke(
         };
         return render_with_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
-    let revoked =
-        actions::revoke_matching(&db, admin.actor(&client_ip), filter, form.expected).await?;
+    let revoked = actions::revoke_matching(
+        &db,
+        **outbox,
+        admin.actor(&client_ip),
+        filter,
+        form.expected,
+    )
+    .await?;
     let message = match revoked {
         Some(n) => format!("Revoked {n} token{}.", if n == 1 { "" } else { "s" }),
         None => {

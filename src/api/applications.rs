@@ -222,6 +222,7 @@ pub async fn create_token(
         origin(&auth),
     )
     .await?;
+    auth.delegated(created.token.scopes());
     let location = format!("/api/v1/applications/{}/tokens", application.id);
     Ok(created_response(&created, location, &policy))
 }

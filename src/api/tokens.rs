@@ -321,6 +321,7 @@ pub async fn create(
     }
     let owner = TokenOwner::Person(actor.user_id);
     let created = actions::create(&db, **outbox, actor, owner, request, origin(&auth)).await?;
+    auth.delegated(created.token.scopes());
     let location = token_location(created.token.id);
     Ok(created_response(&created, location, &policy))
 }

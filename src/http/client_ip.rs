@@ -23,7 +23,9 @@ impl ClientIp {
             Some(peer) => peer,
             None => return ClientIp("unknown".into()),
         };
-        ClientIp(ip.to_string())
+        // An IPv4 client written as `::ffff:a.b.c.d` is that IPv4 client: one address in Last
+        // used, the audit trail and usage.
+        ClientIp(ip.to_canonical().to_string())
     }
 }
 

@@ -18,6 +18,7 @@ use crate::domain::{AddressAllowlist, Expiry, Overlap, Scope, ScopeSet, TokenReq
 use crate::notifications::{self, Notice, Outbox, Revocation};
 use crate::tokens::inventory::{self, InventoryFilter};
 use crate::tokens::store::TokenOwner;
+use crate::tokens::usage::{self, Dismissal, ShownAlert};
 use crate::tokens::{
     store, CreatedToken, PersonalAccessToken, Renewal, TokenKind, TokenStatus, TokenStoreError,
 };
@@ -683,7 +684,7 @@ pub async fn narrow_to_exercised(
         if token.revoked_at.is_some() {
             return refuse(TokenError::Revoked);
         }
-        let insight = crate::tokens::usage::insight(conn, &token)?;
+        let insight = usage::insight(conn, &token)?;
         if insight.exercised().is_empty() {
             return refuse(TokenError::NothingExercised);
         }
@@ -717,13 +718,15 @@ pub async fn dismiss_new_address(
     actor: Actor,
     owner: TokenOwner,
     token_id: i64,
-) -> Result<Option<crate::tokens::usage::AddressAlert>, TokenError> {
+    shown: ShownAlert,
+) -> Result<Dismissal, TokenError> {
     db.transact(move |conn| {
         let (holder, _) = lock_holder(conn, &actor, owner)?;
         let token =
             store::find_owned(conn, owner, token_id)?.ok_or(diesel::result::Error::NotFound)?;
-        let Some(alert) = crate::tokens::usage::dismiss(conn, token.id)? else {
-            return Ok(None);
+        let alert = match usage::dismiss(conn, token.id, &shown)? {
+            Dismissal::Dismissed(alert) => alert,
+            other => return Ok(other),
         };
         Event::by(Action::TokenNewAddressDismissed, &actor)
             .target("token", Some(token.id), &token.name)
@@ -733,7 +736,7 @@ pub async fn dismiss_new_address(
                 alert.address
             ))
             .record(conn)?;
-        Ok(Some(alert))
+        Ok(Dismissal::Dismissed(alert))
     })
     .await
 }

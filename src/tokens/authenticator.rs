@@ -89,6 +89,15 @@ impl Authenticated {
         }
     }
 
+    /// A token making a token passes these scopes on: they count as exercised, since what it
+    /// makes uses them (narrowing the maker to its own uses would break what it makes).
+    pub fn delegated(&self, scopes: ScopeSet) {
+        for scope in scopes.iter() {
+            // Held, or the token could not have been made: this only records it.
+            let _ = self.require(scope);
+        }
+    }
+
     /// The person behind a personal token; an application token is refused, for routes that
     /// act on a person's own tokens or applications.
     pub fn person(&self) -> Result<&Person, AuthFailure> {

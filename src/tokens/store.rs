@@ -342,6 +342,9 @@ pub fn remove_scopes(
     )
     .set(pat::scopes.eq(kept.to_stored()))
     .execute(conn)?;
+    if changed == 0 {
+        return Ok(false);
+    }
     let names: Vec<&str> = removed.iter().map(|s| s.name()).collect();
     diesel::delete(
         token_scopes::table
@@ -349,7 +352,7 @@ pub fn remove_scopes(
             .filter(token_scopes::scope.eq_any(names)),
     )
     .execute(conn)?;
-    Ok(changed == 1)
+    Ok(true)
 }
 
 /// One of `owner`'s own tokens; anyone else's id is simply not found.

@@ -24,13 +24,24 @@ pub const PAIRS_KEPT: i64 = 20;
 /// Addresses remembered per token, to tell a new one: the most recently seen.
 pub const ADDRESSES_KEPT: i64 = 100;
 /// Distinct pairs of one token gathered between two writes; past it, the least recently seen
-/// gives way (more than [`PAIRS_KEPT`] are kept so a brief new address is not crowded out).
+/// gives way (it would not be among the pairs kept).
 const PENDING_PAIRS_PER_TOKEN: usize = 100;
-/// Distinct pairs of all tokens gathered between two writes: what bounds the memory, however
-/// many distinct pairs arrive. Past it, new pairs wait for the next interval.
+/// Distinct pairs of all tokens gathered between two writes: what bounds their memory, however
+/// many distinct pairs arrive. Past it, new pairs are not recorded (counted in the log).
 pub const PENDING_PAIRS_MAX: usize = 20_000;
+/// Distinct addresses of one token gathered between two writes, apart from the pairs so that
+/// clients changing their user agent cannot crowd a new address out; past it, the least
+/// recently seen gives way.
+const PENDING_ADDRESSES_PER_TOKEN: usize = ADDRESSES_KEPT as usize;
+/// Distinct (token, address) of all tokens gathered between two writes. Reaching it takes that
+/// many real client addresses within one interval.
+pub const PENDING_ADDRESSES_MAX: usize = 50_000;
 /// A token and an address it was used from.
 pub type TokenAddress = (i64, String);
+/// The same, borrowed from a batch.
+type TokenAddressRef<'a> = (i64, &'a str);
+/// When something was first and last seen within a batch.
+type Span = (NaiveDateTime, NaiveDateTime);
 
 /// (token, address) pairs this instance wrote as known, remembered so later writes skip them.
 const KNOWN_REMEMBERED: usize = 100_000;
@@ -56,6 +67,9 @@ impl KnownAddresses {
     }
 }
 
+/// Rows a statement when SQLite writes many (6 values a row, well within its 32,766).
+const SQLITE_ROWS_A_STATEMENT: usize = 500;
+
 /// A user agent is kept to this many bytes.
 pub const USER_AGENT_MAX: usize = 256;
 /// New addresses of one token audited per write; a flood of them is summed up in the last.
@@ -79,6 +93,15 @@ impl PairSeen {
     }
 }
 
+/// One address's uses since the last write, with the user agent of the first.
+#[derive(Clone, Debug)]
+struct AddressSeen {
+    address: String,
+    user_agent: String,
+    first: NaiveDateTime,
+    last: NaiveDateTime,
+}
+
 /// What the recorder gathered since its last write, bounded whatever arrives.
 #[derive(Default)]
 pub struct UsageBatch {
@@ -86,12 +109,16 @@ pub struct UsageBatch {
     pair_count: usize,
     /// Pairs left out because the batch was full.
     dropped: u64,
+    addresses: HashMap<i64, Vec<AddressSeen>>,
+    address_count: usize,
+    /// Addresses left out because the batch was full.
+    dropped_addresses: u64,
     scopes: HashMap<(i64, Scope), NaiveDateTime>,
 }
 
 impl UsageBatch {
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty() && self.scopes.is_empty()
+        self.pairs.is_empty() && self.addresses.is_empty() && self.scopes.is_empty()
     }
 
     pub fn record_pair(
@@ -103,6 +130,41 @@ impl UsageBatch {
     ) {
         let user_agent = clip(user_agent);
         self.add(token_id, address, user_agent, at, at, 1);
+        self.add_address(token_id, address, user_agent, at, at);
+    }
+
+    fn add_address(
+        &mut self,
+        token_id: i64,
+        address: &str,
+        user_agent: &str,
+        first: NaiveDateTime,
+        last: NaiveDateTime,
+    ) {
+        let full = self.address_count >= PENDING_ADDRESSES_MAX;
+        if full && !self.addresses.contains_key(&token_id) {
+            self.dropped_addresses += 1;
+            return;
+        }
+        let seen = self.addresses.entry(token_id).or_default();
+        if let Some(known) = seen.iter_mut().find(|a| a.address == address) {
+            if first < known.first {
+                (known.first, known.user_agent) = (first, user_agent.to_owned());
+            }
+            known.last = known.last.max(last);
+            return;
+        }
+        let new = AddressSeen {
+            address: address.to_owned(),
+            user_agent: user_agent.to_owned(),
+            first,
+            last,
+        };
+        match bounded_add(seen, new, PENDING_ADDRESSES_PER_TOKEN, full, |a| a.last) {
+            Added::Pushed => self.address_count += 1,
+            Added::Dropped => self.dropped_addresses += 1,
+            Added::Replaced => {}
+        }
     }
 
     pub fn record_scope(&mut self, token_id: i64, scope: Scope, at: NaiveDateTime) {
@@ -124,10 +186,16 @@ impl UsageBatch {
                 );
             }
         }
+        for (token_id, addresses) in batch.addresses {
+            for a in addresses {
+                self.add_address(token_id, &a.address, &a.user_agent, a.first, a.last);
+            }
+        }
         for ((token_id, scope), at) in batch.scopes {
             self.record_scope(token_id, scope, at);
         }
         self.dropped += batch.dropped;
+        self.dropped_addresses += batch.dropped_addresses;
     }
 
     fn add(
@@ -159,17 +227,42 @@ impl UsageBatch {
             last,
             count,
         };
-        if seen.len() >= PENDING_PAIRS_PER_TOKEN {
-            // It would not be among the pairs kept anyway.
-            if let Some(oldest) = seen.iter_mut().min_by_key(|p| p.last) {
-                *oldest = pair;
-            }
-        } else if full {
-            self.dropped += 1;
-        } else {
-            seen.push(pair);
-            self.pair_count += 1;
+        match bounded_add(seen, pair, PENDING_PAIRS_PER_TOKEN, full, |p| p.last) {
+            Added::Pushed => self.pair_count += 1,
+            Added::Dropped => self.dropped += 1,
+            Added::Replaced => {}
         }
+    }
+}
+
+/// What [`bounded_add`] did.
+enum Added {
+    Pushed,
+    /// The token's share was full: the least recently seen gave way (it would not be kept).
+    Replaced,
+    /// The batch was full.
+    Dropped,
+}
+
+/// Adds `item` to a token's share of a batch, at most `per_token` of them, none more when the
+/// whole batch is `full`.
+fn bounded_add<T>(
+    seen: &mut Vec<T>,
+    item: T,
+    per_token: usize,
+    full: bool,
+    last_seen: impl Fn(&T) -> NaiveDateTime,
+) -> Added {
+    if seen.len() >= per_token {
+        if let Some(oldest) = seen.iter_mut().min_by_key(|t| last_seen(t)) {
+            *oldest = item;
+        }
+        Added::Replaced
+    } else if full {
+        Added::Dropped
+    } else {
+        seen.push(item);
+        Added::Pushed
     }
 }
 
@@ -194,16 +287,15 @@ pub fn write(
     known: &KnownAddresses,
     outbox: Outbox,
 ) -> QueryResult<Vec<TokenAddress>> {
-    if batch.dropped > 0 {
+    if batch.dropped > 0 || batch.dropped_addresses > 0 {
         tracing::warn!(
-            dropped = batch.dropped,
-            "more distinct address and client pairs than one batch keeps; some were not recorded"
+            pairs = batch.dropped,
+            addresses = batch.dropped_addresses,
+            "more distinct addresses or clients than one batch keeps; some were not recorded"
         );
     }
     let grown = write_pairs(conn, batch)?;
-    for token_id in grown {
-        keep_most_recent(conn, token_id)?;
-    }
+    keep_most_recent(conn, Kept::Pairs, &grown)?;
     let (written, new_addresses) = write_addresses(conn, batch, known)?;
     flag_new_addresses(conn, batch, new_addresses, outbox)?;
     write_scopes(conn, batch)?;
@@ -290,33 +382,50 @@ fn write_pairs(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<Vec<
             grown.extend(written.iter().filter(|w| w.inserted).map(|w| w.token_id));
         }
         // A local file, and a transaction no other writer shares: update, else insert.
+        // Many rows a statement: a statement a pair held the write lock for seconds when
+        // thousands of tokens gained a pair at once.
         AnyConnection::Sqlite(sqlite) => {
-            for (token_id, p) in rows {
-                let updated = diesel::sql_query(
-                    "UPDATE token_usage SET first_seen_at = MIN(first_seen_at, ?), \
-                     last_seen_at = MAX(last_seen_at, ?), use_count = use_count + ? \
-                     WHERE token_id = ? AND address = ? AND user_agent = ?",
-                )
-                .bind::<Timestamp, _>(p.first)
-                .bind::<Timestamp, _>(p.last)
-                .bind::<BigInt, _>(p.count)
-                .bind::<BigInt, _>(token_id)
-                .bind::<Text, _>(&p.address)
-                .bind::<Text, _>(&p.user_agent)
-                .execute(sqlite)?;
-                if updated == 0 {
-                    diesel::insert_into(token_usage::table)
-                        .values((
-                            token_usage::token_id.eq(token_id),
-                            token_usage::address.eq(&p.address),
-                            token_usage::user_agent.eq(&p.user_agent),
-                            token_usage::first_seen_at.eq(p.first),
-                            token_usage::last_seen_at.eq(p.last),
-                            token_usage::use_count.eq(p.count),
-                        ))
-                        .execute(sqlite)?;
-                    grown.push(token_id);
+            #[derive(QueryableByName)]
+            struct Counted {
+                #[diesel(sql_type = BigInt)]
+                token_id: i64,
+                #[diesel(sql_type = BigInt)]
+                use_count: i64,
+            }
+            for chunk in rows.chunks(SQLITE_ROWS_A_STATEMENT) {
+                let values = vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+                let mut query = diesel::sql_query(format!(
+                    "INSERT INTO token_usage \
+                     (token_id, address, user_agent, first_seen_at, last_seen_at, use_count) \
+                     VALUES {values} ON CONFLICT (token_id, address, user_agent) DO UPDATE SET \
+                     first_seen_at = MIN(first_seen_at, excluded.first_seen_at), \
+                     last_seen_at = MAX(last_seen_at, excluded.last_seen_at), \
+                     use_count = use_count + excluded.use_count \
+                     RETURNING token_id, use_count"
+                ))
+                .into_boxed::<diesel::sqlite::Sqlite>();
+                for (token_id, p) in chunk {
+                    query = query
+                        .bind::<BigInt, _>(*token_id)
+                        .bind::<Text, _>(p.address.clone())
+                        .bind::<Text, _>(p.user_agent.clone())
+                        .bind::<Timestamp, _>(p.first)
+                        .bind::<Timestamp, _>(p.last)
+                        .bind::<BigInt, _>(p.count);
                 }
+                let counted: Vec<Counted> = query.load(sqlite)?;
+                // A row whose count is just this batch's was inserted: its token gained a pair.
+                let batch_counts: HashMap<i64, Vec<i64>> =
+                    chunk.iter().fold(HashMap::new(), |mut by_token, (id, p)| {
+                        by_token.entry(*id).or_default().push(p.count);
+                        by_token
+                    });
+                grown.extend(
+                    counted
+                        .iter()
+                        .filter(|c| batch_counts[&c.token_id].contains(&c.use_count))
+                        .map(|c| c.token_id),
+                );
             }
         }
     }
@@ -348,18 +457,44 @@ impl<'a> PairColumns<'a> {
 }
 
 /// Drops all but a token's [`PAIRS_KEPT`] most recently seen pairs.
-fn keep_most_recent(conn: &mut AnyConnection, token_id: i64) -> QueryResult<usize> {
-    on_either!(
-        conn,
-        "DELETE FROM token_usage WHERE token_id = ? AND (address, user_agent) NOT IN \
-         (SELECT address, user_agent FROM token_usage WHERE token_id = ? \
-          ORDER BY last_seen_at DESC, first_seen_at DESC LIMIT ?)",
-        |q| q
-            .bind::<BigInt, _>(token_id)
-            .bind::<BigInt, _>(token_id)
-            .bind::<BigInt, _>(PAIRS_KEPT),
-        execute
-    )
+/// What a token keeps only so many of.
+#[derive(Clone, Copy)]
+enum Kept {
+    /// Its [`PAIRS_KEPT`] most recently seen pairs.
+    Pairs,
+    /// Its [`ADDRESSES_KEPT`] most recently seen addresses.
+    Addresses,
+}
+
+/// Drops what these tokens hold beyond what they keep, in one statement however many tokens.
+fn keep_most_recent(conn: &mut AnyConnection, kept: Kept, token_ids: &[i64]) -> QueryResult<usize> {
+    if token_ids.is_empty() {
+        return Ok(0);
+    }
+    let (table, key, keep) = match kept {
+        Kept::Pairs => ("token_usage", "token_id, address, user_agent", PAIRS_KEPT),
+        Kept::Addresses => ("token_known_addresses", "token_id, address", ADDRESSES_KEPT),
+    };
+    let ranked = |tokens: &str| {
+        format!(
+            "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM (SELECT {key}, \
+             row_number() OVER (PARTITION BY token_id ORDER BY last_seen_at DESC, \
+             first_seen_at DESC) AS place FROM {table} WHERE token_id IN ({tokens})) \
+             AS ranked WHERE place > {keep})"
+        )
+    };
+    match conn {
+        AnyConnection::Postgresql(pg) => diesel::sql_query(ranked("SELECT unnest($1)"))
+            .bind::<Array<BigInt>, _>(token_ids)
+            .execute(pg),
+        // The ids as one JSON array: one bound value however many.
+        AnyConnection::Sqlite(sqlite) => {
+            let ids: Vec<String> = token_ids.iter().map(i64::to_string).collect();
+            diesel::sql_query(ranked("SELECT value FROM json_each(?)"))
+                .bind::<Text, _>(format!("[{}]", ids.join(",")))
+                .execute(sqlite)
+        }
+    }
 }
 
 /// A new address of a token, seen first at `first`.
@@ -377,19 +512,13 @@ fn write_addresses(
     batch: &UsageBatch,
     known: &KnownAddresses,
 ) -> QueryResult<(Vec<TokenAddress>, Vec<NewAddress>)> {
-    let mut seen: HashMap<(i64, &str), (NaiveDateTime, NaiveDateTime)> = HashMap::new();
-    for (token_id, pairs) in &batch.pairs {
-        for p in pairs
-            .iter()
-            .filter(|p| !known.contains(*token_id, &p.address))
-        {
-            let span = seen
-                .entry((*token_id, p.address.as_str()))
-                .or_insert((p.first, p.last));
-            *span = (span.0.min(p.first), span.1.max(p.last));
-        }
-    }
-    let mut rows: Vec<_> = seen.into_iter().collect();
+    let mut rows: Vec<(TokenAddressRef, Span)> = batch
+        .addresses
+        .iter()
+        .flat_map(|(id, seen)| seen.iter().map(move |a| (*id, a)))
+        .filter(|(id, a)| !known.contains(*id, &a.address))
+        .map(|(id, a)| ((id, a.address.as_str()), (a.first, a.last)))
+        .collect();
     if rows.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
@@ -431,29 +560,49 @@ fn write_addresses(
             }
         }
         AnyConnection::Sqlite(sqlite) => {
+            #[derive(QueryableByName)]
+            struct Inserted {
+                #[diesel(sql_type = BigInt)]
+                token_id: i64,
+                #[diesel(sql_type = Text)]
+                address: String,
+            }
+            let mut inserted = std::collections::HashSet::new();
+            for chunk in rows.chunks(SQLITE_ROWS_A_STATEMENT) {
+                let values = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+                let mut query = diesel::sql_query(format!(
+                    "INSERT INTO token_known_addresses \
+                     (token_id, address, first_seen_at, last_seen_at) VALUES {values} \
+                     ON CONFLICT (token_id, address) DO NOTHING RETURNING token_id, address"
+                ))
+                .into_boxed::<diesel::sqlite::Sqlite>();
+                for ((token_id, address), (first, last)) in chunk {
+                    query = query
+                        .bind::<BigInt, _>(*token_id)
+                        .bind::<Text, _>((*address).to_owned())
+                        .bind::<Timestamp, _>(*first)
+                        .bind::<Timestamp, _>(*last);
+                }
+                let rows: Vec<Inserted> = query.load(sqlite)?;
+                inserted.extend(rows.into_iter().map(|r| (r.token_id, r.address)));
+            }
             for ((token_id, address), (first, last)) in rows {
-                let updated = diesel::sql_query(
-                    "UPDATE token_known_addresses SET last_seen_at = MAX(last_seen_at, ?) \
-                     WHERE token_id = ? AND address = ?",
-                )
-                .bind::<Timestamp, _>(last)
-                .bind::<BigInt, _>(token_id)
-                .bind::<Text, _>(address)
-                .execute(sqlite)?;
-                if updated == 0 {
-                    diesel::insert_into(known::table)
-                        .values((
-                            known::token_id.eq(token_id),
-                            known::address.eq(address),
-                            known::first_seen_at.eq(first),
-                            known::last_seen_at.eq(last),
-                        ))
-                        .execute(sqlite)?;
+                if inserted.contains(&(token_id, address.to_owned())) {
                     new.push(NewAddress {
                         token_id,
                         address: address.to_owned(),
                         first,
                     });
+                } else {
+                    // Known already (written before this instance remembered it).
+                    diesel::sql_query(
+                        "UPDATE token_known_addresses SET last_seen_at = MAX(last_seen_at, ?) \
+                         WHERE token_id = ? AND address = ?",
+                    )
+                    .bind::<Timestamp, _>(last)
+                    .bind::<BigInt, _>(token_id)
+                    .bind::<Text, _>(address)
+                    .execute(sqlite)?;
                 }
             }
         }
@@ -490,6 +639,7 @@ fn flag_new_addresses(
         .load::<(i64, String)>(conn)?
         .into_iter()
         .collect();
+    let mut grown = Vec::new();
     for (token_id, mut addresses) in by_token {
         addresses.sort_by_key(|a| a.first);
         let known_before =
@@ -533,21 +683,21 @@ fn flag_new_addresses(
                 .details(details)
                 .record(conn)?;
         }
-        forget_least_recent_addresses(conn, token_id)?;
+        grown.push(token_id);
     }
+    keep_most_recent(conn, Kept::Addresses, &grown)?;
     Ok(())
 }
 
 /// The user agent of a token's first use from `address` in the batch.
 fn user_agent_of<'a>(batch: &'a UsageBatch, token_id: i64, address: &str) -> &'a str {
     batch
-        .pairs
+        .addresses
         .get(&token_id)
         .into_iter()
         .flatten()
-        .filter(|p| p.address == address)
-        .min_by_key(|p| p.first)
-        .map_or("", |p| p.user_agent.as_str())
+        .find(|a| a.address == address)
+        .map_or("", |a| a.user_agent.as_str())
 }
 
 /// Sets the token's flag to this address, unless it already shows a later one.
@@ -569,21 +719,6 @@ fn raise(
             .bind::<Text, _>(address)
             .bind::<Text, _>(user_agent)
             .bind::<Timestamp, _>(seen_at),
-        execute
-    )
-}
-
-/// Keeps a token's [`ADDRESSES_KEPT`] most recently seen addresses.
-fn forget_least_recent_addresses(conn: &mut AnyConnection, token_id: i64) -> QueryResult<usize> {
-    on_either!(
-        conn,
-        "DELETE FROM token_known_addresses WHERE token_id = ? AND address NOT IN \
-         (SELECT address FROM token_known_addresses WHERE token_id = ? \
-          ORDER BY last_seen_at DESC LIMIT ?)",
-        |q| q
-            .bind::<BigInt, _>(token_id)
-            .bind::<BigInt, _>(token_id)
-            .bind::<BigInt, _>(ADDRESSES_KEPT),
         execute
     )
 }
@@ -698,16 +833,56 @@ pub fn alerts_of(
 }
 
 /// Lowers a token's flag; the flag it lowered, if there was one.
-pub fn dismiss(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Option<AddressAlert>> {
+pub fn dismiss(
+    conn: &mut AnyConnection,
+    token_id: i64,
+    shown: &ShownAlert,
+) -> QueryResult<Dismissal> {
     let alert = alerts::table
         .find(token_id)
         .select(AddressAlert::as_select())
         .first(conn)
         .optional()?;
-    if alert.is_some() {
-        diesel::delete(alerts::table.find(token_id)).execute(conn)?;
+    let Some(alert) = alert else {
+        return Ok(Dismissal::NoFlag);
+    };
+    if alert.address != shown.address || alert_key(alert.seen_at) != shown.seen {
+        return Ok(Dismissal::Newer(alert));
     }
-    Ok(alert)
+    // Only the flag read: one a write raised meanwhile stays.
+    let lowered = diesel::delete(
+        alerts::table
+            .find(token_id)
+            .filter(alerts::address.eq(&alert.address))
+            .filter(alerts::seen_at.eq(alert.seen_at)),
+    )
+    .execute(conn)?;
+    Ok(if lowered == 1 {
+        Dismissal::Dismissed(alert)
+    } else {
+        Dismissal::Newer(alert)
+    })
+}
+
+/// The flag a person saw and dismisses: its address and time (as [`alert_key`] writes it).
+#[derive(Clone, Debug, Default)]
+pub struct ShownAlert {
+    pub address: String,
+    pub seen: String,
+}
+
+/// How a flag's time is carried by the form that dismisses it: exactly as stored.
+pub fn alert_key(seen_at: NaiveDateTime) -> String {
+    seen_at.format("%Y-%m-%dT%H:%M:%S%.f").to_string()
+}
+
+/// What dismissing did.
+#[derive(Debug)]
+pub enum Dismissal {
+    Dismissed(AddressAlert),
+    /// The token's flag is not the one shown: a newer use raised it since.
+    Newer(AddressAlert),
+    NoFlag,
 }
 
 /// Everything a token's own page and the API show about how it is used.

@@ -819,3 +819,13 @@ pub fn cell<'a>(html: &'a str, class: &str) -> &'a str {
     let rest = &html[start..];
     &rest[..rest.find("</td>").expect("the cell ends")]
 }
+
+/// The value of the first hidden input named `name` in a page (a form's carried state).
+pub fn hidden_value(html: &str, name: &str) -> String {
+    let marker = format!("type=\"hidden\" name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no hidden {name} in the page"))
+        + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}

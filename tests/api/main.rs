@@ -41,3 +41,4 @@ mod token_rotation;
 mod token_rules;
 mod upgrade;
 mod usage;
+mod usage_attacks;

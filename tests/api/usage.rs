@@ -10,7 +10,7 @@ use tokendesk::domain::Role;
 use tokendesk::tokens::usage::{self, UsagePair};
 
 use crate::backend_tests;
-use crate::helpers::{client_from, location, user_and_browser, TestApp};
+use crate::helpers::{client_from, hidden_value, location, user_and_browser, TestApp};
 
 backend_tests!(
     each_address_and_client_is_counted_and_only_the_most_recent_pairs_are_kept,
@@ -23,7 +23,7 @@ backend_tests!(
 );
 
 /// One request as a client at `from` sending `agent`, to `address` (an instance).
-async fn use_from(address: &str, token: &str, from: &str, agent: &str) {
+pub async fn use_from(address: &str, token: &str, from: &str, agent: &str) {
     let response = client_from(from)
         .get(format!("{address}/api/v1/me"))
         .bearer_auth(token)
@@ -35,7 +35,7 @@ async fn use_from(address: &str, token: &str, from: &str, agent: &str) {
 }
 
 /// Polls `probe` until it returns Some (the recorder writes every 0.3 s in tests).
-async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -46,7 +46,7 @@ where
             return found;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(15),
+            started.elapsed() < Duration::from_secs(20),
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -174,15 +174,17 @@ async fn a_first_use_from_a_new_address_flags_the_token_until_its_owner_dismisse
         1
     );
 
-    // Dismissed from the list, by its owner only.
+    // Dismissed from the list (back to it), by its owner only.
+    let (address, seen) = (hidden_value(&list, "address"), hidden_value(&list, "seen"));
     let dismissed = browser
         .submit_form(
             "/developer/access-tokens",
             &format!("/developer/access-tokens/{id}/dismiss-new-address"),
-            &[],
+            &[("address", &address), ("seen", &seen), ("back", "list")],
         )
         .await;
     assert_eq!(dismissed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&dismissed), "/developer/access-tokens");
     let list = browser.page("/developer/access-tokens").await;
     assert!(!list.contains("first use from"), "{list}");
     assert_eq!(

@@ -10,7 +10,7 @@ use crate::db::Db;
 use crate::domain::{Scope, ScopeSet};
 use crate::http::ClientIp;
 use crate::tokens::actions::{self, TokenError};
-use crate::tokens::usage::{self, AddressAlert, Insight};
+use crate::tokens::usage::{self, AddressAlert, Dismissal, Insight, ShownAlert};
 use crate::tokens::Authenticator;
 use crate::web::access_tokens::{Shelf, TokenPath};
 use crate::web::csrf::CsrfForm;
@@ -44,8 +44,10 @@ pub struct ScopeUseView {
 /// The flag a first use from a new address raised.
 pub struct NewAddressView {
     pub address: String,
-    /// "by “curl/8.5”", or "with no user agent".
-    pub client: String,
+    /// Empty when the client sent none.
+    pub user_agent: String,
+    /// The flag's time, carried by the form that dismisses it.
+    pub seen_key: String,
     pub ago: String,
     pub exact: String,
 }
@@ -54,11 +56,8 @@ impl NewAddressView {
     pub fn new(alert: &AddressAlert, now: NaiveDateTime) -> Self {
         NewAddressView {
             address: alert.address.clone(),
-            client: if alert.user_agent.is_empty() {
-                "with no user agent".to_owned()
-            } else {
-                format!("by “{}”", alert.user_agent)
-            },
+            user_agent: alert.user_agent.clone(),
+            seen_key: usage::alert_key(alert.seen_at),
             ago: format::ago(alert.seen_at, now),
             exact: format::exact(alert.seen_at),
         }
@@ -146,49 +145,49 @@ fn not_exercised_for(since: NaiveDateTime, now: NaiveDateTime) -> String {
     }
 }
 
+/// The flag the page showed, and which page: `back=list` for the list, else the token's page.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-pub struct DismissForm {}
+pub struct DismissForm {
+    address: String,
+    seen: String,
+    back: String,
+}
 
-/// Lowers the token's new-address flag, back to where the person was (its page or the list).
+/// Lowers the token's new-address flag the person saw (not one raised since), back to where
+/// they were.
 pub async fn dismiss(
     db: web::Data<Db>,
-    CsrfForm(_): CsrfForm<DismissForm>,
+    CsrfForm(form): CsrfForm<DismissForm>,
     shelf: Shelf,
     client_ip: ClientIp,
     path: web::Path<TokenPath>,
-    req: actix_web::HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     let token = shelf.token(&db, &path.id).await?;
     let actor = shelf.current.actor(&client_ip);
-    let dismissed = actions::dismiss_new_address(&db, actor, shelf.owner, token.id).await?;
+    let back = if form.back == "list" {
+        shelf.base.clone()
+    } else {
+        shelf.at(&format!("/{}", token.id))
+    };
+    let shown = ShownAlert {
+        address: form.address,
+        seen: form.seen,
+    };
+    let dismissed = actions::dismiss_new_address(&db, actor, shelf.owner, token.id, shown).await?;
     let message = match dismissed {
-        Some(alert) => format!(
+        Dismissal::Dismissed(alert) => format!(
             "Dismissed: “{}” was used from {}. If that was not you or your service, revoke the token.",
             token.name, alert.address
         ),
-        None => format!("“{}” had no new address to dismiss.", token.name),
+        Dismissal::Newer(alert) => format!(
+            "Not dismissed: “{}” was used from another new address since, {}. Look at it before you dismiss it.",
+            token.name, alert.address
+        ),
+        Dismissal::NoFlag => format!("“{}” had no new address to dismiss.", token.name),
     };
     set_flash(&shelf.current.session, message);
-    Ok(see_other(&back_to(&req, &shelf, token.id)))
-}
-
-/// The list or the token's page, whichever the form was on (by its Referer's path, only when
-/// it is one of the shelf's pages).
-fn back_to(req: &actix_web::HttpRequest, shelf: &Shelf, token_id: i64) -> String {
-    let token_page = shelf.at(&format!("/{token_id}"));
-    let from_list = req
-        .headers()
-        .get(actix_web::http::header::REFERER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|referer| referer.split("://").nth(1))
-        .and_then(|rest| rest.find('/').map(|at| &rest[at..]))
-        .is_some_and(|path| path.split('?').next() == Some(shelf.base.as_str()));
-    if from_list {
-        shelf.base.clone()
-    } else {
-        token_page
-    }
+    Ok(see_other(&back))
 }
 
 #[derive(Template)]

@@ -119,7 +119,7 @@ struct Facts {
 ///
 /// For a new-address use, from the Last-used flush (inside its write transaction):
 ///
-/// ```ignore
+/// ```text
 /// notifications::enqueue(
 ///     conn,
 ///     outbox,

@@ -70,6 +70,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_AUTH_CACHE_MS", default_value_t = 1000)]
     pub auth_cache_ms: u64,
 
+    /// PostgreSQL only: the session connection each instance LISTENs on to hear other
+    /// instances' changes at once (default: DATABASE_URL). Point it past a PgBouncer in
+    /// transaction pooling mode, which does not keep LISTEN; while it is down, caches are off.
+    #[arg(long, env = "TOKENDESK_LISTEN_DATABASE_URL", hide_env_values = true)]
+    pub listen_database_url: Option<String>,
+
     /// Bad tokens one client address may present within the window before its token checks
     /// are answered 429 for a window (0: no limit). Counted per instance.
     #[arg(long, env = "TOKENDESK_TOKEN_FAILURE_LIMIT", default_value_t = 20)]
@@ -152,6 +158,7 @@ impl ServeConfig {
             last_used_flush_secs: 5.0,
             auto_revoke_interval_secs: 600.0,
             auth_cache_ms: 1000,
+            listen_database_url: None,
             token_failure_limit: 20,
             leak_report_limit: 30,
             token_failure_window_secs: 60,

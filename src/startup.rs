@@ -20,6 +20,7 @@ use anyhow::Context;
 
 use crate::accounts::setup::SetupState;
 use crate::config::ServeConfig;
+use crate::db::invalidation::Listener;
 use crate::db::{DatabaseUrl, Db};
 use crate::http::Site;
 use crate::notifications::{self, MailSettings, Mailer};
@@ -38,6 +39,7 @@ pub struct Application {
     last_used: LastUsedFlusher,
     unused_sweeper: UnusedSweeper,
     mailer: Option<Mailer>,
+    invalidations: Option<Listener>,
 }
 
 impl Application {
@@ -66,6 +68,21 @@ impl Application {
             outbox,
         );
         let mailer = mail.map(|mail| Mailer::start(db.clone(), mail, config.clock.clone()));
+        let invalidations = match &url {
+            DatabaseUrl::Postgres(database_url) => Some(Listener::start(
+                db.clone(),
+                config
+                    .listen_database_url
+                    .clone()
+                    .unwrap_or_else(|| database_url.clone()),
+            )),
+            DatabaseUrl::Sqlite(_) => {
+                if config.listen_database_url.is_some() {
+                    tracing::warn!("TOKENDESK_LISTEN_DATABASE_URL is for PostgreSQL; ignored on SQLite (one instance)");
+                }
+                None
+            }
+        };
         let cache_for = Duration::from_millis(config.auth_cache_ms);
         let authenticator = Data::new(Authenticator {
             db: db.clone(),
@@ -148,6 +165,7 @@ impl Application {
             last_used: flusher,
             unused_sweeper,
             mailer,
+            invalidations,
         })
     }
 
@@ -162,6 +180,9 @@ impl Application {
         self.unused_sweeper.stop();
         if let Some(mailer) = self.mailer {
             mailer.stop();
+        }
+        if let Some(invalidations) = self.invalidations {
+            invalidations.stop();
         }
         self.last_used.stop();
         tracing::info!("stopped");

@@ -1,5 +1,6 @@
 //! Storage: one pooled connection type over SQLite and PostgreSQL, chosen by `DATABASE_URL`.
 
+pub mod invalidation;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -219,9 +220,14 @@ impl From<PoolError> for DbError {
 pub struct Db {
     pool: r2d2::Pool<ConnectionManager>,
     url: DatabaseUrl,
-    /// Counts committed write transactions; caches of database state compare it to know
-    /// they may be stale.
+    /// Counts committed write transactions, here and (heard through [`invalidation`]) on other
+    /// instances; caches of database state compare it to know they may be stale.
     writes: Arc<AtomicU64>,
+    /// Whether every change another instance makes is heard: always on SQLite (one instance),
+    /// on PostgreSQL while the invalidation listener is connected.
+    hears_others: Arc<AtomicBool>,
+    /// Names this process's changes to the others (and lets it ignore its own).
+    instance: Arc<str>,
     health: ConnectHealth,
 }
 
@@ -238,10 +244,13 @@ impl Db {
             .error_handler(Box::new(health.clone()))
             .event_handler(Box::new(health.clone()))
             .build(ConnectionManager { url: url.clone() })?;
+        let hears_others = matches!(url, DatabaseUrl::Sqlite(_));
         Ok(Self {
             pool,
             url,
             writes: Default::default(),
+            hears_others: Arc::new(AtomicBool::new(hears_others)),
+            instance: format!("{:016x}", rand::random::<u64>()).into(),
             health,
         })
     }
@@ -330,19 +339,24 @@ impl Db {
         &self,
         f: impl FnOnce(&mut AnyConnection) -> QueryResult<T>,
     ) -> Result<T, DbError> {
-        let written = self.run_blocking(|conn| write_transaction(conn, f));
+        let written =
+            self.run_blocking(|conn| write_transaction(conn, announced(f, &self.instance)));
         self.writes.fetch_add(1, Ordering::AcqRel);
         written
     }
 
     /// Like [`Db::run`], inside a write transaction (see [`write_transaction`]). Every state
-    /// change of the product goes through here, so [`Db::write_generation`] moves after each.
+    /// change of the product goes through here, so [`Db::cache_generation`] moves after each,
+    /// on this instance and on every other one.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
     {
-        let written = self.run(move |conn| write_transaction(conn, f)).await;
+        let instance = Arc::clone(&self.instance);
+        let written = self
+            .run(move |conn| write_transaction(conn, announced(f, &instance)))
+            .await;
         // After the commit: a reader that saw the old generation re-reads.
         self.writes.fetch_add(1, Ordering::AcqRel);
         written
@@ -366,9 +380,32 @@ impl Db {
         })
     }
 
-    /// Read before a lookup whose result is cached; a later write makes the entry stale.
-    pub fn write_generation(&self) -> u64 {
-        self.writes.load(Ordering::Acquire)
+    /// Read before a lookup whose result is cached; a later write, here or elsewhere, makes the
+    /// entry stale. `None` while changes made by other instances may go unheard: nothing may be
+    /// served from a cache, or put in one, then.
+    pub fn cache_generation(&self) -> Option<u64> {
+        // The flag first: a generation read after it was set is at least the one moved when
+        // listening began.
+        let hears = self.hears_others.load(Ordering::Acquire);
+        hears.then(|| self.writes.load(Ordering::Acquire))
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Another instance changed something: every entry cached before is stale.
+    fn changed_elsewhere(&self) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether other instances' changes are heard from now on. Turned on only once listening,
+    /// it also drops what was cached while they could have gone unheard.
+    fn hear_others(&self, hears: bool) {
+        if hears {
+            self.changed_elsewhere();
+        }
+        self.hears_others.store(hears, Ordering::Release);
     }
 
     /// For readiness checks: a cheap round trip that fails fast when the database is gone.
@@ -411,6 +448,18 @@ where
             <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)?;
             Err(error)
         }
+    }
+}
+
+/// `f`, then a word to the other instances that something changed (see [`invalidation`]).
+fn announced<'a, T>(
+    f: impl FnOnce(&mut AnyConnection) -> QueryResult<T> + 'a,
+    instance: &'a str,
+) -> impl FnOnce(&mut AnyConnection) -> QueryResult<T> + 'a {
+    move |conn| {
+        let value = f(conn)?;
+        invalidation::announce(conn, instance)?;
+        Ok(value)
     }
 }
 

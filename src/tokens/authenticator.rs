@@ -359,7 +359,7 @@ async fn authenticate(
     let presented = presented.ok_or(AuthFailure::Missing)?;
     let secret = TokenSecret::parse(&presented).ok_or(AuthFailure::Malformed)?;
     let digest = secret.digest();
-    let generation = db.write_generation();
+    let generation = db.cache_generation();
     if let Some(auth) = cache.get(&digest.0, generation) {
         check_use(&auth, client_ip, now)?;
         return Ok(recorded(auth));

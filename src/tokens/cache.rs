@@ -4,7 +4,9 @@
 //! tests/api/auth_cache.rs):
 //! - a change made on this instance (revoke, regenerate, role change, deactivation) goes through
 //!   `Db::write`, which moves the write generation: every entry cached before it is stale at once;
-//! - a change made by another instance is seen within `ttl` (1 s by default);
+//! - a change made by another instance through `Db::write` moves it too, as soon as it is heard
+//!   (PostgreSQL `NOTIFY`, see `db::invalidation`); while it may go unheard, nothing is cached;
+//! - anything else (a change made in the database by hand) is seen within `ttl` (1 s by default);
 //! - expiry is checked on every hit against the cached expiry time.
 
 use std::collections::HashMap;
@@ -44,10 +46,9 @@ impl<V: Clone> FreshCache<V> {
         }
     }
 
-    pub fn get(&self, key: &str, generation: u64) -> Option<V> {
-        if self.ttl.is_zero() {
-            return None;
-        }
+    /// `generation` is `Db::cache_generation`: `None` serves nothing.
+    pub fn get(&self, key: &str, generation: Option<u64>) -> Option<V> {
+        let generation = generation.filter(|_| !self.ttl.is_zero())?;
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(key)?;
         let age = self
@@ -57,11 +58,12 @@ impl<V: Clone> FreshCache<V> {
         (entry.generation == generation && age < self.ttl).then(|| entry.value.clone())
     }
 
-    /// `generation` must have been read before the lookup that produced `value`.
-    pub fn put(&self, key: String, value: V, generation: u64) {
-        if self.ttl.is_zero() {
+    /// `generation` must have been read before the lookup that produced `value`; `None` keeps
+    /// nothing.
+    pub fn put(&self, key: String, value: V, generation: Option<u64>) {
+        let Some(generation) = generation.filter(|_| !self.ttl.is_zero()) else {
             return;
-        }
+        };
         let now = self.clock.instant();
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= MAX_ENTRIES {

@@ -1,5 +1,6 @@
-//! The verified-token cache (on by default, 1 s) never delays a change made on this instance,
-//! and delays one made by another instance by at most its lifetime. The tests that wait for the
+//! The verified-token cache (on by default, 1 s) never delays a change made through tokendesk,
+//! on this instance or (on PostgreSQL, heard through NOTIFY) on another, and delays one made in
+//! the database by hand by at most its lifetime. The tests that wait for the
 //! lifetime give it 30 s and move the server's clock, so a slow machine cannot fail them.
 
 use std::time::Duration;
@@ -12,8 +13,8 @@ use crate::helpers::{user_and_browser, TestApp, TokenTimes};
 
 backend_tests!(
     changes_here_apply_to_the_next_request,
-    changes_elsewhere_apply_within_the_cache_lifetime,
-    the_inventory_total_follows_changes_here_at_once_and_elsewhere_within_the_lifetime,
+    changes_made_by_hand_apply_within_the_cache_lifetime,
+    the_inventory_total_follows_changes_here_at_once_and_by_hand_within_the_lifetime,
 );
 
 const LIFETIME: Duration = Duration::from_secs(30);
@@ -94,18 +95,18 @@ async fn changes_here_apply_to_the_next_request(app: TestApp) {
     assert_eq!(api.me(&manager).await.status(), StatusCode::UNAUTHORIZED);
 }
 
-async fn changes_elsewhere_apply_within_the_cache_lifetime(app: TestApp) {
+async fn changes_made_by_hand_apply_within_the_cache_lifetime(app: TestApp) {
     let app = cached_app(app).await;
     let user = app
         .create_user("grace@example.com", "grace-password-1", Role::User)
         .await;
-    let (id, token) = app.token_for(user.id, "ci", &["tag:read"]).await;
+    let (id, token) = app.token_by_hand(user.id, "ci", &["tag:read"]).await;
     let api = app.api();
     assert_eq!(api.me(&token).await.status(), StatusCode::OK);
-    // Another instance revokes it (straight in the shared database): this instance may answer
-    // from its cache until the entry is as old as the cache's lifetime, and not a moment longer.
+    // Revoked in the database by hand, telling no instance: this instance may answer from its
+    // cache until the entry is as old as the cache's lifetime, and not a moment longer.
     app.db
-        .write(move |c| tokendesk::tokens::store::revoke(c, id, user.id))
+        .run(move |c| tokendesk::tokens::store::revoke(c, id, user.id))
         .await
         .unwrap();
     assert_eq!(api.me(&token).await.status(), StatusCode::OK, "cached");
@@ -129,8 +130,8 @@ async fn changes_elsewhere_apply_within_the_cache_lifetime(app: TestApp) {
 }
 
 /// The admin inventory keeps its total as long as a verified token: refreshed by any change on
-/// this instance, and within the cache's lifetime after a change made elsewhere.
-async fn the_inventory_total_follows_changes_here_at_once_and_elsewhere_within_the_lifetime(
+/// this instance, and within the cache's lifetime after a change made by hand.
+async fn the_inventory_total_follows_changes_here_at_once_and_by_hand_within_the_lifetime(
     app: TestApp,
 ) {
     let app = cached_app(app).await;
@@ -149,8 +150,8 @@ async fn the_inventory_total_follows_changes_here_at_once_and_elsewhere_within_t
     grace_browser.create_token("ci", "30", &["tag:read"]).await;
     assert_eq!(total(admin.page(inventory).await), "1");
 
-    // Made behind this instance's back, as another instance would: counted within the lifetime.
-    app.token_for(grace.id, "elsewhere", &["tag:read"]).await;
+    // Made in the database by hand, telling no instance: counted within the lifetime.
+    app.token_by_hand(grace.id, "by hand", &["tag:read"]).await;
     assert_eq!(total(admin.page(inventory).await), "1", "cached");
     app.clock.advance(LIFETIME);
     assert_eq!(total(admin.page(inventory).await), "2");

@@ -194,15 +194,9 @@ fn the_readme_shows_the_nginx_configuration_the_tests_run() {
         .lines()
         .map(|line| line.trim().to_owned())
         .collect();
-    let tested: Vec<String> = include_str!("fixtures/nginx.conf")
-        .lines()
-        .map(|line| line.trim().to_owned())
-        .collect();
-    assert!(
-        tested
-            .windows(shown.len())
-            .any(|run| run == shown.as_slice()),
-        "tests/api/fixtures/nginx.conf does not contain the README's snippet:\n{}",
-        shown.join("\n")
+    crate::nginx::assert_fixture_shows(
+        &shown,
+        include_str!("fixtures/nginx.conf"),
+        "tests/api/fixtures/nginx.conf",
     );
 }

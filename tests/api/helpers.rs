@@ -593,19 +593,41 @@ impl TestApp {
         name: &str,
         scopes: &[&str],
     ) -> (i64, String) {
+        self.stored_token(owner, creator_id, name, scopes, true)
+            .await
+    }
+
+    /// Like [`TestApp::token_for`], as a change made in the database by hand: outside
+    /// `Db::write`, so no instance is told (their caches learn of it only when entries age out).
+    #[allow(dead_code)] // tests/faults
+    pub async fn token_by_hand(&self, user_id: i64, name: &str, scopes: &[&str]) -> (i64, String) {
+        let owner = tokendesk::tokens::TokenOwner::Person(user_id);
+        self.stored_token(owner, user_id, name, scopes, false).await
+    }
+
+    async fn stored_token(
+        &self,
+        owner: tokendesk::tokens::TokenOwner,
+        creator_id: i64,
+        name: &str,
+        scopes: &[&str],
+        announced: bool,
+    ) -> (i64, String) {
         let request = tokendesk::domain::TokenRequest {
             name: name.to_owned(),
             expiry: tokendesk::domain::Expiry::Never,
             scopes: tokendesk::domain::ScopeSet::parse(scopes.iter().copied()).unwrap(),
             allowed_addresses: None,
         };
-        let created = self
-            .db
-            .write(move |conn| {
-                Ok(tokendesk::tokens::store::create(conn, owner, creator_id, &request).unwrap())
-            })
-            .await
-            .unwrap();
+        let create = move |conn: &mut tokendesk::db::AnyConnection| {
+            Ok(tokendesk::tokens::store::create(conn, owner, creator_id, &request).unwrap())
+        };
+        let created = if announced {
+            self.db.write(create).await
+        } else {
+            self.db.run(create).await
+        };
+        let created = created.unwrap();
         (created.token.id, created.secret.expose().to_owned())
     }
 

@@ -23,18 +23,31 @@ pub fn free_port() -> u16 {
 }
 
 impl Nginx {
+    /// The gateway configuration (`fixtures/nginx.conf`) in front of tokendesk on that port.
     pub async fn start(tokendesk_port: u16) -> Self {
+        let upstream = free_port().to_string();
+        let tokendesk = tokendesk_port.to_string();
+        Self::start_with(
+            include_str!("fixtures/nginx.conf"),
+            &[("{UPSTREAM}", &upstream), ("{TOKENDESK}", &tokendesk)],
+        )
+        .await
+    }
+
+    /// nginx on `template` with `{DIR}` and `{PORT}` filled in, and each of `fill`.
+    pub async fn start_with(template: &str, fill: &[(&str, &str)]) -> Self {
         assert!(
             std::path::Path::new(NGINX).exists(),
             "nginx is required for the gateway test: apt-get install nginx-light (.ci/run does)"
         );
         let dir = tempfile::tempdir().unwrap();
-        let (port, upstream) = (free_port(), free_port());
-        let mut config = include_str!("fixtures/nginx.conf")
+        let port = free_port();
+        let mut config = template
             .replace("{DIR}", &dir.path().display().to_string())
-            .replace("{PORT}", &port.to_string())
-            .replace("{UPSTREAM}", &upstream.to_string())
-            .replace("{TOKENDESK}", &tokendesk_port.to_string());
+            .replace("{PORT}", &port.to_string());
+        for (name, value) in fill {
+            config = config.replace(name, value);
+        }
         if is_root() {
             // Workers would otherwise run as nobody, who cannot use this temp dir.
             config = format!("user root;\n{config}");
@@ -85,4 +98,15 @@ impl Drop for Nginx {
 
 pub fn port_of(app: &TestApp) -> u16 {
     app.address.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// Fails unless `fixture` (named `name`) holds the lines `shown` (trimmed), in a run.
+#[allow(dead_code)] // tests/browser
+pub fn assert_fixture_shows(shown: &[String], fixture: &str, name: &str) {
+    let tested: Vec<String> = fixture.lines().map(|line| line.trim().to_owned()).collect();
+    assert!(
+        tested.windows(shown.len()).any(|run| run == shown),
+        "{name} does not contain the README's snippet:\n{}",
+        shown.join("\n")
+    );
 }

@@ -7,11 +7,15 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 #[allow(dead_code)]
+#[path = "../api/nginx.rs"]
+mod nginx;
+#[allow(dead_code)]
 #[path = "../api/server.rs"]
 mod server;
 
 mod concurrency;
 mod crash;
+mod deployment;
 mod instances;
 mod outage;
 

@@ -218,7 +218,7 @@ pub async fn list(
     let query = params.query_string();
     // Counting every token of the organisation is most of a page view's cost; the total may
     // be a second old, and any change made here refreshes it.
-    let generation = db.write_generation();
+    let generation = db.cache_generation();
     let known_total = totals.0.get(&query, generation);
     let (rows, total, policy) = db
         .run(move |conn| {

@@ -2,6 +2,7 @@
 //! people and tokens, well-formed tokens that exist nowhere, and how many tokens were used
 //! lately. Its own binary, so none of it is in the product.
 
+mod revocation;
 mod seed;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,20 @@ enum BenchCommand {
         /// Addresses and CIDR ranges, as the New token form takes them.
         #[arg(long)]
         addresses: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke tokens through instance A and time until instance B refuses each; prints the
+    /// p50, p99 and slowest in milliseconds.
+    Revocation {
+        /// host:port of the instance revokes go through.
+        #[arg(long)]
+        through: String,
+        /// host:port of the instance asked until it refuses.
+        #[arg(long)]
+        asking: String,
+        #[arg(long, default_value_t = 200)]
+        revokes: usize,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -118,6 +133,23 @@ fn bench(command: BenchCommand) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("no addresses given"))?;
             let pinned = seed::allow_from(&open(&database)?, &list)?;
             println!("{pinned} tokens may be used only from {list}");
+        }
+        BenchCommand::Revocation {
+            through,
+            asking,
+            revokes,
+            database,
+        } => {
+            let mut waits = revocation::measure(&open(&database)?, &through, &asking, revokes)?;
+            waits.sort_by(f64::total_cmp);
+            let at = |p: f64| waits[((waits.len() - 1) as f64 * p).round() as usize];
+            println!(
+                "{} revokes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                waits.len(),
+                at(0.5),
+                at(0.99),
+                at(1.0)
+            );
         }
         BenchCommand::RecentlyUsed { seconds, database } => {
             println!("{}", seed::recently_used(&open(&database)?, seconds)?);

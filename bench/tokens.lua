@@ -5,6 +5,7 @@
 --   mix      like bearer, with 10% bad tokens (wrong checksum, unknown, revoked)
 --   cookie   GET <path> with Cookie: <TOKENS_FILE's first line> (a signed-in page)
 --   agents   like bearer, each request with a User-Agent never sent before (a new usage pair)
+--   apikey   GET <path> with Authorization: Api-Key T (the Django REST Framework peer)
 local mode, tokens, bad = "bearer", {}, {}
 local threads, prefix, sent = 0, "", 0
 
@@ -41,6 +42,9 @@ function request()
     sent = sent + 1
     return wrk.format("GET", wrk.path, {
       ["Authorization"] = "Bearer " .. token, ["User-Agent"] = prefix .. "-" .. sent })
+  end
+  if mode == "apikey" then
+    return wrk.format("GET", wrk.path, { ["Authorization"] = "Api-Key " .. token })
   end
   if mode == "original" then
     return wrk.format("GET", wrk.path, { ["X-Original-URI"] = "/service/orders?token=" .. token })

@@ -44,6 +44,10 @@ impl<V: Clone> FreshCache<V> {
         }
     }
 
+    pub fn is_on(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
     pub fn get(&self, key: &str, generation: u64) -> Option<V> {
         if self.ttl.is_zero() {
             return None;

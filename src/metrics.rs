@@ -9,6 +9,9 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::db::PoolWaits;
+use crate::http::timing::RequestTimes;
+
 /// The content type of the text format served at `/metrics`.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
@@ -32,29 +35,11 @@ pub struct Metrics {
     requests: HistogramVec,
 }
 
-/// How long checkouts waited for a pooled connection, and how many gave up.
-#[derive(Clone)]
-pub struct PoolWaits {
-    pub waits: Histogram,
-    pub timeouts: IntCounter,
-}
-
 /// What is read when scraped rather than counted as it happens.
 pub struct Levels {
     pub pool_connections: u32,
     pub pool_idle: u32,
     pub last_used_backlog: usize,
-}
-
-/// Request durations by route pattern, method and status class.
-#[derive(Clone)]
-pub struct RequestTimes(HistogramVec);
-
-impl RequestTimes {
-    /// The series of one route pattern (never a raw path), method and status class (`2xx`).
-    pub fn series(&self, route: &str, method: &str, status_class: &str) -> Histogram {
-        self.0.with_label_values(&[route, method, status_class])
-    }
 }
 
 impl Default for Metrics {
@@ -157,7 +142,7 @@ impl Metrics {
     }
 
     pub fn request_times(&self) -> RequestTimes {
-        RequestTimes(self.requests.clone())
+        RequestTimes::new(self.requests.clone())
     }
 
     /// Everything, in the Prometheus text format ([`CONTENT_TYPE`]).

@@ -14,8 +14,6 @@ use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, QueryResult};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::metrics::PoolWaits;
-
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -169,6 +167,13 @@ impl r2d2::ManageConnection for ConnectionManager {
     fn has_broken(&self, pooled: &mut PooledConn) -> bool {
         pooled.lost || pooled.conn.is_broken()
     }
+}
+
+/// How long checkouts waited for a pooled connection, and how many gave up (for the metrics).
+#[derive(Clone)]
+pub struct PoolWaits {
+    pub waits: prometheus::Histogram,
+    pub timeouts: prometheus::IntCounter,
 }
 
 /// Whether the last attempt to open a connection failed. While it did, a request that finds no

@@ -13,9 +13,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage};
-use prometheus::Histogram;
-
-use crate::metrics::RequestTimes;
+use prometheus::{Histogram, HistogramVec};
 
 /// The route label of a request no route took (an unknown path).
 pub const UNMATCHED: &str = "unmatched";
@@ -24,6 +22,21 @@ const METHODS: [&str; 8] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other",
 ];
 const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Request durations by route pattern, method and status class (registered by `metrics`).
+#[derive(Clone)]
+pub struct RequestTimes(HistogramVec);
+
+impl RequestTimes {
+    pub fn new(by_route_method_and_status: HistogramVec) -> Self {
+        Self(by_route_method_and_status)
+    }
+
+    /// The series of one route pattern (never a raw path), method and status class (`2xx`).
+    pub fn series(&self, route: &str, method: &str, status_class: &str) -> Histogram {
+        self.0.with_label_values(&[route, method, status_class])
+    }
+}
 
 /// The series of one route pattern, each (method, status class) resolved when first used.
 pub struct RouteSeries {

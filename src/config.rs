@@ -132,6 +132,11 @@ pub struct ServeConfig {
     )]
     pub mail_max_attempts: u32,
 
+    /// Address and port of a second listener that serves Prometheus metrics at /metrics, and
+    /// nothing else (off when unset). Keep it off the public network.
+    #[arg(long, env = "TOKENDESK_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "TOKENDESK_WORKERS")]
     pub workers: Option<usize>,
@@ -168,6 +173,7 @@ impl ServeConfig {
             mail_retry_secs: 60.0,
             mail_lease_secs: 300.0,
             mail_max_attempts: 8,
+            metrics_listen: None,
             workers: None,
             clock: crate::clock::Clock::system(),
         }

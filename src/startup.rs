@@ -13,9 +13,9 @@ use actix_session::SessionMiddleware;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{time, Key, SameSite};
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Next};
+use actix_web::middleware::{from_fn, Condition, Next};
 use actix_web::web::{Data, PayloadConfig};
-use actix_web::{App, HttpServer, ResponseError};
+use actix_web::{App, HttpResponse, HttpServer, ResponseError};
 use anyhow::Context;
 
 use crate::accounts::setup::SetupState;
@@ -23,19 +23,22 @@ use crate::config::ServeConfig;
 use crate::db::invalidation::Listener;
 use crate::db::{DatabaseUrl, Db};
 use crate::http::Site;
+use crate::metrics::{Levels, Metrics};
 use crate::notifications::{self, MailSettings, Mailer};
 use crate::tokens::idle::UnusedSweeper;
 use crate::tokens::inventory::InventoryTotals;
 use crate::tokens::leaks::LeakReportLimit;
 use crate::tokens::{
-    AddressRefusals, AuthCache, Authenticator, FailureThrottle, FreshCache, LastUsedFlusher,
-    LastUsedRecorder,
+    AddressRefusals, AuthCache, Authenticator, CheckCounts, FailureThrottle, FreshCache,
+    LastUsedFlusher, LastUsedRecorder,
 };
 use crate::{api, web};
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// Serves /metrics on `--metrics-listen`, when set.
+    metrics_server: Option<(u16, Server)>,
     last_used: LastUsedFlusher,
     unused_sweeper: UnusedSweeper,
     mailer: Option<Mailer>,
@@ -45,8 +48,13 @@ pub struct Application {
 impl Application {
     pub async fn build(config: ServeConfig) -> anyhow::Result<Self> {
         let url = DatabaseUrl::parse(&config.database.database_url).map_err(anyhow::Error::msg)?;
-        let db = Db::connect(url.clone(), config.database.db_pool_size)
-            .with_context(|| format!("cannot open the {} database", url.backend_name()))?;
+        let metrics = Data::new(Metrics::new());
+        let db = Db::connect_measured(
+            url.clone(),
+            config.database.db_pool_size,
+            Some(metrics.pool.clone()),
+        )
+        .with_context(|| format!("cannot open the {} database", url.backend_name()))?;
         db.migrate()?;
         db.run_blocking(crate::accounts::upgrade_stored_data)?;
         let session_key = session_key(&config, &url)?;
@@ -57,9 +65,10 @@ impl Application {
         let port = listener.local_addr()?.port();
 
         let last_used = LastUsedRecorder::new(db.clone(), outbox);
-        let flusher = last_used.start(Duration::from_secs_f64(
-            config.last_used_flush_secs.max(0.05),
-        ));
+        let flusher = last_used.start(
+            Duration::from_secs_f64(config.last_used_flush_secs.max(0.05)),
+            metrics.last_used_flush.clone(),
+        );
         let unused_sweeper = UnusedSweeper::start(
             db.clone(),
             last_used.clone(),
@@ -75,6 +84,7 @@ impl Application {
                     .listen_database_url
                     .clone()
                     .unwrap_or_else(|| database_url.clone()),
+                metrics.invalidations.clone(),
             )),
             DatabaseUrl::Sqlite(_) => {
                 if config.listen_database_url.is_some() {
@@ -94,7 +104,20 @@ impl Application {
             ),
             address_refusals: AddressRefusals::default(),
             clock: config.clock.clone(),
+            counts: CheckCounts::new(&metrics),
         });
+        let metrics_server = match &config.metrics_listen {
+            Some(address) => Some(metrics_server(
+                address,
+                metrics.clone(),
+                db.clone(),
+                authenticator.last_used.clone(),
+            )?),
+            None => None,
+        };
+        let request_times = metrics_server
+            .is_some()
+            .then(|| Data::new(metrics.request_times()));
         let leak_reports = Data::new(LeakReportLimit(FailureThrottle::new(
             config.leak_report_limit,
             Duration::from_secs(60),
@@ -127,8 +150,12 @@ impl Application {
                             .session_ttl(time::Duration::hours(crate::sessions::SESSION_HOURS)),
                     )
                     .build();
-            App::new()
-                .app_data(db.clone())
+            let app = App::new();
+            let app = match &request_times {
+                Some(times) => app.app_data(times.clone()),
+                None => app,
+            };
+            app.app_data(db.clone())
                 .app_data(site.clone())
                 .app_data(authenticator.clone())
                 .app_data(leak_reports.clone())
@@ -142,6 +169,10 @@ impl Application {
                 .wrap(sessions)
                 .wrap(from_fn(web::middleware::security_headers))
                 .wrap(from_fn(web::middleware::access_log))
+                .wrap(Condition::new(
+                    request_times.is_some(),
+                    from_fn(crate::http::timing::time_requests),
+                ))
                 .configure(web::routes)
                 .configure(api::routes)
                 .default_service(actix_web::web::to(not_found))
@@ -162,6 +193,7 @@ impl Application {
         Ok(Self {
             port,
             server: server.run(),
+            metrics_server,
             last_used: flusher,
             unused_sweeper,
             mailer,
@@ -173,10 +205,27 @@ impl Application {
         self.port
     }
 
+    /// The port metrics are served on, when they are.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until stopped (SIGTERM or SIGINT drain in-flight requests first), then writes
     /// the Last-used times still pending.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let served = match self.metrics_server {
+            // The metrics server listens to no signal: it stops when the main one has.
+            Some((_, metrics)) => {
+                let handle = metrics.handle();
+                let main = async {
+                    let served = self.server.await;
+                    handle.stop(false).await;
+                    served
+                };
+                futures_util::future::join(main, metrics).await.0
+            }
+            None => self.server.await,
+        };
         self.unused_sweeper.stop();
         if let Some(mailer) = self.mailer {
             mailer.stop();
@@ -188,6 +237,46 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// A server of its own on `address` that answers `GET /metrics` and nothing else, so metrics
+/// can be kept off the public listener. Levels (the pool's, the Last-used backlog) are read
+/// when scraped.
+fn metrics_server(
+    address: &str,
+    metrics: Data<Metrics>,
+    db: Db,
+    last_used: std::sync::Arc<LastUsedRecorder>,
+) -> anyhow::Result<(u16, Server)> {
+    let listener = TcpListener::bind(address)
+        .with_context(|| format!("cannot listen for metrics on {address}"))?;
+    let port = listener.local_addr()?.port();
+    let scrape = move || {
+        let (pool_connections, pool_idle) = db.pool_state();
+        let text = metrics.render(Levels {
+            pool_connections,
+            pool_idle,
+            last_used_backlog: last_used.backlog(),
+        });
+        HttpResponse::Ok()
+            .content_type(crate::metrics::CONTENT_TYPE)
+            .body(text)
+    };
+    let server = HttpServer::new(move || {
+        let scrape = scrape.clone();
+        App::new()
+            .route(
+                "/metrics",
+                actix_web::web::get().to(move || std::future::ready(scrape())),
+            )
+            .default_service(actix_web::web::to(HttpResponse::NotFound))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    tracing::info!(port, "metrics are served at /metrics");
+    Ok((port, server))
 }
 
 /// A query string that is not text once decoded (invalid UTF-8, or NUL) is refused here, once,

@@ -18,6 +18,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("http", 0),
     // Settings: which clock the server reads is one of them.
     ("config", 1),
+    // The metrics registry: the handles of the pool (`db`) and of request times (`http`).
+    ("metrics", 1),
     // Stores: rows and the queries that load and change them.
     ("users", 1),
     ("audit", 1),

@@ -54,6 +54,7 @@ pub async fn authenticate_request(
         }
         Err(conflicting) => Err(conflicting),
     };
+    authenticator.counts.count(&outcome);
     if let (Err(failure), Some(ip)) = (&outcome, client_addr) {
         if failure.is_bad_token() {
             failures.record_failure(ip, authenticator.clock.instant());

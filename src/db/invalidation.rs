@@ -50,12 +50,12 @@ pub struct Listener {
 
 impl Listener {
     /// Listens on `url` (a session connection: `LISTEN` does not survive a transaction-pooling
-    /// proxy) and moves `db`'s write generation on every change heard.
-    pub fn start(db: Db, url: String) -> Self {
+    /// proxy) and moves `db`'s write generation on every change heard, counting it in `heard`.
+    pub fn start(db: Db, url: String, heard: prometheus::IntCounter) -> Self {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("invalidations".into())
-            .spawn(move || listen(&db, &url, &stopped))
+            .spawn(move || listen(&db, &url, &heard, &stopped))
             .expect("a thread can be started");
         Self { stop, thread }
     }
@@ -66,7 +66,7 @@ impl Listener {
     }
 }
 
-fn listen(db: &Db, url: &str, stopped: &mpsc::Receiver<()>) {
+fn listen(db: &Db, url: &str, heard: &prometheus::IntCounter, stopped: &mpsc::Receiver<()>) {
     let mut lost_since: Option<Instant> = None;
     loop {
         match subscribe(url) {
@@ -80,7 +80,7 @@ fn listen(db: &Db, url: &str, stopped: &mpsc::Receiver<()>) {
                     ),
                     None => tracing::info!("listening for other instances' changes"),
                 }
-                let ended = hear(db, &mut conn, stopped);
+                let ended = hear(db, &mut conn, heard, stopped);
                 db.hear_others(false);
                 match ended {
                     Ended::Stopped => return,
@@ -119,7 +119,12 @@ enum Ended {
 }
 
 /// Reads notifications until the connection fails or the listener is stopped.
-fn hear(db: &Db, conn: &mut PgConnection, stopped: &mpsc::Receiver<()>) -> Ended {
+fn hear(
+    db: &Db,
+    conn: &mut PgConnection,
+    counted: &prometheus::IntCounter,
+    stopped: &mpsc::Receiver<()>,
+) -> Ended {
     let mut asked = Instant::now();
     loop {
         let mut heard = false;
@@ -131,6 +136,7 @@ fn hear(db: &Db, conn: &mut PgConnection, stopped: &mpsc::Receiver<()>) -> Ended
         }
         if heard {
             db.changed_elsewhere();
+            counted.inc();
         }
         if asked.elapsed() >= HEARTBEAT {
             if let Err(e) = conn.batch_execute("SELECT 1") {

@@ -170,11 +170,25 @@ impl r2d2::ManageConnection for ConnectionManager {
     }
 }
 
+/// How long checkouts waited for a pooled connection, and how many gave up (for the metrics).
+#[derive(Clone)]
+pub struct PoolWaits {
+    pub waits: prometheus::Histogram,
+    pub timeouts: prometheus::IntCounter,
+}
+
 /// Whether the last attempt to open a connection failed. While it did, a request that finds no
 /// idle connection fails at once instead of queueing for the pool's timeout; the pool keeps
-/// retrying in the background and the first connection it opens clears the mark.
-#[derive(Clone, Debug, Default)]
-struct ConnectHealth(Arc<AtomicBool>);
+/// retrying in the background and the first connection it opens clears the mark. Also where
+/// checkout waits are measured, when they are.
+#[derive(Clone, Default)]
+struct ConnectHealth(Arc<AtomicBool>, Option<PoolWaits>);
+
+impl std::fmt::Debug for ConnectHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConnectHealth(down: {})", self.is_down())
+    }
+}
 
 impl ConnectHealth {
     fn is_down(&self) -> bool {
@@ -194,6 +208,18 @@ impl r2d2::HandleEvent for ConnectHealth {
     fn handle_acquire(&self, _: r2d2::event::AcquireEvent) {
         if self.0.swap(false, Ordering::Relaxed) {
             tracing::info!("connected to the database again");
+        }
+    }
+
+    fn handle_checkout(&self, event: r2d2::event::CheckoutEvent) {
+        if let Some(pool) = &self.1 {
+            pool.waits.observe(event.duration().as_secs_f64());
+        }
+    }
+
+    fn handle_timeout(&self, _: r2d2::event::TimeoutEvent) {
+        if let Some(pool) = &self.1 {
+            pool.timeouts.inc();
         }
     }
 }
@@ -233,7 +259,16 @@ pub struct Db {
 
 impl Db {
     pub fn connect(url: DatabaseUrl, max_connections: u32) -> Result<Self, DbError> {
-        let health = ConnectHealth::default();
+        Self::connect_measured(url, max_connections, None)
+    }
+
+    /// Like [`Db::connect`], measuring how long checkouts wait into `waits`.
+    pub fn connect_measured(
+        url: DatabaseUrl,
+        max_connections: u32,
+        waits: Option<PoolWaits>,
+    ) -> Result<Self, DbError> {
+        let health = ConnectHealth(Arc::default(), waits);
         let pool = r2d2::Pool::builder()
             .max_size(max_connections)
             .min_idle(Some(1))
@@ -257,6 +292,12 @@ impl Db {
 
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
+    }
+
+    /// Connections open, and of them idle, right now.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
     }
 
     pub fn migrate(&self) -> anyhow::Result<()> {

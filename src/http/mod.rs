@@ -3,6 +3,7 @@
 
 pub mod client_ip;
 pub mod routes;
+pub mod timing;
 
 use std::net::IpAddr;
 

@@ -2,8 +2,15 @@
 //! methods, so a request for a known path with another method is a 405 naming the methods
 //! there are, not the 404 of an unknown path.
 
+use std::rc::Rc;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::ServiceRequest;
 use actix_web::http::Method;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{guard, web, HttpResponse, Route};
+
+use crate::http::timing::RouteMark;
 
 /// The route for a method of a route table: `get` also answers HEAD (actix sends the headers
 /// without the body), `route` every method.
@@ -57,14 +64,20 @@ impl PathRoutes {
         }
     }
 
-    /// One resource per path; a method none of its routes takes answers `refuse(allow)`.
+    /// One resource per path; a method none of its routes takes answers `refuse(allow)`. Each
+    /// marks its requests with its route pattern's series for the request metrics.
     pub fn register(self, cfg: &mut web::ServiceConfig, refuse: fn(&str) -> HttpResponse) {
         for (path, routes) in self.paths {
             let allow = allowed_methods(self.table, path);
+            let mark = Rc::new(RouteMark::default());
             let resource = routes
                 .into_iter()
                 .fold(web::resource(path), |resource, route| resource.route(route))
-                .default_service(web::to(move || std::future::ready(refuse(&allow))));
+                .default_service(web::to(move || std::future::ready(refuse(&allow))))
+                .wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
+                    mark.mark(&req);
+                    next.call(req)
+                }));
             cfg.service(resource);
         }
     }

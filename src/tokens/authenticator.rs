@@ -292,6 +292,70 @@ pub struct Authenticator {
     pub failures: crate::tokens::FailureThrottle,
     pub address_refusals: AddressRefusals,
     pub clock: crate::clock::Clock,
+    pub counts: CheckCounts,
+}
+
+/// What a token check can end in, as counted: `ok`, or why the token was refused. The scope and
+/// personal-token refusals come later, from the route, and are not token checks.
+const CHECK_RESULTS: [&str; 11] = [
+    "ok",
+    "missing",
+    "conflicting",
+    "malformed",
+    "unknown",
+    "revoked",
+    "expired",
+    "replaced",
+    "address_not_allowed",
+    "owner_deactivated",
+    "unavailable",
+];
+
+/// The counters a token check moves, each resolved once at start: counting is an atomic add.
+pub struct CheckCounts {
+    by_result: Vec<prometheus::IntCounter>,
+    cache_hits: prometheus::IntCounter,
+    cache_misses: prometheus::IntCounter,
+}
+
+impl CheckCounts {
+    pub fn new(metrics: &crate::metrics::Metrics) -> Self {
+        Self {
+            by_result: CHECK_RESULTS
+                .iter()
+                .map(|result| metrics.token_checks.with_label_values(&[*result]))
+                .collect(),
+            cache_hits: metrics.cache_hits.clone(),
+            cache_misses: metrics.cache_misses.clone(),
+        }
+    }
+
+    /// Counts a check's outcome under its result: never the token, nor anything it names.
+    pub fn count(&self, outcome: &Result<Authenticated, AuthFailure>) {
+        let index = match outcome {
+            Ok(_) => 0,
+            Err(AuthFailure::Missing) => 1,
+            Err(AuthFailure::Conflicting) => 2,
+            Err(AuthFailure::Malformed) => 3,
+            Err(AuthFailure::Unknown) => 4,
+            Err(AuthFailure::Revoked) => 5,
+            Err(AuthFailure::Expired) => 6,
+            Err(AuthFailure::Replaced) => 7,
+            Err(AuthFailure::AddressNotAllowed { .. }) => 8,
+            Err(AuthFailure::OwnerDeactivated) => 9,
+            Err(AuthFailure::Unavailable(_)) => 10,
+            Err(AuthFailure::InsufficientScope(_) | AuthFailure::NotAPerson) => return,
+        };
+        self.by_result[index].inc();
+    }
+
+    fn cache_lookup(&self, hit: bool) {
+        if hit {
+            self.cache_hits.inc();
+        } else {
+            self.cache_misses.inc();
+        }
+    }
 }
 
 impl Authenticator {
@@ -302,15 +366,7 @@ impl Authenticator {
         client: &Client<'_>,
     ) -> Result<Authenticated, AuthFailure> {
         let now = self.clock.now();
-        let outcome = authenticate(
-            &self.db,
-            &self.cache,
-            &self.last_used,
-            presented,
-            client,
-            now,
-        )
-        .await;
+        let outcome = authenticate(self, presented, client, now).await;
         if let Err(AuthFailure::AddressNotAllowed {
             address,
             token_id,
@@ -334,13 +390,18 @@ pub struct Client<'a> {
 /// Checks a presented token against the store. A malformed one is refused before any
 /// database work; a valid one's use is recorded for Last used and usage.
 async fn authenticate(
-    db: &Db,
-    cache: &AuthCache,
-    last_used: &Arc<LastUsedRecorder>,
+    authenticator: &Authenticator,
     presented: Option<String>,
     client: &Client<'_>,
     now: NaiveDateTime,
 ) -> Result<Authenticated, AuthFailure> {
+    let Authenticator {
+        db,
+        cache,
+        last_used,
+        counts,
+        ..
+    } = authenticator;
     let client_ip = client.ip;
     let recorded = |mut auth: Authenticated| {
         last_used.record(
@@ -360,7 +421,11 @@ async fn authenticate(
     let secret = TokenSecret::parse(&presented).ok_or(AuthFailure::Malformed)?;
     let digest = secret.digest();
     let generation = db.cache_generation();
-    if let Some(auth) = cache.get(&digest.0, generation) {
+    let cached = cache.get(&digest.0, generation);
+    if cache.is_on() {
+        counts.cache_lookup(cached.is_some());
+    }
+    if let Some(auth) = cached {
         check_use(&auth, client_ip, now)?;
         return Ok(recorded(auth));
     }

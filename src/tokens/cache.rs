@@ -46,6 +46,10 @@ impl<V: Clone> FreshCache<V> {
         }
     }
 
+    pub fn is_on(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
     /// `generation` is `Db::cache_generation`: `None` serves nothing.
     pub fn get(&self, key: &str, generation: Option<u64>) -> Option<V> {
         let generation = generation.filter(|_| !self.ttl.is_zero())?;

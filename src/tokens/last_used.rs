@@ -8,11 +8,12 @@ use std::collections::HashMap;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+use prometheus::Histogram;
 
 use crate::db::schema::{personal_access_tokens as pat, token_previous_secrets as prev};
 use crate::db::{write_transaction, AnyConnection, Db, DbError};
@@ -86,6 +87,12 @@ impl LastUsedRecorder {
         pending.usage.record_scope(token_id, scope, at);
     }
 
+    /// Tokens whose use waits to be written.
+    pub fn backlog(&self) -> usize {
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.last_used.len()
+    }
+
     /// Writes what is pending; returns how many tokens were written. On failure the uses
     /// stay pending for the next try.
     pub fn flush(&self) -> Result<usize, DbError> {
@@ -114,8 +121,9 @@ impl LastUsedRecorder {
         }
     }
 
-    /// Starts the background writer; stopping it writes what is still pending.
-    pub fn start(self: &Arc<Self>, interval: Duration) -> LastUsedFlusher {
+    /// Starts the background writer; stopping it writes what is still pending. The time of each
+    /// write goes to `flush_times`.
+    pub fn start(self: &Arc<Self>, interval: Duration, flush_times: Histogram) -> LastUsedFlusher {
         let (stop, stopped) = mpsc::channel::<()>();
         let recorder = Arc::clone(self);
         let thread = std::thread::Builder::new()
@@ -125,7 +133,12 @@ impl LastUsedRecorder {
                     Err(RecvTimeoutError::Timeout) => false,
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
                 };
-                match recorder.flush() {
+                let started = Instant::now();
+                let flushed = recorder.flush();
+                if !matches!(flushed, Ok(0)) {
+                    flush_times.observe(started.elapsed().as_secs_f64());
+                }
+                match flushed {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(tokens = n, "wrote last-used times"),
                     Err(e) => {

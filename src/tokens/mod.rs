@@ -15,8 +15,8 @@ pub mod usage;
 
 pub use address_refusals::AddressRefusals;
 pub use authenticator::{
-    extract, ApplicationIdentity, AuthFailure, Authenticated, Authenticator, Client, Person,
-    Principal, TokenSources,
+    extract, ApplicationIdentity, AuthFailure, Authenticated, Authenticator, CheckCounts, Client,
+    Person, Principal, TokenSources,
 };
 pub use cache::{AuthCache, FreshCache};
 pub use last_used::{LastUsedFlusher, LastUsedRecorder};

@@ -48,6 +48,8 @@ pub const ADMIN_PASSWORD: &str = "analytical-engine-1843";
 /// The server under test; its database is removed when it is dropped.
 pub struct TestApp {
     pub address: String,
+    /// Where metrics are served, when the test asked for them (`config.metrics_listen`).
+    pub metrics_address: Option<String>,
     pub db: Db,
     pub database_url: String,
     /// The server's clock: `app.clock.advance(…)` instead of sleeping through a time window.
@@ -132,10 +134,11 @@ impl TestApp {
         } = database;
         let config = test_config(&database_url, adjust);
         let clock = config.clock.clone();
-        let address = start(config).await;
+        let (address, metrics_address) = start(config).await;
         let db = Db::connect(DatabaseUrl::parse(&database_url).unwrap(), 2).expect("test pool");
         TestApp {
             address,
+            metrics_address,
             db,
             database_url,
             clock,
@@ -144,10 +147,17 @@ impl TestApp {
         }
     }
 
+    /// A fresh server on the same backend in place of this one, with `adjust`ed settings.
+    pub async fn respawn_with(self, adjust: impl FnOnce(&mut ServeConfig)) -> Self {
+        let backend = self.backend();
+        drop(self);
+        Self::spawn_with(backend, adjust).await
+    }
+
     /// Another server on this one's database, as a second instance of a deployment is (with a
     /// session key and a clock of its own); it runs until the test ends. Returns its address.
     pub async fn another_instance(&self, adjust: impl FnOnce(&mut ServeConfig)) -> String {
-        start(test_config(&self.database_url, adjust)).await
+        start(test_config(&self.database_url, adjust)).await.0
     }
 
     pub fn backend(&self) -> Backend {
@@ -270,12 +280,16 @@ fn test_config(database_url: &str, adjust: impl FnOnce(&mut ServeConfig)) -> Ser
     config
 }
 
-/// Starts a server that runs until the test ends; returns its address.
-async fn start(config: ServeConfig) -> String {
+/// Starts a server that runs until the test ends; returns its address, and its metrics
+/// listener's when it has one.
+async fn start(config: ServeConfig) -> (String, Option<String>) {
     let app = Application::build(config).await.expect("server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
-    address
+    (address, metrics)
 }
 
 impl Drop for TestApp {

@@ -22,6 +22,7 @@ mod last_used;
 mod leak_report;
 mod mail;
 mod member_links;
+mod metrics;
 mod nginx;
 mod one_time_showing;
 mod openapi;

@@ -135,133 +135,152 @@ type OwnersSource = diesel::helper_types::LeftJoinQuerySource<
     applications::table,
 >;
 
-/// The filtered tokens beside their owners. Every filter is on the token table, so a count
-/// leaves the owners out (both databases drop a LEFT JOIN on a key whose columns go unused).
+/// The inventory's filters on `$query`, a boxed query of the token table alone or beside its
+/// owners (`$source`: what it reads from). One definition for both, as diesel types each
+/// condition by the tables it reads: counting reads the token table alone (SQLite keeps a
+/// LEFT JOIN in a COUNT, looking every owner up), a page reads the owners in the same query.
+macro_rules! filter_tokens {
+    ($query:expr, $source:ty, $f:expr, $now:expr) => {{
+        let (f, now): (&InventoryFilter, NaiveDateTime) = ($f, $now);
+        let mut query = $query;
+        query = match f.status {
+            StatusFilter::Any => query,
+            StatusFilter::Active => query
+                .filter(pat::revoked_at.is_null())
+                .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now))),
+            StatusFilter::Expired => query
+                .filter(pat::revoked_at.is_null())
+                .filter(pat::expires_at.le(now)),
+            StatusFilter::Revoked => query.filter(pat::revoked_at.is_not_null()),
+        };
+        if let Some(days) = f.unused.days() {
+            let cutoff = now - Duration::days(days);
+            query = query.filter(
+                pat::last_used_at.lt(cutoff).or(pat::last_used_at
+                    .is_null()
+                    .and(pat::created_at.lt(cutoff))
+                    .and(
+                        // A regenerated token counts from its new secret.
+                        pat::regenerated_at
+                            .is_null()
+                            .or(pat::regenerated_at.lt(cutoff)),
+                    )),
+            );
+        }
+        if f.never_used {
+            query = query.filter(pat::last_used_at.is_null());
+        }
+        query = match f.kind {
+            KindFilter::Any => query,
+            KindFilter::Personal => query.filter(pat::application_id.is_null()),
+            KindFilter::Application => query.filter(pat::application_id.is_not_null()),
+        };
+        if !f.owner.trim().is_empty() {
+            let pattern = format!("%{}%", escape_like(&f.owner.trim().to_lowercase()));
+            // Aliased: the query around these subqueries reads the same tables for the owners.
+            let (people, apps) = diesel::alias!(users as people, applications as apps);
+            let owners = people
+                .filter(people.field(users::email).like(pattern).escape('\\'))
+                .select(people.field(users::id).nullable());
+            // Spelled as application names are compared (fullwidth letters, any case).
+            let name_pattern = format!(
+                "%{}%",
+                escape_like(&crate::applications::name_key(f.owner.trim()))
+            );
+            let named = apps
+                .filter(
+                    apps.field(applications::name_key)
+                        .like(name_pattern)
+                        .escape('\\'),
+                )
+                .select(apps.field(applications::id).nullable());
+            query = query.filter(
+                pat::user_id
+                    .eq_any(owners)
+                    .or(pat::application_id.eq_any(named)),
+            );
+        }
+        if let Some(scope) = f.scope {
+            use crate::db::schema::token_scopes;
+            let holding = token_scopes::table
+                .filter(token_scopes::scope.eq(scope.name()))
+                .select(token_scopes::token_id);
+            query = query.filter(pat::id.eq_any(holding));
+        }
+        if !f.name.trim().is_empty() {
+            query = query.filter(
+                pat::name
+                    .like(format!("%{}%", escape_like(f.name.trim())))
+                    .escape('\\'),
+            );
+        }
+        let leaked = leak_match(&f.leaked);
+        let leaked = leaked.as_str();
+        if !leaked.is_empty() {
+            query = if let Some(digest) = leaked.strip_prefix(DIGEST_MATCH) {
+                // A whole token: find it exactly, by its digest; a secret a regenerate replaced
+                // finds its token while it still works.
+                use crate::db::schema::token_previous_secrets as prev;
+                let replaced = prev::table
+                    .filter(prev::digest.eq(digest.to_owned()))
+                    .filter(prev::valid_until.gt(chrono::Utc::now().naive_utc()))
+                    .select(prev::token_id);
+                query.filter(
+                    pat::digest
+                        .eq(digest.to_owned())
+                        .or(pat::id.eq_any(replaced)),
+                )
+            } else {
+                let mut condition = Box::new(
+                    pat::hint
+                        .like(format!("%{}%", escape_like(leaked)))
+                        .escape('\\'),
+                )
+                    as Box<
+                        dyn BoxableExpression<
+                            $source,
+                            MultiBackend,
+                            SqlType = diesel::sql_types::Bool,
+                        >,
+                    >;
+                // The start of a token (prefix + 4) or its last 4 characters, as the hint shows them.
+                if TokenKind::of(leaked).is_some() && leaked.len() >= 8 && leaked.is_char_boundary(8) {
+                    condition = Box::new(
+                        condition.or(pat::hint
+                            .like(format!("{}…%", escape_like(&leaked[..8])))
+                            .escape('\\')),
+                    );
+                }
+                if leaked.len() >= 8 && leaked.is_char_boundary(leaked.len() - 4) {
+                    let tail = &leaked[leaked.len() - 4..];
+                    condition = Box::new(
+                        condition.or(pat::hint
+                            .like(format!("%…{}", escape_like(tail)))
+                            .escape('\\')),
+                    );
+                }
+                query.filter(condition)
+            };
+        }
+        query
+    }};
+}
+
+/// The filtered tokens, on the token table alone.
+fn tokens_filtered<'a>(
+    f: &'a InventoryFilter,
+    now: NaiveDateTime,
+) -> pat::BoxedQuery<'a, MultiBackend> {
+    filter_tokens!(pat::table.into_boxed::<MultiBackend>(), pat::table, f, now)
+}
+
+/// The filtered tokens beside their owners.
 fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> FilteredQuery<'a> {
-    let mut query = pat::table
+    let query = pat::table
         .left_join(users::table)
         .left_join(applications::table)
         .into_boxed::<MultiBackend>();
-    query = match f.status {
-        StatusFilter::Any => query,
-        StatusFilter::Active => query
-            .filter(pat::revoked_at.is_null())
-            .filter(pat::expires_at.is_null().or(pat::expires_at.gt(now))),
-        StatusFilter::Expired => query
-            .filter(pat::revoked_at.is_null())
-            .filter(pat::expires_at.le(now)),
-        StatusFilter::Revoked => query.filter(pat::revoked_at.is_not_null()),
-    };
-    if let Some(days) = f.unused.days() {
-        let cutoff = now - Duration::days(days);
-        query = query.filter(
-            pat::last_used_at.lt(cutoff).or(pat::last_used_at
-                .is_null()
-                .and(pat::created_at.lt(cutoff))
-                .and(
-                    // A regenerated token counts from its new secret.
-                    pat::regenerated_at
-                        .is_null()
-                        .or(pat::regenerated_at.lt(cutoff)),
-                )),
-        );
-    }
-    if f.never_used {
-        query = query.filter(pat::last_used_at.is_null());
-    }
-    query = match f.kind {
-        KindFilter::Any => query,
-        KindFilter::Personal => query.filter(pat::application_id.is_null()),
-        KindFilter::Application => query.filter(pat::application_id.is_not_null()),
-    };
-    if !f.owner.trim().is_empty() {
-        let pattern = format!("%{}%", escape_like(&f.owner.trim().to_lowercase()));
-        // Aliased: the query around these subqueries reads the same tables for the owners.
-        let (people, apps) = diesel::alias!(users as people, applications as apps);
-        let owners = people
-            .filter(people.field(users::email).like(pattern).escape('\\'))
-            .select(people.field(users::id).nullable());
-        // Spelled as application names are compared (fullwidth letters, any case).
-        let name_pattern = format!(
-            "%{}%",
-            escape_like(&crate::applications::name_key(f.owner.trim()))
-        );
-        let named = apps
-            .filter(
-                apps.field(applications::name_key)
-                    .like(name_pattern)
-                    .escape('\\'),
-            )
-            .select(apps.field(applications::id).nullable());
-        query = query.filter(
-            pat::user_id
-                .eq_any(owners)
-                .or(pat::application_id.eq_any(named)),
-        );
-    }
-    if let Some(scope) = f.scope {
-        use crate::db::schema::token_scopes;
-        let holding = token_scopes::table
-            .filter(token_scopes::scope.eq(scope.name()))
-            .select(token_scopes::token_id);
-        query = query.filter(pat::id.eq_any(holding));
-    }
-    if !f.name.trim().is_empty() {
-        query = query.filter(
-            pat::name
-                .like(format!("%{}%", escape_like(f.name.trim())))
-                .escape('\\'),
-        );
-    }
-    let leaked = leak_match(&f.leaked);
-    let leaked = leaked.as_str();
-    if !leaked.is_empty() {
-        query = if let Some(digest) = leaked.strip_prefix(DIGEST_MATCH) {
-            // A whole token: find it exactly, by its digest; a secret a regenerate replaced
-            // finds its token while it still works.
-            use crate::db::schema::token_previous_secrets as prev;
-            let replaced = prev::table
-                .filter(prev::digest.eq(digest.to_owned()))
-                .filter(prev::valid_until.gt(chrono::Utc::now().naive_utc()))
-                .select(prev::token_id);
-            query.filter(
-                pat::digest
-                    .eq(digest.to_owned())
-                    .or(pat::id.eq_any(replaced)),
-            )
-        } else {
-            let mut condition = Box::new(
-                pat::hint
-                    .like(format!("%{}%", escape_like(leaked)))
-                    .escape('\\'),
-            )
-                as Box<
-                    dyn BoxableExpression<
-                        OwnersSource,
-                        MultiBackend,
-                        SqlType = diesel::sql_types::Bool,
-                    >,
-                >;
-            // The start of a token (prefix + 4) or its last 4 characters, as the hint shows them.
-            if TokenKind::of(leaked).is_some() && leaked.len() >= 8 && leaked.is_char_boundary(8) {
-                condition = Box::new(
-                    condition.or(pat::hint
-                        .like(format!("{}…%", escape_like(&leaked[..8])))
-                        .escape('\\')),
-                );
-            }
-            if leaked.len() >= 8 && leaked.is_char_boundary(leaked.len() - 4) {
-                let tail = &leaked[leaked.len() - 4..];
-                condition = Box::new(
-                    condition.or(pat::hint
-                        .like(format!("%…{}", escape_like(tail)))
-                        .escape('\\')),
-                );
-            }
-            query.filter(condition)
-        };
-    }
-    query
+    filter_tokens!(query, OwnersSource, f, now)
 }
 
 /// Inventory totals by filter, kept as long as verified tokens: counting every token of the
@@ -287,7 +306,9 @@ impl InventoryRow {
 }
 
 pub fn count(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<i64> {
-    filtered(f, Utc::now().naive_utc()).count().get_result(conn)
+    tokens_filtered(f, Utc::now().naive_utc())
+        .count()
+        .get_result(conn)
 }
 
 /// A page of the inventory as the page view shows it, `offset` rows in.
@@ -576,7 +597,7 @@ pub fn with_owners(
 
 /// The matching tokens that are not revoked yet (what a bulk revoke revokes), with owners.
 pub fn revocable(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<Vec<InventoryRow>> {
-    let tokens = filtered(f, Utc::now().naive_utc())
+    let tokens = tokens_filtered(f, Utc::now().naive_utc())
         .filter(pat::revoked_at.is_null())
         .order(pat::id.asc())
         .select(PersonalAccessToken::as_select())
@@ -586,7 +607,7 @@ pub fn revocable(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<V
 
 /// Ids of the matching tokens that are not revoked yet (what a bulk revoke would revoke).
 pub fn revocable_ids(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<Vec<i64>> {
-    filtered(f, Utc::now().naive_utc())
+    tokens_filtered(f, Utc::now().naive_utc())
         .filter(pat::revoked_at.is_null())
         .select(pat::id)
         .load(conn)

@@ -16,6 +16,7 @@ backend_tests!(
     the_inventory_export_holds_every_token_once_in_each_order,
     the_audit_export_holds_every_event_once_newest_first,
     an_export_of_more_tokens_than_bind_variables_by_many_people,
+    a_token_used_during_an_export_is_written_once,
 );
 
 /// Rows an export spans: more than two pages (`csv::PAGE` is 2,000).
@@ -287,4 +288,35 @@ async fn an_export_of_more_tokens_than_bind_variables_by_many_people(app: TestAp
     assert_eq!(exported.len(), TOKENS);
     assert_eq!(exported.iter().collect::<HashSet<_>>().len(), TOKENS);
     assert!(records[1..].iter().all(|r| r[2].starts_with("owner-")));
+}
+
+/// Tokens used while an export runs move to the end of the Last used order, where the export
+/// meets them again: each is written once. (The export's pages read one by one, with the
+/// tokens used between the first and the second.)
+async fn a_token_used_during_an_export_is_written_once(app: TestApp) {
+    use tokendesk::tokens::inventory::{Export, InventoryFilter};
+    app.setup_admin().await;
+    let owners = seed_people(&app, 7).await;
+    seed_tokens(&app, owners, None, MANY).await;
+    let written: Vec<i64> = app
+        .db
+        .run(|conn| {
+            let (first, mut export) = Export::new(InventoryFilter::default())
+                .next_page(conn, 2_000)?
+                .expect("a first page");
+            let mut written: Vec<i64> = first.iter().map(|row| row.token.id).collect();
+            // Never used until now: the first page's first 500 tokens.
+            diesel::update(pat::table.filter(pat::id.eq_any(&written[..500])))
+                .set(pat::last_used_at.eq(Utc::now().naive_utc()))
+                .execute(conn)?;
+            while let Some((rows, rest)) = export.next_page(conn, 2_000)? {
+                written.extend(rows.iter().map(|row| row.token.id));
+                export = rest;
+            }
+            Ok(written)
+        })
+        .await
+        .unwrap();
+    assert_eq!(written.len(), MANY);
+    assert_eq!(written.iter().collect::<HashSet<_>>().len(), MANY);
 }

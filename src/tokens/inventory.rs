@@ -472,9 +472,10 @@ impl Export {
             only: Some(only),
             without_key: true,
         };
-        // Past (k, id) in an ascending order; the `>=` lets the index start at k.
-        let past = |key: NaiveDateTime, id: i64, column| -> Condition {
-            match column {
+        // Past (k, id) in the ascending order of Last used or expiry; the `>=` lets the index
+        // start at k.
+        let past = |key: NaiveDateTime, id: i64, sort| -> Condition {
+            match sort {
                 SortBy::LastUsed => {
                     let at = pat::last_used_at.assume_not_null();
                     Box::new(at.ge(key).and(at.gt(key).or(pat::id.gt(id))))

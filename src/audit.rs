@@ -269,6 +269,47 @@ pub fn count(conn: &mut AnyConnection, f: &AuditFilter) -> QueryResult<i64> {
     filtered(f).count().get_result(conn)
 }
 
+/// The events an export has yet to read: every matching one, newest first, a page at a time,
+/// each page one query from the last id read (keyset paging: as fast at the millionth event as
+/// at the first, and no connection held between pages). Events are never changed, and ones
+/// recorded during the export are newer than its first page, so it shows each event once.
+pub struct Export {
+    filter: AuditFilter,
+    /// The last event read.
+    before: Option<i64>,
+    done: bool,
+}
+
+impl Export {
+    pub fn new(filter: AuditFilter) -> Self {
+        Export {
+            filter,
+            before: None,
+            done: false,
+        }
+    }
+
+    /// The next page, at most `limit` events, and the export to go on with; `None` when every
+    /// matching event was read.
+    pub fn next_page(
+        mut self,
+        conn: &mut AnyConnection,
+        limit: i64,
+    ) -> QueryResult<Option<(Vec<AuditRow>, Self)>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut query = filtered(&self.filter);
+        if let Some(before) = self.before {
+            query = query.filter(audit_events::id.lt(before));
+        }
+        let rows = load(conn, query.order(audit_events::id.desc()).limit(limit))?;
+        self.done = (rows.len() as i64) < limit;
+        self.before = rows.last().map(|row| row.event.id).or(self.before);
+        Ok(Some((rows, self)))
+    }
+}
+
 /// Newest first.
 pub fn list(
     conn: &mut AnyConnection,
@@ -276,11 +317,22 @@ pub fn list(
     offset: i64,
     limit: i64,
 ) -> QueryResult<Vec<AuditRow>> {
+    load(
+        conn,
+        filtered(f)
+            .order(audit_events::id.desc())
+            .offset(offset)
+            .limit(limit),
+    )
+}
+
+/// The events `query` selects, with their actors' emails.
+fn load(
+    conn: &mut AnyConnection,
+    query: diesel::dsl::IntoBoxed<'_, WithActor, crate::db::MultiBackend>,
+) -> QueryResult<Vec<AuditRow>> {
     use crate::db::schema::users;
-    let rows: Vec<(StoredEvent, Option<String>)> = filtered(f)
-        .order(audit_events::id.desc())
-        .offset(offset)
-        .limit(limit)
+    let rows: Vec<(StoredEvent, Option<String>)> = query
         .select((
             (
                 audit_events::id,

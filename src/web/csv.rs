@@ -1,6 +1,8 @@
-//! CSV exports, streamed: rows are read a page at a time and written as they come, so an export
-//! of 200,000 tokens never sits whole in memory. No cell is one a spreadsheet would run as a
-//! formula.
+//! CSV exports, streamed: rows are read a page at a time, each page a query of its own that
+//! starts where the last one ended (keyset paging), and written as they come. An export holds
+//! every matching row, however many: it never sits whole in memory, is never refused for its
+//! size, and a failure part way ends the download visibly. No cell is one a spreadsheet would
+//! run as a formula.
 
 use actix_web::http::header;
 use actix_web::web::Bytes;
@@ -10,20 +12,7 @@ use futures_util::{stream, StreamExt};
 use crate::db::DbError;
 
 /// Rows read per query.
-const PAGE: i64 = 2_000;
-/// The most rows one export holds: more is refused with a message, never cut short silently.
-pub const MAX_ROWS: i64 = 200_000;
-
-/// Refuses an export of `total` rows beyond [`MAX_ROWS`], saying how to get them all.
-pub fn within_limit(total: i64, what: &str) -> Result<(), crate::web::error::AppError> {
-    if total <= MAX_ROWS {
-        return Ok(());
-    }
-    Err(crate::web::error::AppError::BadRequest(format!(
-        "This selection holds {total} {what}; one export holds at most {MAX_ROWS}. \
-         Narrow it with the filters and export each part."
-    )))
-}
+pub const PAGE: i64 = 2_000;
 
 /// A cell as written: a leading = + - @ (or tab/CR) makes spreadsheets evaluate the cell, and a
 /// quote in front defuses it. Quoting is the csv writer's.
@@ -46,30 +35,29 @@ fn encode(rows: &[Vec<String>]) -> Bytes {
     Bytes::from(writer.into_inner().unwrap_or_default())
 }
 
-/// A CSV download of at most `limit` rows: `header_row`, then the rows `page(offset, count)`
-/// reads, page by page, until one comes back short.
-pub fn streamed<F, Fut>(
+/// A CSV download: `header_row`, then the pages `next(export)` reads from `export` until it
+/// answers `None`. A page that fails ends the response with an error, so the download fails
+/// rather than looking complete.
+pub fn streamed<E, F, Fut>(
     filename: &str,
     header_row: &[&str],
-    limit: i64,
-    mut page: F,
+    export: E,
+    mut next: F,
 ) -> HttpResponse
 where
-    F: FnMut(i64, i64) -> Fut + 'static,
-    Fut: std::future::Future<Output = Result<Vec<Vec<String>>, DbError>> + 'static,
+    E: 'static,
+    F: FnMut(E) -> Fut + 'static,
+    Fut: std::future::Future<Output = Result<Option<(Vec<Vec<String>>, E)>, DbError>> + 'static,
 {
     let head = encode(&[header_row.iter().map(|h| (*h).to_owned()).collect()]);
-    let pages = stream::unfold(Some(0), move |next| {
-        let read = next.map(|offset| (offset, page(offset, PAGE.min(limit - offset))));
+    let pages = stream::unfold(Some(export), move |export| {
+        let read = export.map(&mut next);
         async move {
-            let (offset, read) = read?;
-            match read.await {
-                Ok(rows) => {
-                    let end = offset + rows.len() as i64;
-                    let more = rows.len() as i64 == PAGE && end < limit;
-                    Some((Ok(encode(&rows)), more.then_some(end)))
-                }
+            match read?.await {
+                Ok(Some((rows, export))) => Some((Ok(encode(&rows)), Some(export))),
+                Ok(None) => None,
                 Err(e) => {
+                    // The error names the query's failure, never a row's contents.
                     tracing::error!(error = %e, "a CSV export stopped part way");
                     Some((Err(actix_web::error::ErrorServiceUnavailable(e)), None))
                 }
@@ -89,46 +77,39 @@ where
 mod tests {
     use super::*;
 
-    /// Pages are read until one comes back short, never past the limit, in order.
+    /// Every page is written, in order, until the reader says there is no more.
     #[actix_web::test]
-    async fn streams_every_page_up_to_the_limit() {
-        for (total, limit) in [
-            (4_500_i64, 10_000_i64),
-            (4_500, 4_100),
-            (PAGE, 10_000),
-            (0, 10),
-        ] {
-            let response = streamed("x.csv", &["n"], limit, move |offset, count| async move {
-                let end = (offset + count).min(total);
-                Ok((offset..end).map(|n| vec![n.to_string()]).collect())
+    async fn streams_every_page_until_the_end() {
+        for total in [4_500_i64, PAGE, 0] {
+            let response = streamed("x.csv", &["n"], 0_i64, move |from| async move {
+                let end = (from + PAGE).min(total);
+                let rows = (from..end).map(|n| vec![n.to_string()]).collect();
+                Ok((from < total).then_some((rows, end)))
             });
             let body = actix_web::body::to_bytes(response.into_body())
                 .await
                 .unwrap();
             let lines: Vec<&str> = std::str::from_utf8(&body).unwrap().lines().collect();
-            let expected = total.min(limit);
-            assert_eq!(
-                lines.len() as i64,
-                expected + 1,
-                "{total} rows, limit {limit}"
-            );
-            assert_eq!(lines[0], "n");
-            if expected > 0 {
-                assert_eq!(lines[expected as usize], (expected - 1).to_string());
-            }
+            let expected: Vec<String> = std::iter::once("n".to_owned())
+                .chain((0..total).map(|n| n.to_string()))
+                .collect();
+            assert_eq!(lines, expected, "{total} rows");
         }
     }
 
-    #[test]
-    fn an_export_beyond_the_limit_is_refused_with_what_to_do() {
-        assert!(within_limit(MAX_ROWS, "tokens").is_ok());
-        let refused = within_limit(MAX_ROWS + 1, "tokens")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            refused.contains("200001 tokens") && refused.contains("Narrow it"),
-            "{refused}"
-        );
+    /// A page that fails ends the body with an error, after what was written.
+    #[actix_web::test]
+    async fn a_failed_page_fails_the_download() {
+        let response = streamed("x.csv", &["n"], 0_i64, |from| async move {
+            if from == 0 {
+                Ok(Some((vec![vec!["0".to_owned()]], 1)))
+            } else {
+                Err(DbError::Unavailable("gone".into()))
+            }
+        });
+        assert!(actix_web::body::to_bytes(response.into_body())
+            .await
+            .is_err());
     }
 
     #[test]

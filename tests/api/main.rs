@@ -12,6 +12,7 @@ mod audit_trail;
 mod auth_cache;
 mod auto_revoke;
 mod cli;
+mod exports;
 mod foundation;
 mod gateway_nginx;
 mod held_requests;

@@ -1,6 +1,6 @@
 //! `tokendesk-bench`: what bench/run needs besides the server: seeding a database with
-//! people and tokens, well-formed tokens that exist nowhere, and how many tokens were used
-//! lately. Its own binary, so none of it is in the product.
+//! people, tokens and audit events, well-formed tokens that exist nowhere, and how many tokens
+//! were used lately. Its own binary, so none of it is in the product.
 
 mod revocation;
 mod seed;
@@ -38,6 +38,13 @@ enum BenchCommand {
         /// user's is an application's), for a case of their own.
         #[arg(long)]
         application_tokens_out: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Seed audit events (for the CSV export case); run after `seed`, whose people act.
+    SeedAudit {
+        #[arg(long)]
+        events: usize,
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -118,6 +125,10 @@ fn bench(command: BenchCommand) -> anyhow::Result<()> {
             };
             seed::seed(&db, &plan, files)?;
             println!("seeded {users} users and {tokens} tokens ({revoked} more revoked)");
+        }
+        BenchCommand::SeedAudit { events, database } => {
+            seed::seed_audit(&open(&database)?, events)?;
+            println!("seeded {events} audit events");
         }
         BenchCommand::FreshTokens { count } => {
             for _ in 0..count {

@@ -6,7 +6,7 @@ use std::io::Write;
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use tokendesk::db::schema::{personal_access_tokens as pat, users};
+use tokendesk::db::schema::{audit_events, personal_access_tokens as pat, users};
 use tokendesk::db::{AnyConnection, Db};
 use tokendesk::domain::{hash_password, ScopeSet};
 use tokendesk::tokens::{TokenKind, TokenSecret};
@@ -38,19 +38,72 @@ struct UserRow {
     updated_at: NaiveDateTime,
 }
 
+/// Inserts `rows` into `table` in one statement: multi-row INSERTs go through the concrete
+/// connections, which support them natively.
+macro_rules! insert_many {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            AnyConnection::Sqlite(c) => diesel::insert_into($table).values($rows).execute(c),
+            AnyConnection::Postgresql(c) => diesel::insert_into($table).values($rows).execute(c),
+        }
+    };
+}
+
 fn insert_tokens(conn: &mut AnyConnection, rows: &[TokenRow]) -> QueryResult<usize> {
-    // Multi-row INSERTs go through the concrete connections, which support them natively.
-    match conn {
-        AnyConnection::Sqlite(c) => diesel::insert_into(pat::table).values(rows).execute(c),
-        AnyConnection::Postgresql(c) => diesel::insert_into(pat::table).values(rows).execute(c),
-    }
+    insert_many!(conn, pat::table, rows)
 }
 
 fn insert_users(conn: &mut AnyConnection, rows: &[UserRow]) -> QueryResult<usize> {
-    match conn {
-        AnyConnection::Sqlite(c) => diesel::insert_into(users::table).values(rows).execute(c),
-        AnyConnection::Postgresql(c) => diesel::insert_into(users::table).values(rows).execute(c),
+    insert_many!(conn, users::table, rows)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = audit_events)]
+struct EventRow {
+    created_at: NaiveDateTime,
+    actor_id: Option<i64>,
+    action: &'static str,
+    target_type: Option<&'static str>,
+    target_label: Option<String>,
+    client_ip: Option<&'static str>,
+    details: String,
+}
+
+/// Seeds `events` audit events, all made now: tokens created by the seeded people (one in
+/// ten by nobody), details `bench-event-{n}`.
+pub fn seed_audit(db: &Db, events: usize) -> anyhow::Result<()> {
+    let actors: Vec<i64> = db.run_blocking(|conn| {
+        users::table
+            .order(users::id.asc())
+            .select(users::id)
+            .load(conn)
+    })?;
+    let now = Utc::now().naive_utc();
+    let mut n = 0;
+    while n < events {
+        let end = (n + 50 * BATCH).min(events);
+        let rows: Vec<EventRow> = (n..end)
+            .map(|i| EventRow {
+                created_at: now,
+                actor_id: (i % 10 != 9).then(|| actors[i % actors.len().max(1)]),
+                action: "token.created",
+                target_type: Some("token"),
+                target_label: Some(format!("bench-{i}")),
+                client_ip: Some("127.0.0.1"),
+                details: format!("bench-event-{i}"),
+            })
+            .collect();
+        db.run_blocking(|conn| {
+            tokendesk::db::write_transaction(conn, |conn| {
+                for chunk in rows.chunks(BATCH) {
+                    insert_many!(conn, audit_events::table, chunk)?;
+                }
+                Ok(())
+            })
+        })?;
+        n = end;
     }
+    Ok(())
 }
 
 /// What to seed: `users` users (the first an admin; every password is BENCH_PASSWORD) and

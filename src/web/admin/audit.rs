@@ -168,9 +168,6 @@ pub async fn export(
     let filter = params.filter().map_err(|_| {
         AppError::BadRequest("Enter the dates as YYYY-MM-DD, the start before the end.".into())
     })?;
-    let counted = filter.clone();
-    let total = db.run(move |conn| audit::count(conn, &counted)).await?;
-    csv::within_limit(total, "events")?;
     let header = [
         "time_utc",
         "actor",
@@ -179,18 +176,26 @@ pub async fn export(
         "client_ip",
         "details",
     ];
-    let page = move |offset, count| {
-        let (db, filter) = (db.clone(), filter.clone());
+    let next = move |export: audit::Export| {
+        let db = db.clone();
         async move {
-            let rows = db
-                .run(move |conn| audit::list(conn, &filter, offset, count))
+            let page = db
+                .run(move |conn| export.next_page(conn, csv::PAGE))
                 .await?;
-            Ok(rows
-                .into_iter()
-                .map(Row::cells)
-                .map(|r| vec![r.time, r.actor, r.action, r.target, r.client_ip, r.details])
-                .collect())
+            Ok(page.map(|(rows, export)| {
+                let cells = rows
+                    .into_iter()
+                    .map(Row::cells)
+                    .map(|r| vec![r.time, r.actor, r.action, r.target, r.client_ip, r.details])
+                    .collect();
+                (cells, export)
+            }))
         }
     };
-    Ok(csv::streamed("audit.csv", &header, csv::MAX_ROWS, page))
+    Ok(csv::streamed(
+        "audit.csv",
+        &header,
+        audit::Export::new(filter),
+        next,
+    ))
 }

@@ -277,10 +277,6 @@ pub async fn export(
     AdminUser(_): AdminUser,
     params: web::Query<Params>,
 ) -> Result<HttpResponse, AppError> {
-    let filter = params.filter();
-    let counted = filter.clone();
-    let total = db.run(move |conn| inventory::count(conn, &counted)).await?;
-    csv::within_limit(total, "tokens")?;
     let header = [
         "id",
         "kind",
@@ -296,20 +292,20 @@ pub async fn export(
         "last_used_ip",
         "revoked_at",
     ];
-    let page = move |offset, count| {
-        let (db, filter) = (db.clone(), filter.clone());
+    let next = move |export: inventory::Export| {
+        let db = db.clone();
         async move {
-            let rows = db
-                .run(move |conn| inventory::list(conn, &filter, offset, count))
+            let page = db
+                .run(move |conn| export.next_page(conn, csv::PAGE))
                 .await?;
-            Ok(rows.into_iter().map(csv_cells).collect())
+            Ok(page.map(|(rows, export)| (rows.into_iter().map(csv_cells).collect(), export)))
         }
     };
     Ok(csv::streamed(
         "access-tokens.csv",
         &header,
-        csv::MAX_ROWS,
-        page,
+        inventory::Export::new(params.filter()),
+        next,
     ))
 }
 

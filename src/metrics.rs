@@ -30,6 +30,7 @@ pub struct Metrics {
     pub invalidations: IntCounter,
     pub last_used_flush: Histogram,
     last_used_backlog: IntGauge,
+    caches_on: IntGauge,
     pool_in_use: IntGauge,
     pool_idle: IntGauge,
     pub pool: PoolWaits,
@@ -41,6 +42,8 @@ pub struct Levels {
     pub pool_connections: u32,
     pub pool_idle: u32,
     pub last_used_backlog: usize,
+    /// Whether caches may serve (on PostgreSQL: while other instances' changes are heard).
+    pub caches_on: bool,
 }
 
 impl Default for Metrics {
@@ -114,6 +117,10 @@ impl Metrics {
                 "tokendesk_last_used_backlog_tokens",
                 "Tokens whose Last-used time waits in memory for the next write.",
             ),
+            caches_on: gauge(
+                "tokendesk_caches_on",
+                "1 while this instance may serve from its caches: always on SQLite; on PostgreSQL while it hears other instances' changes.",
+            ),
             pool_in_use: gauge(
                 "tokendesk_db_pool_connections_in_use",
                 "Pooled database connections handed out.",
@@ -148,6 +155,7 @@ impl Metrics {
         self.pool_idle.set(i64::from(levels.pool_idle));
         self.last_used_backlog
             .set(i64::try_from(levels.last_used_backlog).unwrap_or(i64::MAX));
+        self.caches_on.set(i64::from(levels.caches_on));
         let mut text = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut text)
@@ -180,13 +188,14 @@ mod tests {
             pool_connections: 3,
             pool_idle: 1,
             last_used_backlog: 7,
+            caches_on: true,
         });
         let names: Vec<&str> = text
             .lines()
             .filter_map(|line| line.strip_prefix("# TYPE "))
             .filter_map(|rest| rest.split(' ').next())
             .collect();
-        assert_eq!(names.len(), 11, "{text}");
+        assert_eq!(names.len(), 12, "{text}");
         for name in names {
             assert!(name.starts_with("tokendesk_"), "{name}");
             assert!(text.contains(&format!("# HELP {name} ")), "{name}");
@@ -194,5 +203,6 @@ mod tests {
         assert!(text.contains("tokendesk_db_pool_connections_in_use 2\n"));
         assert!(text.contains("tokendesk_db_pool_connections_idle 1\n"));
         assert!(text.contains("tokendesk_last_used_backlog_tokens 7\n"));
+        assert!(text.contains("tokendesk_caches_on 1\n"));
     }
 }

@@ -257,6 +257,7 @@ fn metrics_server(
             pool_connections,
             pool_idle,
             last_used_backlog: last_used.backlog(),
+            caches_on: db.cache_generation().is_some(),
         });
         HttpResponse::Ok()
             .content_type(crate::metrics::CONTENT_TYPE)

@@ -179,6 +179,12 @@ async fn token_checks_cache_and_routes_are_counted_without_tokens(app: TestApp) 
     after.counter("tokendesk_db_pool_timeouts_total", &[]);
     after.counter("tokendesk_last_used_backlog_tokens", &[]);
     let heard = after.counter("tokendesk_cache_invalidations_received_total", &[]);
+    // Caches serve: SQLite always, PostgreSQL once listening (from its first moments).
+    crate::usage::eventually("caches on", || async {
+        let scrape = Scrape::of(&app).await;
+        (scrape.counter("tokendesk_caches_on", &[]) == 1.0).then_some(())
+    })
+    .await;
     if app.backend() == Backend::Postgres {
         // A change announced by another instance (the test's own connection) is heard.
         app.token_for(grace.id, "elsewhere", &["tag:read"]).await;

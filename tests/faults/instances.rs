@@ -214,10 +214,22 @@ async fn an_instance_that_cannot_hear_the_others_serves_nothing_from_its_cache()
     };
     admin(format!("CREATE ROLE {role} LOGIN")).await;
     let listen_url = as_role(&app.database_url, &role);
+    let metrics = format!("127.0.0.1:{}", crate::server::free_port());
     let mut settings = CACHED.to_vec();
     settings.push(("TOKENDESK_LISTEN_DATABASE_URL", &listen_url));
+    settings.push(("TOKENDESK_METRICS_LISTEN", &metrics));
     let b = ServerProcess::start(&app.database_url, &settings).await;
     logged(&b, LISTENING, 1).await;
+    let caches_on = || async {
+        let scrape = client()
+            .get(format!("http://{metrics}/metrics"))
+            .send()
+            .await;
+        let text = scrape.unwrap().text().await.unwrap();
+        let line = text.lines().find(|l| l.starts_with("tokendesk_caches_on "));
+        line.expect("the gauge").ends_with(" 1")
+    };
+    assert!(caches_on().await);
     assert_eq!(me(&b, &deployment.ci).await, StatusCode::OK);
 
     // The listening connection is cut and cannot come back.
@@ -227,6 +239,7 @@ async fn an_instance_that_cannot_hear_the_others_serves_nothing_from_its_cache()
     ))
     .await;
     logged(&b, LOST, 1).await;
+    assert!(!caches_on().await, "the scrape says the caches are off");
 
     // Deaf, B asks the database on every request: changes nobody announced apply at once.
     revoke_unannounced(app, deployment.ci_id, user).await;
@@ -245,6 +258,7 @@ async fn an_instance_that_cannot_hear_the_others_serves_nothing_from_its_cache()
     // Back: B listens again and caches again.
     admin(format!("ALTER ROLE {role} LOGIN")).await;
     logged(&b, BACK, 1).await;
+    assert!(caches_on().await);
     let (heard_id, heard) = app.token_by_hand(user, "heard again", &["tag:read"]).await;
     assert_eq!(me(&b, &heard).await, StatusCode::OK);
     revoke_unannounced(app, heard_id, user).await;

@@ -19,6 +19,7 @@ backend_tests!(
     a_token_used_during_an_export_is_written_once,
     odd_filters_answer_a_complete_export_or_a_refusal,
     no_name_becomes_a_formula_where_semicolons_separate_cells,
+    only_an_active_admin_exports,
 );
 
 /// Rows an export spans: more than two pages (`csv::PAGE` is 2,000).
@@ -391,5 +392,47 @@ async fn no_name_becomes_a_formula_where_semicolons_separate_cells(app: TestApp)
             !cell.starts_with(['=', '+', '-', '@']),
             "a formula cell {cell:?} in:\n{body}"
         );
+    }
+}
+
+/// Signed out, a member, an admin demoted or deactivated since signing in (the cookie kept):
+/// no export, not even its header row.
+async fn only_an_active_admin_exports(app: TestApp) {
+    use tokendesk::domain::Role;
+    let ada = app.setup_admin().await;
+    let (_, grace_browser) =
+        crate::helpers::user_and_browser(&app, "grace@example.com", Role::User).await;
+    let (bob, bob_browser) =
+        crate::helpers::user_and_browser(&app, "bob@example.com", Role::Admin).await;
+    let (carol, carol_browser) =
+        crate::helpers::user_and_browser(&app, "carol@example.com", Role::Admin).await;
+    let exports = ["/admin/access-tokens.csv", "/admin/audit.csv"];
+    for path in exports {
+        for browser in [&ada, &bob_browser] {
+            let header = export(browser, path).await[0].join(",");
+            assert!(exports_header(path).starts_with(&header[..10]));
+        }
+    }
+    app.set_member(bob.id, Role::User, true).await;
+    app.set_member(carol.id, Role::Admin, false).await;
+    let signed_out = app.browser();
+    for browser in [&signed_out, &grace_browser, &bob_browser, &carol_browser] {
+        for path in exports {
+            let response = browser.get(path).await;
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            assert!(
+                !status.is_success() && !body.contains(exports_header(path)),
+                "{status} for {path}: {body}"
+            );
+        }
+    }
+}
+
+fn exports_header(path: &str) -> &'static str {
+    if path.contains("audit") {
+        "time_utc,actor,action"
+    } else {
+        "id,kind,owner_email"
     }
 }

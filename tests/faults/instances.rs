@@ -357,3 +357,29 @@ async fn an_instance_whose_listening_connection_hangs_stops_serving_from_its_cac
     assert!(status.success());
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_listening_connection_hangs_still_stops_and_writes_last_used() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let deployment = a_deployment_on_postgres().await;
+    let app = &deployment.app;
+    let postgres = app.database_url.split_once('@').unwrap().1;
+    let relay = Relay::to(postgres.split_once('/').unwrap().0.to_owned()).await;
+    let listen_url = relay.url(&app.database_url);
+    let mut settings = UNCACHED.to_vec();
+    settings.push(("RUST_LOG", "tokendesk=info"));
+    settings.push(("TOKENDESK_LISTEN_DATABASE_URL", &listen_url));
+    let b = ServerProcess::start(&app.database_url, &settings).await;
+    logged(&b, LISTENING, 1).await;
+    assert_eq!(me(&b, &deployment.ci).await, StatusCode::OK);
+
+    // The listening connection hangs; SIGTERM still drains, writes Last used and exits.
+    relay.freeze(true);
+    // Past the listener's next heartbeat (each second), which now waits for its answer.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, b) = b.terminate().await;
+    assert!(status.success());
+    drop(b);
+    assert!(app.last_used_at(deployment.ci_id).await.is_some());
+    relay.freeze(false);
+}

@@ -29,6 +29,8 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How long after a heartbeat was asked, unanswered, the instance counts itself deaf: a
 /// connection that hangs without failing (no reset reaches it) stops being trusted.
 const DEAF_AFTER: Duration = Duration::from_secs(3);
+/// How long stopping waits for the listening thread.
+const STOP_WAIT: Duration = Duration::from_secs(1);
 /// Waits between attempts to listen again: short, since caches are off meanwhile.
 const RETRY: Duration = Duration::from_millis(200);
 
@@ -50,6 +52,8 @@ pub(super) fn announce(conn: &mut AnyConnection, instance: &str) -> QueryResult<
 /// The thread that listens for other instances' changes; stop it with [`Listener::stop`].
 pub struct Listener {
     stop: mpsc::Sender<()>,
+    /// Closed when the thread ends.
+    ended: mpsc::Receiver<()>,
     thread: JoinHandle<()>,
 }
 
@@ -58,16 +62,36 @@ impl Listener {
     /// proxy) and moves `db`'s write generation on every change heard, counting it in `heard`.
     pub fn start(db: Db, url: String, heard: prometheus::IntCounter) -> Self {
         let (stop, stopped) = mpsc::channel();
+        let (ending, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("invalidations".into())
-            .spawn(move || listen(&db, &url, &heard, &stopped))
+            .spawn(move || {
+                let _ending = ending;
+                listen(&db, &url, &heard, &stopped)
+            })
             .expect("a thread can be started");
-        Self { stop, thread }
+        Self {
+            stop,
+            ended,
+            thread,
+        }
     }
 
+    /// Stops the thread, waiting for it a moment at most: one blocked on a connection that
+    /// hangs (no answer, no reset) would hold the shutdown, and the Last-used write after it,
+    /// for as long as the hang lasts. Left behind, it ends with the process.
     pub fn stop(self) {
         let _ = self.stop.send(());
-        let _ = self.thread.join();
+        match self.ended.recv_timeout(STOP_WAIT) {
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    "the connection that hears other instances' changes hangs; not waiting for it"
+                )
+            }
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = self.thread.join();
+            }
+        }
     }
 }
 

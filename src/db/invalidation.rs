@@ -6,7 +6,9 @@
 //!
 //! While that connection is down an instance cannot know what others change, so its caches are
 //! off (see [`super::Db::cache_generation`]) until it listens again and has dropped everything
-//! cached before: slower for a while, never stale. SQLite is one instance and hears nothing.
+//! cached before: slower for a while, never stale. A connection that hangs without failing (a
+//! partition, a hung host: no reset ever arrives) counts as down once a heartbeat has gone
+//! unanswered for [`DEAF_AFTER`]. SQLite is one instance and hears nothing.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -24,6 +26,11 @@ const CHANNEL: &str = "tokendesk_changes";
 const POLL: Duration = Duration::from_millis(2);
 /// How often the listening connection is asked a question, to find a silently lost one.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long after a heartbeat was asked, unanswered, the instance counts itself deaf: a
+/// connection that hangs without failing (no reset reaches it) stops being trusted.
+const DEAF_AFTER: Duration = Duration::from_secs(3);
+/// How long stopping waits for the listening thread.
+const STOP_WAIT: Duration = Duration::from_secs(1);
 /// Waits between attempts to listen again: short, since caches are off meanwhile.
 const RETRY: Duration = Duration::from_millis(200);
 
@@ -45,6 +52,8 @@ pub(super) fn announce(conn: &mut AnyConnection, instance: &str) -> QueryResult<
 /// The thread that listens for other instances' changes; stop it with [`Listener::stop`].
 pub struct Listener {
     stop: mpsc::Sender<()>,
+    /// Closed when the thread ends.
+    ended: mpsc::Receiver<()>,
     thread: JoinHandle<()>,
 }
 
@@ -53,16 +62,36 @@ impl Listener {
     /// proxy) and moves `db`'s write generation on every change heard, counting it in `heard`.
     pub fn start(db: Db, url: String, heard: prometheus::IntCounter) -> Self {
         let (stop, stopped) = mpsc::channel();
+        let (ending, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("invalidations".into())
-            .spawn(move || listen(&db, &url, &heard, &stopped))
+            .spawn(move || {
+                let _ending = ending;
+                listen(&db, &url, &heard, &stopped)
+            })
             .expect("a thread can be started");
-        Self { stop, thread }
+        Self {
+            stop,
+            ended,
+            thread,
+        }
     }
 
+    /// Stops the thread, waiting for it a moment at most: one blocked on a connection that
+    /// hangs (no answer, no reset) would hold the shutdown, and the Last-used write after it,
+    /// for as long as the hang lasts. Left behind, it ends with the process.
     pub fn stop(self) {
         let _ = self.stop.send(());
-        let _ = self.thread.join();
+        match self.ended.recv_timeout(STOP_WAIT) {
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    "the connection that hears other instances' changes hangs; not waiting for it"
+                )
+            }
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                let _ = self.thread.join();
+            }
+        }
     }
 }
 
@@ -113,6 +142,17 @@ fn subscribe(url: &str) -> Result<PgConnection, String> {
     Ok(conn)
 }
 
+/// Milliseconds on a monotonic clock of this process.
+pub(super) fn millis() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Until when changes are known heard, for a heartbeat asked now.
+pub(super) fn hearing_until() -> u64 {
+    millis() + DEAF_AFTER.as_millis() as u64
+}
+
 enum Ended {
     Stopped,
     Lost(String),
@@ -127,20 +167,23 @@ fn hear(
 ) -> Ended {
     let mut asked = Instant::now();
     loop {
-        let mut heard = false;
-        for notification in conn.notifications_iter() {
-            match notification {
-                Ok(notice) => heard |= notice.payload != db.instance(),
-                Err(e) => return Ended::Lost(e.to_string()),
-            }
-        }
-        if heard {
-            db.changed_elsewhere();
-            counted.inc();
+        if let Err(e) = read_notifications(db, conn, counted) {
+            return Ended::Lost(e);
         }
         if asked.elapsed() >= HEARTBEAT {
+            let until = hearing_until();
             if let Err(e) = conn.batch_execute("SELECT 1") {
                 return Ended::Lost(e.to_string());
+            }
+            // Changes committed before the question came before the answer: heard once read.
+            if let Err(e) = read_notifications(db, conn, counted) {
+                return Ended::Lost(e);
+            }
+            if db.still_hears(until) {
+                tracing::info!(
+                    after_ms = asked.elapsed().as_millis() as u64,
+                    "the connection that hears other instances' changes answers again; caches back on"
+                );
             }
             asked = Instant::now();
         }
@@ -149,4 +192,21 @@ fn hear(
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ended::Stopped,
         }
     }
+}
+
+/// Moves the write generation if another instance's change arrived.
+fn read_notifications(
+    db: &Db,
+    conn: &mut PgConnection,
+    counted: &prometheus::IntCounter,
+) -> Result<(), String> {
+    let mut heard = false;
+    for notification in conn.notifications_iter() {
+        heard |= notification.map_err(|e| e.to_string())?.payload != db.instance();
+    }
+    if heard {
+        db.changed_elsewhere();
+        counted.inc();
+    }
+    Ok(())
 }

@@ -252,6 +252,10 @@ pub struct Db {
     /// Whether every change another instance makes is heard: always on SQLite (one instance),
     /// on PostgreSQL while the invalidation listener is connected.
     hears_others: Arc<AtomicBool>,
+    /// Until when (on [`invalidation::millis`]) the listener has shown it still hears: each
+    /// heartbeat it gets answered moves this on. A listening connection that hangs without
+    /// failing (a partition, a hung host) moves it no more, and caches go off when it passes.
+    heard_until: Arc<AtomicU64>,
     /// Names this process's changes to the others (and lets it ignore its own).
     instance: Arc<str>,
     health: ConnectHealth,
@@ -285,6 +289,7 @@ impl Db {
             url,
             writes: Default::default(),
             hears_others: Arc::new(AtomicBool::new(hears_others)),
+            heard_until: Arc::new(AtomicU64::new(if hears_others { u64::MAX } else { 0 })),
             instance: format!("{:016x}", rand::random::<u64>()).into(),
             health,
         })
@@ -427,7 +432,8 @@ impl Db {
     pub fn cache_generation(&self) -> Option<u64> {
         // The flag first: a generation read after it was set is at least the one moved when
         // listening began.
-        let hears = self.hears_others.load(Ordering::Acquire);
+        let hears = self.hears_others.load(Ordering::Acquire)
+            && invalidation::millis() < self.heard_until.load(Ordering::Acquire);
         hears.then(|| self.writes.load(Ordering::Acquire))
     }
 
@@ -445,8 +451,22 @@ impl Db {
     fn hear_others(&self, hears: bool) {
         if hears {
             self.changed_elsewhere();
+            self.heard_until
+                .store(invalidation::hearing_until(), Ordering::Release);
         }
         self.hears_others.store(hears, Ordering::Release);
+    }
+
+    /// The listener's heartbeat was answered: every change committed before it was asked has
+    /// been heard. One answered after caches went off drops what was cached before the hang,
+    /// and says so.
+    fn still_hears(&self, until: u64) -> bool {
+        let was_deaf = invalidation::millis() >= self.heard_until.load(Ordering::Acquire);
+        if was_deaf {
+            self.changed_elsewhere();
+        }
+        self.heard_until.store(until, Ordering::Release);
+        was_deaf
     }
 
     /// For readiness checks: a cheap round trip that fails fast when the database is gone.

@@ -14,14 +14,26 @@ use crate::db::DbError;
 /// Rows read per query.
 pub const PAGE: i64 = 2_000;
 
+/// What makes a spreadsheet evaluate a cell when it starts one.
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// A cell as written: a leading = + - @ (or tab/CR) makes spreadsheets evaluate the cell, and a
-/// quote in front defuses it. Quoting is the csv writer's.
+/// quote in front defuses it. Where `;` separates cells (Excel wherever `,` is the decimal mark)
+/// what follows a `;` starts a cell too, whatever the quoting, and is defused the same way.
+/// Quoting is the csv writer's.
 pub fn defused(value: &str) -> String {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
+    let mut cell = String::with_capacity(value.len() + 1);
+    if value.starts_with(FORMULA_START) {
+        cell.push('\'');
     }
+    for (i, c) in value.char_indices() {
+        cell.push(c);
+        let next = value[i + c.len_utf8()..].trim_start_matches(['"', ' ']);
+        if c == ';' && next.starts_with(FORMULA_START) {
+            cell.push('\'');
+        }
+    }
+    cell
 }
 
 fn encode(rows: &[Vec<String>]) -> Bytes {
@@ -122,5 +134,7 @@ mod tests {
         assert_eq!(row(&["say \"hi\""]), "\"say \"\"hi\"\"\"\r\n");
         assert_eq!(row(&["=HYPERLINK(1)"]), "'=HYPERLINK(1)\r\n");
         assert_eq!(row(&["-1,2"]), "\"'-1,2\"\r\n");
+        assert_eq!(row(&["ci;=1+2;x…"]), "ci;'=1+2;x…\r\n");
+        assert_eq!(row(&["a; \"@b"]), "\"a;' \"\"@b\"\r\n");
     }
 }

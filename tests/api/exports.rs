@@ -17,6 +17,9 @@ backend_tests!(
     the_audit_export_holds_every_event_once_newest_first,
     an_export_of_more_tokens_than_bind_variables_by_many_people,
     a_token_used_during_an_export_is_written_once,
+    odd_filters_answer_a_complete_export_or_a_refusal,
+    no_name_becomes_a_formula_where_semicolons_separate_cells,
+    only_an_active_admin_exports,
 );
 
 /// Rows an export spans: more than two pages (`csv::PAGE` is 2,000).
@@ -319,4 +322,117 @@ async fn a_token_used_during_an_export_is_written_once(app: TestApp) {
         .unwrap();
     assert_eq!(written.len(), MANY);
     assert_eq!(written.iter().collect::<HashSet<_>>().len(), MANY);
+}
+
+/// Filters a person could type or paste: never a server error, never a download cut short.
+async fn odd_filters_answer_a_complete_export_or_a_refusal(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let long = "a".repeat(10_000);
+    let values = [
+        "%00", "a%00b", "%FF", "%C3%28", "%25", "_", "%5C", "%5C%25", &long,
+    ];
+    for value in values {
+        for path in [
+            format!("/admin/access-tokens.csv?name={value}"),
+            format!("/admin/access-tokens.csv?owner={value}"),
+            format!("/admin/access-tokens.csv?scope={value}&sort=last_used"),
+            format!("/admin/access-tokens.csv?leaked={value}"),
+            format!("/admin/audit.csv?actor={value}"),
+            format!("/admin/audit.csv?action={value}"),
+            format!("/admin/audit.csv?from={value}"),
+        ] {
+            let shown = &path[..path.len().min(60)];
+            let response = admin.get(&path).await;
+            let status = response.status();
+            assert!(
+                status.is_success() || status.is_client_error(),
+                "{status} for {shown}"
+            );
+            assert!(response.bytes().await.is_ok(), "cut short: {shown}");
+        }
+    }
+}
+
+/// Excel where `;` separates list items (most of Europe) splits an unquoted `a;=1+2` into a
+/// cell `=1+2`, and runs it.
+async fn no_name_becomes_a_formula_where_semicolons_separate_cells(app: TestApp) {
+    let admin = app.setup_admin().await;
+    let grace = app
+        .create_user(
+            "grace@example.com",
+            "grace-password-1",
+            tokendesk::domain::Role::User,
+        )
+        .await;
+    for name in ["ci;=1+2", "ci;+SUM(1)", "ci;-2+3", "ci;@SUM(1)"] {
+        app.token_for(grace.id, name, &["tag:read"]).await;
+    }
+    let body = admin
+        .get("/admin/access-tokens.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let cells: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(b';')
+        .flexible(true)
+        .from_reader(body.as_bytes())
+        .records()
+        .flat_map(|record| {
+            record
+                .unwrap()
+                .iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for cell in cells {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@']),
+            "a formula cell {cell:?} in:\n{body}"
+        );
+    }
+}
+
+/// Signed out, a member, an admin demoted or deactivated since signing in (the cookie kept):
+/// no export, not even its header row.
+async fn only_an_active_admin_exports(app: TestApp) {
+    use tokendesk::domain::Role;
+    let ada = app.setup_admin().await;
+    let (_, grace_browser) =
+        crate::helpers::user_and_browser(&app, "grace@example.com", Role::User).await;
+    let (bob, bob_browser) =
+        crate::helpers::user_and_browser(&app, "bob@example.com", Role::Admin).await;
+    let (carol, carol_browser) =
+        crate::helpers::user_and_browser(&app, "carol@example.com", Role::Admin).await;
+    let exports = ["/admin/access-tokens.csv", "/admin/audit.csv"];
+    for path in exports {
+        for browser in [&ada, &bob_browser] {
+            let header = export(browser, path).await[0].join(",");
+            assert!(exports_header(path).starts_with(&header[..10]));
+        }
+    }
+    app.set_member(bob.id, Role::User, true).await;
+    app.set_member(carol.id, Role::Admin, false).await;
+    let signed_out = app.browser();
+    for browser in [&signed_out, &grace_browser, &bob_browser, &carol_browser] {
+        for path in exports {
+            let response = browser.get(path).await;
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            assert!(
+                !status.is_success() && !body.contains(exports_header(path)),
+                "{status} for {path}: {body}"
+            );
+        }
+    }
+}
+
+fn exports_header(path: &str) -> &'static str {
+    if path.contains("audit") {
+        "time_utc,actor,action"
+    } else {
+        "id,kind,owner_email"
+    }
 }

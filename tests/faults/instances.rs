@@ -163,23 +163,37 @@ async fn with_the_cache_on_another_instance_refuses_a_revoked_token_as_soon_as_i
     let revoked = revoke_through(&a, &deployment.manager, deployment.ci_id).await;
     assert_eq!(revoked, StatusCode::NO_CONTENT);
     let answered = revoke_sent.elapsed();
-    let refused_after = loop {
-        match me(&b, &deployment.ci).await {
-            StatusCode::UNAUTHORIZED => break revoke_sent.elapsed(),
-            StatusCode::OK => {}
-            other => panic!("{other} from B"),
-        }
-        assert!(
-            revoke_sent.elapsed() < Duration::from_secs(10),
-            "B still accepts the token 10 s after the revoke"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+    let refused_after = refused_by(&b, &deployment.ci, revoke_sent).await;
     println!(
         "two instances on one PostgreSQL, 60 s cache: the revoke answered in {} ms, B refused from {} ms",
         answered.as_millis(),
         refused_after.as_millis()
     );
+}
+
+/// Waits until `server` refuses `secret` (revoked at `revoked`), at most 10 s; how long it took.
+async fn refused_by(server: &ServerProcess, secret: &str, revoked: Instant) -> Duration {
+    loop {
+        match me(server, secret).await {
+            StatusCode::UNAUTHORIZED => return revoked.elapsed(),
+            StatusCode::OK => {}
+            other => panic!("{other} from {}", server.address),
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(10),
+            "{} still accepts the token 10 s after the revoke",
+            server.address
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// `server` caches again: a token it checked is served after a revoke nobody announced.
+async fn caches_again(app: &TestApp, server: &ServerProcess, user: i64) {
+    let (heard_id, heard) = app.token_by_hand(user, "heard again", &["tag:read"]).await;
+    assert_eq!(me(server, &heard).await, StatusCode::OK);
+    revoke_unannounced(app, heard_id, user).await;
+    assert_eq!(me(server, &heard).await, StatusCode::OK, "cached again");
 }
 
 /// Postgres URL `url` as another role.
@@ -259,13 +273,131 @@ async fn an_instance_that_cannot_hear_the_others_serves_nothing_from_its_cache()
     admin(format!("ALTER ROLE {role} LOGIN")).await;
     logged(&b, BACK, 1).await;
     assert!(caches_on().await);
-    let (heard_id, heard) = app.token_by_hand(user, "heard again", &["tag:read"]).await;
-    assert_eq!(me(&b, &heard).await, StatusCode::OK);
-    revoke_unannounced(app, heard_id, user).await;
-    assert_eq!(me(&b, &heard).await, StatusCode::OK, "cached again");
+    caches_again(app, &b, user).await;
 
     let (status, b) = b.terminate().await;
     assert!(status.success());
     drop(b);
     admin(format!("DROP ROLE {role}")).await;
+}
+
+/// A TCP relay to PostgreSQL that can go silent: frozen, it passes no byte either way and keeps
+/// every connection open, as a network partition or a hung database host does (no reset, no
+/// error: the peer's kernel still acknowledges what is sent).
+struct Relay {
+    port: u16,
+    frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Relay {
+    async fn to(upstream: String) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let gate = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pass(client_read, server_write, gate.clone()));
+                tokio::spawn(Self::pass(server_read, client_write, gate.clone()));
+            }
+        });
+        Relay { port, frozen }
+    }
+
+    async fn pass(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buffer = vec![0; 16 * 1024];
+        loop {
+            let read = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => read,
+            };
+            while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            if to.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `url` (a PostgreSQL URL on 127.0.0.1) through this relay.
+    fn url(&self, url: &str) -> String {
+        let (user, rest) = url.split_once('@').unwrap();
+        let (_, database) = rest.split_once('/').unwrap();
+        format!("{user}@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+/// An instance with `settings` that listens through a relay the test can freeze.
+async fn listening_through_a_relay(
+    app: &TestApp,
+    settings: &[(&str, &str)],
+) -> (Relay, ServerProcess) {
+    let postgres = app.database_url.split_once('@').unwrap().1;
+    let relay = Relay::to(postgres.split_once('/').unwrap().0.to_owned()).await;
+    let listen_url = relay.url(&app.database_url);
+    let mut settings = settings.to_vec();
+    settings.push(("TOKENDESK_LISTEN_DATABASE_URL", &listen_url));
+    let server = ServerProcess::start(&app.database_url, &settings).await;
+    logged(&server, LISTENING, 1).await;
+    (relay, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_listening_connection_hangs_stops_serving_from_its_cache() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let deployment = a_deployment_on_postgres().await;
+    let app = &deployment.app;
+    let a = ServerProcess::start(&app.database_url, &CACHED).await;
+    let (relay, b) = listening_through_a_relay(app, &CACHED).await;
+    assert_eq!(me(&b, &deployment.ci).await, StatusCode::OK, "cached");
+
+    // B's listening connection goes silent without failing; B cannot hear A's revoke.
+    relay.freeze(true);
+    let revoked = revoke_through(&a, &deployment.manager, deployment.ci_id).await;
+    assert_eq!(revoked, StatusCode::NO_CONTENT);
+    refused_by(&b, &deployment.ci, Instant::now()).await;
+
+    // Heard again: B caches again.
+    relay.freeze(false);
+    logged(&b, BACK, 1).await;
+    let user = deployment.user_id;
+    caches_again(app, &b, user).await;
+    let (status, b) = b.terminate().await;
+    assert!(status.success());
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_listening_connection_hangs_still_stops_and_writes_last_used() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let deployment = a_deployment_on_postgres().await;
+    let app = &deployment.app;
+    let mut settings = UNCACHED.to_vec();
+    settings.push(("RUST_LOG", "tokendesk=info"));
+    let (relay, b) = listening_through_a_relay(app, &settings).await;
+    assert_eq!(me(&b, &deployment.ci).await, StatusCode::OK);
+
+    // The listening connection hangs; SIGTERM still drains, writes Last used and exits.
+    relay.freeze(true);
+    // Past the listener's next heartbeat (each second), which now waits for its answer.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, b) = b.terminate().await;
+    assert!(status.success());
+    drop(b);
+    assert!(app.last_used_at(deployment.ci_id).await.is_some());
+    relay.freeze(false);
 }

@@ -173,8 +173,8 @@ impl Application {
                     request_times.is_some(),
                     from_fn(crate::http::timing::time_requests),
                 ))
-                .configure(web::routes)
-                .configure(api::routes)
+                .configure(|cfg| web::routes(cfg, request_times.is_some()))
+                .configure(|cfg| api::routes(cfg, request_times.is_some()))
                 .default_service(actix_web::web::to(not_found))
         })
         .listen(listener)?;

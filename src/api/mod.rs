@@ -11,19 +11,20 @@ mod verify;
 
 use actix_web::web;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Every API route; `timed`: the request-time metrics are on.
+pub fn routes(cfg: &mut web::ServiceConfig, timed: bool) {
     cfg.app_data(error::json_config());
-    gateway_routes(cfg);
+    gateway_routes(cfg, timed);
     cfg.service(
         web::scope("/api/v1")
             .app_data(error::query_config())
-            .configure(api_v1),
+            .configure(|cfg| api_v1(cfg, timed)),
     )
     // The token as the first path segment: /tdk_.../api/v1/me
     .service(
         web::scope("/{token}/api/v1")
             .app_data(error::query_config())
-            .configure(api_v1),
+            .configure(|cfg| api_v1(cfg, timed)),
     );
 }
 
@@ -51,7 +52,7 @@ crate::route_table! {
     post "/application-tokens/self/rotate" => applications::rotate_self,
 }
 
-fn api_v1(cfg: &mut web::ServiceConfig) {
-    api_v1_routes(cfg);
+fn api_v1(cfg: &mut web::ServiceConfig, timed: bool) {
+    api_v1_routes(cfg, timed);
     cfg.default_service(web::to(error::not_found));
 }

@@ -125,7 +125,7 @@ pub enum Scope {
 
 /// Applications by name, with their active tokens and last use.
 pub fn list(conn: &mut AnyConnection, scope: Scope) -> QueryResult<Vec<Listed>> {
-    use crate::db::schema::personal_access_tokens as pat;
+    use crate::db::schema::{personal_access_tokens as pat, token_last_uses};
     let query = applications::table
         .order((applications::name_key.asc(), applications::id.asc()))
         .select(Application::as_select())
@@ -158,9 +158,13 @@ pub fn list(conn: &mut AnyConnection, scope: Scope) -> QueryResult<Vec<Listed>> 
         .select((pat::application_id, diesel::dsl::count_star()))
         .load(conn)?;
     let used: Vec<(Option<i64>, Option<NaiveDateTime>)> = pat::table
+        .inner_join(token_last_uses::table)
         .filter(pat::application_id.eq_any(&ids))
         .group_by(pat::application_id)
-        .select((pat::application_id, diesel::dsl::max(pat::last_used_at)))
+        .select((
+            pat::application_id,
+            diesel::dsl::max(token_last_uses::last_used_at),
+        ))
         .load(conn)?;
     Ok(found
         .into_iter()

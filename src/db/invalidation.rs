@@ -105,7 +105,7 @@ fn listen(db: &Db, url: &str, heard: &prometheus::IntCounter, stopped: &mpsc::Re
                 match lost_since.take() {
                     Some(at) => tracing::info!(
                         after_ms = at.elapsed().as_millis() as u64,
-                        "listening for other instances' changes again; caches back on"
+                        "listening for other instances' changes again after a reconnect; caches back on"
                     ),
                     None => tracing::info!("listening for other instances' changes"),
                 }
@@ -182,7 +182,7 @@ fn hear(
             if db.still_hears(until) {
                 tracing::info!(
                     after_ms = asked.elapsed().as_millis() as u64,
-                    "the connection that hears other instances' changes answers again; caches back on"
+                    "the connection that hears other instances' changes answers again after a hang; caches back on"
                 );
             }
             asked = Instant::now();

@@ -249,12 +249,11 @@ pub struct Db {
     /// Counts committed write transactions, here and (heard through [`invalidation`]) on other
     /// instances; caches of database state compare it to know they may be stale.
     writes: Arc<AtomicU64>,
-    /// Whether every change another instance makes is heard: always on SQLite (one instance),
-    /// on PostgreSQL while the invalidation listener is connected.
-    hears_others: Arc<AtomicBool>,
-    /// Until when (on [`invalidation::millis`]) the listener has shown it still hears: each
-    /// heartbeat it gets answered moves this on. A listening connection that hangs without
-    /// failing (a partition, a hung host) moves it no more, and caches go off when it passes.
+    /// Until when (on [`invalidation::millis`]) every change another instance makes is known
+    /// heard: `u64::MAX` on SQLite (one instance), 0 while the PostgreSQL listener is not
+    /// connected, and while it is, a deadline each answered heartbeat moves on. A listening
+    /// connection that hangs without failing (a partition, a hung host) moves it no more, and
+    /// caches go off when it passes.
     heard_until: Arc<AtomicU64>,
     /// Names this process's changes to the others (and lets it ignore its own).
     instance: Arc<str>,
@@ -283,13 +282,12 @@ impl Db {
             .error_handler(Box::new(health.clone()))
             .event_handler(Box::new(health.clone()))
             .build(ConnectionManager { url: url.clone() })?;
-        let hears_others = matches!(url, DatabaseUrl::Sqlite(_));
+        let alone = matches!(url, DatabaseUrl::Sqlite(_));
         Ok(Self {
             pool,
             url,
             writes: Default::default(),
-            hears_others: Arc::new(AtomicBool::new(hears_others)),
-            heard_until: Arc::new(AtomicU64::new(if hears_others { u64::MAX } else { 0 })),
+            heard_until: Arc::new(AtomicU64::new(if alone { u64::MAX } else { 0 })),
             instance: format!("{:016x}", rand::random::<u64>()).into(),
             health,
         })
@@ -430,10 +428,9 @@ impl Db {
     /// entry stale. `None` while changes made by other instances may go unheard: nothing may be
     /// served from a cache, or put in one, then.
     pub fn cache_generation(&self) -> Option<u64> {
-        // The flag first: a generation read after it was set is at least the one moved when
-        // listening began.
-        let hears = self.hears_others.load(Ordering::Acquire)
-            && invalidation::millis() < self.heard_until.load(Ordering::Acquire);
+        // The deadline first: a generation read after it was set is at least the one moved
+        // when listening began.
+        let hears = invalidation::millis() < self.heard_until.load(Ordering::Acquire);
         hears.then(|| self.writes.load(Ordering::Acquire))
     }
 
@@ -453,8 +450,9 @@ impl Db {
             self.changed_elsewhere();
             self.heard_until
                 .store(invalidation::hearing_until(), Ordering::Release);
+        } else {
+            self.heard_until.store(0, Ordering::Release);
         }
-        self.hears_others.store(hears, Ordering::Release);
     }
 
     /// The listener's heartbeat was answered: every change committed before it was asked has

@@ -25,8 +25,6 @@ diesel::table! {
         scopes -> Text,
         created_at -> Timestamp,
         expires_at -> Nullable<Timestamp>,
-        last_used_at -> Nullable<Timestamp>,
-        last_used_ip -> Nullable<Text>,
         revoked_at -> Nullable<Timestamp>,
         revoked_by -> Nullable<BigInt>,
         regenerated_at -> Nullable<Timestamp>,
@@ -34,6 +32,18 @@ diesel::table! {
         created_by -> Nullable<BigInt>,
         revoked_reason -> Nullable<Text>,
         allowed_addresses -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Each token's last use, one row per token (made with it by a trigger), apart from the
+    /// token's own row so the batched recorder never rewrites that.
+    token_last_uses (token_id) {
+        token_id -> BigInt,
+        last_used_at -> Nullable<Timestamp>,
+        last_used_ip -> Nullable<Text>,
+        /// The token's `regenerated_at`: a use from before it was a replaced secret's.
+        secret_since -> Nullable<Timestamp>,
     }
 }
 
@@ -202,6 +212,7 @@ diesel::joinable!(audit_events -> users (actor_id));
 diesel::joinable!(notifications -> users (recipient_id));
 diesel::joinable!(token_scopes -> personal_access_tokens (token_id));
 diesel::joinable!(token_previous_secrets -> personal_access_tokens (token_id));
+diesel::joinable!(token_last_uses -> personal_access_tokens (token_id));
 diesel::joinable!(token_usage -> personal_access_tokens (token_id));
 diesel::joinable!(token_address_alerts -> personal_access_tokens (token_id));
 diesel::joinable!(token_scope_uses -> personal_access_tokens (token_id));
@@ -222,6 +233,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     applications,
     application_maintainers,
     token_previous_secrets,
+    token_last_uses,
     token_address_refusals,
     token_usage,
     token_known_addresses,

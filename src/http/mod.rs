@@ -15,16 +15,17 @@ pub use client_ip::ClientIp;
 /// Declares a group of routes once: the function registers them with actix, and the constant
 /// lists them as (method, path), so what is served and what the route walk tests
 /// (`tests/api/route_walk.rs`) are one table. `route` is any method; `get` answers HEAD too.
-/// Another method on a listed path gets `other_methods`' 405 with an `Allow` header.
+/// Another method on a listed path gets `other_methods`' 405 with an `Allow` header. `timed`:
+/// the request-time metrics are on (see [`routes::PathRoutes::register`]).
 #[macro_export]
 macro_rules! route_table {
     ($(#[$meta:meta])* $vis:vis fn $register:ident, $list:ident, other_methods => $refuse:path;
      $( $method:ident $path:expr => $handler:expr ),* $(,)?) => {
         $(#[$meta])*
-        $vis fn $register(cfg: &mut actix_web::web::ServiceConfig) {
+        $vis fn $register(cfg: &mut actix_web::web::ServiceConfig, timed: bool) {
             let mut paths = $crate::http::routes::PathRoutes::new($list);
             $( paths.add($path, $crate::http::routes::method_route(stringify!($method)).to($handler)); )*
-            paths.register(cfg, $refuse);
+            paths.register(cfg, $refuse, timed);
         }
 
         /// Every route of this group, as (method, path template).

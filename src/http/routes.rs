@@ -64,21 +64,32 @@ impl PathRoutes {
         }
     }
 
-    /// One resource per path; a method none of its routes takes answers `refuse(allow)`. Each
-    /// marks its requests with its route pattern's series for the request metrics.
-    pub fn register(self, cfg: &mut web::ServiceConfig, refuse: fn(&str) -> HttpResponse) {
+    /// One resource per path; a method none of its routes takes answers `refuse(allow)`. When
+    /// `timed` (the request metrics are on), each marks its requests with its route pattern's
+    /// series; otherwise nothing is added to a request's way.
+    pub fn register(
+        self,
+        cfg: &mut web::ServiceConfig,
+        refuse: fn(&str) -> HttpResponse,
+        timed: bool,
+    ) {
         for (path, routes) in self.paths {
             let allow = allowed_methods(self.table, path);
-            let mark = Rc::new(RouteMark::default());
             let resource = routes
                 .into_iter()
                 .fold(web::resource(path), |resource, route| resource.route(route))
-                .default_service(web::to(move || std::future::ready(refuse(&allow))))
-                .wrap(from_fn(move |req: ServiceRequest, next: Next<BoxBody>| {
-                    mark.mark(&req);
-                    next.call(req)
-                }));
-            cfg.service(resource);
+                .default_service(web::to(move || std::future::ready(refuse(&allow))));
+            if timed {
+                let mark = Rc::new(RouteMark::default());
+                cfg.service(resource.wrap(from_fn(
+                    move |req: ServiceRequest, next: Next<BoxBody>| {
+                        mark.mark(&req);
+                        next.call(req)
+                    },
+                )));
+            } else {
+                cfg.service(resource);
+            }
         }
     }
 }

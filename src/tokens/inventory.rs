@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use crate::db::escape_like;
-use crate::db::schema::{applications, personal_access_tokens as pat, users};
+use crate::db::schema::{
+    applications, personal_access_tokens as pat, token_last_uses as uses, users,
+};
 use crate::db::{AnyConnection, MultiBackend};
 use crate::domain::Scope;
 use crate::tokens::{PersonalAccessToken, TokenKind, TokenSecret};
@@ -123,15 +125,21 @@ pub fn leak_match(fragment: &str) -> String {
     }
 }
 
-/// Tokens beside their owners: a person's or an application's (one of the two is absent).
-type WithOwners =
-    diesel::dsl::LeftJoin<diesel::dsl::LeftJoin<pat::table, users::table>, applications::table>;
+/// Tokens with their last use, beside their owners: a person's or an application's (one of the
+/// two is absent).
+type WithOwners = diesel::dsl::LeftJoin<
+    diesel::dsl::LeftJoin<diesel::dsl::InnerJoin<pat::table, uses::table>, users::table>,
+    applications::table,
+>;
 
 type FilteredQuery<'a> = diesel::dsl::IntoBoxed<'a, WithOwners, MultiBackend>;
 
 /// What [`WithOwners`] reads from, for conditions of its own.
 type OwnersSource = diesel::helper_types::LeftJoinQuerySource<
-    diesel::helper_types::LeftJoinQuerySource<pat::table, users::table>,
+    diesel::helper_types::LeftJoinQuerySource<
+        diesel::helper_types::InnerJoinQuerySource<pat::table, uses::table>,
+        users::table,
+    >,
     applications::table,
 >;
 
@@ -153,11 +161,20 @@ macro_rules! filter_tokens {
                 .filter(pat::expires_at.le(now)),
             StatusFilter::Revoked => query.filter(pat::revoked_at.is_not_null()),
         };
+        // Last used is read through a subquery of its own table, so counting needs no join;
+        // aliased, as a page reads the same table for each token's Last used.
+        let last = diesel::alias!(uses as last_uses);
+        let never_used = last
+            .filter(last.field(uses::last_used_at).is_null())
+            .select(last.field(uses::token_id));
         if let Some(days) = f.unused.days() {
             let cutoff = now - Duration::days(days);
+            let used_before = last
+                .filter(last.field(uses::last_used_at).lt(cutoff))
+                .select(last.field(uses::token_id));
             query = query.filter(
-                pat::last_used_at.lt(cutoff).or(pat::last_used_at
-                    .is_null()
+                pat::id.eq_any(used_before).or(pat::id
+                    .eq_any(never_used)
                     .and(pat::created_at.lt(cutoff))
                     .and(
                         // A regenerated token counts from its new secret.
@@ -168,7 +185,7 @@ macro_rules! filter_tokens {
             );
         }
         if f.never_used {
-            query = query.filter(pat::last_used_at.is_null());
+            query = query.filter(pat::id.eq_any(never_used));
         }
         query = match f.kind {
             KindFilter::Any => query,
@@ -276,7 +293,7 @@ fn tokens_filtered<'a>(
 
 /// The filtered tokens beside their owners.
 fn filtered<'a>(f: &'a InventoryFilter, now: NaiveDateTime) -> FilteredQuery<'a> {
-    let query = pat::table
+    let query = crate::tokens::store::with_last_use()
         .left_join(users::table)
         .left_join(applications::table)
         .into_boxed::<MultiBackend>();
@@ -329,7 +346,7 @@ fn in_order(query: FilteredQuery<'_>, sort: SortBy) -> FilteredQuery<'_> {
     // NULLS FIRST is spelled out so both backends order alike, and match the index.
     match sort {
         SortBy::LastUsed => query.order(sql::<BigInt>(
-            "personal_access_tokens.last_used_at ASC NULLS FIRST, personal_access_tokens.id ASC",
+            "token_last_uses.last_used_at ASC NULLS FIRST, token_last_uses.token_id ASC",
         )),
         SortBy::Created => query.order((pat::created_at.desc(), pat::id.desc())),
         SortBy::Expires => query.order(sql::<BigInt>(
@@ -437,7 +454,10 @@ impl Export {
             if let Some(only) = stretch.only {
                 query = query.filter(only);
             }
-            let query = if stretch.without_key {
+            let query = if stretch.without_key && self.filter.sort == SortBy::LastUsed {
+                // The same order as the last-use index holds.
+                query.order(uses::token_id.asc())
+            } else if stretch.without_key {
                 query.order(pat::id.asc())
             } else if self.filter.sort == SortBy::Expires {
                 // Only tokens with an expiry: the plain order, which SQLite's index holds.
@@ -477,8 +497,8 @@ impl Export {
         let past = |key: NaiveDateTime, id: i64, sort| -> Condition {
             match sort {
                 SortBy::LastUsed => {
-                    let at = pat::last_used_at.assume_not_null();
-                    Box::new(at.ge(key).and(at.gt(key).or(pat::id.gt(id))))
+                    let at = uses::last_used_at.assume_not_null();
+                    Box::new(at.ge(key).and(at.gt(key).or(uses::token_id.gt(id))))
                 }
                 _ => {
                     let at = pat::expires_at.assume_not_null();
@@ -489,12 +509,14 @@ impl Export {
         match (self.filter.sort, self.after) {
             // Never used first, then by Last used.
             (SortBy::LastUsed, None) => vec![
-                without(Box::new(pat::last_used_at.is_null())),
-                with(Box::new(pat::last_used_at.is_not_null())),
+                without(Box::new(uses::last_used_at.is_null())),
+                with(Box::new(uses::last_used_at.is_not_null())),
             ],
             (SortBy::LastUsed, Some(Position { key: None, id })) => vec![
-                without(Box::new(pat::last_used_at.is_null().and(pat::id.gt(id)))),
-                with(Box::new(pat::last_used_at.is_not_null())),
+                without(Box::new(
+                    uses::last_used_at.is_null().and(uses::token_id.gt(id)),
+                )),
+                with(Box::new(uses::last_used_at.is_not_null())),
             ],
             (SortBy::LastUsed, Some(Position { key: Some(at), id })) => {
                 vec![with(past(at, id, SortBy::LastUsed))]
@@ -598,12 +620,10 @@ pub fn with_owners(
 
 /// The matching tokens that are not revoked yet (what a bulk revoke revokes), with owners.
 pub fn revocable(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResult<Vec<InventoryRow>> {
-    let tokens = tokens_filtered(f, Utc::now().naive_utc())
+    let query = filtered(f, Utc::now().naive_utc())
         .filter(pat::revoked_at.is_null())
-        .order(pat::id.asc())
-        .select(PersonalAccessToken::as_select())
-        .load(conn)?;
-    with_owners(conn, tokens)
+        .order(pat::id.asc());
+    load(conn, query)
 }
 
 /// Ids of the matching tokens that are not revoked yet (what a bulk revoke would revoke).
@@ -616,8 +636,8 @@ pub fn revocable_ids(conn: &mut AnyConnection, f: &InventoryFilter) -> QueryResu
 
 /// One token with its owner, for an admin acting on it.
 pub fn find(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Option<InventoryRow>> {
-    let token: Option<PersonalAccessToken> = pat::table
-        .find(token_id)
+    let token: Option<PersonalAccessToken> = crate::tokens::store::with_last_use()
+        .filter(pat::id.eq(token_id))
         .select(PersonalAccessToken::as_select())
         .first(conn)
         .optional()?;

@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 use prometheus::Histogram;
 
-use crate::db::schema::{personal_access_tokens as pat, token_previous_secrets as prev};
+use crate::db::schema::{token_last_uses as uses, token_previous_secrets as prev};
 use crate::db::{write_transaction, AnyConnection, Db, DbError};
 use crate::domain::Scope;
 use crate::notifications::Outbox;
@@ -104,8 +104,13 @@ impl LastUsedRecorder {
         let count = batch.last_used.len();
         let written = self.db.run_blocking(|conn| {
             write_transaction(conn, |conn| {
+                // Usage first: its new rows' foreign-key checks share-lock token rows. Then the
+                // replaced-secret and last-use rows, which a regenerate also changes only after
+                // locking its token's row: in one order, the two never wait on each other
+                // (the other order deadlocked under load on PostgreSQL).
+                let addresses = usage::write(conn, &batch.usage, &known, self.outbox)?;
                 write_batch(conn, &batch.last_used)?;
-                usage::write(conn, &batch.usage, &known, self.outbox)
+                Ok(addresses)
             })
         });
         match written {
@@ -157,8 +162,9 @@ impl LastUsedRecorder {
     }
 }
 
-/// Writes a batch, never moving a time backwards: another instance may have written a later use.
-/// A use from before the row's `regenerated_at` was made with a secret since replaced, and is
+/// Writes a batch into the narrow last-use rows (never a token's own row), never moving a time
+/// backwards: another instance may have written a later use. A use from before the row's
+/// `secret_since` (the token's last regenerate) was made with a secret since replaced, and is
 /// not the new secret's: it goes to the replaced secret when an overlap keeps it.
 fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
     // Replaced secrets are few (only during an overlap): a statement each. A use from before
@@ -181,66 +187,77 @@ fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
         .filter(|((_, secret), _)| *secret == SecretUsed::Current)
         .map(|((id, _), use_)| (id, use_));
     match conn {
-        // One statement for the whole batch: with thousands of tokens in use, a round trip per
+        // A statement per chunk of the batch: with thousands of tokens in use, a round trip per
         // token made each flush a burst that competed with the token checks. Sorted by id, so
         // two instances flushing at once lock rows in the same order.
         AnyConnection::Postgresql(pg) => {
             let mut rows: Vec<_> = current.collect();
             rows.sort_unstable_by_key(|(id, _)| **id);
-            let (ids, (ats, ips)): (Vec<i64>, (Vec<NaiveDateTime>, Vec<&str>)) = rows
-                .into_iter()
-                .map(|(id, (at, ip))| (*id, (*at, ip.as_str())))
-                .unzip();
-            #[derive(QueryableByName)]
-            #[allow(dead_code)] // counted, not read
-            struct Written {
-                #[diesel(sql_type = BigInt)]
-                id: i64,
-            }
-            let written: Vec<Written> = diesel::sql_query(
-                "UPDATE personal_access_tokens AS t \
-                 SET last_used_at = u.at, last_used_ip = u.ip \
-                 FROM unnest($1, $2, $3) AS u(id, at, ip) \
-                 WHERE t.id = u.id \
-                 AND (t.regenerated_at IS NULL OR t.regenerated_at <= u.at) \
-                 AND (t.last_used_at IS NULL OR t.last_used_at < u.at) \
-                 RETURNING t.id",
-            )
-            .bind::<Array<BigInt>, _>(&ids)
-            .bind::<Array<Timestamp>, _>(&ats)
-            .bind::<Array<Text>, _>(&ips)
-            .load(pg)?;
-            // Usually every use was written; the rest may be the replaced secret's.
-            if written.len() < ids.len() {
-                diesel::sql_query(
-                    "UPDATE token_previous_secrets AS p \
-                     SET last_used_at = u.at, last_used_ip = u.ip \
-                     FROM unnest($1, $2, $3) AS u(id, at, ip) \
-                     WHERE p.token_id = u.id AND p.replaced_at > u.at \
-                     AND (p.last_used_at IS NULL OR p.last_used_at < u.at)",
-                )
-                .bind::<Array<BigInt>, _>(&ids)
-                .bind::<Array<Timestamp>, _>(&ats)
-                .bind::<Array<Text>, _>(&ips)
-                .execute(pg)?;
+            for chunk in rows.chunks(usage::POSTGRES_ROWS_A_STATEMENT) {
+                write_chunk(pg, chunk)?;
             }
         }
         // A local file: one statement per token costs no round trip.
         AnyConnection::Sqlite(_) => {
             for (id, (at, ip)) in current {
                 let written = diesel::update(
-                    pat::table
-                        .filter(pat::id.eq(id))
-                        .filter(pat::regenerated_at.is_null().or(pat::regenerated_at.le(at)))
-                        .filter(pat::last_used_at.is_null().or(pat::last_used_at.lt(at))),
+                    uses::table
+                        .filter(uses::token_id.eq(id))
+                        .filter(uses::secret_since.is_null().or(uses::secret_since.le(at)))
+                        .filter(uses::last_used_at.is_null().or(uses::last_used_at.lt(at))),
                 )
-                .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))
+                .set((uses::last_used_at.eq(at), uses::last_used_ip.eq(ip)))
                 .execute(conn)?;
                 if written == 0 {
                     write_replaced_use(conn, *id, *at, ip)?;
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// One chunk of a PostgreSQL flush, sorted by token id.
+fn write_chunk(
+    pg: &mut diesel::PgConnection,
+    rows: &[(&i64, &(NaiveDateTime, String))],
+) -> QueryResult<()> {
+    let (ids, (ats, ips)): (Vec<i64>, (Vec<NaiveDateTime>, Vec<&str>)) = rows
+        .iter()
+        .map(|(id, (at, ip))| (**id, (*at, ip.as_str())))
+        .unzip();
+    #[derive(QueryableByName)]
+    #[allow(dead_code)] // counted, not read
+    struct Written {
+        #[diesel(sql_type = BigInt)]
+        token_id: i64,
+    }
+    let written: Vec<Written> = diesel::sql_query(
+        "UPDATE token_last_uses AS l \
+         SET last_used_at = u.at, last_used_ip = u.ip \
+         FROM unnest($1, $2, $3) AS u(id, at, ip) \
+         WHERE l.token_id = u.id \
+         AND (l.secret_since IS NULL OR l.secret_since <= u.at) \
+         AND (l.last_used_at IS NULL OR l.last_used_at < u.at) \
+         RETURNING l.token_id",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<Timestamp>, _>(&ats)
+    .bind::<Array<Text>, _>(&ips)
+    .load(pg)?;
+    // Usually every use was written; the rest may be the replaced secret's.
+    if written.len() < ids.len() {
+        diesel::sql_query(
+            "UPDATE token_previous_secrets AS p \
+             SET last_used_at = u.at, last_used_ip = u.ip \
+             FROM unnest($1, $2, $3) AS u(id, at, ip) \
+             WHERE p.token_id = u.id AND p.replaced_at > u.at \
+             AND (p.last_used_at IS NULL OR p.last_used_at < u.at)",
+        )
+        .bind::<Array<BigInt>, _>(&ids)
+        .bind::<Array<Timestamp>, _>(&ats)
+        .bind::<Array<Text>, _>(&ips)
+        .execute(pg)?;
     }
     Ok(())
 }

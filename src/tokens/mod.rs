@@ -24,7 +24,7 @@ pub use secret::{
     looks_like_token, TokenDigest, TokenKind, TokenSecret, APPLICATION_TOKEN_PREFIX, TOKEN_PREFIX,
 };
 pub use store::{
-    CreatedToken, PersonalAccessToken, PreviousSecret, Renewal, SecretUsed, Tab, TokenOwner,
-    TokenStatus, TokenStoreError,
+    with_last_use, CreatedToken, PersonalAccessToken, PreviousSecret, Renewal, SecretUsed, Tab,
+    TokenOwner, TokenStatus, TokenStoreError,
 };
 pub use throttle::FailureThrottle;

@@ -4,7 +4,7 @@
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use crate::db::schema::{personal_access_tokens as pat, token_previous_secrets};
+use crate::db::schema::{personal_access_tokens as pat, token_last_uses, token_previous_secrets};
 use crate::db::AnyConnection;
 use crate::domain::{AddressAllowlist, Expiry, Overlap, ScopeSet, TokenRequest};
 use crate::tokens::{TokenKind, TokenSecret};
@@ -31,19 +31,25 @@ macro_rules! of_owner {
     ($owner:expr, |$owned:ident| $body:expr) => {
         match $owner {
             TokenOwner::Person(id) => {
-                let $owned = pat::table.filter(pat::user_id.eq(id));
+                let $owned = with_last_use().filter(pat::user_id.eq(id));
                 $body
             }
             TokenOwner::Application(id) => {
-                let $owned = pat::table.filter(pat::application_id.eq(id));
+                let $owned = with_last_use().filter(pat::application_id.eq(id));
                 $body
             }
         }
     };
 }
 
+/// Tokens beside their last use (kept in a table of their own): how a [`PersonalAccessToken`]
+/// is read.
+pub fn with_last_use() -> diesel::dsl::InnerJoin<pat::table, token_last_uses::table> {
+    pat::table.inner_join(token_last_uses::table)
+}
+
 /// A stored token, personal or an application's. It has no secret to leak: the digest is not
-/// even loaded.
+/// even loaded. Read from [`with_last_use`].
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = pat)]
 pub struct PersonalAccessToken {
@@ -55,7 +61,9 @@ pub struct PersonalAccessToken {
     scopes: String,
     pub created_at: NaiveDateTime,
     pub expires_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = token_last_uses::last_used_at)]
     pub last_used_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = token_last_uses::last_used_ip)]
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<NaiveDateTime>,
     pub revoked_by: Option<i64>,
@@ -290,7 +298,7 @@ pub fn create(
             pat::allowed_addresses.eq(request.allowed_addresses.as_ref().map(|a| a.to_stored())),
         ))
         .execute(conn)?;
-    let token: PersonalAccessToken = pat::table
+    let token: PersonalAccessToken = with_last_use()
         .filter(pat::digest.eq(&digest.0))
         .select(PersonalAccessToken::as_select())
         .first(conn)?;
@@ -502,25 +510,34 @@ pub fn count_owned(conn: &mut AnyConnection, owner: TokenOwner) -> QueryResult<T
 }
 
 /// Active tokens with no use since `cutoff`, nor made or given a new secret since: the one
-/// definition of "unused" for the sweep, its revoke, and the owner's warning.
-#[diesel::dsl::auto_type(no_type_alias)]
-fn unused_since(cutoff: NaiveDateTime, now: NaiveDateTime) -> _ {
-    pat::revoked_at
-        .is_null()
-        .and(pat::expires_at.is_null().or(pat::expires_at.gt(now)))
-        .and(pat::created_at.le(cutoff))
-        .and(
-            pat::regenerated_at
-                .is_null()
-                .or(pat::regenerated_at.le(cutoff)),
-        )
-        .and(pat::last_used_at.is_null().or(pat::last_used_at.le(cutoff)))
-        // Nor a use of the secret a regenerate replaced, during its overlap.
-        .and(diesel::dsl::not(diesel::dsl::exists(
-            token_previous_secrets::table
-                .filter(token_previous_secrets::token_id.eq(pat::id))
-                .filter(token_previous_secrets::last_used_at.gt(cutoff)),
-        )))
+/// definition of "unused" for the sweep, its revoke, and the owner's warning. A macro: diesel
+/// types the condition by the tables of the query around it (with or without the last uses).
+macro_rules! unused_since {
+    ($cutoff:expr, $now:expr) => {{
+        let (cutoff, now): (NaiveDateTime, NaiveDateTime) = ($cutoff, $now);
+        // Aliased: the query around may read the same table for the token's Last used.
+        let later = diesel::alias!(token_last_uses as later_uses);
+        pat::revoked_at
+            .is_null()
+            .and(pat::expires_at.is_null().or(pat::expires_at.gt(now)))
+            .and(pat::created_at.le(cutoff))
+            .and(
+                pat::regenerated_at
+                    .is_null()
+                    .or(pat::regenerated_at.le(cutoff)),
+            )
+            .and(diesel::dsl::not(diesel::dsl::exists(
+                later
+                    .filter(later.field(token_last_uses::token_id).eq(pat::id))
+                    .filter(later.field(token_last_uses::last_used_at).gt(cutoff)),
+            )))
+            // Nor a use of the secret a regenerate replaced, during its overlap.
+            .and(diesel::dsl::not(diesel::dsl::exists(
+                token_previous_secrets::table
+                    .filter(token_previous_secrets::token_id.eq(pat::id))
+                    .filter(token_previous_secrets::last_used_at.gt(cutoff)),
+            )))
+    }};
 }
 
 /// Up to `limit` tokens of anyone unused since `cutoff`, with ids above `after_id`, by id.
@@ -531,8 +548,8 @@ pub fn unused(
     after_id: i64,
     limit: i64,
 ) -> QueryResult<Vec<PersonalAccessToken>> {
-    pat::table
-        .filter(unused_since(cutoff, now))
+    with_last_use()
+        .filter(unused_since!(cutoff, now))
         .filter(pat::id.gt(after_id))
         .order(pat::id.asc())
         .limit(limit)
@@ -548,7 +565,7 @@ pub fn count_unused(
     now: NaiveDateTime,
 ) -> QueryResult<i64> {
     of_owner!(owner, |owned| owned
-        .filter(unused_since(cutoff, now))
+        .filter(unused_since!(cutoff, now))
         .count()
         .get_result(conn))
 }
@@ -583,7 +600,7 @@ pub fn count_all_unused(
     now: NaiveDateTime,
 ) -> QueryResult<i64> {
     pat::table
-        .filter(unused_since(cutoff, now))
+        .filter(unused_since!(cutoff, now))
         .count()
         .get_result(conn)
 }
@@ -599,7 +616,7 @@ pub fn revoke_unused(
     let changed = diesel::update(
         pat::table
             .filter(pat::id.eq(token_id))
-            .filter(unused_since(cutoff, now)),
+            .filter(unused_since!(cutoff, now)),
     )
     .set((pat::revoked_at.eq(now), pat::revoked_reason.eq(UNUSED)))
     .execute(conn)?;
@@ -628,7 +645,7 @@ pub fn live_with_digests(
         .filter(token_previous_secrets::digest.eq_any(digests))
         .filter(token_previous_secrets::valid_until.gt(now()))
         .select(token_previous_secrets::token_id);
-    pat::table
+    with_last_use()
         .filter(pat::digest.eq_any(digests).or(pat::id.eq_any(replaced)))
         .filter(pat::revoked_at.is_null())
         .order(pat::id.asc())
@@ -684,13 +701,14 @@ pub fn regenerate(
         .replacing
         .is_none()
         .into_sql::<diesel::sql_types::Bool>();
+    lock_token_row(conn, token_id)?;
     forget_previous(conn, token_id)?;
     if let Some(overlap) = renewal.overlap.duration() {
         use diesel::sql_types::Timestamp;
         use token_previous_secrets as prev;
         diesel::insert_into(prev::table)
             .values(
-                pat::table
+                with_last_use()
                     .filter(pat::id.eq(token_id))
                     .filter(pat::revoked_at.is_null())
                     .filter(pat::digest.eq(&replacing).or(no_expectation))
@@ -700,8 +718,8 @@ pub fn regenerate(
                         pat::hint,
                         now.into_sql::<Timestamp>(),
                         (now + overlap).into_sql::<Timestamp>(),
-                        pat::last_used_at,
-                        pat::last_used_ip,
+                        token_last_uses::last_used_at,
+                        token_last_uses::last_used_ip,
                         pat::allowed_addresses,
                         pat::expires_at,
                     )),
@@ -731,16 +749,23 @@ pub fn regenerate(
         pat::hint.eq(secret.hint()),
         pat::regenerated_at.eq(now),
         pat::expires_at.eq(renewal.expiry.at()),
-        pat::last_used_at.eq(None::<NaiveDateTime>),
-        pat::last_used_ip.eq(None::<String>),
         pat::allowed_addresses.eq(renewal.allowed_addresses.as_ref().map(|a| a.to_stored())),
     ))
     .execute(conn)?;
     if changed == 0 {
         return Ok(None);
     }
-    let token = pat::table
-        .find(token_id)
+    // The new secret has not been used yet; the recorder gives uses from before now to the
+    // replaced one.
+    diesel::update(token_last_uses::table.find(token_id))
+        .set((
+            token_last_uses::last_used_at.eq(None::<NaiveDateTime>),
+            token_last_uses::last_used_ip.eq(None::<String>),
+            token_last_uses::secret_since.eq(now),
+        ))
+        .execute(conn)?;
+    let token = with_last_use()
+        .filter(pat::id.eq(token_id))
         .select(PersonalAccessToken::as_select())
         .first(conn)?;
     let previous = previous_secret(conn, token_id)?;
@@ -792,6 +817,21 @@ pub fn end_overlap(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Optio
 }
 
 /// Drops a token's replaced secret, working or not: a regenerate replaces it.
+/// Locks a token's row (PostgreSQL) before its replaced-secret and last-use rows are changed:
+/// the Last-used recorder takes token rows (its foreign-key checks) before those, so in the
+/// same order the two never wait on each other. SQLite has one writer at a time.
+fn lock_token_row(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        pat::table
+            .find(token_id)
+            .select(pat::id)
+            .for_no_key_update()
+            .first::<i64>(pg)
+            .optional()?;
+    }
+    Ok(())
+}
+
 fn forget_previous(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
     diesel::delete(
         token_previous_secrets::table.filter(token_previous_secrets::token_id.eq(token_id)),

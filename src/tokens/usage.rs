@@ -70,6 +70,11 @@ impl KnownAddresses {
 /// Rows a statement when SQLite writes many (6 values a row, well within its 32,766).
 const SQLITE_ROWS_A_STATEMENT: usize = 500;
 
+/// Rows a PostgreSQL flush statement writes: one statement per chunk keeps the round trips few
+/// and a large batch's parameters and returned rows small (20,000 rows in one statement took
+/// the server past 64 MiB).
+pub(crate) const POSTGRES_ROWS_A_STATEMENT: usize = 2_000;
+
 /// A user agent is kept to this many bytes.
 pub const USER_AGENT_MAX: usize = 256;
 /// New addresses of one token audited per write; a flood of them is summed up in the last.
@@ -359,27 +364,29 @@ fn write_pairs(conn: &mut AnyConnection, batch: &UsageBatch) -> QueryResult<Vec<
     });
     let mut grown = Vec::new();
     match conn {
-        // One statement for the whole batch, as for Last used.
+        // A statement per chunk of the batch, as for Last used.
         AnyConnection::Postgresql(pg) => {
-            let columns = PairColumns::of(&rows);
-            let written: Vec<Upserted> = diesel::sql_query(
-                "INSERT INTO token_usage \
-                 (token_id, address, user_agent, first_seen_at, last_seen_at, use_count) \
-                 SELECT * FROM unnest($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (token_id, address, user_agent) DO UPDATE SET \
-                 first_seen_at = LEAST(token_usage.first_seen_at, excluded.first_seen_at), \
-                 last_seen_at = GREATEST(token_usage.last_seen_at, excluded.last_seen_at), \
-                 use_count = token_usage.use_count + excluded.use_count \
-                 RETURNING token_id, address, (xmax = 0) AS inserted",
-            )
-            .bind::<Array<BigInt>, _>(&columns.ids)
-            .bind::<Array<Text>, _>(&columns.addresses)
-            .bind::<Array<Text>, _>(&columns.user_agents)
-            .bind::<Array<Timestamp>, _>(&columns.firsts)
-            .bind::<Array<Timestamp>, _>(&columns.lasts)
-            .bind::<Array<BigInt>, _>(&columns.counts)
-            .load(pg)?;
-            grown.extend(written.iter().filter(|w| w.inserted).map(|w| w.token_id));
+            for chunk in rows.chunks(POSTGRES_ROWS_A_STATEMENT) {
+                let columns = PairColumns::of(chunk);
+                let written: Vec<Upserted> = diesel::sql_query(
+                    "INSERT INTO token_usage \
+                     (token_id, address, user_agent, first_seen_at, last_seen_at, use_count) \
+                     SELECT * FROM unnest($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (token_id, address, user_agent) DO UPDATE SET \
+                     first_seen_at = LEAST(token_usage.first_seen_at, excluded.first_seen_at), \
+                     last_seen_at = GREATEST(token_usage.last_seen_at, excluded.last_seen_at), \
+                     use_count = token_usage.use_count + excluded.use_count \
+                     RETURNING token_id, address, (xmax = 0) AS inserted",
+                )
+                .bind::<Array<BigInt>, _>(&columns.ids)
+                .bind::<Array<Text>, _>(&columns.addresses)
+                .bind::<Array<Text>, _>(&columns.user_agents)
+                .bind::<Array<Timestamp>, _>(&columns.firsts)
+                .bind::<Array<Timestamp>, _>(&columns.lasts)
+                .bind::<Array<BigInt>, _>(&columns.counts)
+                .load(pg)?;
+                grown.extend(written.iter().filter(|w| w.inserted).map(|w| w.token_id));
+            }
         }
         // A local file, and a transaction no other writer shares: update, else insert.
         // Many rows a statement: a statement a pair held the write lock for seconds when
@@ -530,33 +537,35 @@ fn write_addresses(
     let mut new = Vec::new();
     match conn {
         AnyConnection::Postgresql(pg) => {
-            let ids: Vec<i64> = rows.iter().map(|((id, _), _)| *id).collect();
-            let addresses: Vec<&str> = rows.iter().map(|((_, a), _)| *a).collect();
-            let firsts: Vec<NaiveDateTime> = rows.iter().map(|(_, (f, _))| *f).collect();
-            let lasts: Vec<NaiveDateTime> = rows.iter().map(|(_, (_, l))| *l).collect();
-            let written: Vec<Upserted> = diesel::sql_query(
-                "INSERT INTO token_known_addresses (token_id, address, first_seen_at, last_seen_at) \
-                 SELECT * FROM unnest($1, $2, $3, $4) \
-                 ON CONFLICT (token_id, address) DO UPDATE SET \
-                 last_seen_at = GREATEST(token_known_addresses.last_seen_at, excluded.last_seen_at) \
-                 RETURNING token_id, address, (xmax = 0) AS inserted",
-            )
-            .bind::<Array<BigInt>, _>(&ids)
-            .bind::<Array<Text>, _>(&addresses)
-            .bind::<Array<Timestamp>, _>(&firsts)
-            .bind::<Array<Timestamp>, _>(&lasts)
-            .load(pg)?;
-            let firsts: HashMap<(i64, &str), NaiveDateTime> = rows
-                .iter()
-                .map(|((id, address), (first, _))| ((*id, *address), *first))
-                .collect();
-            for w in written.into_iter().filter(|w| w.inserted) {
-                let first = firsts[&(w.token_id, w.address.as_str())];
-                new.push(NewAddress {
-                    token_id: w.token_id,
-                    address: w.address,
-                    first,
-                });
+            for rows in rows.chunks(POSTGRES_ROWS_A_STATEMENT) {
+                let ids: Vec<i64> = rows.iter().map(|((id, _), _)| *id).collect();
+                let addresses: Vec<&str> = rows.iter().map(|((_, a), _)| *a).collect();
+                let firsts: Vec<NaiveDateTime> = rows.iter().map(|(_, (f, _))| *f).collect();
+                let lasts: Vec<NaiveDateTime> = rows.iter().map(|(_, (_, l))| *l).collect();
+                let written: Vec<Upserted> = diesel::sql_query(
+                    "INSERT INTO token_known_addresses (token_id, address, first_seen_at, last_seen_at) \
+                     SELECT * FROM unnest($1, $2, $3, $4) \
+                     ON CONFLICT (token_id, address) DO UPDATE SET \
+                     last_seen_at = GREATEST(token_known_addresses.last_seen_at, excluded.last_seen_at) \
+                     RETURNING token_id, address, (xmax = 0) AS inserted",
+                )
+                .bind::<Array<BigInt>, _>(&ids)
+                .bind::<Array<Text>, _>(&addresses)
+                .bind::<Array<Timestamp>, _>(&firsts)
+                .bind::<Array<Timestamp>, _>(&lasts)
+                .load(pg)?;
+                let firsts: HashMap<(i64, &str), NaiveDateTime> = rows
+                    .iter()
+                    .map(|((id, address), (first, _))| ((*id, *address), *first))
+                    .collect();
+                for w in written.into_iter().filter(|w| w.inserted) {
+                    let first = firsts[&(w.token_id, w.address.as_str())];
+                    new.push(NewAddress {
+                        token_id: w.token_id,
+                        address: w.address,
+                        first,
+                    });
+                }
             }
         }
         AnyConnection::Sqlite(sqlite) => {

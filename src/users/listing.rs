@@ -60,7 +60,7 @@ pub fn list_members(
     offset: i64,
     limit: i64,
 ) -> QueryResult<Vec<Member>> {
-    use crate::db::schema::personal_access_tokens as pat;
+    use crate::db::schema::{personal_access_tokens as pat, token_last_uses};
     let people: Vec<User> = filtered_members(filter)
         .order((users::display_name.asc(), users::id.asc()))
         .offset(offset)
@@ -77,9 +77,13 @@ pub fn list_members(
         .select((pat::user_id, diesel::dsl::count_star()))
         .load(conn)?;
     let last_uses: Vec<(Option<i64>, Option<NaiveDateTime>)> = pat::table
+        .inner_join(token_last_uses::table)
         .filter(pat::user_id.eq_any(&ids))
         .group_by(pat::user_id)
-        .select((pat::user_id, diesel::dsl::max(pat::last_used_at)))
+        .select((
+            pat::user_id,
+            diesel::dsl::max(token_last_uses::last_used_at),
+        ))
         .load(conn)?;
     let members = people
         .into_iter()

@@ -23,11 +23,12 @@ use actix_web::{web, HttpResponse};
 /// Where a signed-in person lands.
 pub const HOME: &str = "/developer/access-tokens";
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    own_routes(cfg);
-    access_tokens::routes(cfg);
-    access_tokens::application_routes(cfg);
-    admin::routes(cfg);
+/// Every page; `timed`: the request-time metrics are on.
+pub fn routes(cfg: &mut web::ServiceConfig, timed: bool) {
+    own_routes(cfg, timed);
+    access_tokens::routes(cfg, timed);
+    access_tokens::application_routes(cfg, timed);
+    admin::routes(cfg, timed);
 }
 
 crate::route_table! {

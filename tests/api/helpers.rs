@@ -669,12 +669,12 @@ impl TestApp {
     /// A token's stored Last used time.
     pub async fn last_used_at(&self, token_id: i64) -> Option<chrono::NaiveDateTime> {
         use diesel::prelude::*;
-        use tokendesk::db::schema::personal_access_tokens as pat;
+        use tokendesk::db::schema::token_last_uses as uses;
         self.db
             .run(move |conn| {
-                pat::table
+                uses::table
                     .find(token_id)
-                    .select(pat::last_used_at)
+                    .select(uses::last_used_at)
                     .first(conn)
             })
             .await
@@ -705,13 +705,18 @@ impl TestApp {
                         .execute(conn)?;
                 }
                 if let Some((at, ip)) = times.last_used {
-                    diesel::update(row)
-                        .set((pat::last_used_at.eq(at), pat::last_used_ip.eq(ip)))
+                    use tokendesk::db::schema::token_last_uses as uses;
+                    diesel::update(uses::table.find(id))
+                        .set((uses::last_used_at.eq(at), uses::last_used_ip.eq(ip)))
                         .execute(conn)?;
                 }
                 if let Some(at) = times.regenerated_at {
+                    use tokendesk::db::schema::token_last_uses as uses;
                     diesel::update(row)
                         .set(pat::regenerated_at.eq(at))
+                        .execute(conn)?;
+                    diesel::update(uses::table.find(id))
+                        .set(uses::secret_since.eq(at))
                         .execute(conn)?;
                 }
                 Ok(())

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use diesel::prelude::*;
 use reqwest::StatusCode;
-use tokendesk::db::schema::personal_access_tokens as pat;
+use tokendesk::db::schema::token_last_uses as uses;
 use tokendesk::domain::Role;
 use tokendesk::notifications::Outbox;
 use tokendesk::tokens::LastUsedRecorder;
@@ -22,9 +22,9 @@ async fn last_used_of(
 ) -> (Option<chrono::NaiveDateTime>, Option<String>) {
     app.db
         .run(move |conn| {
-            pat::table
+            uses::table
                 .find(token_id)
-                .select((pat::last_used_at, pat::last_used_ip))
+                .select((uses::last_used_at, uses::last_used_ip))
                 .first(conn)
         })
         .await

@@ -18,7 +18,11 @@ backend_tests!(
     a_replaced_secret_from_before_its_own_bounds_keeps_the_tokens,
     tokens_from_before_mail_keep_working_and_get_their_expiry_reminder,
     a_token_used_before_usage_history_keeps_its_last_address_as_known,
+    last_used_from_before_its_own_table_is_kept_sorted_and_moves_on,
 );
+
+/// The last migration before Last used moved to a table of its own.
+const BEFORE_LAST_USES: &str = "2026-11-26-000013";
 
 /// The last migration before mail notifications.
 const BEFORE_MAIL: &str = "2026-11-26-000012";
@@ -404,4 +408,102 @@ async fn a_token_used_before_usage_history_keeps_its_last_address_as_known(app: 
     };
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].client_ip.as_deref(), Some("127.0.0.6"));
+}
+
+/// A database made before Last used had a table of its own: each token's last use, address
+/// and whether it was ever used are carried over, the inventory sorts by them, a use of a
+/// secret from before its regenerate is still told apart, and new uses and new tokens are
+/// recorded.
+async fn last_used_from_before_its_own_table_is_kept_sorted_and_moves_on(app: TestApp) {
+    use tokendesk::tokens::inventory::{self, InventoryFilter, SortBy};
+    use tokendesk::tokens::store::{find_owned, TokenOwner};
+    let backend = app.backend();
+    drop(app);
+    let (used, never) = (TokenSecret::generate(), TokenSecret::generate());
+    let statements = [
+        format!(
+            "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, \
+             scopes, created_at, regenerated_at, last_used_at, last_used_ip) VALUES (1, 1, \
+             'used', '{}', '{}', 'tag:read', '2026-01-01 00:00:00', '2026-11-19 00:00:00', \
+             '2026-11-20 10:00:00', '127.0.0.5')",
+            used.digest().0,
+            used.hint()
+        ),
+        format!(
+            "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, \
+             scopes, created_at) VALUES (1, 1, 'never', '{}', '{}', 'tag:read', \
+             '2026-01-02 00:00:00')",
+            never.digest().0,
+            never.hint()
+        ),
+    ];
+    let database = database_with_kim(backend, BEFORE_LAST_USES, &statements);
+    let app = TestApp::spawn_on(database, |_| {}).await;
+
+    let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+    let (carried, unused, by_last_used) = app
+        .db
+        .run(|conn| {
+            let owner = TokenOwner::Person(1);
+            let filter = InventoryFilter {
+                sort: SortBy::LastUsed,
+                ..Default::default()
+            };
+            Ok::<_, diesel::result::Error>((
+                find_owned(conn, owner, 1)?.unwrap(),
+                find_owned(conn, owner, 2)?.unwrap(),
+                inventory::list(conn, &filter, 0, 10)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(carried.last_used_at, Some(at("2026-11-20 10:00:00")));
+    assert_eq!(carried.last_used_ip.as_deref(), Some("127.0.0.5"));
+    assert_eq!(carried.regenerated_at, Some(at("2026-11-19 00:00:00")));
+    // Kept beside the last use, where the recorder tells a replaced secret's uses apart.
+    let secret_since = app
+        .db
+        .run(|conn| {
+            use diesel::prelude::*;
+            use tokendesk::db::schema::token_last_uses as uses;
+            uses::table
+                .find(1)
+                .select(uses::secret_since)
+                .first::<Option<chrono::NaiveDateTime>>(conn)
+        })
+        .await
+        .unwrap();
+    assert_eq!(secret_since, Some(at("2026-11-19 00:00:00")));
+    assert_eq!((unused.last_used_at, unused.last_used_ip), (None, None));
+    let order: Vec<&str> = by_last_used.iter().map(|r| r.token.name.as_str()).collect();
+    assert_eq!(order, ["never", "used"], "never used first");
+
+    // A use now moves it on; a token made after the upgrade records its uses too.
+    let (_, made_after) = app.token_for(1, "made after", &["tag:read"]).await;
+    for token in [used.expose(), made_after.as_str()] {
+        let me = crate::helpers::client_from("127.0.0.6")
+            .get(format!("{}/api/v1/me", app.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), StatusCode::OK);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let (old, new) = (app.last_used_at(1).await, app.last_used_at(3).await);
+        if old > Some(at("2026-11-20 10:00:00")) && new.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "uses written: {old:?}, {new:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.last_used_at(2).await,
+        None,
+        "the unused one stays Never"
+    );
 }

@@ -94,16 +94,16 @@ async fn three_instances_behind_nginx_refuse_a_revoked_token_everywhere_under_lo
             .collect();
         tokio::spawn(async move {
             use diesel::prelude::*;
-            use tokendesk::db::schema::personal_access_tokens as pat;
+            use tokendesk::db::schema::token_last_uses as uses;
             let mut seen = std::collections::HashMap::new();
             let (mut reads, mut backwards) = (0, Vec::new());
             while !stop.load(Ordering::Relaxed) {
                 let ids = watched.clone();
                 let now: Vec<(i64, Option<chrono::NaiveDateTime>)> = db
                     .run(move |c| {
-                        pat::table
-                            .filter(pat::id.eq_any(ids))
-                            .select((pat::id, pat::last_used_at))
+                        uses::table
+                            .filter(uses::token_id.eq_any(ids))
+                            .select((uses::token_id, uses::last_used_at))
                             .load(c)
                     })
                     .await

@@ -110,7 +110,8 @@ const CACHED: [(&str, &str); 2] = [
 
 pub const LISTENING: &str = "listening for other instances' changes";
 const LOST: &str = "lost the connection that hears other instances' changes";
-const BACK: &str = "caches back on";
+const RECONNECTED: &str = "changes again after a reconnect; caches back on";
+const ANSWERS_AGAIN: &str = "answers again after a hang; caches back on";
 
 /// Waits until `server`'s log holds `line` `times` times.
 pub async fn logged(server: &ServerProcess, line: &str, times: usize) {
@@ -271,7 +272,7 @@ async fn an_instance_that_cannot_hear_the_others_serves_nothing_from_its_cache()
 
     // Back: B listens again and caches again.
     admin(format!("ALTER ROLE {role} LOGIN")).await;
-    logged(&b, BACK, 1).await;
+    logged(&b, RECONNECTED, 1).await;
     assert!(caches_on().await);
     caches_again(app, &b, user).await;
 
@@ -373,7 +374,7 @@ async fn an_instance_whose_listening_connection_hangs_stops_serving_from_its_cac
 
     // Heard again: B caches again.
     relay.freeze(false);
-    logged(&b, BACK, 1).await;
+    logged(&b, ANSWERS_AGAIN, 1).await;
     let user = deployment.user_id;
     caches_again(app, &b, user).await;
     let (status, b) = b.terminate().await;

@@ -6,7 +6,7 @@ use std::io::Write;
 use chrono::{Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use tokendesk::db::schema::{audit_events, personal_access_tokens as pat, users};
+use tokendesk::db::schema::{audit_events, personal_access_tokens as pat, token_last_uses, users};
 use tokendesk::db::{AnyConnection, Db};
 use tokendesk::domain::{hash_password, ScopeSet};
 use tokendesk::tokens::{TokenKind, TokenSecret};
@@ -265,8 +265,8 @@ pub fn seed(db: &Db, plan: &SeedPlan, files: SeedFiles<'_>) -> anyhow::Result<()
 pub fn recently_used(db: &Db, seconds: i64) -> anyhow::Result<i64> {
     let since = Utc::now().naive_utc() - Duration::seconds(seconds);
     Ok(db.run_blocking(|conn| {
-        pat::table
-            .filter(pat::last_used_at.gt(since))
+        token_last_uses::table
+            .filter(token_last_uses::last_used_at.gt(since))
             .count()
             .get_result(conn)
     })?)

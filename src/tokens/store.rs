@@ -703,6 +703,7 @@ pub fn regenerate(
         .into_sql::<diesel::sql_types::Bool>();
     lock_token_row(conn, token_id)?;
     forget_previous(conn, token_id)?;
+    lock_last_use(conn, token_id)?;
     if let Some(overlap) = renewal.overlap.duration() {
         use diesel::sql_types::Timestamp;
         use token_previous_secrets as prev;
@@ -816,7 +817,6 @@ pub fn end_overlap(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Optio
     Ok(working)
 }
 
-/// Drops a token's replaced secret, working or not: a regenerate replaces it.
 /// Locks a token's row (PostgreSQL) before its replaced-secret and last-use rows are changed:
 /// the Last-used recorder takes token rows (its foreign-key checks) before those, so in the
 /// same order the two never wait on each other. SQLite has one writer at a time.
@@ -832,6 +832,24 @@ fn lock_token_row(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
     Ok(())
 }
 
+/// Locks a token's last-use row (PostgreSQL) before a regenerate reads it for the replaced
+/// secret and then clears it: a flush that wrote a use of the old secret and has not committed
+/// yet is waited for, and its use goes with the old secret. Without it, the regenerate read
+/// the row as it was before that flush, then cleared it: the use was lost. Taken after the
+/// replaced-secret row, in the order a flush takes them.
+fn lock_last_use(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        token_last_uses::table
+            .find(token_id)
+            .select(token_last_uses::token_id)
+            .for_update()
+            .first::<i64>(pg)
+            .optional()?;
+    }
+    Ok(())
+}
+
+/// Drops a token's replaced secret, working or not: a regenerate replaces it.
 fn forget_previous(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
     diesel::delete(
         token_previous_secrets::table.filter(token_previous_secrets::token_id.eq(token_id)),

@@ -120,3 +120,140 @@ async fn last_used_never_moves_backwards(app: TestApp) {
     );
     assert_eq!(ip.as_deref(), Some("10.0.0.2"));
 }
+
+/// Sessions of `database_url` waiting for a row lock whose statement mentions `table`.
+async fn waiting_on(app: &TestApp, table: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let sql = format!(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND query LIKE '%{table}%'"
+    );
+    app.db
+        .run(move |conn| diesel::sql_query(sql).get_result::<Waiting>(conn))
+        .await
+        .unwrap()
+        .n
+}
+
+/// Waits until `count` sessions wait for a lock on `table`.
+async fn until_waiting(app: &TestApp, table: &str, count: i64) {
+    let started = Instant::now();
+    while waiting_on(app, table).await < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nobody waits on {table}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// PostgreSQL (READ COMMITTED): another instance's flush writes a use of a token's secret, and
+/// before it commits, the owner regenerates the token keeping the old secret for an hour. The
+/// use was the old secret's: the replaced secret's Last used must show it, not the use before.
+/// (The regenerate read the last-use row without waiting for the flush's uncommitted write,
+/// then wiped the row once the flush committed: the use was lost.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_use_flushed_while_a_regenerate_reads_it_stays_with_the_replaced_secret() {
+    // The server writes nothing itself during the test: the recorder below is the other instance.
+    let app = TestApp::spawn_with(Backend::Postgres, |config| {
+        config.last_used_flush_secs = 3600.0
+    })
+    .await;
+    let user = app
+        .create_user("grace@example.com", "grace-password-1", Role::User)
+        .await;
+    let (id, old) = app.token_for(user.id, "deploy-bot", &["tag:read"]).await;
+    // A second token, regenerated with an overlap: a use from before that goes to its replaced
+    // secret, which is how the flush below is held (its replaced-secret row is locked).
+    let (held_id, held) = app.token_for(user.id, "held", &["tag:read"]).await;
+    let held_used = Utc::now().naive_utc();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let rotated = app
+        .api()
+        .post_as(
+            crate::helpers::SELF_ROTATE,
+            &held,
+            Some(serde_json::json!({"overlap": "1h"})),
+        )
+        .await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let before = Utc::now().naive_utc() - chrono::Duration::hours(1);
+    let times = crate::helpers::TokenTimes {
+        last_used: Some((before, Some("10.0.0.1".into()))),
+        ..Default::default()
+    };
+    app.set_token_times(id, times).await;
+    let used = Utc::now().naive_utc();
+
+    // Someone holds the held token's replaced-secret row.
+    let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let url = app.database_url.clone();
+    let holder = std::thread::spawn(move || {
+        let mut conn = diesel::PgConnection::establish(&url).unwrap();
+        diesel::sql_query("BEGIN").execute(&mut conn).unwrap();
+        diesel::sql_query(format!(
+            "SELECT token_id FROM token_previous_secrets WHERE token_id = {held_id} FOR UPDATE"
+        ))
+        .execute(&mut conn)
+        .unwrap();
+        locked.0.send(()).unwrap();
+        release.1.recv().unwrap();
+        diesel::sql_query("COMMIT").execute(&mut conn).unwrap();
+    });
+    locked.1.recv().unwrap();
+
+    // The other instance flushes: the deploy bot's use is written, the held one's waits.
+    let other = LastUsedRecorder::new(app.db.clone(), Outbox::Off);
+    let current = tokendesk::tokens::SecretUsed::Current;
+    other.record(id, current, used, "10.0.0.2", "test");
+    other.record(held_id, current, held_used, "10.0.0.3", "test");
+    let flush = tokio::task::spawn_blocking(move || other.flush());
+    until_waiting(&app, "token_previous_secrets", 1).await;
+
+    // Meanwhile the deploy bot is regenerated, keeping its old secret for an hour.
+    let api = app.api();
+    let regenerate = tokio::spawn(async move {
+        api.post_as(
+            crate::helpers::SELF_ROTATE,
+            &old,
+            Some(serde_json::json!({"overlap": "1h"})),
+        )
+        .await
+        .status()
+    });
+    // It waits for the flush (at the latest when it writes the last-use row).
+    until_waiting(&app, "token_", 2).await;
+    release.0.send(()).unwrap();
+    holder.join().unwrap();
+    assert_eq!(flush.await.unwrap().unwrap(), 2);
+    assert_eq!(regenerate.await.unwrap(), StatusCode::OK);
+
+    let (previous, current_use) = app
+        .db
+        .run(move |conn| {
+            use tokendesk::db::schema::token_previous_secrets as prev;
+            Ok::<_, diesel::result::Error>((
+                prev::table
+                    .find(id)
+                    .select((prev::last_used_at, prev::last_used_ip))
+                    .first::<(Option<chrono::NaiveDateTime>, Option<String>)>(conn)?,
+                uses::table
+                    .find(id)
+                    .select(uses::last_used_at)
+                    .first::<Option<chrono::NaiveDateTime>>(conn)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(current_use, None, "the new secret was not used");
+    let micros = |at: chrono::NaiveDateTime| at.and_utc().timestamp_micros();
+    assert_eq!(
+        (previous.0.map(micros), previous.1.as_deref()),
+        (Some(micros(used)), Some("10.0.0.2")),
+        "the old secret's last use, flushed during the regenerate"
+    );
+}

@@ -104,10 +104,10 @@ impl LastUsedRecorder {
         let count = batch.last_used.len();
         let written = self.db.run_blocking(|conn| {
             write_transaction(conn, |conn| {
-                // Usage first: its new rows' foreign-key checks share-lock token rows. Then the
-                // replaced-secret and last-use rows, which a regenerate also changes only after
-                // locking its token's row: in one order, the two never wait on each other
-                // (the other order deadlocked under load on PostgreSQL).
+                lock_tokens(conn, &batch)?;
+                // The tokens' last-use rows first, as a regenerate takes its token's: then the
+                // usage, the replaced-secret and the last-use rows of those tokens are this
+                // flush's alone until it commits.
                 let addresses = usage::write(conn, &batch.usage, &known, self.outbox)?;
                 write_batch(conn, &batch.last_used)?;
                 Ok(addresses)
@@ -162,6 +162,34 @@ impl LastUsedRecorder {
     }
 }
 
+/// Takes the last-use rows of every token in the batch, by id, before anything else
+/// (PostgreSQL): two instances writing the same tokens then take turns, token by token, as a
+/// regenerate does (it takes its token's row first too). Without it, two flushes that had
+/// each added a token's usage rows deadlocked trimming each other's, and a regenerate waiting
+/// for a flush's foreign-key check held rows that flush went on to wait for.
+fn lock_tokens(conn: &mut AnyConnection, batch: &Pending) -> QueryResult<()> {
+    let AnyConnection::Postgresql(pg) = conn else {
+        return Ok(());
+    };
+    let mut ids: Vec<i64> = batch
+        .last_used
+        .keys()
+        .map(|(id, _)| *id)
+        .chain(batch.usage.token_ids())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(usage::POSTGRES_ROWS_A_STATEMENT) {
+        diesel::sql_query(
+            "SELECT token_id FROM token_last_uses WHERE token_id = ANY($1) \
+             ORDER BY token_id FOR UPDATE",
+        )
+        .bind::<Array<BigInt>, _>(chunk)
+        .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// Writes a batch into the narrow last-use rows (never a token's own row), never moving a time
 /// backwards: another instance may have written a later use. A use from before the row's
 /// `secret_since` (the token's last regenerate) was made with a secret since replaced, and is
@@ -169,10 +197,14 @@ impl LastUsedRecorder {
 fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
     // Replaced secrets are few (only during an overlap): a statement each. A use from before
     // the secret was replaced belongs to an older one.
-    for ((id, _), (at, ip)) in batch
+    // By token id, as the current secrets' uses: two instances writing the same tokens take
+    // their rows in one order (in a hash map's, they deadlocked).
+    let mut replaced: Vec<_> = batch
         .iter()
         .filter(|((_, secret), _)| *secret == SecretUsed::Previous)
-    {
+        .collect();
+    replaced.sort_unstable_by_key(|((id, _), _)| *id);
+    for ((id, _), (at, ip)) in replaced {
         diesel::update(
             prev::table
                 .filter(prev::token_id.eq(id))

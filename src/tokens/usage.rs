@@ -172,6 +172,15 @@ impl UsageBatch {
         }
     }
 
+    /// Every token the batch has something of.
+    pub fn token_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.pairs
+            .keys()
+            .chain(self.addresses.keys())
+            .copied()
+            .chain(self.scopes.keys().map(|(id, _)| *id))
+    }
+
     pub fn record_scope(&mut self, token_id: i64, scope: Scope, at: NaiveDateTime) {
         let seen = self.scopes.entry((token_id, scope)).or_insert(at);
         *seen = (*seen).max(at);
@@ -630,7 +639,8 @@ fn flag_new_addresses(
     if new.is_empty() {
         return Ok(());
     }
-    let mut by_token: HashMap<i64, Vec<NewAddress>> = HashMap::new();
+    // By token id: the flags are raised in one order whatever the hash map's.
+    let mut by_token: std::collections::BTreeMap<i64, Vec<NewAddress>> = Default::default();
     for address in new {
         by_token.entry(address.token_id).or_default().push(address);
     }

@@ -319,7 +319,7 @@ async fn flushes_and_token_changes_side_by_side_never_deadlock_nor_misplace_a_us
                             .unwrap()
                             .naive_utc();
                     let ip = format!("10.{instance}.{}.{}", round % 7, id % 5);
-                    let secret = if round % 3 == 0 {
+                    let secret = if round.is_multiple_of(3) {
                         tokendesk::tokens::SecretUsed::Previous
                     } else {
                         seen.lock().unwrap().push((id, at));

@@ -161,31 +161,32 @@ macro_rules! filter_tokens {
                 .filter(pat::expires_at.le(now)),
             StatusFilter::Revoked => query.filter(pat::revoked_at.is_not_null()),
         };
-        // Last used is read through a subquery of its own table, so counting needs no join;
-        // aliased, as a page reads the same table for each token's Last used.
+        // Last used is read through a correlated subquery of its own table (one semi-join), so
+        // counting needs no join; aliased, as a page reads the same table for each token's
+        // Last used.
         let last = diesel::alias!(uses as last_uses);
-        let never_used = last
-            .filter(last.field(uses::last_used_at).is_null())
-            .select(last.field(uses::token_id));
+        let (last_token, last_at) = (last.field(uses::token_id), last.field(uses::last_used_at));
         if let Some(days) = f.unused.days() {
             let cutoff = now - Duration::days(days);
-            let used_before = last
-                .filter(last.field(uses::last_used_at).lt(cutoff))
-                .select(last.field(uses::token_id));
-            query = query.filter(
-                pat::id.eq_any(used_before).or(pat::id
-                    .eq_any(never_used)
-                    .and(pat::created_at.lt(cutoff))
-                    .and(
-                        // A regenerated token counts from its new secret.
-                        pat::regenerated_at
-                            .is_null()
-                            .or(pat::regenerated_at.lt(cutoff)),
-                    )),
-            );
+            query = query.filter(diesel::dsl::exists(
+                last.filter(last_token.eq(pat::id)).filter(
+                    last_at.lt(cutoff).or(last_at
+                        .is_null()
+                        .and(pat::created_at.lt(cutoff))
+                        .and(
+                            // A regenerated token counts from its new secret.
+                            pat::regenerated_at
+                                .is_null()
+                                .or(pat::regenerated_at.lt(cutoff)),
+                        )),
+                ),
+            ));
         }
         if f.never_used {
-            query = query.filter(pat::id.eq_any(never_used));
+            query = query.filter(diesel::dsl::exists(
+                last.filter(last_token.eq(pat::id))
+                    .filter(last_at.is_null()),
+            ));
         }
         query = match f.kind {
             KindFilter::Any => query,

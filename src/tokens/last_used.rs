@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 use prometheus::Histogram;
 
-use crate::db::schema::{token_last_uses as uses, token_previous_secrets as prev};
+use crate::db::schema::token_previous_secrets as prev;
 use crate::db::{write_transaction, AnyConnection, Db, DbError};
 use crate::domain::Scope;
 use crate::notifications::Outbox;
@@ -230,23 +230,52 @@ fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
             }
         }
         // A local file: one statement per token costs no round trip.
-        AnyConnection::Sqlite(_) => {
-            for (id, (at, ip)) in current {
-                let written = diesel::update(
-                    uses::table
-                        .filter(uses::token_id.eq(id))
-                        .filter(uses::secret_since.is_null().or(uses::secret_since.le(at)))
-                        .filter(uses::last_used_at.is_null().or(uses::last_used_at.lt(at))),
-                )
-                .set((uses::last_used_at.eq(at), uses::last_used_ip.eq(ip)))
-                .execute(conn)?;
-                if written == 0 {
-                    write_replaced_use(conn, *id, *at, ip)?;
-                }
+        // A statement per 500 tokens: diesel prepares an UPDATE anew every time, and a
+        // statement per token spent most of a flush preparing (a third of a core with 20,000
+        // tokens in use a second).
+        AnyConnection::Sqlite(sqlite) => {
+            let rows: Vec<_> = current.collect();
+            let mut unwritten = Vec::new();
+            for chunk in rows.chunks(usage::SQLITE_ROWS_A_STATEMENT) {
+                let written = write_sqlite_chunk(sqlite, chunk)?;
+                unwritten.extend(chunk.iter().filter(|(id, _)| !written.contains(id)));
+            }
+            for (id, (at, ip)) in unwritten {
+                write_replaced_use(conn, *id, *at, ip)?;
             }
         }
     }
     Ok(())
+}
+
+/// One chunk of a SQLite flush; returns the tokens whose last use it wrote.
+fn write_sqlite_chunk(
+    sqlite: &mut diesel::SqliteConnection,
+    rows: &[(&i64, &(NaiveDateTime, String))],
+) -> QueryResult<std::collections::HashSet<i64>> {
+    #[derive(QueryableByName)]
+    struct Written {
+        #[diesel(sql_type = BigInt)]
+        token_id: i64,
+    }
+    let values = vec!["(?, ?, ?)"; rows.len()].join(", ");
+    let mut query = diesel::sql_query(format!(
+        "WITH u(id, at, ip) AS (VALUES {values}) \
+         UPDATE token_last_uses AS l SET last_used_at = u.at, last_used_ip = u.ip \
+         FROM u WHERE l.token_id = u.id \
+         AND (l.secret_since IS NULL OR l.secret_since <= u.at) \
+         AND (l.last_used_at IS NULL OR l.last_used_at < u.at) \
+         RETURNING token_id"
+    ))
+    .into_boxed::<diesel::sqlite::Sqlite>();
+    for (id, (at, ip)) in rows {
+        query = query
+            .bind::<BigInt, _>(**id)
+            .bind::<Timestamp, _>(*at)
+            .bind::<Text, _>(ip.clone());
+    }
+    let written: Vec<Written> = query.load(sqlite)?;
+    Ok(written.into_iter().map(|w| w.token_id).collect())
 }
 
 /// One chunk of a PostgreSQL flush, sorted by token id.

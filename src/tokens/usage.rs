@@ -68,7 +68,7 @@ impl KnownAddresses {
 }
 
 /// Rows a statement when SQLite writes many (6 values a row, well within its 32,766).
-const SQLITE_ROWS_A_STATEMENT: usize = 500;
+pub(crate) const SQLITE_ROWS_A_STATEMENT: usize = 500;
 
 /// Rows a PostgreSQL flush statement writes: one statement per chunk keeps the round trips few
 /// and a large batch's parameters and returned rows small (20,000 rows in one statement took

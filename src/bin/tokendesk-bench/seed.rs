@@ -251,8 +251,9 @@ pub fn seed(db: &Db, plan: &SeedPlan, files: SeedFiles<'_>) -> anyhow::Result<()
         writeln!(revoked_out, "{}", secret.expose())?;
     }
     // The state a database reaches soon after a bulk load: autovacuum (PostgreSQL) gathers
-    // planner statistics and marks pages all-visible for index-only scans; SQLite's
-    // `PRAGMA optimize` gathers statistics. Without them the planners guess the tables are tiny.
+    // planner statistics and marks pages all-visible for index-only scans; on SQLite, an
+    // operator's ANALYZE or `PRAGMA optimize` does. Without them the planners guess the tables
+    // are tiny.
     let settle = match db.url() {
         tokendesk::db::DatabaseUrl::Postgres(_) => "VACUUM ANALYZE",
         tokendesk::db::DatabaseUrl::Sqlite(_) => "ANALYZE",

@@ -118,6 +118,7 @@ impl Application {
         let request_times = metrics_server
             .is_some()
             .then(|| Data::new(metrics.request_times()));
+        let timed = request_times.is_some();
         let leak_reports = Data::new(LeakReportLimit(FailureThrottle::new(
             config.leak_report_limit,
             Duration::from_secs(60),
@@ -170,14 +171,14 @@ impl Application {
                 .wrap(from_fn(web::middleware::security_headers))
                 .wrap(from_fn(web::middleware::access_log))
                 .wrap(Condition::new(
-                    request_times.is_some(),
+                    timed,
                     from_fn(crate::http::timing::time_requests),
                 ))
                 // The API first: a token check is the hot path, and actix tries routes in order
                 // (every page route tried before it cost a token check a fifth of its time in
                 // pattern matching). No page path has an API path's shape.
-                .configure(|cfg| api::routes(cfg, request_times.is_some()))
-                .configure(|cfg| web::routes(cfg, request_times.is_some()))
+                .configure(|cfg| api::routes(cfg, timed))
+                .configure(|cfg| web::routes(cfg, timed))
                 .default_service(actix_web::web::to(not_found))
         })
         .listen(listener)?;

@@ -229,7 +229,6 @@ fn write_batch(conn: &mut AnyConnection, batch: &Batch) -> QueryResult<()> {
                 write_chunk(pg, chunk)?;
             }
         }
-        // A local file: one statement per token costs no round trip.
         // A statement per 500 tokens: diesel prepares an UPDATE anew every time, and a
         // statement per token spent most of a flush preparing (a third of a core with 20,000
         // tokens in use a second).

@@ -701,8 +701,7 @@ pub fn regenerate(
         .replacing
         .is_none()
         .into_sql::<diesel::sql_types::Bool>();
-    lock_last_use(conn, token_id)?;
-    lock_token_row(conn, token_id)?;
+    lock_for_regenerate(conn, token_id)?;
     forget_previous(conn, token_id)?;
     if let Some(overlap) = renewal.overlap.duration() {
         use diesel::sql_types::Timestamp;
@@ -817,32 +816,25 @@ pub fn end_overlap(conn: &mut AnyConnection, token_id: i64) -> QueryResult<Optio
     Ok(working)
 }
 
-/// Locks a token's row (PostgreSQL), after its last-use row ([`lock_last_use`]) and before its
-/// replaced-secret row is changed. `FOR UPDATE`, the lock the new digest's write takes (the
-/// digest is unique, so it waits for other transactions' foreign-key checks on the token).
-/// SQLite has one writer at a time.
-fn lock_token_row(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
-    if let AnyConnection::Postgresql(pg) = conn {
-        pat::table
-            .find(token_id)
-            .select(pat::id)
-            .for_update()
-            .first::<i64>(pg)
-            .optional()?;
-    }
-    Ok(())
-}
-
-/// Locks a token's last-use row (PostgreSQL), first of all: the Last-used recorder takes the
-/// last-use rows of its batch's tokens first too, so a regenerate and a flush of the same
-/// token take turns. A flush that wrote a use of the old secret is waited for, and its use goes
-/// with the old secret (without the lock, the regenerate read the row as it was before that
-/// flush, then cleared it: the use was lost); a flush after it sees the new `secret_since`.
-fn lock_last_use(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
+/// Locks what a regenerate changes, in the order the Last-used recorder takes it (PostgreSQL;
+/// SQLite has one writer at a time). First the last-use row: the recorder takes its batch's
+/// last-use rows first too, so a regenerate and a flush of the same token take turns. A flush
+/// that wrote a use of the old secret is waited for, and its use goes with the old secret
+/// (without the lock, the regenerate read the row as it was before that flush, then cleared it:
+/// the use was lost); a flush after it sees the new `secret_since`. Then the token row `FOR
+/// UPDATE`, the lock the new digest's write takes (the digest is unique, so it waits for other
+/// transactions' foreign-key checks on the token), before the replaced-secret row is changed.
+fn lock_for_regenerate(conn: &mut AnyConnection, token_id: i64) -> QueryResult<()> {
     if let AnyConnection::Postgresql(pg) = conn {
         token_last_uses::table
             .find(token_id)
             .select(token_last_uses::token_id)
+            .for_update()
+            .first::<i64>(pg)
+            .optional()?;
+        pat::table
+            .find(token_id)
+            .select(pat::id)
             .for_update()
             .first::<i64>(pg)
             .optional()?;

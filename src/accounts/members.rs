@@ -23,6 +23,10 @@ pub enum MemberError {
     Deactivated(String),
     #[error("You are no longer an active admin.")]
     NoLongerAdmin,
+    #[error(
+        "The token making this request is no longer active, or may no longer hold scim:write."
+    )]
+    NoLongerProvisioning,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -133,12 +137,15 @@ fn locked_member(
 }
 
 /// The member as the change left them.
-fn reread(conn: &mut AnyConnection, id: i64) -> diesel::QueryResult<User> {
+pub(super) fn reread(conn: &mut AnyConnection, id: i64) -> diesel::QueryResult<User> {
     users::find(conn, id)?.ok_or(diesel::result::Error::NotFound)
 }
 
 /// Would this change leave the organisation without an active admin?
-fn guard_last_admin(conn: &mut AnyConnection, target: &User) -> Result<(), Abort<MemberError>> {
+pub(super) fn guard_last_admin(
+    conn: &mut AnyConnection,
+    target: &User,
+) -> Result<(), Abort<MemberError>> {
     if target.is_admin() && target.is_active && users::count_active_admins(conn)? <= 1 {
         return refuse(MemberError::LastAdmin(target.display_name.clone()));
     }
@@ -187,23 +194,31 @@ pub async fn set_active(
             }
             guard_last_admin(conn, &target)?;
         }
-        users::set_active(conn, target.id, active)?;
-        if !active {
-            crate::sessions::end_all_for(conn, target.id)?;
-            // A link that leaked must not come back with a reactivation.
-            users::withdraw_password_links(conn, target.id)?;
-        }
-        let action = if active {
-            Action::MemberReactivated
-        } else {
-            Action::MemberDeactivated
-        };
+        let action = write_active(conn, target.id, active)?;
         Event::by(action, &actor)
             .target("user", Some(target.id), &target.email)
             .record(conn)?;
         Ok(Changed::Done(reread(conn, target.id)?))
     })
     .await
+}
+
+/// Writes a (de)activation, whoever asks: a deactivated member is signed out everywhere (and
+/// every token of theirs is refused, as the token check reads whether its owner is active).
+/// Returns the action to audit.
+pub(super) fn write_active(
+    conn: &mut AnyConnection,
+    target_id: i64,
+    active: bool,
+) -> diesel::QueryResult<Action> {
+    users::set_active(conn, target_id, active)?;
+    if active {
+        return Ok(Action::MemberReactivated);
+    }
+    crate::sessions::end_all_for(conn, target_id)?;
+    // A link that leaked must not come back with a reactivation.
+    users::withdraw_password_links(conn, target_id)?;
+    Ok(Action::MemberDeactivated)
 }
 
 /// A new one-time set-password link for a member who forgot their password (or lost their

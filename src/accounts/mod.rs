@@ -6,6 +6,7 @@ pub mod applications;
 pub mod members;
 pub mod password_links;
 pub mod passwords;
+pub mod provisioning;
 pub mod self_service;
 pub mod setup;
 pub mod sign_in;

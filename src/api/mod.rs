@@ -6,6 +6,9 @@ pub mod error;
 mod leaks;
 mod me;
 mod openapi;
+mod scim;
+
+pub use scim::SCIM_ROUTES;
 mod tokens;
 mod verify;
 
@@ -15,6 +18,7 @@ use actix_web::web;
 pub fn routes(cfg: &mut web::ServiceConfig, timed: bool) {
     cfg.app_data(error::json_config());
     gateway_routes(cfg, timed);
+    scim::routes(cfg, timed);
     cfg.service(
         web::scope("/api/v1")
             .app_data(error::query_config())

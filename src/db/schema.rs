@@ -12,6 +12,7 @@ diesel::table! {
         updated_at -> Timestamp,
         last_sign_in_at -> Nullable<Timestamp>,
         deactivated_at -> Nullable<Timestamp>,
+        external_id -> Nullable<Text>,
     }
 }
 

@@ -9,6 +9,7 @@ mod overlap;
 mod password;
 pub mod policy;
 mod role;
+pub mod scim;
 mod scope;
 pub mod secret;
 mod token_request;

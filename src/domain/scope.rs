@@ -68,6 +68,10 @@ pub const CATALOGUE: &[ScopeInfo] = &[
     ),
     scope("role:read", "Read-only access to all the roles."),
     scope("role:write", "Create, update and delete roles."),
+    scope(
+        "scim:write",
+        "Provision and deprovision members from an identity provider (SCIM). Application tokens only, made by an admin.",
+    ),
     scope("tag:read", "Read-only access to all the tags."),
     scope("tag:write", "Create, update and delete tags."),
     scope(
@@ -134,6 +138,9 @@ impl Scope {
     pub const PERSONAL_ACCESS_TOKEN_WRITE: Scope = Scope::named("personalAccessToken:write");
     pub const APPLICATION_TOKEN_READ: Scope = Scope::named("applicationToken:read");
     pub const APPLICATION_TOKEN_WRITE: Scope = Scope::named("applicationToken:write");
+    /// Creates, changes and deactivates members: tokendesk's own administration, for an
+    /// identity provider's provisioning client.
+    pub const SCIM_WRITE: Scope = Scope::named("scim:write");
 
     pub fn all() -> impl Iterator<Item = Scope> {
         (0..CATALOGUE.len() as u8).map(Scope)
@@ -159,10 +166,18 @@ impl Scope {
         self.name().ends_with(":read")
     }
 
+    /// Scopes for a service, never a person: they outlive whoever holds an admin role now.
+    pub fn is_application_only(self) -> bool {
+        self == Scope::SCIM_WRITE
+    }
+
     /// Role inheritance: an admin may hold every scope; a user every read scope, and may
     /// manage their own tokens and those of the applications they maintain (which of those
     /// they maintain is checked when they act).
     pub fn allowed_for(self, role: Role) -> bool {
+        if self.is_application_only() {
+            return false;
+        }
         match role {
             Role::Admin => true,
             Role::User => {
@@ -207,6 +222,11 @@ impl ScopeSet {
 
     pub fn allowed_for(role: Role) -> ScopeSet {
         Scope::all().filter(|s| s.allowed_for(role)).collect()
+    }
+
+    /// The scopes only application tokens hold.
+    pub fn application_only() -> ScopeSet {
+        Scope::all().filter(|s| s.is_application_only()).collect()
     }
 
     /// Parses names, refusing unknown ones.
@@ -265,7 +285,7 @@ mod tests {
     #[test]
     fn catalogue_names_are_unique_and_well_formed() {
         let mut names: Vec<&str> = CATALOGUE.iter().map(|s| s.name).collect();
-        assert_eq!(names.len(), 32);
+        assert_eq!(names.len(), 33);
         names.sort();
         names.dedup();
         assert_eq!(names.len(), CATALOGUE.len());
@@ -281,12 +301,19 @@ mod tests {
     }
 
     #[test]
-    fn users_get_reads_and_their_own_tokens_admins_everything() {
+    fn users_get_reads_and_their_own_tokens_admins_everything_a_person_may_hold() {
         let user = ScopeSet::allowed_for(Role::User);
         assert!(user.contains("license:read".parse().unwrap()));
         assert!(user.contains("personalAccessToken:write".parse().unwrap()));
         assert!(!user.contains("license:write".parse().unwrap()));
-        assert_eq!(ScopeSet::allowed_for(Role::Admin).len(), CATALOGUE.len());
+        let admin = ScopeSet::allowed_for(Role::Admin);
+        assert_eq!(admin.len(), CATALOGUE.len() - 1);
+        // Provisioning is a service's: no person holds it, whatever their role.
+        assert!(!admin.contains(Scope::SCIM_WRITE) && !user.contains(Scope::SCIM_WRITE));
+        assert_eq!(
+            ScopeSet::application_only(),
+            ScopeSet::parse(["scim:write"]).unwrap()
+        );
     }
 
     #[test]

@@ -75,12 +75,21 @@ impl ScopeLimit {
         }
     }
 
-    fn refusal(self, forbidden: &str) -> String {
+    fn refusal(self, forbidden: ScopeSet) -> String {
+        let names = |set: ScopeSet| set.iter().map(Scope::name).collect::<Vec<_>>().join(", ");
+        let for_applications = forbidden.intersection(ScopeSet::application_only());
         match self {
-            ScopeLimit::Role(role) => format!("Your role ({role}) does not allow: {forbidden}."),
-            ScopeLimit::Applications(_) => {
-                format!("Your organisation does not allow application tokens to hold: {forbidden}.")
+            ScopeLimit::Role(_) if !for_applications.is_empty() => format!(
+                "Only an application token can hold {}: make one for the application that needs it.",
+                names(for_applications)
+            ),
+            ScopeLimit::Role(role) => {
+                format!("Your role ({role}) does not allow: {}.", names(forbidden))
             }
+            ScopeLimit::Applications(_) => format!(
+                "Your organisation does not allow application tokens to hold: {}.",
+                names(forbidden)
+            ),
         }
     }
 }
@@ -254,8 +263,7 @@ fn parse_scopes(names: &[String], limit: ScopeLimit) -> Result<ScopeSet, String>
     let requested: ScopeSet = set.into_iter().collect();
     let forbidden = requested.difference(limit.allowed());
     if !forbidden.is_empty() {
-        let names: Vec<&str> = forbidden.iter().map(Scope::name).collect();
-        return Err(limit.refusal(&names.join(", ")));
+        return Err(limit.refusal(forbidden));
     }
     Ok(requested)
 }

@@ -77,9 +77,12 @@ pub fn decodes_to_text(urlencoded: &[u8]) -> bool {
     })
 }
 
-/// The JSON API and the gateway check: /api/v1/..., /{token}/api/v1/..., /auth/verify.
+/// The JSON API, the gateway check and provisioning: /api/v1/..., /{token}/api/v1/...,
+/// /auth/verify, /scim/v2/...
 pub fn is_api(path: &str) -> bool {
-    path.starts_with("/auth/") || path.split('/').take(3).any(|segment| segment == "api")
+    path.starts_with("/auth/")
+        || path.starts_with("/scim/")
+        || path.split('/').take(3).any(|segment| segment == "api")
 }
 
 #[cfg(test)]

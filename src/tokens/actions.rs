@@ -64,6 +64,12 @@ pub enum TokenError {
     OwnerInactive,
     #[error("Your role ({role}) does not allow: {scopes}.")]
     RoleForbids { role: String, scopes: String },
+    #[error("Only an application token can hold {0}: make one for the application that needs it.")]
+    ApplicationOnly(String),
+    #[error(
+        "Only an admin can give an application token {0}: it administers tokendesk's members."
+    )]
+    AdminGrantsOnly(String),
     #[error("Your organisation requires tokens to expire within {0} days.")]
     BeyondPolicy(i64),
     #[error("You hold {held} active tokens, and your organisation allows {allowed}. Revoke one you no longer need first.")]
@@ -102,6 +108,8 @@ impl TokenError {
             // Not one field's fault: the form as a whole.
             TokenError::TooMany { .. } | TokenError::ApplicationFull { .. } => Some("form"),
             TokenError::RoleForbids { .. }
+            | TokenError::ApplicationOnly(_)
+            | TokenError::AdminGrantsOnly(_)
             | TokenError::BeyondCreatorScopes(_)
             | TokenError::ApplicationScopesForbid(_) => Some("scopes"),
             TokenError::BeyondPolicy(_) | TokenError::OutlivesCreator(_) => Some("expires_in"),
@@ -249,6 +257,10 @@ fn check(
     let rules = match holder {
         Holder::Person(owner) => {
             let forbidden = scopes.difference(ScopeSet::allowed_for(owner.role()));
+            let for_applications = ScopeSet::application_only().intersection(forbidden);
+            if !for_applications.is_empty() {
+                return refuse(TokenError::ApplicationOnly(names(for_applications)));
+            }
             if !forbidden.is_empty() {
                 return refuse(TokenError::RoleForbids {
                     role: owner.role().to_string(),
@@ -279,6 +291,26 @@ fn check(
                 Holder::Application(_) => TokenError::ApplicationFull { held, allowed },
             });
         }
+    }
+    Ok(())
+}
+
+/// Scopes that administer tokendesk itself are given to an application only by an admin (a
+/// maintainer may otherwise give an application any scope the policy allows). The actor's role
+/// is read under their tokens' lock, which a role change takes too (not the members lock,
+/// which a role change takes before it: taking it here, after, could deadlock).
+fn check_grant(
+    conn: &mut AnyConnection,
+    holder: &Holder,
+    actor: &Actor,
+    scopes: ScopeSet,
+) -> Result<(), Abort<TokenError>> {
+    let administering = ScopeSet::application_only().intersection(scopes);
+    if matches!(holder, Holder::Application(_))
+        && !administering.is_empty()
+        && !users::find(conn, actor.user_id)?.is_some_and(|u| u.is_active && u.is_admin())
+    {
+        return refuse(TokenError::AdminGrantsOnly(names(administering)));
     }
     Ok(())
 }
@@ -355,6 +387,7 @@ pub async fn create(
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
         let (holder, policy) = lock_holder(conn, &actor, owner)?;
+        check_grant(conn, &holder, &actor, request.scopes)?;
         let becoming = Becoming {
             scopes: request.scopes,
             expiry: request.expiry,

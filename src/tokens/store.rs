@@ -377,38 +377,62 @@ pub fn find_owned(
 }
 
 /// Whether one of `user_id`'s tokens is active, read so that a revoke of it cannot commit
-/// until this transaction ends (PostgreSQL: a share lock on its row; SQLite: the write
-/// transaction holds the database).
+/// until this transaction ends (see [`active_scopes_locked`]).
 pub fn is_active_locked(
     conn: &mut AnyConnection,
     user_id: i64,
     token_id: i64,
 ) -> QueryResult<bool> {
+    Ok(active_scopes_locked(conn, TokenOwner::Person(user_id), token_id)?.is_some())
+}
+
+/// The scopes of one of `owner`'s tokens if it is active, read so that a revoke or a narrowing
+/// of it cannot commit until this transaction ends (PostgreSQL: a share lock on its row;
+/// SQLite: the write transaction holds the database).
+pub fn active_scopes_locked(
+    conn: &mut AnyConnection,
+    owner: TokenOwner,
+    token_id: i64,
+) -> QueryResult<Option<ScopeSet>> {
     #[derive(QueryableByName)]
     struct Lifetime {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        scopes: String,
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
         revoked_at: Option<NaiveDateTime>,
         #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
         expires_at: Option<NaiveDateTime>,
     }
     let found: Option<Lifetime> = match conn {
-        AnyConnection::Postgresql(pg) => diesel::sql_query(
-            "SELECT revoked_at, expires_at FROM personal_access_tokens \
-             WHERE id = $1 AND user_id = $2 FOR SHARE",
-        )
-        .bind::<diesel::sql_types::BigInt, _>(token_id)
-        .bind::<diesel::sql_types::BigInt, _>(user_id)
-        .get_result(pg)
-        .optional()?,
-        AnyConnection::Sqlite(_) => {
-            find_owned(conn, TokenOwner::Person(user_id), token_id)?.map(|t| Lifetime {
-                revoked_at: t.revoked_at,
-                expires_at: t.expires_at,
-            })
+        AnyConnection::Postgresql(pg) => {
+            let (sql, owner_id) = match owner {
+                TokenOwner::Person(id) => (
+                    "SELECT scopes, revoked_at, expires_at FROM personal_access_tokens \
+                     WHERE id = $1 AND user_id = $2 FOR SHARE",
+                    id,
+                ),
+                TokenOwner::Application(id) => (
+                    "SELECT scopes, revoked_at, expires_at FROM personal_access_tokens \
+                     WHERE id = $1 AND application_id = $2 FOR SHARE",
+                    id,
+                ),
+            };
+            diesel::sql_query(sql)
+                .bind::<diesel::sql_types::BigInt, _>(token_id)
+                .bind::<diesel::sql_types::BigInt, _>(owner_id)
+                .get_result(pg)
+                .optional()?
         }
+        AnyConnection::Sqlite(_) => find_owned(conn, owner, token_id)?.map(|t| Lifetime {
+            scopes: t.scopes,
+            revoked_at: t.revoked_at,
+            expires_at: t.expires_at,
+        }),
     };
     let now = now();
-    Ok(found.is_some_and(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|at| at > now)))
+    Ok(found
+        .filter(|t| t.revoked_at.is_none() && t.expires_at.is_none_or(|at| at > now))
+        .map(|t| ScopeSet::from_stored(&t.scopes)))
 }
 
 pub struct Page<T> {

@@ -3,12 +3,14 @@
 
 mod listing;
 mod password_links;
+mod provisioned;
 
 pub use listing::{count_members, list_members, Member, MemberFilter};
 pub use password_links::{
     consume_password_link, find_password_link, insert_password_link, withdraw_password_links,
     PASSWORD_LINK_HOURS,
 };
+pub use provisioned::{list_provisioned, update_provisioned, ProvisionedFields};
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -30,6 +32,8 @@ pub struct User {
     pub updated_at: NaiveDateTime,
     pub last_sign_in_at: Option<NaiveDateTime>,
     pub deactivated_at: Option<NaiveDateTime>,
+    /// What a provisioning client (SCIM) calls the member, when one made or updated them.
+    pub external_id: Option<String>,
 }
 
 impl User {

@@ -76,6 +76,8 @@ fn request_id() -> String {
 const KNOWN_QUERY_KEYS: &[&str] = &[
     "action",
     "actor",
+    "count",
+    "filter",
     "from",
     "leaked",
     "never_used",
@@ -87,6 +89,7 @@ const KNOWN_QUERY_KEYS: &[&str] = &[
     "role",
     "scope",
     "sort",
+    "startIndex",
     "status",
     "tab",
     "to",
@@ -147,8 +150,7 @@ fn open_before_setup(path: &str) -> bool {
         || path.starts_with("/static/")
         || path == "/healthz"
         || path == "/readyz"
-        || path.starts_with("/api/")
-        || path.starts_with("/auth/")
+        || crate::http::is_api(path)
 }
 
 pub async fn require_setup(

@@ -32,6 +32,7 @@ mod process;
 mod proxies;
 mod rotation_overlap;
 mod route_walk;
+mod scim;
 // Shared with tests/faults; this binary uses only part of it.
 #[allow(dead_code)]
 mod server;

@@ -16,6 +16,7 @@ backend_tests!(
     no_secret_reaches_the_log,
     no_application_token_reaches_the_log,
     no_secret_of_an_overlap_or_an_allowlist_reaches_the_log,
+    no_provisioning_token_or_password_reaches_the_log,
     json_logs_follow_one_request_by_its_id,
 );
 
@@ -413,6 +414,71 @@ fn assert_no_piece_of_a_secret_in(log: &str, secrets: &[String]) {
             );
         }
     }
+}
+
+/// A provisioning client's token (presented as a header, in the query and in odd places) and
+/// the password Okta sends along with a new user (which tokendesk ignores) leave nothing in the
+/// log, whatever the request: made, found, changed, refused.
+async fn no_provisioning_token_or_password_reaches_the_log(app: TestApp) {
+    use serde_json::json;
+    let server = logging_at_debug(&app).await;
+    let (_, _, mut secrets) = setup_then_a_member_by_one_time_link(&server.address).await;
+    let application = app
+        .db
+        .write(|conn| tokendesk::applications::insert(conn, "Identity provider", "", 1))
+        .await
+        .unwrap();
+    let owner = tokendesk::tokens::TokenOwner::Application(application.id);
+    let (_, token) = app.token_of(owner, 1, "scim", &["scim:write"]).await;
+    let password = "okta-sends-this-password-7f3k".to_owned();
+    secrets.extend([token.clone(), password.clone()]);
+    secrets.push(present_every_way(&server.address, &token).await);
+
+    let client = reqwest::Client::new();
+    let users = format!("{}/scim/v2/Users", server.address);
+    let okta = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "pat@example.com", "name": {"givenName": "Pat", "familyName": "Ode"},
+        "password": password, "active": true});
+    let created = client
+        .post(&users)
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json");
+    let created = created.body(okta.to_string()).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let found = client
+        .get(format!(
+            "{users}?filter=userName%20eq%20%22pat%40example.com%22&token={token}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.status(), StatusCode::OK);
+    let patch = json!({"Operations": [{"op": "replace", "path": "password", "value": password},
+        {"op": "replace", "value": {"active": false}}]});
+    let patched = client.patch(format!("{users}/{id}")).bearer_auth(&token);
+    let patched = patched.body(patch.to_string()).send().await.unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    // Refused: a body that is no JSON but holds the password, and a guess at the token.
+    let refused = client
+        .post(&users)
+        .bearer_auth(&token)
+        .body(format!("{{{password}"))
+        .send();
+    assert_eq!(refused.await.unwrap().status(), StatusCode::BAD_REQUEST);
+    let guess = format!("{}x", &token[..token.len() - 1]);
+    let refused = client.get(&users).bearer_auth(&guess).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    secrets.push(guess);
+
+    let log = stop_and_search_the_log(server, &secrets, " (provisioning)").await;
+    assert!(
+        log.contains("/scim/v2/Users/{id}"),
+        "provisioning is logged by pattern"
+    );
 }
 
 /// With `--log-format json` every line is one JSON object, and a request's lines carry the id

@@ -34,6 +34,8 @@ pub enum Guard {
     Maintainer,
     /// An API route open to anyone, with no session to forge a form for (the leak report).
     Public,
+    /// An application token holding `scim:write` (provisioning).
+    Provisioning,
 }
 use Guard::*;
 
@@ -187,6 +189,13 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
         "/api/v1/applications/{id}/tokens/{token_id}",
         Token,
     ),
+    ("GET", "/scim/v2/Users", Provisioning),
+    ("POST", "/scim/v2/Users", Provisioning),
+    ("GET", "/scim/v2/Users/{id}", Provisioning),
+    ("PUT", "/scim/v2/Users/{id}", Provisioning),
+    ("PATCH", "/scim/v2/Users/{id}", Provisioning),
+    ("DELETE", "/scim/v2/Users/{id}", Provisioning),
+    ("GET", "/scim/v2/ServiceProviderConfig", Provisioning),
 ];
 
 /// Every field any form takes, filled in plausibly: a refused request is refused for who
@@ -232,6 +241,11 @@ fn routes_served() -> BTreeSet<(String, String)> {
             .iter()
             .map(|(m, path)| (method(m), format!("/api/v1{path}"))),
     );
+    served.extend(
+        tokendesk::api::SCIM_ROUTES
+            .iter()
+            .map(|(m, path)| (method(m), format!("/scim/v2{path}"))),
+    );
     served
 }
 
@@ -265,7 +279,7 @@ struct Ids {
 }
 
 fn fill(template: &str, ids: &Ids) -> String {
-    let id = if template.starts_with("/admin/members/") {
+    let id = if template.starts_with("/admin/members/") || template.starts_with("/scim/") {
         ids.member
     } else {
         ids.token
@@ -443,6 +457,30 @@ async fn signed_out_visitors_reach_only_the_open_routes(app: TestApp) {
             "{method} {url}"
         );
         checked += 1;
+    }
+    // Provisioning: no token is 401, a person's token (even one that may manage tokens) 403.
+    for (method, template) in page_routes(Provisioning) {
+        let url = format!("{}{}", app.address, fill(template, &world.own));
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        for (token, expected) in [
+            (None, StatusCode::UNAUTHORIZED),
+            (Some(&world.grace_token), StatusCode::FORBIDDEN),
+        ] {
+            let request = api.client.request(method.clone(), &url);
+            let request = match token {
+                Some(token) => request.bearer_auth(token),
+                None => request,
+            };
+            let response = request.json(&serde_json::json!({})).send().await.unwrap();
+            assert_eq!(response.status(), expected, "{method} {url}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(
+                body["status"],
+                expected.as_u16().to_string(),
+                "{method} {url}"
+            );
+            checked += 1;
+        }
     }
     for (method, template) in page_routes(Public) {
         let url = format!("{}{}", app.address, fill(template, &world.own));
@@ -638,7 +676,7 @@ async fn every_state_changing_route_demands_its_forms_csrf_token(app: TestApp) {
     let mut refused = 0;
 
     for (method, template, guard) in ROUTES {
-        if *method != "POST" || *guard == Token || *guard == Public {
+        if *method != "POST" || matches!(guard, Token | Public | Provisioning) {
             continue;
         }
         let path = forged_target(
@@ -765,6 +803,9 @@ async fn a_known_path_refuses_other_methods_with_405_naming_its_own(app: TestApp
                 if path.contains("/api/") {
                     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
                     assert_eq!(body["error"], "method_not_allowed", "{what}");
+                } else if path.starts_with("/scim/") {
+                    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(body["status"], "405", "{what}");
                 } else {
                     assert!(body.contains("Method not allowed"), "{what}: {body}");
                 }
@@ -778,6 +819,7 @@ async fn a_known_path_refuses_other_methods_with_405_naming_its_own(app: TestApp
             "/api/v1/nope",
             "/developer/nope",
             "/ext/bc/C/rpc/x",
+            "/scim/v2/Groups",
         ] {
             let response = request(&visitor, method, path, None).await;
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");

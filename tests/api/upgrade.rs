@@ -19,7 +19,11 @@ backend_tests!(
     tokens_from_before_mail_keep_working_and_get_their_expiry_reminder,
     a_token_used_before_usage_history_keeps_its_last_address_as_known,
     last_used_from_before_its_own_table_is_kept_sorted_and_moves_on,
+    members_from_before_provisioning_are_found_and_changed_by_scim,
 );
+
+/// The last migration before members kept a provisioning client's externalId.
+const BEFORE_EXTERNAL_IDS: &str = "2026-11-27-000014";
 
 /// The last migration before Last used moved to a table of its own.
 const BEFORE_LAST_USES: &str = "2026-11-26-000013";
@@ -506,4 +510,75 @@ async fn last_used_from_before_its_own_table_is_kept_sorted_and_moves_on(app: Te
         None,
         "the unused one stays Never"
     );
+}
+
+/// A database made before provisioning: its members are listed to a provisioning client as
+/// they were (no externalId), found by their address, and take an externalId and a
+/// deactivation, with their tokens refused after it.
+async fn members_from_before_provisioning_are_found_and_changed_by_scim(app: TestApp) {
+    use serde_json::{json, Value};
+    use tokendesk::tokens::store::TokenOwner;
+    let backend = app.backend();
+    drop(app);
+    let kims_token = TokenSecret::generate();
+    let statements = [format!(
+        "INSERT INTO personal_access_tokens (user_id, created_by, name, digest, hint, scopes, \
+         created_at) VALUES (1, 1, 'ci', '{}', '{}', 'tag:read', '2026-01-01 00:00:00')",
+        kims_token.digest().0,
+        kims_token.hint()
+    )];
+    let database = database_with_kim(backend, BEFORE_EXTERNAL_IDS, &statements);
+    let app = TestApp::spawn_on(database, |_| {}).await;
+    let application = app
+        .db
+        .write(|conn| tokendesk::applications::insert(conn, "Identity provider", "", 1))
+        .await
+        .unwrap();
+    let owner = TokenOwner::Application(application.id);
+    let (_, scim_token) = app.token_of(owner, 1, "scim", &["scim:write"]).await;
+    let client = reqwest::Client::new();
+    let users = format!("{}/scim/v2/Users", app.address);
+
+    let found: Value = client
+        .get(format!(
+            "{users}?filter=userName%20eq%20%22kim%40example.com%22"
+        ))
+        .bearer_auth(&scim_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["totalResults"], 1, "{found}");
+    let kim = &found["Resources"][0];
+    assert_eq!(
+        (&kim["id"], &kim["displayName"], &kim["active"]),
+        (&json!("1"), &json!("Kim"), &json!(true))
+    );
+    assert!(kim.get("externalId").is_none(), "{kim}");
+    let me = app.api().get("/me", kims_token.expose(), Presented::Bearer);
+    assert_eq!(me.send().await.unwrap().status(), StatusCode::OK);
+
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "add", "path": "externalId", "value": "kim-1"},
+        {"op": "replace", "path": "active", "value": false}]});
+    let changed: Value = client
+        .patch(format!("{users}/1"))
+        .bearer_auth(&scim_token)
+        .header("content-type", "application/scim+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&changed["externalId"], &changed["active"]),
+        (&json!("kim-1"), &json!(false)),
+        "{changed}"
+    );
+    let me = app.api().get("/me", kims_token.expose(), Presented::Bearer);
+    assert_eq!(me.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
 }

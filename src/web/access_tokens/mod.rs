@@ -177,7 +177,11 @@ impl FromRequest for Shelf {
                     let Some(application) = applications::find_managed(conn, id, &user)? else {
                         return Ok(None);
                     };
-                    let allowed = crate::policy::load(conn)?.application_scopes;
+                    let mut allowed = crate::policy::load(conn)?.application_scopes;
+                    // Only an admin gives an application tokendesk's own administration.
+                    if !user.is_admin() {
+                        allowed = allowed.difference(ScopeSet::application_only());
+                    }
                     Ok(Some((application, allowed)))
                 })
                 .await?;

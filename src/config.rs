@@ -141,6 +141,9 @@ pub struct ServeConfig {
     #[arg(long, env = "TOKENDESK_WORKERS")]
     pub workers: Option<usize>,
 
+    #[command(flatten)]
+    pub identity_provider: IdentityProviderArgs,
+
     /// The system clock, or one a test moves forward.
     #[arg(skip)]
     pub clock: crate::clock::Clock,
@@ -175,17 +178,82 @@ impl ServeConfig {
             mail_max_attempts: 8,
             metrics_listen: None,
             workers: None,
+            identity_provider: IdentityProviderArgs::default(),
             clock: crate::clock::Clock::system(),
         }
     }
 }
 
-/// The SMTP server's address, which may hold a password: it never shows in `Debug` (nor in a
-/// log line or an error), only through [`SmtpUrl::expose`].
-#[derive(Clone)]
-pub struct SmtpUrl(String);
+/// Sign-in through the company's identity provider (OpenID Connect), and whether passwords
+/// still sign in.
+#[derive(Args, Clone, Debug)]
+pub struct IdentityProviderArgs {
+    /// The identity provider's OpenID Connect issuer, e.g. https://login.example.com/realms/acme;
+    /// its discovery document is read from ISSUER/.well-known/openid-configuration. Sign-in
+    /// through a provider is off while unset.
+    #[arg(long, env = "TOKENDESK_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
 
-impl SmtpUrl {
+    /// The client id tokendesk is registered with at the provider.
+    #[arg(long, env = "TOKENDESK_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+
+    /// The client secret tokendesk is registered with at the provider.
+    #[arg(long, env = "TOKENDESK_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<Hidden>,
+
+    /// The provider's name on the sign-in page: "Sign in with NAME".
+    #[arg(
+        long,
+        env = "TOKENDESK_OIDC_PROVIDER_NAME",
+        default_value = "single sign-on"
+    )]
+    pub oidc_provider_name: String,
+
+    /// The ID token claim that makes a member an admin when they first sign in, e.g. groups
+    /// (with TOKENDESK_OIDC_ADMIN_VALUE). Without it, new members are users.
+    #[arg(long, env = "TOKENDESK_OIDC_ADMIN_CLAIM")]
+    pub oidc_admin_claim: Option<String>,
+
+    /// The value of that claim (or one of its values, for a list) that makes an admin.
+    #[arg(long, env = "TOKENDESK_OIDC_ADMIN_VALUE")]
+    pub oidc_admin_value: Option<String>,
+
+    /// Whether members may sign in with a password. Off (with a provider set): only the
+    /// break-glass admin may; everyone else signs in through the provider.
+    #[arg(long, env = "TOKENDESK_PASSWORD_SIGN_IN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub password_sign_in: bool,
+
+    /// The email of the admin who may still sign in with a password while passwords are off,
+    /// for when the provider is down.
+    #[arg(long, env = "TOKENDESK_BREAK_GLASS_ADMIN")]
+    pub break_glass_admin: Option<String>,
+}
+
+impl Default for IdentityProviderArgs {
+    fn default() -> Self {
+        Self {
+            oidc_issuer: None,
+            oidc_client_id: None,
+            oidc_client_secret: None,
+            oidc_provider_name: "single sign-on".into(),
+            oidc_admin_claim: None,
+            oidc_admin_value: None,
+            password_sign_in: true,
+            break_glass_admin: None,
+        }
+    }
+}
+
+/// The SMTP server's address, which may hold a password.
+pub type SmtpUrl = Hidden;
+
+/// A setting that may hold a secret (a password in a URL, a client secret): it never shows in
+/// `Debug` (nor in a log line or an error), only through [`Hidden::expose`].
+#[derive(Clone)]
+pub struct Hidden(String);
+
+impl Hidden {
     pub fn new(url: impl Into<String>) -> Self {
         Self(url.into())
     }
@@ -195,13 +263,13 @@ impl SmtpUrl {
     }
 }
 
-impl std::fmt::Debug for SmtpUrl {
+impl std::fmt::Debug for Hidden {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SmtpUrl(redacted)")
+        f.write_str("Hidden(redacted)")
     }
 }
 
-impl std::str::FromStr for SmtpUrl {
+impl std::str::FromStr for Hidden {
     type Err = std::convert::Infallible;
 
     fn from_str(url: &str) -> Result<Self, Self::Err> {

@@ -123,6 +123,11 @@ impl Application {
             config.leak_report_limit,
             Duration::from_secs(60),
         )));
+        let sign_in_methods = Data::new(
+            crate::accounts::identity_provider::SignInMethods::from_settings(
+                &config.identity_provider,
+            )?,
+        );
         let site = Data::new(Site {
             trusted_proxies: config.trusted_proxies.clone(),
             secure_cookies: config.secure_cookies,
@@ -158,6 +163,7 @@ impl Application {
             };
             app.app_data(db.clone())
                 .app_data(site.clone())
+                .app_data(sign_in_methods.clone())
                 .app_data(authenticator.clone())
                 .app_data(leak_reports.clone())
                 .app_data(inventory_totals.clone())

@@ -13,6 +13,8 @@ use crate::users::{self, CreateUserError, NewUser, User};
 pub enum MemberError {
     #[error("A member with this email already exists.")]
     EmailTaken,
+    #[error("Another member has this externalId.")]
+    ExternalIdTaken,
     #[error("{0} is the last active admin. Make someone else an admin first.")]
     LastAdmin(String),
     #[error("You cannot deactivate your own account.")]

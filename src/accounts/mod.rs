@@ -3,9 +3,11 @@
 //! pages and the command line call these.
 
 pub mod applications;
+pub mod identity_provider;
 pub mod members;
 pub mod password_links;
 pub mod passwords;
+pub mod provider_sign_in;
 pub mod provisioning;
 pub mod self_service;
 pub mod setup;

@@ -55,6 +55,11 @@ pub async fn create(db: &Db, by: Provisioner, resource: UserResource) -> Result<
     db.transact(move |conn| {
         lock(conn, Lock::Members)?;
         check_provisioner(conn, &by)?;
+        if let Some(id) = &resource.external_id {
+            if users::external_id_taken(conn, id, None)? {
+                return refuse(MemberError::ExternalIdTaken);
+            }
+        }
         let created = users::create(
             conn,
             NewUser {
@@ -110,10 +115,12 @@ pub async fn change(
         if email.is_some() {
             changed.push("email");
         }
-        let display_name = changes
+        // Removed: named by their address, as when made without a name.
+        let named = changes
             .display_name
-            .as_deref()
-            .filter(|name| *name != target.display_name);
+            .as_ref()
+            .map(|name| name.clone().unwrap_or_else(|| target.email.clone()));
+        let display_name = named.as_deref().filter(|name| *name != target.display_name);
         if display_name.is_some() {
             changed.push("display name");
         }
@@ -122,6 +129,11 @@ pub async fn change(
             .as_ref()
             .map(Option::as_deref)
             .filter(|id| *id != target.external_id.as_deref());
+        if let Some(Some(id)) = external_id {
+            if users::external_id_taken(conn, id, Some(target.id))? {
+                return refuse(MemberError::ExternalIdTaken);
+            }
+        }
         if external_id.is_some() {
             changed.push("externalId");
         }

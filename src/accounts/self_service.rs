@@ -45,7 +45,10 @@ pub enum PasswordChangeError {
 impl From<SignInError> for PasswordChangeError {
     fn from(e: SignInError) -> Self {
         match e {
-            SignInError::Refused => PasswordChangeError::WrongPassword,
+            // The recheck never asks whether passwords sign in: it only checks one.
+            SignInError::Refused | SignInError::PasswordsOff(_) => {
+                PasswordChangeError::WrongPassword
+            }
             SignInError::Throttled { until } => PasswordChangeError::Throttled { until },
             SignInError::Db(e) => PasswordChangeError::Db(e),
             SignInError::Internal(e) => PasswordChangeError::Internal(e),

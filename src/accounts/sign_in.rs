@@ -45,10 +45,36 @@ pub enum SignInError {
     Refused,
     #[error("too many failed sign-ins")]
     Throttled { until: NaiveDateTime },
+    #[error("Passwords do not sign in here: use “Sign in with {0}”.")]
+    PasswordsOff(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// Who may sign in with a password: everyone, or (with an identity provider for everyone
+/// else) the break-glass admin only.
+#[derive(Clone, Debug)]
+pub struct PasswordSignIn {
+    pub on: bool,
+    pub break_glass_admin: Option<Email>,
+    /// The provider to use instead, for the refusal.
+    pub provider_name: String,
+}
+
+impl PasswordSignIn {
+    pub fn everyone() -> Self {
+        Self {
+            on: true,
+            break_glass_admin: None,
+            provider_name: String::new(),
+        }
+    }
+
+    pub fn allows(&self, email: Option<&Email>) -> bool {
+        self.on || (email.is_some() && email == self.break_glass_admin.as_ref())
+    }
 }
 
 pub struct SignedIn {
@@ -187,15 +213,29 @@ fn settle(conn: &mut AnyConnection, attempt_id: i64, outcome: &'static str) -> Q
 /// Signs in with `typed_email` and `password` from `client_ip`, starting a server-side session.
 pub async fn sign_in(
     db: &Db,
+    passwords: &PasswordSignIn,
     typed_email: &str,
     password: String,
     client_ip: String,
 ) -> Result<SignedIn, SignInError> {
+    let parsed = Email::parse(typed_email).ok();
     // What was typed is recorded only when it is an address: a password typed into the email
     // field must not land in the audit trail.
-    let email = Email::parse(typed_email)
-        .map(|e| e.as_str().to_owned())
-        .unwrap_or_else(|_| NOT_AN_ADDRESS.to_owned());
+    let email = parsed
+        .as_ref()
+        .map_or_else(|| NOT_AN_ADDRESS.to_owned(), |e| e.as_str().to_owned());
+    if !passwords.allows(parsed.as_ref()) {
+        // Refused before any password is checked: no argon2 spent, nothing learnt.
+        db.write(move |conn| {
+            Event::new(Action::SignInFailed, None)
+                .target("user", None, &email)
+                .client_ip(&client_ip)
+                .details("password sign-in is off")
+                .record(conn)
+        })
+        .await?;
+        return Err(SignInError::PasswordsOff(passwords.provider_name.clone()));
+    }
     let (reserved_email, address) = (email.clone(), counted_address(&client_ip));
     let (attempt_id, user) = db
         .transact(move |conn| reserve(conn, &reserved_email, &address))

@@ -141,6 +141,11 @@ impl From<MemberError> for ScimError {
                 Some("uniqueness"),
                 "A member with this userName (email address) already exists.",
             ),
+            MemberError::ExternalIdTaken => Self::new(
+                StatusCode::CONFLICT,
+                Some("uniqueness"),
+                "Another member has this externalId.",
+            ),
             MemberError::LastAdmin(_) => {
                 Self::new(StatusCode::BAD_REQUEST, Some("mutability"), e.to_string())
             }

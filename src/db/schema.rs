@@ -13,6 +13,9 @@ diesel::table! {
         last_sign_in_at -> Nullable<Timestamp>,
         deactivated_at -> Nullable<Timestamp>,
         external_id -> Nullable<Text>,
+        provider_issuer -> Nullable<Text>,
+        provider_subject -> Nullable<Text>,
+        provider_confirmed_at -> Nullable<Timestamp>,
     }
 }
 

@@ -66,7 +66,12 @@ pub fn parse_filter(raw: Option<&str>) -> Result<UserFilter, ScimRefusal> {
     if attribute.eq_ignore_ascii_case("userName") {
         Ok(Email::parse(&value).map_or(UserFilter::Nobody, UserFilter::UserName))
     } else if attribute.eq_ignore_ascii_case("externalId") {
-        Ok(UserFilter::ExternalId(value))
+        // Read as a stored one is: no control characters (PostgreSQL refuses NUL), bounded.
+        match external_id(Some(&Value::String(value))) {
+            Ok(Some(id)) => Ok(UserFilter::ExternalId(id)),
+            Ok(None) => Ok(UserFilter::Nobody),
+            Err(refusal) => Err(ScimRefusal::new("invalidFilter", refusal.detail)),
+        }
     } else {
         Err(unsupported())
     }
@@ -86,7 +91,8 @@ pub struct UserResource {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserChanges {
     pub email: Option<Email>,
-    pub display_name: Option<String>,
+    /// `Some(None)`: removed, so the member is named by their address.
+    pub display_name: Option<Option<String>>,
     /// `Some(None)`: removed.
     pub external_id: Option<Option<String>>,
     pub active: Option<bool>,
@@ -97,7 +103,7 @@ impl UserChanges {
     pub fn replacing(resource: UserResource) -> Self {
         Self {
             email: Some(resource.email),
-            display_name: Some(resource.display_name),
+            display_name: Some(Some(resource.display_name)),
             external_id: Some(resource.external_id),
             active: resource.active,
         }
@@ -217,21 +223,21 @@ pub fn parse_patch(body: &Value) -> Result<UserChanges, ScimRefusal> {
         .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("Operations")))
         .and_then(|(_, ops)| ops.as_array())
         .ok_or_else(|| ScimRefusal::new("invalidSyntax", "Operations is required."))?;
-    let mut changes = UserChanges::default();
+    let mut patch = Patch::default();
     for operation in operations {
         let op = operation
             .get("op")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let path = operation.get("path").and_then(Value::as_str);
+        let path = operation.get("path").and_then(Value::as_str).map(attribute);
         let value = operation.get("value");
         match (op.as_str(), path) {
             ("add" | "replace", Some(path)) => {
                 let value = value.ok_or_else(|| {
                     ScimRefusal::new("invalidValue", format!("{op} {path} needs a value."))
                 })?;
-                apply(&mut changes, path, value)?;
+                patch.apply(path, value)?;
             }
             ("add" | "replace", None) => {
                 let Some(object) = value.and_then(Value::as_object) else {
@@ -241,19 +247,10 @@ pub fn parse_patch(body: &Value) -> Result<UserChanges, ScimRefusal> {
                     ));
                 };
                 for (path, value) in object {
-                    apply(&mut changes, path, value)?;
+                    patch.apply(attribute(path), value)?;
                 }
             }
-            ("remove", Some(path)) => {
-                if path.eq_ignore_ascii_case("externalId") {
-                    changes.external_id = Some(None);
-                } else if is_kept(path) {
-                    return Err(ScimRefusal::new(
-                        "mutability",
-                        format!("{path} cannot be removed."),
-                    ));
-                }
-            }
+            ("remove", Some(path)) => patch.remove(path)?,
             ("remove", None) => {
                 return Err(ScimRefusal::new("noTarget", "remove needs a path."));
             }
@@ -265,40 +262,87 @@ pub fn parse_patch(body: &Value) -> Result<UserChanges, ScimRefusal> {
             }
         }
     }
-    Ok(changes)
+    patch.into_changes()
 }
 
-/// Attributes tokendesk keeps of a member.
-fn is_kept(path: &str) -> bool {
-    ["userName", "displayName", "active", "name.formatted"]
-        .iter()
-        .any(|kept| path.eq_ignore_ascii_case(kept))
-}
-
-fn apply(changes: &mut UserChanges, path: &str, value: &Value) -> Result<(), ScimRefusal> {
-    let text = || {
-        value
-            .as_str()
-            .ok_or_else(|| ScimRefusal::new("invalidValue", format!("{path} must be a string.")))
-    };
-    // A path may carry the core schema's URN before the attribute.
-    let path = path
-        .strip_prefix(USER_SCHEMA)
-        .map_or(path, |rest| rest.trim_start_matches(':'));
-    if path.eq_ignore_ascii_case("active") {
-        changes.active = Some(parse_active(value)?);
-    } else if path.eq_ignore_ascii_case("userName") {
-        changes.email = Some(parse_user_name(text()?)?);
-    } else if path.eq_ignore_ascii_case("displayName")
-        || path.eq_ignore_ascii_case("name.formatted")
-    {
-        changes.display_name = Some(clean_display_name(text()?)?);
-    } else if path.eq_ignore_ascii_case("externalId") {
-        changes.external_id = Some(external_id(Some(value))?);
-    } else if path.eq_ignore_ascii_case("name") && changes.display_name.is_none() {
-        changes.display_name = display_name_of(None, Some(value))?;
+/// An attribute path without the core schema's URN before it (in any case).
+fn attribute(path: &str) -> &str {
+    match path.get(..USER_SCHEMA.len()) {
+        Some(urn) if urn.eq_ignore_ascii_case(USER_SCHEMA) => {
+            path[USER_SCHEMA.len()..].trim_start_matches(':')
+        }
+        _ => path,
     }
-    Ok(())
+}
+
+/// What the operations of one PATCH said, before they are read as changes: the name parts
+/// (Entra ID sends `name.givenName` and `name.familyName` as operations of their own) make a
+/// display name only when no whole name came and both parts did, since tokendesk keeps no
+/// parts to complete a lone one with.
+#[derive(Default)]
+struct Patch {
+    changes: UserChanges,
+    given: Option<String>,
+    family: Option<String>,
+}
+
+impl Patch {
+    fn apply(&mut self, path: &str, value: &Value) -> Result<(), ScimRefusal> {
+        let text = || {
+            value.as_str().ok_or_else(|| {
+                ScimRefusal::new("invalidValue", format!("{path} must be a string."))
+            })
+        };
+        let is = |name: &str| path.eq_ignore_ascii_case(name);
+        let changes = &mut self.changes;
+        if is("active") {
+            changes.active = Some(parse_active(value)?);
+        } else if is("userName") {
+            changes.email = Some(parse_user_name(text()?)?);
+        } else if is("displayName") || is("name.formatted") {
+            changes.display_name = Some(Some(clean_display_name(text()?)?));
+        } else if is("externalId") {
+            changes.external_id = Some(external_id(Some(value))?);
+        } else if is("name.givenName") {
+            self.given = Some(text()?.to_owned());
+        } else if is("name.familyName") {
+            self.family = Some(text()?.to_owned());
+        } else if is("name") {
+            let Some(name) = value.as_object() else {
+                return Err(ScimRefusal::new("invalidValue", "name must be an object."));
+            };
+            for (part, value) in name {
+                self.apply(&format!("name.{part}"), value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &str) -> Result<(), ScimRefusal> {
+        let is = |name: &str| path.eq_ignore_ascii_case(name);
+        if is("externalId") {
+            self.changes.external_id = Some(None);
+        } else if is("displayName") || is("name.formatted") || is("name") {
+            // The member keeps a name: their address, as when they were made without one.
+            self.changes.display_name = Some(None);
+        } else if is("userName") || is("active") {
+            return Err(ScimRefusal::new(
+                "mutability",
+                format!("{path} cannot be removed."),
+            ));
+        }
+        Ok(())
+    }
+
+    fn into_changes(mut self) -> Result<UserChanges, ScimRefusal> {
+        if self.changes.display_name.is_none() {
+            if let (Some(given), Some(family)) = (&self.given, &self.family) {
+                let joined = format!("{} {}", given.trim(), family.trim());
+                self.changes.display_name = Some(Some(clean_display_name(&joined)?));
+            }
+        }
+        Ok(self.changes)
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +371,9 @@ mod tests {
             r#"emails.value eq "kim@example.com""#,
             "userName eq kim",
             r#"userName eq "a" or userName eq "b""#,
+            // An escaped NUL (PostgreSQL refuses it), and an id longer than any stored.
+            r#"externalId eq "a\u0000b""#,
+            format!(r#"externalId eq "{}""#, "x".repeat(256)).as_str(),
         ] {
             assert_eq!(
                 parse_filter(Some(refused)).unwrap_err().scim_type,
@@ -374,7 +421,7 @@ mod tests {
             {"op": "Remove", "path": "externalId"}]});
         let changes = parse_patch(&entra).unwrap();
         assert_eq!(changes.active, Some(false));
-        assert_eq!(changes.display_name.as_deref(), Some("Dee Fox"));
+        assert_eq!(changes.display_name, Some(Some("Dee Fox".into())));
         assert_eq!(changes.external_id, Some(None));
         assert_eq!(changes.email, None);
         let bad = json!({"Operations": [{"op": "replace", "path": "active", "value": "maybe"}]});

@@ -67,7 +67,7 @@ pub enum TokenError {
     #[error("Only an application token can hold {0}: make one for the application that needs it.")]
     ApplicationOnly(String),
     #[error(
-        "Only an admin can give an application token {0}: it administers tokendesk's members."
+        "Only an admin, signed in to the portal, can give an application token {0} (or renew its secret): it administers tokendesk's members."
     )]
     AdminGrantsOnly(String),
     #[error("Your organisation requires tokens to expire within {0} days.")]
@@ -295,21 +295,26 @@ fn check(
     Ok(())
 }
 
-/// Scopes that administer tokendesk itself are given to an application only by an admin (a
-/// maintainer may otherwise give an application any scope the policy allows). The actor's role
-/// is read under their tokens' lock, which a role change takes too (not the members lock,
-/// which a role change takes before it: taking it here, after, could deadlock).
+/// Scopes that administer tokendesk itself are given to an application only by an admin signed
+/// in to the portal: not by a maintainer (who may otherwise give an application any scope the
+/// policy allows), nor through the API by a token (a leaked admin token with
+/// `applicationToken:write` must not become member administration). Checked when such a token
+/// is made and when its secret is renewed. The actor's role is read under their tokens' lock,
+/// which a role change takes too (not the members lock, which a role change takes before it:
+/// taking it here, after, could deadlock).
 fn check_grant(
     conn: &mut AnyConnection,
     holder: &Holder,
     actor: &Actor,
     scopes: ScopeSet,
+    origin: &Origin,
 ) -> Result<(), Abort<TokenError>> {
     let administering = ScopeSet::application_only().intersection(scopes);
-    if matches!(holder, Holder::Application(_))
-        && !administering.is_empty()
-        && !users::find(conn, actor.user_id)?.is_some_and(|u| u.is_active && u.is_admin())
-    {
+    if !matches!(holder, Holder::Application(_)) || administering.is_empty() {
+        return Ok(());
+    }
+    let admin = users::find(conn, actor.user_id)?.is_some_and(|u| u.is_active && u.is_admin());
+    if !admin || !matches!(origin, Origin::Portal) {
         return refuse(TokenError::AdminGrantsOnly(names(administering)));
     }
     Ok(())
@@ -387,7 +392,7 @@ pub async fn create(
 ) -> Result<CreatedToken, TokenError> {
     db.transact(move |conn| {
         let (holder, policy) = lock_holder(conn, &actor, owner)?;
-        check_grant(conn, &holder, &actor, request.scopes)?;
+        check_grant(conn, &holder, &actor, request.scopes, &origin)?;
         let becoming = Becoming {
             scopes: request.scopes,
             expiry: request.expiry,
@@ -624,6 +629,10 @@ pub async fn regenerate(
             }
         }
         let allowed_addresses = rotation.allowed_addresses.unwrap_or(kept);
+        if let Rotator::Person(actor) = &rotator {
+            // A new secret of such a token is as good as a new token: shown to whoever renews it.
+            check_grant(conn, &holder, actor, token.scopes(), &Origin::Portal)?;
+        }
         let becoming = Becoming {
             scopes: token.scopes(),
             expiry,

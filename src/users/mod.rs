@@ -10,7 +10,7 @@ pub use password_links::{
     consume_password_link, find_password_link, insert_password_link, withdraw_password_links,
     PASSWORD_LINK_HOURS,
 };
-pub use provisioned::{list_provisioned, update_provisioned, ProvisionedFields};
+pub use provisioned::{external_id_taken, list_provisioned, update_provisioned, ProvisionedFields};
 
 use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
@@ -34,6 +34,12 @@ pub struct User {
     pub deactivated_at: Option<NaiveDateTime>,
     /// What a provisioning client (SCIM) calls the member, when one made or updated them.
     pub external_id: Option<String>,
+    /// The identity provider (its issuer) and its `sub` for the member, once they signed in
+    /// through it.
+    pub provider_issuer: Option<String>,
+    pub provider_subject: Option<String>,
+    /// When the identity provider last vouched for the member (a sign-in through it).
+    pub provider_confirmed_at: Option<NaiveDateTime>,
 }
 
 impl User {
@@ -121,6 +127,50 @@ pub fn find_by_email(conn: &mut AnyConnection, email: &Email) -> QueryResult<Opt
         .select(User::as_select())
         .first(conn)
         .optional()
+}
+
+/// The member linked to `subject` at the identity provider `issuer`.
+pub fn find_by_provider_subject(
+    conn: &mut AnyConnection,
+    issuer: &str,
+    subject: &str,
+) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::provider_issuer.eq(issuer))
+        .filter(users::provider_subject.eq(subject))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Links a member to `subject` at the identity provider `issuer`: from now on that is who they
+/// are there.
+pub fn link_provider(
+    conn: &mut AnyConnection,
+    id: i64,
+    issuer: &str,
+    subject: &str,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::provider_issuer.eq(issuer),
+            users::provider_subject.eq(subject),
+            users::updated_at.eq(Utc::now().naive_utc()),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The identity provider vouched for the member just now: a sign-in through it.
+pub fn confirm_by_provider(conn: &mut AnyConnection, id: i64) -> QueryResult<()> {
+    let now = Utc::now().naive_utc();
+    diesel::update(users::table.find(id))
+        .set((
+            users::provider_confirmed_at.eq(now),
+            users::last_sign_in_at.eq(now),
+        ))
+        .execute(conn)
+        .map(drop)
 }
 
 pub fn any_exist(conn: &mut AnyConnection) -> QueryResult<bool> {

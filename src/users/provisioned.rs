@@ -79,3 +79,15 @@ pub fn update_provisioned(
         other => other.map(drop).map_err(Into::into),
     }
 }
+
+/// Whether a member other than `except` has `external_id`.
+pub fn external_id_taken(
+    conn: &mut AnyConnection,
+    external_id: &str,
+    except: Option<i64>,
+) -> QueryResult<bool> {
+    let others = users::table
+        .filter(users::external_id.eq(external_id))
+        .filter(users::id.ne(except.unwrap_or(0)));
+    diesel::select(diesel::dsl::exists(others)).get_result(conn)
+}

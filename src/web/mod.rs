@@ -16,6 +16,7 @@ pub mod session;
 pub mod set_password;
 pub mod setup;
 pub mod sign_in;
+pub mod single_sign_on;
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -42,6 +43,8 @@ crate::route_table! {
     post "/setup" => setup::submit,
     get "/sign-in" => sign_in::show,
     post "/sign-in" => sign_in::submit,
+    get "/sign-in/sso" => single_sign_on::start,
+    get "/sign-in/sso/callback" => single_sign_on::callback,
     post "/sign-out" => sign_in::sign_out,
     get "/account" => account::show,
     post "/account/name" => account::rename,
@@ -58,13 +61,16 @@ pub fn see_other(location: &str) -> HttpResponse {
 }
 
 /// A `next=` target is followed only when it stays on this site: a path, not `//host` or
-/// `/\host`, which browsers treat as another origin.
+/// `/\host`, which browsers treat as another origin. It must also fit a `Location` header
+/// (visible ASCII: an address the site made is percent-encoded already) and a session cookie.
 pub fn safe_next(next: &str) -> Option<&str> {
+    const NEXT_MAX: usize = 512;
     let next = next.trim();
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
-        && !next.chars().any(|c| c.is_control() || c == '\\');
+        && next.len() <= NEXT_MAX
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
     local.then_some(next)
 }
 
@@ -108,6 +114,10 @@ mod tests {
             "/\\evil.example",
             "evil",
             "/a\\b",
+            // Not a header value (the redirect would fail), or longer than a cookie holds.
+            "/café",
+            "/a b",
+            format!("/{}", "x".repeat(600)).as_str(),
         ] {
             assert_eq!(safe_next(bad), None, "{bad:?} was allowed");
         }

@@ -7,6 +7,7 @@ use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
 
+use crate::accounts::identity_provider::SignInMethods;
 use crate::accounts::{self, sign_in::SignInError};
 use crate::db::Db;
 use crate::http::ClientIp;
@@ -39,10 +40,18 @@ struct SignInPage<'a> {
     next: &'a str,
     error: Option<String>,
     notice: Option<crate::web::session::Flash>,
+    /// "Sign in with …", when an identity provider is set.
+    provider: Option<&'a str>,
+    /// Where "Sign in with …" starts, carrying `next`.
+    sso_href: String,
+    /// Everyone may sign in with a password (else only the break-glass admin, behind a
+    /// disclosure).
+    passwords_on: bool,
 }
 
 fn page<'a>(
     session: &Session,
+    methods: &'a SignInMethods,
     email: &'a str,
     next: &'a str,
     error: Option<String>,
@@ -55,28 +64,45 @@ fn page<'a>(
         next,
         error,
         notice: None,
+        provider: methods.provider.as_ref().map(|p| p.name.as_str()),
+        sso_href: match next {
+            "" => "/sign-in/sso".to_owned(),
+            next => format!(
+                "/sign-in/sso?next={}",
+                percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+            ),
+        },
+        passwords_on: methods.passwords.on,
     }
 }
 
 pub async fn show(
     session: Session,
+    methods: web::Data<SignInMethods>,
     query: web::Query<SignInQuery>,
 ) -> Result<HttpResponse, AppError> {
     let next = safe_next(&query.next).unwrap_or_default();
-    let mut page = page(&session, "", next, None);
+    let mut page = page(&session, &methods, "", next, None);
     page.notice = crate::web::session::take_flash(&session);
     render(&page)
 }
 
 pub async fn submit(
     db: web::Data<Db>,
+    methods: web::Data<SignInMethods>,
     session: Session,
     client_ip: ClientIp,
     CsrfForm(form): CsrfForm<SignInForm>,
 ) -> Result<HttpResponse, AppError> {
     let next = safe_next(&form.next).unwrap_or_default();
-    let signed_in =
-        accounts::sign_in::sign_in(&db, &form.email, form.password, client_ip.0.clone()).await;
+    let signed_in = accounts::sign_in::sign_in(
+        &db,
+        &methods.passwords,
+        &form.email,
+        form.password,
+        client_ip.0.clone(),
+    )
+    .await;
     let (status, message) = match signed_in {
         Ok(signed_in) => {
             sign_in(&session, signed_in.session_secret)?;
@@ -96,10 +122,12 @@ pub async fn submit(
             (StatusCode::TOO_MANY_REQUESTS, message)
         }
         Err(refused @ SignInError::Refused) => (StatusCode::UNAUTHORIZED, refused.to_string()),
+        Err(off @ SignInError::PasswordsOff(_)) => (StatusCode::FORBIDDEN, off.to_string()),
         Err(SignInError::Db(e)) => return Err(e.into()),
         Err(SignInError::Internal(e)) => return Err(AppError::Internal(e)),
     };
-    render_with_status(status, &page(&session, &form.email, next, Some(message)))
+    let page = page(&session, &methods, &form.email, next, Some(message));
+    render_with_status(status, &page)
 }
 
 #[derive(Deserialize, Default)]

@@ -18,6 +18,8 @@ mod gateway_nginx;
 mod held_requests;
 mod hostile_input;
 mod identities;
+// The OpenID Connect provider the sign-in tests run.
+mod identity_provider;
 mod invariants;
 mod last_used;
 mod leak_report;
@@ -39,6 +41,7 @@ mod server;
 mod sign_in;
 mod sign_in_limits;
 mod smtp;
+mod sso;
 mod token_auth;
 mod token_rotation;
 mod token_rules;

@@ -17,6 +17,7 @@ backend_tests!(
     no_application_token_reaches_the_log,
     no_secret_of_an_overlap_or_an_allowlist_reaches_the_log,
     no_provisioning_token_or_password_reaches_the_log,
+    no_client_secret_code_or_id_token_reaches_the_log,
     json_logs_follow_one_request_by_its_id,
 );
 
@@ -478,6 +479,62 @@ async fn no_provisioning_token_or_password_reaches_the_log(app: TestApp) {
     assert!(
         log.contains("/scim/v2/Users/{id}"),
         "provisioning is logged by pattern"
+    );
+}
+
+/// Sign-in through the identity provider, at debug level in the real binary: its client secret,
+/// the codes and ID tokens the provider handed out, and the session that came of it leave
+/// nothing in the log; nor do the answers refused (a forged state, a replayed code).
+async fn no_client_secret_code_or_id_token_reaches_the_log(app: TestApp) {
+    use crate::identity_provider::{Person, Provider, CLIENT_ID, CLIENT_SECRET};
+    let provider = Provider::start().await;
+    let server = ServerProcess::start(
+        &app.database_url,
+        &[
+            ("RUST_LOG", "debug"),
+            ("TOKENDESK_OIDC_ISSUER", provider.issuer.as_str()),
+            ("TOKENDESK_OIDC_CLIENT_ID", CLIENT_ID),
+            ("TOKENDESK_OIDC_CLIENT_SECRET", CLIENT_SECRET),
+            ("TOKENDESK_OIDC_PROVIDER_NAME", "Acme SSO"),
+        ],
+    )
+    .await;
+    let (_, _, mut secrets) = setup_then_a_member_by_one_time_link(&server.address).await;
+    provider.at_the_keyboard(Person::new("sub-lou", "lou@example.com", "Lou"));
+    let browser = Browser::at(&server.address, Default::default());
+    let start = browser.get("/sign-in/sso").await;
+    let at_provider = browser.client.get(location(&start)).send().await.unwrap();
+    let answer = location(&at_provider).to_owned();
+    // A forged state first (it uses the sign-in up), then the real sign-in, then its replay.
+    let forged = answer.replace("state=", "state=x");
+    assert_eq!(
+        browser.client.get(&forged).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let start = browser.get("/sign-in/sso").await;
+    let at_provider = browser.client.get(location(&start)).send().await.unwrap();
+    let answer = location(&at_provider).to_owned();
+    let back = browser.client.get(&answer).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        browser.get("/developer/access-tokens").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        browser.client.get(&answer).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    secrets.push(CLIENT_SECRET.to_owned());
+    secrets.extend(provider.handed_out());
+    let cookie = browser.cookie_header();
+    secrets.push(cookie.split_once('=').unwrap().1.to_owned());
+    let (_, token) = app.token_for(1, "ci", &["tag:read"]).await;
+    secrets.push(token.clone());
+    secrets.push(present_every_way(&server.address, &token).await);
+    let log = stop_and_search_the_log(server, &secrets, " (identity provider)").await;
+    assert!(
+        log.contains("/sign-in/sso/callback"),
+        "the callback is logged by its path"
     );
 }
 

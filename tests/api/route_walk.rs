@@ -49,6 +49,8 @@ pub const ROUTES: &[(&str, &str, Guard)] = &[
     ("POST", "/setup", Open),
     ("GET", "/sign-in", Open),
     ("POST", "/sign-in", Open),
+    ("GET", "/sign-in/sso", Open),
+    ("GET", "/sign-in/sso/callback", Open),
     ("POST", "/sign-out", Person),
     ("GET", "/account", Person),
     ("POST", "/account/name", Person),

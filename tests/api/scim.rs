@@ -13,7 +13,7 @@ use tokendesk::domain::{ApplicationInput, Role};
 use tokendesk::tokens::TokenOwner;
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::helpers::{location, TestApp, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 backend_tests!(
     okta_creates_finds_updates_and_deactivates_a_member,
@@ -137,7 +137,7 @@ fn okta_user(user_name: &str, given: &str, family: &str) -> Value {
         "emails": [{"primary": true, "value": user_name, "type": "work"}],
         "displayName": format!("{given} {family}"),
         "locale": "en-US",
-        "externalId": "00ujl29u0le5T6Aj10h7",
+        "externalId": format!("00u-{given}"),
         "groups": [],
         "password": "1mz050nq",
         "active": true
@@ -174,7 +174,7 @@ async fn okta_creates_finds_updates_and_deactivates_a_member(app: TestApp) {
     assert_eq!(ann["userName"], "ann@example.com");
     assert_eq!(ann["displayName"], "Ann Lee");
     assert_eq!(ann["active"], true);
-    assert_eq!(ann["externalId"], "00ujl29u0le5T6Aj10h7");
+    assert_eq!(ann["externalId"], "00u-Ann");
     assert_eq!(ann["emails"][0]["value"], "ann@example.com");
     let id = ann["id"].as_str().unwrap().to_owned();
     assert!(ann["meta"]["location"]
@@ -185,12 +185,7 @@ async fn okta_creates_finds_updates_and_deactivates_a_member(app: TestApp) {
     let found = scim.find(r#"userName eq "ANN@example.com""#).await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["id"], id.as_str());
-    assert_eq!(
-        scim.find(r#"externalId eq "00ujl29u0le5T6Aj10h7""#)
-            .await
-            .len(),
-        1
-    );
+    assert_eq!(scim.find(r#"externalId eq "00u-Ann""#).await.len(), 1);
     let (status, shown) = scim.call(Method::GET, &format!("/Users/{id}"), None).await;
     assert_eq!(
         (status, &shown["userName"]),
@@ -295,6 +290,22 @@ async fn entra_id_patches_with_string_booleans_and_deletes(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(changed["displayName"], "Cy Young");
+    // Entra ID's name parts, each an operation of its own; a removed name falls back to the
+    // address.
+    let (_, renamed) = scim
+        .patch(
+            &id,
+            json!([
+                {"op": "Replace", "path": "name.givenName", "value": "Cyrus"},
+                {"op": "Replace", "path": "name.familyName", "value": "Young"}
+            ]),
+        )
+        .await;
+    assert_eq!(renamed["displayName"], "Cyrus Young");
+    let (_, unnamed) = scim
+        .patch(&id, json!([{"op": "Remove", "path": "displayName"}]))
+        .await;
+    assert_eq!(unnamed["displayName"], "cy@contoso.example");
     assert_eq!(changed["externalId"], "cy-2");
     assert_eq!(changed["active"], false);
     assert_eq!(
@@ -373,7 +384,8 @@ async fn only_an_application_token_holding_scim_write_provisions(app: TestApp) {
         .unwrap()
         .contains("Only an application token can hold scim:write"));
 
-    // A maintainer who is no admin cannot give an application scim:write; an admin can.
+    // Only an admin signed in to the portal gives an application scim:write: not a maintainer
+    // who is no admin, nor a token through the API, even an admin's.
     let maintainer = app
         .create_user("mo@example.com", ADMIN_PASSWORD, Role::User)
         .await;
@@ -388,28 +400,57 @@ async fn only_an_application_token_holding_scim_write_provisions(app: TestApp) {
             &["applicationToken:read", "applicationToken:write"],
         )
         .await;
-    let ask = |token: String| {
-        let client = client.clone();
-        let url = format!("{}/api/v1/applications/{application}/tokens", app.address);
-        async move {
-            client
-                .post(url)
-                .bearer_auth(token)
-                .json(&json!({"name": "scim 2", "expires_in": "30", "scopes": ["scim:write"]}))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let refused = ask(maintainer_token).await;
+    for token in [maintainer_token, admin_token.clone()] {
+        let refused = client
+            .post(format!(
+                "{}/api/v1/applications/{application}/tokens",
+                app.address
+            ))
+            .bearer_auth(token)
+            .json(&json!({"name": "scim 2", "expires_in": "30", "scopes": ["scim:write"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let text = refused.text().await.unwrap();
+        assert!(
+            text.contains("Only an admin, signed in to the portal"),
+            "{text}"
+        );
+    }
+    let base = format!("/developer/applications/{application}/tokens");
+    let admin = app.browser();
+    admin.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let offered =
+        |page: &str| !page.contains(r#"value="scim:write" id="scope-scim-write" disabled"#);
+    assert!(offered(&admin.page(&format!("{base}/new")).await));
+    let fields = [
+        ("name", "scim 2"),
+        ("expires_in", "30"),
+        ("scopes", "scim:write"),
+    ];
+    let made = admin
+        .submit_form(&format!("{base}/new"), &base, &fields)
+        .await;
+    assert_eq!(location(&made), format!("{base}/reveal"));
+    // The maintainer in the portal: no such checkbox, and no new secret for the admin's token
+    // (the reveal would show it to them).
+    let mo = app.browser();
+    mo.sign_in("mo@example.com", ADMIN_PASSWORD).await;
+    let form = mo.page(&format!("{base}/new")).await;
+    assert!(!offered(&form) && form.contains("Only an admin gives it."));
+    let regenerate = format!("{base}/{scim_token_id}/regenerate");
+    let refused = mo
+        .submit_form(&regenerate, &regenerate, &[("expires_in", "30")])
+        .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused
         .text()
         .await
         .unwrap()
-        .contains("Only an admin can give an application token scim:write"));
-    let made = ask(admin_token.clone()).await;
-    assert_eq!(made.status(), StatusCode::CREATED);
+        .contains("Only an admin, signed in to the portal"));
+    let (status, _) = scim.call(Method::GET, "/Users", None).await;
+    assert_eq!(status, StatusCode::OK, "the token's secret is unchanged");
 
     // An application token without the scope.
     let owner = TokenOwner::Application(application);
@@ -522,6 +563,34 @@ async fn bad_requests_get_rfc_7644_errors_and_lists_page(app: TestApp) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     error(&body, "400", Some("invalidSyntax"));
+    // An escaped NUL in a filter (PostgreSQL refuses NUL in text): a 400, not a 500.
+    let (status, body) = scim
+        .call(
+            Method::GET,
+            "/Users?filter=externalId%20eq%20%22a%5Cu0000b%22",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    error(&body, "400", Some("invalidFilter"));
+    // An externalId names one member.
+    let (status, _) = scim
+        .create(json!({"userName": "x1@example.com", "externalId": "x-1"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = scim
+        .create(json!({"userName": "x2@example.com", "externalId": "x-1"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    error(&body, "409", Some("uniqueness"));
+    let (status, body) = scim
+        .patch(
+            "2",
+            json!([{"op": "replace", "path": "externalId", "value": "x-1"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    error(&body, "409", Some("uniqueness"));
     // A filter for a userName that is no address finds nobody, rather than failing.
     assert!(scim.find(r#"userName eq "nobody""#).await.is_empty());
 
@@ -550,7 +619,7 @@ async fn bad_requests_get_rfc_7644_errors_and_lists_page(app: TestApp) {
         assert_eq!(scim.create(body).await.0, StatusCode::CREATED);
     }
     let (_, page) = scim
-        .call(Method::GET, "/Users?startIndex=3&count=2", None)
+        .call(Method::GET, "/Users?startIndex=4&count=2", None)
         .await;
     assert_eq!(
         (
@@ -558,7 +627,7 @@ async fn bad_requests_get_rfc_7644_errors_and_lists_page(app: TestApp) {
             &page["startIndex"],
             &page["itemsPerPage"]
         ),
-        (&json!(6), &json!(3), &json!(2))
+        (&json!(7), &json!(4), &json!(2))
     );
     let names: Vec<&str> = page["Resources"]
         .as_array()
@@ -570,7 +639,7 @@ async fn bad_requests_get_rfc_7644_errors_and_lists_page(app: TestApp) {
     let (_, none) = scim.call(Method::GET, "/Users?count=0", None).await;
     assert_eq!(
         (&none["totalResults"], &none["Resources"]),
-        (&json!(6), &json!([]))
+        (&json!(7), &json!([]))
     );
 }
 

@@ -20,7 +20,12 @@ backend_tests!(
     a_token_used_before_usage_history_keeps_its_last_address_as_known,
     last_used_from_before_its_own_table_is_kept_sorted_and_moves_on,
     members_from_before_provisioning_are_found_and_changed_by_scim,
+    an_external_id_two_members_held_stays_with_the_active_one,
+    members_from_before_sign_in_through_a_provider_keep_their_passwords,
 );
+
+/// The last migration before an externalId named one member.
+const BEFORE_UNIQUE_EXTERNAL_IDS: &str = "2026-11-27-000016";
 
 /// The last migration before members kept a provisioning client's externalId.
 const BEFORE_EXTERNAL_IDS: &str = "2026-11-27-000014";
@@ -581,4 +586,79 @@ async fn members_from_before_provisioning_are_found_and_changed_by_scim(app: Tes
     );
     let me = app.api().get("/me", kims_token.expose(), Presented::Bearer);
     assert_eq!(me.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+}
+
+/// A database where a provider left one externalId on two members (before it had to be
+/// unique): the upgrade keeps it on the active one (though the other changed later), clears
+/// it on the other, and keeps both members.
+async fn an_external_id_two_members_held_stays_with_the_active_one(app: TestApp) {
+    let backend = app.backend();
+    drop(app);
+    let statements = [
+        "UPDATE users SET external_id = 'okta-7' WHERE id = 1".to_owned(),
+        "INSERT INTO users (email, display_name, password_hash, role, is_active, created_at, \
+         updated_at, external_id) VALUES ('lee@example.com', 'Lee', NULL, 'user', FALSE, \
+         '2026-02-01 00:00:00', '2026-02-01 00:00:00', 'okta-7')"
+            .to_owned(),
+    ];
+    let database = database_with_kim(backend, BEFORE_UNIQUE_EXTERNAL_IDS, &statements);
+    let app = TestApp::spawn_on(database, |_| {}).await;
+    let (kim, lee) = app
+        .db
+        .run(|conn| {
+            Ok((
+                tokendesk::users::find(conn, 1)?,
+                tokendesk::users::find(conn, 2)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(kim.unwrap().external_id.as_deref(), Some("okta-7"));
+    let lee = lee.expect("both members are kept");
+    assert_eq!(
+        (lee.email.as_str(), lee.external_id),
+        ("lee@example.com", None)
+    );
+}
+
+/// A database made before sign-in through a provider: its members keep signing in with their
+/// passwords, and one is linked on their first sign-in through the provider.
+async fn members_from_before_sign_in_through_a_provider_keep_their_passwords(app: TestApp) {
+    use crate::identity_provider::{Person, Provider};
+    let backend = app.backend();
+    drop(app);
+    let hash = tokendesk::domain::hash_password("kims-password-1").unwrap();
+    let statements = [
+        format!("UPDATE users SET password_hash = '{hash}' WHERE id = 1"),
+        "INSERT INTO audit_events (created_at, action, details) \
+         VALUES ('2026-01-01 00:00:00', 'setup.completed', '')"
+            .to_owned(),
+    ];
+    let database = database_with_kim(backend, BEFORE_EXTERNAL_IDS, &statements);
+    let provider = Provider::start().await;
+    let settings = provider.settings();
+    let app = TestApp::spawn_on(database, |config| config.identity_provider = settings).await;
+    let password = app.browser();
+    let signed_in = password.sign_in("kim@example.com", "kims-password-1").await;
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&signed_in), "/developer/access-tokens");
+
+    provider.at_the_keyboard(Person::new("sub-kim", "kim@example.com", "Kim"));
+    let browser = app.browser();
+    let start = browser.get("/sign-in/sso").await;
+    let at_provider = browser.client.get(location(&start)).send().await.unwrap();
+    let back = browser
+        .client
+        .get(location(&at_provider))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    let kim = app
+        .db
+        .run(|conn| tokendesk::users::find(conn, 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kim.provider_subject.as_deref(), Some("sub-kim"));
 }

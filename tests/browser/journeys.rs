@@ -19,6 +19,7 @@ backend_tests!(
     an_application_token_outlives_the_maintainer_who_made_it,
     a_rotation_overlaps_and_an_allowlist_refuses_another_address,
     a_new_address_is_flagged_and_a_token_narrowed_to_what_it_uses,
+    a_member_signs_in_through_the_identity_provider,
 );
 
 const PASSWORD: &str = "correct-horse-battery";
@@ -561,6 +562,45 @@ async fn a_new_address_is_flagged_and_a_token_narrowed_to_what_it_uses(app: Test
             assert_eq!(
                 gateway_status_from(&base, "127.0.0.1", &token, "tag:read").await,
                 StatusCode::NO_CONTENT
+            );
+        },
+    )
+    .await;
+}
+
+/// Sign-in through the company's identity provider (a real OpenID Connect provider the tests
+/// run): the button, the round trip, the new member on the Members page; axe on each page.
+async fn a_member_signs_in_through_the_identity_provider(app: TestApp) {
+    use crate::identity_provider::{Person, Provider};
+    let provider = Provider::start().await;
+    let settings = provider.settings();
+    let app = app
+        .respawn_with(|config| config.identity_provider = settings)
+        .await;
+    app.create_user("ada@example.com", PASSWORD, Role::Admin)
+        .await;
+    provider.at_the_keyboard(Person::new("sub-ann", "ann@example.com", "Ann Lee"));
+    run(
+        "identity provider",
+        &app.address,
+        move |journey| async move {
+            let ann = journey.browser().await;
+            ann.visit("/sign-in").await;
+            assert!(ann.text("main").await.contains("Sign in with Acme SSO"));
+            // The provider signs her in (the tests play the person) and sends her back.
+            ann.submit("a[href='/sign-in/sso']").await;
+            assert_eq!(ann.path().await, "/developer/access-tokens");
+            assert!(ann.text("main").await.contains("Access Tokens"));
+            ann.visit("/account").await;
+            assert!(ann.text("main").await.contains("ann@example.com"));
+
+            let admin = journey.browser().await;
+            sign_in(&admin, "ada@example.com").await;
+            admin.visit("/admin/members").await;
+            let members = admin.text("main").await;
+            assert!(
+                members.contains("Ann Lee") && members.contains("Acme SSO"),
+                "{members}"
             );
         },
     )

@@ -9,6 +9,11 @@ mod helpers;
 #[path = "../api/nginx.rs"]
 mod nginx;
 
+// Shared with tests/api; the journey plays an honest provider only.
+#[allow(dead_code)]
+#[path = "../api/identity_provider.rs"]
+mod identity_provider;
+
 mod harness;
 mod journeys;
 mod widths;

@@ -40,7 +40,7 @@ async fn realistic_organisation(app: &TestApp) -> (i64, String) {
         let user = app
             .db
             .run(move |conn| {
-                Ok(users::create(
+                let user = users::create(
                     conn,
                     NewUser {
                         email: &parsed,
@@ -49,7 +49,18 @@ async fn realistic_organisation(app: &TestApp) -> (i64, String) {
                         role,
                     },
                 )
-                .expect("member created"))
+                .expect("member created");
+                // Some sign in through the identity provider too.
+                if n % 4 == 1 {
+                    users::link_provider(
+                        conn,
+                        user.id,
+                        "https://login.example.com",
+                        &format!("sub-{n}"),
+                    )?;
+                    users::confirm_by_provider(conn, user.id)?;
+                }
+                Ok(user)
             })
             .await
             .unwrap();
@@ -260,7 +271,16 @@ async fn assert_fits(b: &Browser, label: &str, width: u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // An identity provider with a long name: its button on the sign-in page, its name on the
+    // Members page.
+    let provider = crate::identity_provider::Provider::start().await;
+    let mut settings = provider.settings();
+    settings.oidc_provider_name =
+        "Contoso Corporation Microsoft Entra ID for every employee".into();
+    let app = TestApp::spawn_with(Backend::Sqlite, |config| {
+        config.identity_provider = settings
+    })
+    .await;
     let (admin_id, email) = realistic_organisation(&app).await;
     let token_id = crate::helpers::stored_tokens(&app, admin_id).await[0].id;
     let member_id = admin_id + 1;
@@ -284,6 +304,7 @@ async fn every_page_fits_a_phone_a_tablet_and_a_laptop() {
             ("regenerate", format!("/developer/access-tokens/{token_id}/regenerate")),
             ("revoke", format!("/developer/access-tokens/{token_id}/revoke")),
             ("members", "/admin/members".to_owned()),
+            ("sign-in-refused", "/sign-in/sso/callback?code=x&state=y".to_owned()),
             ("member-new", "/admin/members/new".to_owned()),
             ("member-status", format!("/admin/members/{member_id}/deactivate")),
             ("inventory", "/admin/access-tokens".to_owned()),

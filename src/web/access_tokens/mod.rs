@@ -123,6 +123,17 @@ impl Shelf {
         }
     }
 
+    /// Why a scope of the New token form cannot be ticked here.
+    pub fn unavailable_note(&self, scope: &str) -> &'static str {
+        let application_only = scope.parse::<Scope>().is_ok_and(Scope::is_application_only);
+        match (self.is_application(), application_only) {
+            (false, true) => "Application tokens only.",
+            (false, false) => "Admins only.",
+            (true, true) => "Only an admin gives it.",
+            (true, false) => "Not allowed for application tokens.",
+        }
+    }
+
     /// How a scope the token holds but may not use is explained.
     pub fn not_allowed_note(&self) -> &'static str {
         match self.owner {

@@ -4,6 +4,7 @@ use askama::Template;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::identity_provider::SignInMethods;
 use crate::accounts::members::{self, Changed, FirstPassword, MemberError, NewMember};
 use crate::accounts::passwords;
 use crate::db::Db;
@@ -43,6 +44,21 @@ pub struct MemberRow {
     pub active_tokens: i64,
     pub last_sign_in: String,
     pub last_token_use: String,
+    /// How they sign in: "Password", the provider's name, both, or "Not yet".
+    pub signs_in_with: String,
+    /// When the identity provider last vouched for them ("3 days ago").
+    pub provider_confirmed: Option<String>,
+}
+
+/// How `user` can sign in here, in a word or two.
+fn signs_in_with(user: &crate::users::User, provider: Option<&str>) -> String {
+    let password = !user.password_never_set();
+    match (password, user.provider_subject.is_some()) {
+        (true, false) => "Password".into(),
+        (false, true) => provider.unwrap_or("Identity provider").into(),
+        (true, true) => format!("Password, {}", provider.unwrap_or("identity provider")),
+        (false, false) => "Not yet".into(),
+    }
 }
 
 #[derive(Template)]
@@ -58,10 +74,12 @@ struct MembersPage {
 
 pub async fn list(
     db: web::Data<Db>,
+    methods: web::Data<SignInMethods>,
     AdminUser(admin): AdminUser,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
+    let provider = methods.provider.as_ref().map(|p| p.name.as_str());
     let filter = MemberFilter {
         search: query.q.clone(),
         role: query.role.parse().ok(),
@@ -101,7 +119,10 @@ pub async fn list(
                 id: user.id,
                 is_admin: user.is_admin(),
                 active: user.is_active,
-                invited: user.password_never_set(),
+                // A member of the provider's needs no password.
+                invited: user.password_never_set() && user.provider_subject.is_none(),
+                signs_in_with: signs_in_with(&user, provider),
+                provider_confirmed: user.provider_confirmed_at.map(|at| format::ago(at, now)),
                 is_self: user.id == admin.user.id,
                 last_sign_in: user
                     .last_sign_in_at

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, TokenResponse,
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, SignatureVerificationError, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -364,9 +365,22 @@ impl Inner {
         let id_token = answer
             .id_token()
             .ok_or_else(|| ProviderError::Unverified("no ID token in the answer".into()))?;
-        let claims = id_token
-            .claims(&client.id_token_verifier(), &Nonce::new(pending.nonce))
-            .map_err(|e| ProviderError::Unverified(e.to_string()))?;
+        let nonce = Nonce::new(pending.nonce);
+        let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+            // Signed with a key the provider rotated in since its keys were read: read them
+            // again, once, and verify with those.
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                *self.metadata.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                let fresh = self.client(redirect)?;
+                let verifier = fresh.id_token_verifier();
+                let verified = id_token.claims(&verifier, &nonce).cloned();
+                verified
+            }
+            verified => verified.cloned(),
+        }
+        .map_err(|e| ProviderError::Unverified(e.to_string()))?;
         let email = claims
             .email()
             .and_then(|email| Email::parse(email.as_str()).ok());

@@ -71,6 +71,8 @@ struct State {
     grants: HashMap<String, Grant>,
     /// Every code and ID token handed out, for a test that searches a log for them.
     handed_out: Vec<String>,
+    /// A second key is published and signs from now on (the first stays published).
+    rotated: bool,
 }
 
 /// The provider; it serves until the test ends or [`Provider::stop`].
@@ -81,12 +83,13 @@ pub struct Provider {
     server: actix_web::dev::ServerHandle,
 }
 
-/// The signing keys: the published one and one that is not, made once per test run.
-fn keys() -> &'static (PKey<Private>, PKey<Private>) {
-    static KEYS: OnceLock<(PKey<Private>, PKey<Private>)> = OnceLock::new();
+/// The signing keys, made once per test run: the first published, the second published once
+/// the provider rotates its keys, the third never.
+fn keys() -> &'static [PKey<Private>; 3] {
+    static KEYS: OnceLock<[PKey<Private>; 3]> = OnceLock::new();
     KEYS.get_or_init(|| {
         let key = || PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        (key(), key())
+        [key(), key(), key()]
     })
 }
 
@@ -111,6 +114,7 @@ impl Provider {
             minting: Minting::Honest,
             grants: HashMap::new(),
             handed_out: Vec::new(),
+            rotated: false,
         }));
         let data = web::Data::new(state.clone());
         let server = HttpServer::new(move || {
@@ -159,6 +163,11 @@ impl Provider {
         self.state.lock().unwrap().person = Some(person);
     }
 
+    /// Publishes a second key and signs with it from now on, as a provider rotating keys does.
+    pub fn rotate_keys(&self) {
+        self.state.lock().unwrap().rotated = true;
+    }
+
     pub fn mint(&self, minting: Minting) {
         self.state.lock().unwrap().minting = minting;
     }
@@ -191,12 +200,17 @@ async fn discovery(state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
     }))
 }
 
-async fn jwks() -> HttpResponse {
-    let rsa = keys().0.rsa().unwrap();
-    HttpResponse::Ok().json(json!({"keys": [{
-        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": "k1",
-        "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec()),
-    }]}))
+async fn jwks(state: web::Data<Arc<Mutex<State>>>) -> HttpResponse {
+    let jwk = |key: &PKey<Private>, kid: &str| {
+        let rsa = key.rsa().unwrap();
+        json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+            "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec())})
+    };
+    let mut published = vec![jwk(&keys()[0], "k1")];
+    if state.lock().unwrap().rotated {
+        published.push(jwk(&keys()[1], "k2"));
+    }
+    HttpResponse::Ok().json(json!({ "keys": published }))
 }
 
 /// Signs in whoever is at the keyboard (no page: the tests play the person) and sends the
@@ -279,7 +293,7 @@ async fn token(
     {
         return token_error("invalid_grant");
     }
-    let id_token = id_token(&state.issuer, &grant, state.minting);
+    let id_token = id_token(&state.issuer, &grant, state.minting, state.rotated);
     state.handed_out.push(id_token.clone());
     HttpResponse::Ok().json(json!({
         "access_token": "an-access-token-tokendesk-never-uses",
@@ -289,7 +303,7 @@ async fn token(
     }))
 }
 
-fn id_token(issuer: &str, grant: &Grant, minting: Minting) -> String {
+fn id_token(issuer: &str, grant: &Grant, minting: Minting, rotated: bool) -> String {
     let now = chrono::Utc::now().timestamp();
     let person = &grant.person;
     let mut claims = json!({
@@ -313,15 +327,18 @@ fn id_token(issuer: &str, grant: &Grant, minting: Minting) -> String {
         }
         Minting::WrongAudience => claims["aud"] = json!("another-client"),
     }
-    let header = json!({"alg": "RS256", "typ": "JWT", "kid": "k1"});
+    let kid = if rotated { "k2" } else { "k1" };
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
     let signing_input = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
         b64(claims.to_string().as_bytes())
     );
-    let key = match minting {
-        Minting::WrongKey => &keys().1,
-        _ => &keys().0,
+    // The wrong key is never published, but signs under the id of the one that is.
+    let key = match (minting, rotated) {
+        (Minting::WrongKey, _) => &keys()[2],
+        (_, true) => &keys()[1],
+        _ => &keys()[0],
     };
     let mut signer = Signer::new(MessageDigest::sha256(), key).unwrap();
     signer.update(signing_input.as_bytes()).unwrap();

@@ -20,6 +20,7 @@ backend_tests!(
     a_deactivated_member_is_refused_by_the_provider_route_too,
     a_first_sign_in_from_two_browsers_at_once_makes_one_member,
     a_subject_at_another_issuer_is_someone_else,
+    a_key_the_provider_rotates_in_is_read_when_it_first_signs,
 );
 
 /// Walks `browser` through a sign-in: tokendesk's start, the provider, back to tokendesk's
@@ -506,4 +507,26 @@ async fn a_subject_at_another_issuer_is_someone_else(app: TestApp) {
         .expect("a member of her own");
     assert_eq!(noa.provider_subject.as_deref(), Some("42"));
     assert_eq!(noa.provider_issuer.as_deref(), Some(second.issuer.as_str()));
+}
+
+/// The provider's keys are kept for minutes; one it rotates in and signs with at once is read
+/// then (once), not after the keys are next read.
+async fn a_key_the_provider_rotates_in_is_read_when_it_first_signs(app: TestApp) {
+    let (app, provider, _) = with_provider(app, |_| {}).await;
+    provider.at_the_keyboard(Person::new("sub-ola", "ola@example.com", "Ola"));
+    assert_eq!(
+        sign_in_through(&app.browser(), "").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    provider.rotate_keys();
+    let browser = app.browser();
+    assert_eq!(
+        sign_in_through(&browser, "").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert!(signed_in(&browser).await);
+    // A token signed by a key it does not publish is still refused.
+    provider.mint(Minting::WrongKey);
+    let refused = sign_in_through(&app.browser(), "").await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 }

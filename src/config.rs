@@ -65,9 +65,10 @@ pub struct ServeConfig {
     pub auto_revoke_interval_secs: f64,
 
     /// How long a verified token (and an admin inventory total) may be served from memory, in
-    /// milliseconds (0: never). Changes made on this instance apply to the next request
-    /// regardless; this bounds how long a change made by another instance takes to apply.
-    #[arg(long, env = "TOKENDESK_AUTH_CACHE_MS", default_value_t = 1000)]
+    /// milliseconds (0: never). Changes made through tokendesk apply to the next request
+    /// regardless (on PostgreSQL, as soon as the other instances hear of them); this bounds
+    /// only how long a change made in the database by hand takes to apply.
+    #[arg(long, env = "TOKENDESK_AUTH_CACHE_MS", default_value_t = 30_000)]
     pub auth_cache_ms: u64,
 
     /// PostgreSQL only: the session connection each instance LISTENs on to hear other
@@ -165,7 +166,7 @@ impl ServeConfig {
             trusted_proxies: Vec::new(),
             last_used_flush_secs: 5.0,
             auto_revoke_interval_secs: 600.0,
-            auth_cache_ms: 1000,
+            auth_cache_ms: 30_000,
             listen_database_url: None,
             token_failure_limit: 20,
             leak_report_limit: 30,

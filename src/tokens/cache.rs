@@ -6,11 +6,11 @@
 //!   `Db::write`, which moves the write generation: every entry cached before it is stale at once;
 //! - a change made by another instance through `Db::write` moves it too, as soon as it is heard
 //!   (PostgreSQL `NOTIFY`, see `db::invalidation`); while it may go unheard, nothing is cached;
-//! - anything else (a change made in the database by hand) is seen within `ttl` (1 s by default);
+//! - anything else (a change made in the database by hand) is seen within `ttl` (30 s by default);
 //! - expiry is checked on every hit against the cached expiry time.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
@@ -30,8 +30,10 @@ pub struct FreshCache<V> {
     entries: RwLock<HashMap<String, Entry<V>>>,
 }
 
+/// The value is behind an `Arc` so that the table's slots stay small: the table has room for
+/// more entries than it holds, and growing it moves only the slots.
 struct Entry<V> {
-    value: V,
+    value: Arc<V>,
     generation: u64,
     cached_at: Instant,
 }
@@ -59,7 +61,7 @@ impl<V: Clone> FreshCache<V> {
             .clock
             .instant()
             .saturating_duration_since(entry.cached_at);
-        (entry.generation == generation && age < self.ttl).then(|| entry.value.clone())
+        (entry.generation == generation && age < self.ttl).then(|| V::clone(&entry.value))
     }
 
     /// `generation` must have been read before the lookup that produced `value`; `None` keeps
@@ -82,7 +84,7 @@ impl<V: Clone> FreshCache<V> {
         entries.insert(
             key,
             Entry {
-                value,
+                value: Arc::new(value),
                 generation,
                 cached_at: now,
             },

@@ -275,6 +275,11 @@ fn bounded_add<T>(
     } else if full {
         Added::Dropped
     } else {
+        // Most tokens are used from one address by one client: room for one, not the four a
+        // first push makes room for (a batch holds up to 20,000 tokens, twice while writing).
+        if seen.capacity() == 0 {
+            seen.reserve_exact(1);
+        }
         seen.push(item);
         Added::Pushed
     }

@@ -397,13 +397,15 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut AnyConnection) -> QueryResult<T> + Send + 'static,
     {
-        let instance = Arc::clone(&self.instance);
-        let written = self
-            .run(move |conn| write_transaction(conn, announced(f, &instance)))
-            .await;
-        // After the commit: a reader that saw the old generation re-reads.
-        self.writes.fetch_add(1, Ordering::AcqRel);
-        written
+        let (instance, writes) = (Arc::clone(&self.instance), Arc::clone(&self.writes));
+        self.run(move |conn| {
+            let written = write_transaction(conn, announced(f, &instance));
+            // After the commit: a reader that saw the old generation re-reads. Here, on the
+            // thread that committed, so that a request dropped while it waited still moves it.
+            writes.fetch_add(1, Ordering::AcqRel);
+            written
+        })
+        .await
     }
 
     /// Like [`Db::write`] for changes that can be refused: `f` returns [`Abort::Refused`] to
